@@ -1,0 +1,192 @@
+/**
+ * BlockCache: fixed-size, aligned blocks of remote objects in memory, with a byte budget (lru-cache
+ * with `maxSize`), shared in-flight fetches, and coalescing of contiguous misses into one request.
+ *
+ * Key: `identity@version#blockIndex` (see source/object-source `cacheKey`), so a block of one
+ * version can never answer for another.
+ *
+ * `getBlocks(first, last)` looks every block up; a block already being fetched is awaited, not
+ * fetched again (eight readers of one cold block make one request); the remaining misses are grouped
+ * into runs of contiguous blocks, each run (split at `maxRunBlocks`) becomes one closed Range
+ * request, and each block of a run resolves as soon as its last byte arrives, so a reader waiting
+ * for the first block of an 8 MiB readahead does not wait for the other seven.
+ *
+ * In-flight bytes are not in the LRU (they are not complete); `maxInflightBytes` bounds them for
+ * readahead, which is skipped when the bound is reached. Demand reads are never refused.
+ */
+import { LRUCache } from 'lru-cache';
+import type { CacheConfig } from '../config.js';
+import { SlicefsError } from '../errors.js';
+import type { Stats } from '../stats.js';
+import { cacheKey, type ObjectSource } from '../source/object-source.js';
+import type { ObjectVersion } from '../transport/version.js';
+
+export interface PinnedObject {
+  source: ObjectSource;
+  version: ObjectVersion;
+}
+
+interface Pending {
+  promise: Promise<Buffer>;
+  resolve: (b: Buffer) => void;
+  reject: (e: unknown) => void;
+}
+
+export class BlockCache {
+  readonly blockSize: number;
+  private readonly lru: LRUCache<string, Buffer>;
+  private readonly inflight = new Map<string, Pending>();
+  /** Keys of in-flight blocks started by readahead, and their bytes (bounded by maxInflightBytes). */
+  private readonly prefetching = new Set<string>();
+  private inflightBytes = 0;
+  readonly maxInflightBytes: number;
+
+  constructor(
+    config: CacheConfig,
+    private readonly stats: Stats,
+  ) {
+    this.blockSize = config.blockSize;
+    this.lru = new LRUCache<string, Buffer>({
+      // lru-cache needs a positive maxSize; a zero budget still keeps one block so reads work.
+      maxSize: Math.max(config.budgetBytes, config.blockSize),
+      sizeCalculation: (b) => Math.max(1, b.length),
+    });
+    // Readahead in flight may take up to half the budget on top of it (RSS ≈ budget × 1.5 at worst).
+    this.maxInflightBytes = Math.max(config.budgetBytes / 2, 4 * config.blockSize);
+  }
+
+  get cachedBytes(): number {
+    return this.lru.calculatedSize;
+  }
+
+  /** Number of blocks of an object of `size` bytes. */
+  blockCount(size: number): number {
+    return Math.ceil(size / this.blockSize);
+  }
+
+  /** Blocks [first, last] of the object, fetched where missing. */
+  async getBlocks(obj: PinnedObject, first: number, last: number, maxRunBlocks: number): Promise<Buffer[]> {
+    const prefix = cacheKey(obj.source, obj.version);
+    const waits: Promise<Buffer>[] = [];
+    let runStart = -1;
+    const flush = (endExclusive: number) => {
+      if (runStart >= 0) this.fetchRun(obj, prefix, runStart, endExclusive, maxRunBlocks);
+      runStart = -1;
+    };
+    for (let i = first; i <= last; i++) {
+      const key = `${prefix}#${i}`;
+      const hit = this.lru.get(key);
+      if (hit) {
+        this.stats.cacheHits++;
+        flush(i);
+        waits.push(Promise.resolve(hit));
+        continue;
+      }
+      const pending = this.inflight.get(key);
+      if (pending) {
+        this.stats.cacheHits++;
+        flush(i);
+        waits.push(pending.promise);
+        continue;
+      }
+      this.stats.cacheMisses++;
+      // Register now so the blocks of this run are shared by readers that arrive meanwhile.
+      waits.push(this.register(key).promise);
+      if (runStart < 0) runStart = i;
+    }
+    flush(last + 1);
+    return Promise.all(waits);
+  }
+
+  /**
+   * Starts fetching the missing blocks of [first, last] (readahead) unless the in-flight bound is
+   * reached. Returns without waiting; failures are left for a later demand read to see.
+   */
+  prefetch(obj: PinnedObject, first: number, last: number, maxRunBlocks: number): void {
+    const prefix = cacheKey(obj.source, obj.version);
+    let runStart = -1;
+    for (let i = first; i <= last; i++) {
+      const key = `${prefix}#${i}`;
+      const present = this.lru.has(key) || this.inflight.has(key);
+      const full = this.inflightBytes + this.blockSize > this.maxInflightBytes;
+      if (present || full) {
+        if (runStart >= 0) this.fetchRun(obj, prefix, runStart, i, maxRunBlocks);
+        runStart = -1;
+        if (full) return;
+        continue;
+      }
+      this.register(key);
+      this.prefetching.add(key);
+      this.inflightBytes += this.blockSize;
+      if (runStart < 0) runStart = i;
+    }
+    if (runStart >= 0) this.fetchRun(obj, prefix, runStart, last + 1, maxRunBlocks);
+  }
+
+  private register(key: string): Pending {
+    let resolve!: (b: Buffer) => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<Buffer>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // A prefetched block nobody awaits must not become an unhandled rejection (it would kill the daemon).
+    promise.catch(() => {});
+    const pending = { promise, resolve, reject };
+    this.inflight.set(key, pending);
+    return pending;
+  }
+
+  /** Fetches blocks [from, to) (already registered in `inflight`) in requests of ≤ maxRunBlocks. */
+  private fetchRun(obj: PinnedObject, prefix: string, from: number, to: number, maxRunBlocks: number): void {
+    for (let s = from; s < to; s += maxRunBlocks) {
+      void this.fetchBlocks(obj, prefix, s, Math.min(to, s + maxRunBlocks));
+    }
+  }
+
+  private async fetchBlocks(obj: PinnedObject, prefix: string, from: number, to: number): Promise<void> {
+    const bs = this.blockSize;
+    const size = obj.version.size;
+    const start = from * bs;
+    const end = Math.min(size, to * bs);
+    let block = from;
+    let buf = Buffer.allocUnsafe(Math.min(bs, end - block * bs));
+    let filled = 0;
+    const complete = (index: number, data: Buffer) => {
+      const key = `${prefix}#${index}`;
+      const pending = this.settle(key);
+      this.lru.set(key, data);
+      pending?.resolve(data);
+    };
+    try {
+      await obj.source.read(start, end, (chunk) => {
+        let off = 0;
+        while (off < chunk.length) {
+          const n = Math.min(chunk.length - off, buf.length - filled);
+          chunk.copy(buf, filled, off, off + n);
+          filled += n;
+          off += n;
+          if (filled === buf.length) {
+            complete(block, buf);
+            block++;
+            filled = 0;
+            if (block < to) buf = Buffer.allocUnsafe(Math.min(bs, end - block * bs));
+          }
+        }
+      });
+      if (block < to) throw new SlicefsError('BAD_RESPONSE', `${obj.source.label}: body ended early`);
+    } catch (err) {
+      for (let i = block; i < to; i++) {
+        this.settle(`${prefix}#${i}`)?.reject(err);
+      }
+    }
+  }
+
+  /** Removes a block from the in-flight set (and from the readahead account) and returns its waiters. */
+  private settle(key: string): Pending | undefined {
+    const pending = this.inflight.get(key);
+    this.inflight.delete(key);
+    if (this.prefetching.delete(key)) this.inflightBytes -= this.blockSize;
+    return pending;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * What every command shares: turning options into layer Configs, the one-line error and exit code,
+ * and stderr messages. The only place (with the command modules) that reads argv and env.
+ */
+import { DEFAULT_CACHE, DEFAULT_READER, DEFAULT_TRANSPORT, type CacheConfig, type ReaderConfig, type TransportConfig } from '../config.js';
+import { SlicefsError, messageOf } from '../errors.js';
+import { parseByteSize } from '../util/size.js';
+
+export const EXIT_FAILURE = 1;
+/** Bad input (usage, manifest): like most Unix tools, 2. */
+export const EXIT_USAGE = 2;
+
+export function say(msg: string): void {
+  process.stderr.write(`slicefs: ${msg}\n`);
+}
+
+export function timestamped(msg: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+}
+
+/** Prints the one-line error and sets the exit code. */
+export function reportError(err: unknown): void {
+  const msg = messageOf(err).split('\n')[0];
+  say(`error: ${msg}`);
+  process.exitCode = err instanceof SlicefsError && (err.code === 'USAGE' || err.code === 'MANIFEST') ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+export interface TransportArgs {
+  connections: number;
+  verbose: boolean;
+  timeout: number;
+}
+
+export interface CacheArgs {
+  'cache-size': string;
+  'block-size': string;
+  'readahead-max': string;
+}
+
+export function transportConfig(a: TransportArgs, log: (l: string) => void): TransportConfig {
+  if (!Number.isInteger(a.connections) || a.connections < 1) throw new SlicefsError('USAGE', '--connections must be a positive integer');
+  return {
+    ...DEFAULT_TRANSPORT,
+    connectionsPerOrigin: a.connections,
+    // The retry budget stays 3 s inside the per-operation timeout.
+    retry: { ...DEFAULT_TRANSPORT.retry, budgetMs: Math.max(1000, a.timeout * 1000 - 3000) },
+    log: a.verbose ? log : undefined,
+  };
+}
+
+export function cacheConfig(a: CacheArgs): CacheConfig {
+  const blockSize = parseByteSize(a['block-size'], '--block-size');
+  if (blockSize < 4096 || blockSize > 64 * 1024 * 1024 || (blockSize & (blockSize - 1)) !== 0) {
+    throw new SlicefsError('USAGE', '--block-size must be a power of two between 4K and 64M');
+  }
+  return { ...DEFAULT_CACHE, blockSize, budgetBytes: parseByteSize(a['cache-size'], '--cache-size') };
+}
+
+export function readerConfig(a: CacheArgs): ReaderConfig {
+  const max = parseByteSize(a['readahead-max'], '--readahead-max');
+  return { ...DEFAULT_READER, readaheadMaxBytes: max, readaheadInitialBytes: Math.min(DEFAULT_READER.readaheadInitialBytes, max) };
+}

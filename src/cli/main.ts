@@ -1,0 +1,24 @@
+/**
+ * `slicefs <command>`: the command-line entry. Each command is one module in this directory.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { EXIT_USAGE, say } from './common.js';
+import { mountCommand } from './mount.js';
+
+await yargs(hideBin(process.argv))
+  .scriptName('slicefs')
+  .usage('$0 <command> [options]')
+  .command(mountCommand)
+  .demandCommand(1, 'give a command: slicefs mount --manifest FILE DIR')
+  .strict()
+  .fail((msg, err) => {
+    if (err) throw err;
+    say(`error: ${msg} (slicefs --help for usage)`);
+    process.exit(EXIT_USAGE);
+  })
+  .help()
+  .alias('h', 'help')
+  .version()
+  .wrap(Math.min(110, process.stdout.columns || 100))
+  .parseAsync();

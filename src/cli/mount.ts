@@ -1,0 +1,126 @@
+/**
+ * `slicefs mount`: mounts a manifest read-only and serves it in the foreground until SIGINT/SIGTERM
+ * (or an external `fusermount -u`), then unmounts and prints the stats. SIGUSR1 prints the stats.
+ */
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { DEFAULT_MOUNT, DEFAULT_PROBE_CONCURRENCY } from '../config.js';
+import { SlicefsError, errnoName, messageOf } from '../errors.js';
+import { isMounted } from '../fs/fuse/mount-point.js';
+import { loadManifest } from '../manifest/load.js';
+import { openMountSession } from '../mount-session.js';
+import { cacheConfig, readerConfig, reportError, say, timestamped, transportConfig, type CacheArgs, type TransportArgs } from './common.js';
+
+interface MountArgs extends TransportArgs, CacheArgs {
+  manifest: string;
+  'mount-point'?: string;
+  mountpoint?: string;
+  'allow-other': boolean;
+  force: boolean;
+  'probe-concurrency': number;
+  'debug-fuse': boolean;
+}
+
+/** How often the daemon checks that its mount still exists (an external `fusermount -u`). */
+const MOUNT_WATCH_MS = 2000;
+
+export const mountCommand: CommandModule<object, MountArgs> = {
+  command: 'mount [mountpoint]',
+  describe: 'Mount a manifest as a read-only directory tree (foreground; Ctrl-C unmounts)',
+  builder: (y: Argv) =>
+    y
+      .positional('mountpoint', { type: 'string', describe: 'directory to mount on (created if missing; must be empty)' })
+      .option('manifest', { alias: 'm', type: 'string', demandOption: true, describe: 'manifest file (TSV with a url column, or one URL per line)' })
+      .option('mount-point', { type: 'string', describe: 'same as the positional mountpoint' })
+      .option('cache-size', { type: 'string', default: '256M', describe: 'memory budget of the block cache' })
+      .option('block-size', { type: 'string', default: '1M', describe: 'cache block (and minimum request) size' })
+      .option('readahead-max', { type: 'string', default: '16M', describe: 'largest readahead window per open file (0: none)' })
+      .option('connections', { type: 'number', default: 32, describe: 'HTTP connections per server' })
+      .option('timeout', { type: 'number', default: 15, describe: 'seconds before a FUSE operation fails (retries fit inside)' })
+      .option('probe-concurrency', { type: 'number', default: DEFAULT_PROBE_CONCURRENCY, describe: 'parallel HEAD requests for sizes missing from the manifest' })
+      .option('allow-other', { type: 'boolean', default: false, describe: 'let other users access the mount (needs user_allow_other in /etc/fuse.conf)' })
+      .option('force', { type: 'boolean', default: false, describe: 'clean up a stale mount left by a crashed slicefs first' })
+      .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every HTTP request (no query strings, no tokens)' })
+      .option('debug-fuse', { type: 'boolean', default: false, describe: "libfuse's own debug log" }) as unknown as Argv<MountArgs>,
+  handler: async (args) => {
+    try {
+      await runMount(args);
+    } catch (err) {
+      reportError(err);
+    }
+  },
+};
+
+async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
+  const target = args.mountpoint ?? args['mount-point'];
+  if (!target) throw new SlicefsError('USAGE', 'give a mount point: slicefs mount --manifest FILE DIR');
+  if (args.mountpoint && args['mount-point'] && args.mountpoint !== args['mount-point']) {
+    throw new SlicefsError('USAGE', 'two different mount points given');
+  }
+  if (!(args.timeout >= 2 && args.timeout <= 600)) throw new SlicefsError('USAGE', '--timeout must be between 2 and 600 seconds');
+  const manifest = await loadManifest(args.manifest);
+  const log = (l: string) => timestamped(l);
+  const tty = process.stderr.isTTY;
+  let lastProgress = 0;
+
+  const session = await openMountSession({
+    manifest,
+    mountPoint: target,
+    force: args.force,
+    transport: transportConfig(args, log),
+    cache: cacheConfig(args),
+    reader: readerConfig(args),
+    mount: { ...DEFAULT_MOUNT, allowOther: args['allow-other'], debug: args['debug-fuse'], opTimeoutMs: args.timeout * 1000 },
+    probeConcurrency: args['probe-concurrency'],
+    warn: say,
+    onFsError: args.verbose ? (op, path, err) => log(`${op} ${path}: ${errnoName(err)}: ${messageOf(err)}`) : undefined,
+    onProbeProgress: (done, total) => {
+      const now = Date.now();
+      if (done === total || now - lastProgress > (tty ? 100 : 5000)) {
+        lastProgress = now;
+        if (tty) process.stderr.write(`\rslicefs: sizing ${done}/${total} files${done === total ? '\n' : ''}`);
+        else say(`sized ${done}/${total} files`);
+      }
+    },
+  });
+
+  say(
+    `mounted ${session.files} files at ${session.mountPoint} (read-only); ` +
+      `unmount with Ctrl-C, 'kill ${process.pid}' or 'fusermount -u ${session.mountPoint}'`,
+  );
+
+  // The daemon must outlive any single failure: log, count, keep serving.
+  process.on('unhandledRejection', (reason) => {
+    session.stats.errors++;
+    say(`internal error (kept running): ${messageOf(reason)}`);
+  });
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = async (why: string) => {
+      if (stopping) {
+        say('second signal: exiting now (the mount may be left stale; slicefs mount --force cleans it up)');
+        process.exit(1);
+      }
+      stopping = true;
+      clearInterval(watch);
+      say(`${why}: unmounting ${session.mountPoint}`);
+      try {
+        await session.unmount();
+      } catch (err) {
+        say(`error: unmount failed: ${messageOf(err).split('\n')[0]} (is a process still using ${session.mountPoint}?)`);
+        process.exitCode = 1;
+      }
+      process.stderr.write(session.stats.line() + '\n');
+      resolve();
+    };
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGHUP', () => void stop('SIGHUP'));
+    process.on('SIGUSR1', () => process.stderr.write(session.stats.line() + '\n'));
+    const watch = setInterval(() => {
+      void isMounted(session.mountPoint).then((yes) => {
+        if (!yes && !stopping) void stop('unmounted from outside');
+      });
+    }, MOUNT_WATCH_MS);
+  });
+}

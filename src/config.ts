@@ -1,0 +1,110 @@
+/**
+ * Typed configuration, one object per layer, with the defaults and the reason for each number.
+ * Only `src/cli/` turns argv/env into these; every layer below takes its own Config and nothing else.
+ */
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export interface RetryConfig {
+  /** Attempts in all (first try included). */
+  maxAttempts: number;
+  /** First backoff; doubled per attempt, with full jitter (AWS architecture blog's "full jitter"). */
+  baseDelayMs: number;
+  /** Cap of one backoff (and of an honoured Retry-After). */
+  maxDelayMs: number;
+  /**
+   * Wall-clock budget of one logical request, retries and backoff included. No new attempt starts
+   * after it; a running attempt is aborted at it. Must stay below fuse-native's per-operation
+   * timeout (15 s) so a failing read answers with a clean errno instead of the binding's own -ETIMEDOUT.
+   */
+  budgetMs: number;
+}
+
+export interface TransportConfig {
+  /** Sockets per origin. 32: enough for several readers' readahead in parallel (design notes: 16–32). */
+  connectionsPerOrigin: number;
+  /** A TCP+TLS connect slower than this on one attempt is a failed attempt. */
+  connectTimeoutMs: number;
+  /** Time to the response headers of one attempt. A stalled server costs at most this per attempt. */
+  headersTimeoutMs: number;
+  /** Longest silence inside a body before the attempt is abandoned (and resumed where it stopped). */
+  bodyIdleTimeoutMs: number;
+  retry: RetryConfig;
+  /** Called with one line per HTTP request when `--verbose` (never with a query string or token). */
+  log?: (line: string) => void;
+}
+
+export const DEFAULT_TRANSPORT: TransportConfig = {
+  connectionsPerOrigin: 32,
+  connectTimeoutMs: 3000,
+  headersTimeoutMs: 5000,
+  bodyIdleTimeoutMs: 5000,
+  retry: {
+    maxAttempts: 6,
+    baseDelayMs: 100,
+    maxDelayMs: 2000,
+    // 12 s: inside fuse-native's 15 s, leaving room for the copy into the kernel buffer.
+    budgetMs: 12_000,
+  },
+};
+
+export interface CacheConfig {
+  /**
+   * Cache unit and alignment of every Range request. 1 MiB (measured in docs/benchmarks.md): a cold
+   * random read (samtools seeking to a BGZF block) costs one round trip and ~1 MiB, and the kernel's
+   * 128 KiB reads hit the same block eight times. Smaller blocks multiply requests on sequential
+   * reads; larger ones waste bandwidth on random reads.
+   */
+  blockSize: number;
+  /** Byte budget of cached blocks (`--cache-size`). */
+  budgetBytes: number;
+}
+
+export const DEFAULT_CACHE: CacheConfig = {
+  blockSize: 1 * MiB,
+  budgetBytes: 256 * MiB,
+};
+
+export interface ReaderConfig {
+  /** First readahead window once a handle reads sequentially; doubled on each sequential read. */
+  readaheadInitialBytes: number;
+  /** Cap of the window: at 20 ms RTT, 16 MiB in flight keeps ~800 MB/s moving. */
+  readaheadMaxBytes: number;
+  /** Largest single Range request of a readahead; larger windows are split into parallel requests. */
+  maxRequestBytes: number;
+  /** A forward jump up to this size still counts as sequential (samtools skips small gaps). */
+  sequentialToleranceBytes: number;
+}
+
+export const DEFAULT_READER: ReaderConfig = {
+  readaheadInitialBytes: 1 * MiB,
+  readaheadMaxBytes: 16 * MiB,
+  maxRequestBytes: 4 * MiB,
+  sequentialToleranceBytes: 16 * MiB,
+};
+
+export interface MountConfig {
+  /**
+   * Seconds the kernel may keep attributes and directory entries. A manifest does not change while
+   * mounted, so long timeouts spare a JS round trip on every `stat`.
+   */
+  attrTimeoutSec: number;
+  entryTimeoutSec: number;
+  /** fuse-native's per-operation timeout; every read answers before it. */
+  opTimeoutMs: number;
+  allowOther: boolean;
+  /** `--debug`: libfuse's own request log. */
+  debug: boolean;
+}
+
+export const DEFAULT_MOUNT: MountConfig = {
+  attrTimeoutSec: 3600,
+  entryTimeoutSec: 3600,
+  opTimeoutMs: 15_000,
+  allowOther: false,
+  debug: false,
+};
+
+/** How many size probes (HEAD) run at once while mounting a manifest without sizes. */
+export const DEFAULT_PROBE_CONCURRENCY = 32;

@@ -1,0 +1,89 @@
+/**
+ * Typed errors with stable codes, and the one table that maps them to POSIX errno names.
+ *
+ * Every layer throws a `SlicefsError` (or lets a plain Error through, which counts as EIO). The FUSE
+ * adapter turns `errnoName(err)` into a number; the CLI turns `err.message` into its one-line
+ * error. Keeping the mapping here, and only here, means the mount, `view` and `download` agree on
+ * what a 403 or a changed object means. The table follows htslib's `hfile_libcurl` status map.
+ */
+
+export type ErrorCode =
+  | 'NOT_FOUND' // 404/410: the object is not there
+  | 'ACCESS_DENIED' // 401/403: wrong, missing or expired credentials
+  | 'STALE' // the object changed since its version was pinned (ETag / size / Last-Modified)
+  | 'TIMEOUT' // the retry budget ran out waiting for the server
+  | 'HTTP_STATUS' // any other unexpected status (5xx after retries, 416, ...)
+  | 'BAD_RESPONSE' // a response we refuse to serve: wrong Content-Range, short body, ...
+  | 'NETWORK' // connection refused/reset after retries
+  | 'READ_ONLY' // a write to the read-only mount
+  | 'NO_SUCH_PATH' // a path that is not in the tree
+  | 'NOT_A_DIRECTORY'
+  | 'IS_A_DIRECTORY'
+  | 'BAD_HANDLE'
+  | 'MANIFEST' // a malformed manifest (file, line and column in the message)
+  | 'USAGE' // bad command-line input
+  | 'MOUNT'; // the mount point cannot be used
+
+export type ErrnoName =
+  | 'ENOENT'
+  | 'EACCES'
+  | 'ESTALE'
+  | 'ETIMEDOUT'
+  | 'EIO'
+  | 'EROFS'
+  | 'ENOTDIR'
+  | 'EISDIR'
+  | 'EBADF'
+  | 'EINVAL';
+
+export class SlicefsError extends Error {
+  readonly code: ErrorCode;
+  /** HTTP status when the error came from a response. */
+  readonly status?: number;
+  constructor(code: ErrorCode, message: string, opts: { status?: number; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'SlicefsError';
+    this.code = code;
+    this.status = opts.status;
+  }
+}
+
+const ERRNO_BY_CODE: Record<ErrorCode, ErrnoName> = {
+  NOT_FOUND: 'ENOENT',
+  ACCESS_DENIED: 'EACCES',
+  STALE: 'ESTALE',
+  TIMEOUT: 'ETIMEDOUT',
+  HTTP_STATUS: 'EIO',
+  BAD_RESPONSE: 'EIO',
+  NETWORK: 'EIO',
+  READ_ONLY: 'EROFS',
+  NO_SUCH_PATH: 'ENOENT',
+  NOT_A_DIRECTORY: 'ENOTDIR',
+  IS_A_DIRECTORY: 'EISDIR',
+  BAD_HANDLE: 'EBADF',
+  MANIFEST: 'EINVAL',
+  USAGE: 'EINVAL',
+  MOUNT: 'EIO',
+};
+
+/** The errno a failed operation reports. Anything that is not a SlicefsError is EIO. */
+export function errnoName(err: unknown): ErrnoName {
+  return err instanceof SlicefsError ? ERRNO_BY_CODE[err.code] : 'EIO';
+}
+
+/** The error code an HTTP status means, for statuses that are final (not retried). */
+export function codeForStatus(status: number): ErrorCode {
+  if (status === 404 || status === 410) return 'NOT_FOUND';
+  if (status === 401 || status === 403) return 'ACCESS_DENIED';
+  if (status === 412) return 'STALE'; // If-Match failed: the pinned version is gone
+  return 'HTTP_STATUS';
+}
+
+/** Statuses worth another attempt (htslib and undici's RetryHandler agree on these). */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status === 500 || status === 502 || status === 503 || status === 504;
+}
+
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

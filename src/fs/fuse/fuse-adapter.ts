@@ -1,0 +1,180 @@
+/**
+ * The thin FUSE adapter: fuse-native callbacks in, ReadOnlyFs calls out, errno numbers back. The
+ * only module that knows fuse-native's callback shapes and errno values (errors.ts names the
+ * errno, `Fuse[name]` gives fuse-native's negative number).
+ *
+ * fuse-native runs every handler on the one Node thread and waits for its callback: handlers never
+ * block, reads copy into the kernel's `buf` before calling back and never keep it, and any
+ * exception becomes an errno (EIO) instead of reaching the event loop.
+ * Writes of any kind answer EROFS: the mount is read-only.
+ */
+import Fuse, { type FuseOps, type FuseStat } from 'fuse-native';
+import { constants as fsConstants } from 'node:fs';
+import type { MountConfig } from '../../config.js';
+import { errnoName } from '../../errors.js';
+import type { Attr, ReadOnlyFs } from '../readonly-fs.js';
+
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const O_ACCMODE = 3;
+const O_WRONLY = 1;
+const O_RDWR = 2;
+const W_OK = 2;
+/** 512-byte units of `st_blocks`, so `du` reports the real size. */
+const STAT_BLOCK = 512;
+
+/** fuse-native's (negative) errno for an error thrown by the core. */
+export function fuseErrno(err: unknown): number {
+  return Fuse[errnoName(err)] ?? Fuse.EIO;
+}
+
+const WRITE_OPS = [
+  'write',
+  'create',
+  'unlink',
+  'rename',
+  'link',
+  'symlink',
+  'mkdir',
+  'rmdir',
+  'truncate',
+  'ftruncate',
+  'chmod',
+  'chown',
+  'utimens',
+  'mknod',
+  'setxattr',
+  'removexattr',
+] as const;
+
+export interface AdapterHooks {
+  /** Called with each failed operation (for --verbose and stats). */
+  onError?: (op: string, path: string, err: unknown) => void;
+}
+
+export function makeFuseOps(fs: ReadOnlyFs, hooks: AdapterHooks = {}): FuseOps {
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const toStat = (a: Attr): FuseStat => ({
+    mode: (a.kind === 'dir' ? S_IFDIR : S_IFREG) | a.perm,
+    size: a.size,
+    nlink: a.nlink,
+    uid,
+    gid,
+    mtime: a.mtime,
+    atime: a.mtime,
+    ctime: a.mtime,
+    blocks: Math.ceil(a.size / STAT_BLOCK),
+    blksize: 1024 * 1024,
+  });
+  const fail = (op: string, path: string, err: unknown): number => {
+    hooks.onError?.(op, path, err);
+    return fuseErrno(err);
+  };
+
+  const ops: FuseOps = {
+    getattr(path, cb) {
+      fs.getattr(path).then(
+        (a) => cb(0, toStat(a)),
+        (e) => cb(fail('getattr', path, e)),
+      );
+    },
+    fgetattr(path, _fd, cb) {
+      fs.getattr(path).then(
+        (a) => cb(0, toStat(a)),
+        (e) => cb(fail('fgetattr', path, e)),
+      );
+    },
+    readdir(path, cb) {
+      try {
+        cb(0, ['.', '..', ...fs.readdir(path)]);
+      } catch (e) {
+        cb(fail('readdir', path, e));
+      }
+    },
+    open(path, flags, cb) {
+      const mode = flags & O_ACCMODE;
+      fs.open(path, mode === O_WRONLY || mode === O_RDWR || (flags & fsConstants.O_TRUNC) !== 0).then(
+        (fh) => cb(0, fh),
+        (e) => cb(fail('open', path, e)),
+      );
+    },
+    read(path, fd, buf, len, pos, cb) {
+      fs.read(fd, pos, len).then(
+        (data) => {
+          // Copy before answering: fuse-native hands `buf` back to the kernel after the callback.
+          const n = data.copy(buf, 0, 0, Math.min(len, data.length));
+          cb(n);
+        },
+        (e) => cb(fail('read', path, e)),
+      );
+    },
+    release(_path, fd, cb) {
+      fs.release(fd);
+      cb(0);
+    },
+    access(path, mode, cb) {
+      try {
+        fs.lookup(path);
+        cb(mode & W_OK ? Fuse.EROFS : 0);
+      } catch (e) {
+        cb(fail('access', path, e));
+      }
+    },
+    statfs(_path, cb) {
+      const { files, bytes } = fs.totals();
+      const bsize = 4096;
+      cb(0, {
+        bsize,
+        frsize: bsize,
+        blocks: Math.min(0xffffffff, Math.ceil(bytes / bsize)),
+        bfree: 0,
+        bavail: 0,
+        files: Math.min(0xffffffff, files),
+        ffree: 0,
+        favail: 0,
+        fsid: 0,
+        flag: 1, // ST_RDONLY
+        namemax: 255,
+      });
+    },
+  };
+  for (const op of WRITE_OPS) {
+    ops[op] = ((...args: unknown[]) => {
+      const cb = args[args.length - 1] as (err: number) => void;
+      cb(Fuse.EROFS);
+    }) as never;
+  }
+  return ops;
+}
+
+export interface MountHandle {
+  unmount(): Promise<void>;
+}
+
+/** Mounts `fs` at `mountPoint` (which the caller checked: exists, empty, not stale). */
+export function mountFuse(fs: ReadOnlyFs, mountPoint: string, config: MountConfig, hooks: AdapterHooks = {}): Promise<MountHandle> {
+  const fuse = new Fuse(mountPoint, makeFuseOps(fs, hooks), {
+    timeout: config.opTimeoutMs,
+    mkdir: false,
+    force: false,
+    allowOther: config.allowOther,
+    debug: config.debug,
+    // The content of a pinned version never changes: let the kernel keep pages across opens.
+    kernelCache: true,
+    attrTimeout: config.attrTimeoutSec,
+    entryTimeout: config.entryTimeoutSec,
+    fsname: 'slicefs',
+    subtype: 'slicefs',
+  });
+  return new Promise((resolve, reject) => {
+    fuse.mount((err) => {
+      if (err) return reject(err);
+      let unmounting: Promise<void> | undefined;
+      resolve({
+        unmount: () =>
+          (unmounting ??= new Promise<void>((res, rej) => fuse.unmount((e) => (e ? rej(e) : res())))),
+      });
+    });
+  });
+}

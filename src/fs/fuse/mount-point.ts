@@ -1,0 +1,73 @@
+/**
+ * Checks and preparation of a mount point before mounting: created when missing; refused when it
+ * is not a directory, not empty, or already a mount; a stale FUSE mount left by a crashed daemon
+ * (every access fails with ENOTCONN, "Transport endpoint is not connected") is detected and
+ * explained, and cleaned up with `fusermount -uz` only when the user passed --force.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { SlicefsError } from '../../errors.js';
+
+const run = promisify(execFile);
+
+/** Mount points listed in /proc/mounts (octal escapes decoded), with their fs types. */
+export async function listMounts(): Promise<{ point: string; type: string }[]> {
+  const text = await readFile('/proc/mounts', 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [, point, type] = l.split(' ');
+      return { point: point.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))), type };
+    });
+}
+
+export async function isMounted(dir: string): Promise<boolean> {
+  const abs = resolve(dir);
+  return (await listMounts()).some((m) => m.point === abs);
+}
+
+export async function unmountLazy(dir: string): Promise<void> {
+  await run('fusermount', ['-uz', dir]);
+}
+
+export async function prepareMountPoint(dir: string, force: boolean): Promise<string> {
+  const abs = resolve(dir);
+  let st;
+  try {
+    st = await stat(abs);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN') {
+      if (!force) {
+        throw new SlicefsError(
+          'MOUNT',
+          `${abs} is a stale FUSE mount (an earlier slicefs crashed or was killed): run 'fusermount -u ${abs}' or mount again with --force`,
+        );
+      }
+      await unmountLazy(abs).catch((err: Error) => {
+        throw new SlicefsError('MOUNT', `${abs}: could not clean up the stale mount: ${err.message.split('\n')[0]}`);
+      });
+      st = await stat(abs);
+    } else if (code === 'ENOENT') {
+      await mkdir(abs, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+        throw new SlicefsError('MOUNT', `cannot create mount point ${abs}: ${err.code ?? err.message}`);
+      });
+      return abs;
+    } else {
+      throw new SlicefsError('MOUNT', `cannot use mount point ${abs}: ${code ?? (e as Error).message}`);
+    }
+  }
+  if (!st.isDirectory()) throw new SlicefsError('MOUNT', `mount point ${abs} is not a directory`);
+  if (await isMounted(abs)) {
+    const m = (await listMounts()).find((x) => x.point === abs);
+    throw new SlicefsError('MOUNT', `${abs} is already a mount point (${m?.type ?? 'unknown'}); unmount it first`);
+  }
+  const entries = await readdir(abs);
+  if (entries.length > 0) {
+    throw new SlicefsError('MOUNT', `mount point ${abs} is not empty (${entries.length} entries); choose an empty directory`);
+  }
+  return abs;
+}

@@ -1,0 +1,7 @@
+import { SlicefsError } from '../errors.js';
+
+/** `manifest.tsv:12:3: ...`: file, line and column (1-based) of the bad input, as compilers print them. */
+export function manifestError(file: string, line: number, column: number | undefined, message: string): SlicefsError {
+  const where = column === undefined ? `${file}:${line}` : `${file}:${line}:${column}`;
+  return new SlicefsError('MANIFEST', `${where}: ${message}`);
+}

@@ -1,0 +1,29 @@
+/**
+ * A manifest entry: one remote file and where it appears in the tree. Every manifest format
+ * (plain URL TSV now; score/ARGO later) parses into these.
+ */
+export interface ManifestEntry {
+  /** Relative path in the tree, '/'-separated, validated (no '..', not absolute, no empty segment). */
+  path: string;
+  url: string;
+  size?: number;
+  md5?: string;
+  indexUrl?: string;
+  /** 1-based line of the manifest the entry came from (for messages). */
+  line: number;
+}
+
+export interface Manifest {
+  /** The file it was read from (for messages). */
+  file: string;
+  format: string;
+  entries: ManifestEntry[];
+}
+
+/** A manifest format: recognises its header and parses the rows. */
+export interface ManifestFormat {
+  name: string;
+  /** True when this format should parse a file whose first meaningful line is `firstLine`. */
+  detect(firstLine: string): boolean;
+  parse(text: string, file: string): ManifestEntry[];
+}

@@ -1,0 +1,138 @@
+/**
+ * The plain-URL manifest: a TSV with a header row naming its columns (`url` required; `path`,
+ * `size`, `md5`, `index_url` optional, any order, unknown columns ignored), or a list of bare URLs,
+ * one per line. Blank lines and lines starting with '#' are skipped in both.
+ */
+import { manifestError } from './manifest-error.js';
+import { urlBasename, validateTreePath } from './tree-path.js';
+import type { ManifestEntry, ManifestFormat } from './types.js';
+
+const KNOWN = ['url', 'path', 'size', 'md5', 'index_url'] as const;
+
+function isHttpUrl(s: string): boolean {
+  return /^https?:\/\//i.test(s);
+}
+
+function checkUrl(file: string, line: number, col: number, value: string, column: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw manifestError(file, line, col, `column '${column}': not a URL: '${value.slice(0, 80)}'`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw manifestError(file, line, col, `column '${column}': only http and https URLs are supported, got '${u.protocol}'`);
+  }
+  return value;
+}
+
+/** The 1-based column (in characters) where field `index` of a tab-separated line starts. */
+function columnOf(fields: string[], index: number): number {
+  let col = 1;
+  for (let i = 0; i < index; i++) col += fields[i].length + 1;
+  return col;
+}
+
+function lines(text: string): string[] {
+  return text.replace(/^\uFEFF/, '').split(/\r?\n/);
+}
+
+export const urlTsvFormat: ManifestFormat = {
+  name: 'url-tsv',
+  detect(firstLine) {
+    return firstLine.split('\t').some((c) => c.trim().toLowerCase() === 'url');
+  },
+  parse(text, file) {
+    const all = lines(text);
+    let headerIdx = all.findIndex((l) => l.trim() !== '' && !l.startsWith('#'));
+    if (headerIdx < 0) throw manifestError(file, 1, undefined, 'the manifest is empty');
+    const header = all[headerIdx].split('\t').map((h) => h.trim().toLowerCase());
+    const col: Partial<Record<(typeof KNOWN)[number], number>> = {};
+    header.forEach((name, i) => {
+      if ((KNOWN as readonly string[]).includes(name)) {
+        const key = name as (typeof KNOWN)[number];
+        if (col[key] !== undefined) {
+          throw manifestError(file, headerIdx + 1, columnOf(all[headerIdx].split('\t'), i), `column '${name}' appears twice`);
+        }
+        col[key] = i;
+      }
+    });
+    if (col.url === undefined) throw manifestError(file, headerIdx + 1, 1, "the header has no 'url' column");
+    const entries: ManifestEntry[] = [];
+    for (let i = headerIdx + 1; i < all.length; i++) {
+      const raw = all[i];
+      if (raw.trim() === '' || raw.startsWith('#')) continue;
+      const line = i + 1;
+      const fields = raw.split('\t');
+      if (fields.length > header.length) {
+        throw manifestError(file, line, columnOf(fields, header.length), `${fields.length} fields, but the header has ${header.length}`);
+      }
+      const get = (key: (typeof KNOWN)[number]) => {
+        const idx = col[key];
+        if (idx === undefined) return undefined;
+        const v = (fields[idx] ?? '').trim();
+        return v === '' ? undefined : v;
+      };
+      const at = (key: (typeof KNOWN)[number]) => columnOf(fields, Math.min(col[key] ?? 0, fields.length));
+      const url = get('url');
+      if (!url) throw manifestError(file, line, at('url'), "column 'url' is empty");
+      checkUrl(file, line, at('url'), url, 'url');
+      const entry: ManifestEntry = { path: '', url, line };
+      let path = get('path');
+      if (path === undefined) {
+        try {
+          path = urlBasename(url);
+        } catch (e) {
+          throw manifestError(file, line, at('url'), (e as Error).message);
+        }
+      }
+      try {
+        entry.path = validateTreePath(path);
+      } catch (e) {
+        throw manifestError(file, line, col.path !== undefined ? at('path') : at('url'), (e as Error).message);
+      }
+      const size = get('size');
+      if (size !== undefined) {
+        if (!/^\d+$/.test(size) || !Number.isSafeInteger(Number(size))) {
+          throw manifestError(file, line, at('size'), `column 'size': '${size}' is not a byte count`);
+        }
+        entry.size = Number(size);
+      }
+      const md5 = get('md5');
+      if (md5 !== undefined) {
+        if (!/^[0-9a-fA-F]{32}$/.test(md5)) throw manifestError(file, line, at('md5'), `column 'md5': '${md5}' is not an MD5 (32 hex digits)`);
+        entry.md5 = md5.toLowerCase();
+      }
+      const indexUrl = get('index_url');
+      if (indexUrl !== undefined) entry.indexUrl = checkUrl(file, line, at('index_url'), indexUrl, 'index_url');
+      entries.push(entry);
+    }
+    return entries;
+  },
+};
+
+export const urlListFormat: ManifestFormat = {
+  name: 'url-list',
+  detect(firstLine) {
+    return isHttpUrl(firstLine.trim()) && !firstLine.includes('\t');
+  },
+  parse(text, file) {
+    const entries: ManifestEntry[] = [];
+    lines(text).forEach((raw, i) => {
+      const line = i + 1;
+      const v = raw.trim();
+      if (v === '' || v.startsWith('#')) return;
+      if (raw.includes('\t')) throw manifestError(file, line, raw.indexOf('\t') + 1, 'a list of URLs has one URL per line (use a header row for columns)');
+      const col = raw.indexOf(v) + 1;
+      checkUrl(file, line, col, v, 'url');
+      let path: string;
+      try {
+        path = validateTreePath(urlBasename(v));
+      } catch (e) {
+        throw manifestError(file, line, col, (e as Error).message);
+      }
+      entries.push({ path, url: v, line });
+    });
+    return entries;
+  },
+};

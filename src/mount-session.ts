@@ -1,0 +1,74 @@
+/**
+ * Wires one mount: manifest → sources → tree → (size probes) → ReadOnlyFs → FUSE. The CLI builds
+ * the Configs and handles the process (signals, exit); this module owns the objects and their
+ * order of shutdown (unmount first, then close the sockets).
+ */
+import { BlockCache } from './cache/block-cache.js';
+import type { CacheConfig, MountConfig, ReaderConfig, TransportConfig } from './config.js';
+import { mountFuse } from './fs/fuse/fuse-adapter.js';
+import { prepareMountPoint } from './fs/fuse/mount-point.js';
+import { ReadOnlyFs, probeSizes } from './fs/readonly-fs.js';
+import { buildTree, walkFiles } from './fs/tree.js';
+import type { Manifest } from './manifest/types.js';
+import { HttpSource } from './source/object-source.js';
+import { Stats } from './stats.js';
+import { HttpTransport } from './transport/http-transport.js';
+
+export interface MountSessionOptions {
+  manifest: Manifest;
+  mountPoint: string;
+  force: boolean;
+  transport: TransportConfig;
+  cache: CacheConfig;
+  reader: ReaderConfig;
+  mount: MountConfig;
+  probeConcurrency: number;
+  /** Messages for the user (stderr). */
+  warn: (msg: string) => void;
+  /** Per-operation failures, for --verbose. */
+  onFsError?: (op: string, path: string, err: unknown) => void;
+  onProbeProgress?: (done: number, total: number) => void;
+}
+
+export interface MountSession {
+  mountPoint: string;
+  files: number;
+  stats: Stats;
+  unmount(): Promise<void>;
+}
+
+export async function openMountSession(o: MountSessionOptions): Promise<MountSession> {
+  const mountPoint = await prepareMountPoint(o.mountPoint, o.force);
+  const stats = new Stats();
+  const transport = new HttpTransport(o.transport, stats, o.warn);
+  try {
+    const cache = new BlockCache(o.cache, stats);
+    const root = buildTree(o.manifest, (url, size) => new HttpSource(transport, url, size));
+    // Main files without a size are probed now (bounded concurrency); index files on first stat.
+    const unsized = [...walkFiles(root)].filter((f) => f.size === undefined && f.entry !== undefined);
+    if (unsized.length > 0) await probeSizes(unsized, o.probeConcurrency, o.onProbeProgress);
+    const fs = new ReadOnlyFs(root, cache, stats, {
+      reader: o.reader,
+      // One second below fuse-native's timeout: our ETIMEDOUT, not the binding's, reaches the reader.
+      readDeadlineMs: Math.max(1000, o.mount.opTimeoutMs - 1000),
+    });
+    const handle = await mountFuse(fs, mountPoint, o.mount, { onError: o.onFsError });
+    let closing: Promise<void> | undefined;
+    return {
+      mountPoint,
+      files: fs.totals().files,
+      stats,
+      unmount: () =>
+        (closing ??= (async () => {
+          try {
+            await handle.unmount();
+          } finally {
+            await transport.close().catch(() => {});
+          }
+        })()),
+    };
+  } catch (err) {
+    await transport.close().catch(() => {});
+    throw err;
+  }
+}

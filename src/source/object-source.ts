@@ -1,0 +1,79 @@
+/**
+ * What a manifest entry resolves to: readable bytes of one remote object. Plain HTTP URLs now;
+ * Score objects and Crypt4GH-wrapped sources implement the same interface later.
+ *
+ * A source pins its object's version at first contact (`version()`, shared by concurrent callers)
+ * and never changes it: every later response is checked against the pin, so a source only ever
+ * delivers bytes of one version, and cache keys made from `cacheKey()` name that version.
+ */
+import { SlicefsError } from '../errors.js';
+import type { HttpTransport } from '../transport/http-transport.js';
+import { versionTag, type ObjectVersion } from '../transport/version.js';
+import { safeUrl } from '../util/redact.js';
+
+export interface ObjectSource {
+  /** Stable identity of the object, without secrets (for plain URLs: the URL minus its query string). */
+  readonly identity: string;
+  /** For messages and logs: never contains a token or a query string. */
+  readonly label: string;
+  /** Size known without asking the server (from the manifest). */
+  readonly knownSize?: number;
+  /** The pinned version if first contact happened already. */
+  readonly pinned?: ObjectVersion;
+  /** Pins the version (one request, shared by concurrent callers) and returns it. */
+  version(): Promise<ObjectVersion>;
+  /** Delivers bytes [start, end) of the pinned version in order. */
+  read(start: number, end: number, onData: (chunk: Buffer) => void, signal?: AbortSignal): Promise<void>;
+}
+
+/** `identity@version`: the cache key prefix of a pinned source. */
+export function cacheKey(source: ObjectSource, version: ObjectVersion): string {
+  return `${source.identity}@${versionTag(version)}`;
+}
+
+export class HttpSource implements ObjectSource {
+  readonly identity: string;
+  readonly label: string;
+  pinned?: ObjectVersion;
+  private pinning?: Promise<ObjectVersion>;
+
+  constructor(
+    private readonly transport: HttpTransport,
+    private readonly url: string,
+    readonly knownSize?: number,
+    private readonly headers: Record<string, string> = {},
+  ) {
+    const u = new URL(url);
+    this.identity = `${u.origin}${u.pathname}`;
+    this.label = safeUrl(url);
+  }
+
+  version(): Promise<ObjectVersion> {
+    if (this.pinned) return Promise.resolve(this.pinned);
+    if (!this.pinning) {
+      this.pinning = this.transport.probe(this.url, this.headers).then(
+        (v) => {
+          if (this.knownSize !== undefined && v.size !== this.knownSize) {
+            throw new SlicefsError(
+              'STALE',
+              `${this.label}: the server has ${v.size} bytes, the manifest says ${this.knownSize}`,
+            );
+          }
+          this.pinned = v;
+          return v;
+        },
+        (err) => {
+          // A failed first contact is not pinned: the next open tries again.
+          this.pinning = undefined;
+          throw err;
+        },
+      );
+    }
+    return this.pinning;
+  }
+
+  async read(start: number, end: number, onData: (chunk: Buffer) => void, signal?: AbortSignal): Promise<void> {
+    const version = await this.version();
+    await this.transport.fetchRange(this.url, start, end, { version, onData, signal, headers: this.headers });
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Counters every layer adds to, printed on exit and on SIGUSR1 (`slicefs stats: ...`), and used by
+ * tests and benchmarks to count requests. Plain numbers: incrementing must cost nothing on the read path.
+ */
+export class Stats {
+  /** HTTP requests sent (every attempt counts). */
+  requests = 0;
+  /** Body bytes received from servers. */
+  bytesFetched = 0;
+  /** Attempts that were retried (after a 5xx, 429, timeout, reset or short body). */
+  retries = 0;
+  /** Logical requests that failed after their retries. */
+  errors = 0;
+  /** Ranged requests answered with 200 (the server ignored Range). */
+  rangeIgnored = 0;
+  cacheHits = 0;
+  cacheMisses = 0;
+  /** Bytes served to readers (FUSE reads, view, download). */
+  bytesServed = 0;
+
+  line(): string {
+    return (
+      `slicefs stats: requests=${this.requests} bytes=${this.bytesFetched} hits=${this.cacheHits} ` +
+      `misses=${this.cacheMisses} retries=${this.retries} errors=${this.errors} ` +
+      `served=${this.bytesServed} range_ignored=${this.rangeIgnored}`
+    );
+  }
+}

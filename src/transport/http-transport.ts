@@ -1,0 +1,262 @@
+/**
+ * HTTP transport: undici keep-alive pools (a bounded number of sockets per origin), closed Range
+ * requests checked byte for byte, and the one retry policy (./retry.ts).
+ *
+ * `fetchRange(url, start, end)` delivers exactly the bytes [start, end) of the pinned version, in
+ * order, through `onData`, or throws a typed SlicefsError. Per attempt:
+ *   - send `Range: bytes=pos-(end-1)` (closed ranges keep sockets reusable) and `If-Match` with a
+ *     strong pinned ETag, so a changed object answers 412 instead of new bytes;
+ *   - 206: `Content-Range` must be exactly `bytes pos-(end-1)/size`, ETag/size must match the pin;
+ *   - 200 (the server ignored Range): the full body is read, the bytes before `pos` are skipped and
+ *     the body is dropped once `end` is reached; the total length must be the pinned size;
+ *   - a body that breaks off (reset, idle timeout, short body) is resumed from the first byte not
+ *     yet delivered: delivered bytes are never delivered twice.
+ */
+import { Agent, request, type Dispatcher } from 'undici';
+import type { TransportConfig } from '../config.js';
+import { SlicefsError, codeForStatus } from '../errors.js';
+import type { Stats } from '../stats.js';
+import { safeUrl, urlPath } from '../util/redact.js';
+import { checkRetryableStatus, withRetry } from './retry.js';
+import { isStrongEtag, versionMismatch, type ObjectVersion } from './version.js';
+
+export interface FetchRangeOptions {
+  /** The pinned version; responses of another version fail with STALE. */
+  version: ObjectVersion;
+  /** Receives the bytes in order; chunks are owned by the callee (undici does not reuse them). */
+  onData: (chunk: Buffer) => void;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** Statuses of a HEAD that mean "ask with a 1-byte GET instead" (S3 presigned GET URLs answer HEAD with 403). */
+const HEAD_REFUSED = new Set([400, 403, 405, 501]);
+
+export class HttpTransport {
+  private readonly agent: Agent;
+  private readonly warnedIgnoredRange = new Set<string>();
+
+  constructor(
+    readonly config: TransportConfig,
+    readonly stats: Stats,
+    private readonly warn: (msg: string) => void = () => {},
+  ) {
+    this.agent = new Agent({
+      connections: config.connectionsPerOrigin,
+      connect: { timeout: config.connectTimeoutMs },
+      headersTimeout: config.headersTimeoutMs,
+      bodyTimeout: config.bodyIdleTimeoutMs,
+      // Keep idle sockets a while: readers come back to the same origin in bursts.
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 120_000,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.agent.destroy();
+  }
+
+  /**
+   * Size and version of an object: HEAD, or a 1-byte ranged GET where HEAD is refused.
+   */
+  async probe(url: string, headers: Record<string, string> = {}): Promise<ObjectVersion> {
+    const what = `HEAD ${safeUrl(url)}`;
+    try {
+      return await this.retrying(what, async (signal) => {
+        const res = await this.send(url, 'HEAD', headers, signal);
+        res.body.resume();
+        if (res.statusCode === 200) {
+          const size = Number(header(res, 'content-length'));
+          if (!Number.isFinite(size)) throw new SlicefsError('BAD_RESPONSE', `${what}: no Content-Length`);
+          return versionOf(res, size);
+        }
+        if (HEAD_REFUSED.has(res.statusCode)) throw new HeadRefused();
+        checkRetryableStatus(res.statusCode, res.headers['retry-after']);
+        throw statusError(what, res.statusCode);
+      });
+    } catch (err) {
+      if (!(err instanceof HeadRefused)) throw err;
+    }
+    const getWhat = `GET ${safeUrl(url)} (size probe)`;
+    return this.retrying(getWhat, async (signal) => {
+      const res = await this.send(url, 'GET', { ...headers, range: 'bytes=0-0' }, signal);
+      if (res.statusCode === 206) {
+        res.body.resume();
+        const cr = parseContentRange(header(res, 'content-range'));
+        if (!cr || cr.size === undefined) throw new SlicefsError('BAD_RESPONSE', `${getWhat}: bad Content-Range`);
+        return versionOf(res, cr.size);
+      }
+      if (res.statusCode === 200) {
+        // Range ignored: the length of the full body is the size; do not read it.
+        res.body.destroy();
+        const size = Number(header(res, 'content-length'));
+        if (!Number.isFinite(size)) throw new SlicefsError('BAD_RESPONSE', `${getWhat}: no Content-Length`);
+        return versionOf(res, size);
+      }
+      res.body.resume();
+      if (res.statusCode === 416) {
+        // Only an empty object has no byte 0.
+        const cr = parseContentRange(header(res, 'content-range'));
+        if (cr?.size === 0) return versionOf(res, 0);
+      }
+      checkRetryableStatus(res.statusCode, res.headers['retry-after']);
+      throw statusError(getWhat, res.statusCode);
+    });
+  }
+
+  /** Delivers bytes [start, end) of `url` at `opts.version` through `opts.onData`. */
+  async fetchRange(url: string, start: number, end: number, opts: FetchRangeOptions): Promise<void> {
+    const { version } = opts;
+    if (start < 0 || end > version.size || start > end) {
+      throw new SlicefsError('BAD_RESPONSE', `range ${start}-${end} outside object of ${version.size} bytes`);
+    }
+    if (start === end) return;
+    let pos = start;
+    const what = `GET ${safeUrl(url)} bytes=${start}-${end - 1}`;
+    await this.retrying(
+      what,
+      async (signal, progress) => {
+        const headers: Record<string, string> = { ...opts.headers, range: `bytes=${pos}-${end - 1}` };
+        if (isStrongEtag(version.etag)) headers['if-match'] = version.etag;
+        const res = await this.send(url, 'GET', headers, signal);
+        if (res.statusCode !== 206 && res.statusCode !== 200) {
+          res.body.resume();
+          checkRetryableStatus(res.statusCode, res.headers['retry-after']);
+          throw statusError(what, res.statusCode);
+        }
+        let skip = 0;
+        let expected: number;
+        if (res.statusCode === 206) {
+          const cr = parseContentRange(header(res, 'content-range'));
+          if (!cr || cr.start !== pos || cr.end !== end - 1) {
+            res.body.destroy();
+            throw new SlicefsError(
+              'BAD_RESPONSE',
+              `${what}: server answered Content-Range '${header(res, 'content-range') ?? ''}' for bytes=${pos}-${end - 1}`,
+            );
+          }
+          checkVersion(what, version, versionOf(res, cr.size ?? version.size));
+          expected = end - pos;
+        } else {
+          // 200 to a ranged request: the whole object follows. Correct, only slow.
+          const size = Number(header(res, 'content-length') ?? NaN);
+          checkVersion(what, version, versionOf(res, Number.isFinite(size) ? size : version.size));
+          this.stats.rangeIgnored++;
+          const origin = new URL(url).origin;
+          if (!this.warnedIgnoredRange.has(origin)) {
+            this.warnedIgnoredRange.add(origin);
+            this.warn(`warning: ${new URL(url).host} ignores Range requests; reads from it fetch whole files`);
+          }
+          skip = pos;
+          expected = end - pos;
+        }
+        let got = 0;
+        try {
+          for await (const raw of res.body) {
+            let chunk = raw as Buffer;
+            this.stats.bytesFetched += chunk.length;
+            if (skip > 0) {
+              if (chunk.length <= skip) {
+                skip -= chunk.length;
+                continue;
+              }
+              chunk = chunk.subarray(skip);
+              skip = 0;
+            }
+            if (got + chunk.length > expected) chunk = chunk.subarray(0, expected - got);
+            got += chunk.length;
+            pos += chunk.length;
+            opts.onData(chunk);
+            progress();
+            // A 200 carries the rest of the object: stop reading it. A 206 ends by itself, and
+            // leaving the loop early would destroy the body and with it the keep-alive socket.
+            if (got === expected && res.statusCode === 200) break;
+          }
+        } finally {
+          // Leaving a 200 early (or an error) must not leave the socket half-read.
+          if (got < expected || res.statusCode === 200) res.body.destroy();
+        }
+        if (got < expected) {
+          // Short body without a transport error: treat as a broken connection, resume from pos.
+          throw Object.assign(new Error(`body ended after ${got} of ${expected} bytes`), { code: 'UND_ERR_SOCKET' });
+        }
+      },
+      opts.signal,
+    );
+  }
+
+  private async retrying<T>(
+    what: string,
+    fn: (signal: AbortSignal, progress: () => void) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    try {
+      return await withRetry(this.config.retry, what, (ctx) => fn(ctx.signal, ctx.progress), {
+        signal,
+        onRetry: (failure, delay) => {
+          this.stats.retries++;
+          this.config.log?.(`retry in ${delay}ms: ${what}: ${failure.error.message}`);
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof HeadRefused)) this.stats.errors++;
+      throw err;
+    }
+  }
+
+  private async send(
+    url: string,
+    method: 'GET' | 'HEAD',
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<Dispatcher.ResponseData> {
+    this.stats.requests++;
+    const t0 = performance.now();
+    const res = await request(url, { method, headers, signal, dispatcher: this.agent });
+    this.config.log?.(
+      `${method} ${urlPath(url)} ${headers.range ?? '-'} ${res.statusCode} ${Math.round(performance.now() - t0)}ms`,
+    );
+    return res;
+  }
+}
+
+class HeadRefused extends Error {}
+
+function header(res: Dispatcher.ResponseData, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function versionOf(res: Dispatcher.ResponseData, size: number): ObjectVersion {
+  return { size, etag: header(res, 'etag'), lastModified: header(res, 'last-modified') };
+}
+
+function checkVersion(what: string, pinned: ObjectVersion, seen: ObjectVersion): void {
+  const why = versionMismatch(pinned, seen);
+  if (why) throw new SlicefsError('STALE', `${what}: the object changed on the server (${why})`);
+}
+
+function statusError(what: string, status: number): SlicefsError {
+  const code = codeForStatus(status);
+  const hint =
+    code === 'ACCESS_DENIED'
+      ? ' (access denied: check the token or whether the URL expired)'
+      : code === 'NOT_FOUND'
+        ? ' (not found)'
+        : code === 'STALE'
+          ? ' (the object changed on the server)'
+          : '';
+  return new SlicefsError(code, `${what}: HTTP ${status}${hint}`, { status });
+}
+
+/** Parses `bytes a-b/size` (size may be `*`) and `bytes * /size`. */
+export function parseContentRange(v: string | undefined): { start?: number; end?: number; size?: number } | undefined {
+  if (!v) return undefined;
+  let m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(v.trim());
+  if (m) {
+    return { start: Number(m[1]), end: Number(m[2]), size: m[3] === '*' ? undefined : Number(m[3]) };
+  }
+  m = /^bytes \*\/(\d+)$/.exec(v.trim());
+  if (m) return { size: Number(m[1]) };
+  return undefined;
+}

@@ -7,6 +7,7 @@
 export function validateTreePath(raw: string): string {
   if (raw.length === 0) throw new Error('empty path');
   if (raw.startsWith('/')) throw new Error(`absolute path '${raw}' (paths are relative to the mount point)`);
+  // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
   if (/[\0-\x1f\x7f]/.test(raw)) throw new Error(`path '${JSON.stringify(raw).slice(1, -1)}' contains a control character`);
   if (raw.includes('\\')) throw new Error(`path '${raw}' contains a backslash`);
   const segments = raw.split('/');

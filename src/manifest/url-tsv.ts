@@ -44,7 +44,7 @@ export const urlTsvFormat: ManifestFormat = {
   },
   parse(text, file) {
     const all = lines(text);
-    let headerIdx = all.findIndex((l) => l.trim() !== '' && !l.startsWith('#'));
+    const headerIdx = all.findIndex((l) => l.trim() !== '' && !l.startsWith('#'));
     if (headerIdx < 0) throw manifestError(file, 1, undefined, 'the manifest is empty');
     const header = all[headerIdx].split('\t').map((h) => h.trim().toLowerCase());
     const col: Partial<Record<(typeof KNOWN)[number], number>> = {};

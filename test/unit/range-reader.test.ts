@@ -1,0 +1,136 @@
+/**
+ * Block and range arithmetic, property-tested: whatever the block size, request size, offset and
+ * length, RangeReader over BlockCache returns exactly the source's bytes, and concurrent reads of
+ * one cold block share one fetch. The source here is an in-memory ObjectSource (the layer below the
+ * thing under test); the real HTTP path is tested in test/integration.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { BlockCache } from '../../src/cache/block-cache.js';
+import { DEFAULT_READER } from '../../src/config.js';
+import { RangeReader } from '../../src/reader/range-reader.js';
+import type { ObjectSource } from '../../src/source/object-source.js';
+import { Stats } from '../../src/stats.js';
+import type { ObjectVersion } from '../../src/transport/version.js';
+
+class MemorySource implements ObjectSource {
+  readonly identity = 'mem://x';
+  readonly label = 'mem://x';
+  reads: [number, number][] = [];
+  pinned: ObjectVersion;
+  constructor(
+    readonly data: Buffer,
+    private readonly chunk = 7919,
+  ) {
+    this.pinned = { size: data.length, etag: '"v1"' };
+  }
+  async version() {
+    return this.pinned;
+  }
+  async read(start: number, end: number, onData: (c: Buffer) => void) {
+    this.reads.push([start, end]);
+    await new Promise((r) => setImmediate(r));
+    // Odd chunk sizes: block boundaries never line up with chunk boundaries.
+    for (let p = start; p < end; p += this.chunk) onData(Buffer.from(this.data.subarray(p, Math.min(end, p + this.chunk))));
+  }
+}
+
+function bytes(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
+test('any offset and length reads exactly the source bytes', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 0, max: 200_000 }),
+      fc.constantFrom(4096, 8192, 65536),
+      fc.integer({ min: 1, max: 8 }),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 300_000 })), { minLength: 1, maxLength: 12 }),
+      async (size, blockSize, runBlocks, reads) => {
+        const data = bytes(size, size + 1);
+        const src = new MemorySource(data);
+        const cache = new BlockCache({ blockSize, budgetBytes: blockSize * 4 }, new Stats());
+        const reader = new RangeReader(cache, { source: src, version: src.pinned }, {
+          ...DEFAULT_READER,
+          readaheadInitialBytes: blockSize,
+          readaheadMaxBytes: blockSize * 4,
+          maxRequestBytes: blockSize * runBlocks,
+        });
+        for (const [o, len] of reads) {
+          const offset = size === 0 ? o % 10 : o % (size + 10);
+          const got = await reader.read(offset, len);
+          const want = data.subarray(Math.min(offset, size), Math.min(size, offset + len));
+          assert.ok(got.equals(want), `read(${offset}, ${len}) of ${size} bytes, block ${blockSize}`);
+        }
+        for (const [s, e] of src.reads) {
+          assert.equal(s % blockSize, 0, 'requests start on a block boundary');
+          assert.ok(e === size || e % blockSize === 0, 'requests end on a block boundary or at EOF');
+          assert.ok(e - s <= blockSize * runBlocks, 'requests respect maxRequestBytes');
+        }
+      },
+    ),
+    { numRuns: 150, seed: 42 },
+  );
+});
+
+test('concurrent readers of one cold block make one fetch; a second read is a hit', async () => {
+  const data = bytes(3 << 20, 7);
+  const src = new MemorySource(data);
+  const stats = new Stats();
+  const cache = new BlockCache({ blockSize: 1 << 20, budgetBytes: 64 << 20 }, stats);
+  const readers = Array.from({ length: 8 }, () => new RangeReader(cache, { source: src, version: src.pinned }, DEFAULT_READER));
+  const got = await Promise.all(readers.map((r, i) => r.read((1 << 20) + i * 1000, 4096)));
+  got.forEach((g, i) => assert.ok(g.equals(data.subarray((1 << 20) + i * 1000, (1 << 20) + i * 1000 + 4096))));
+  assert.deepEqual(src.reads, [[1 << 20, 2 << 20]]);
+  await new RangeReader(cache, { source: src, version: src.pinned }, DEFAULT_READER).read(1 << 20, 10);
+  assert.equal(src.reads.length, 1);
+  assert.equal(stats.cacheMisses, 1);
+});
+
+test('sequential reads grow a readahead window; random reads fetch only their block', async () => {
+  const MiB = 1 << 20;
+  const data = bytes(64 * MiB, 3);
+  const src = new MemorySource(data, 1 << 16);
+  const cache = new BlockCache({ blockSize: MiB, budgetBytes: 256 * MiB }, new Stats());
+  const seq = new RangeReader(cache, { source: src, version: src.pinned }, DEFAULT_READER);
+  for (let off = 0; off < 8 * MiB; off += 128 * 1024) await seq.read(off, 128 * 1024);
+  const fetched = src.reads.reduce((n, [s, e]) => n + (e - s), 0);
+  assert.ok(fetched > 12 * MiB, `readahead fetched beyond the reads (${fetched} bytes)`);
+  assert.ok(fetched <= 8 * MiB + DEFAULT_READER.readaheadMaxBytes + MiB, 'readahead stays within its window');
+
+  const src2 = new MemorySource(data);
+  const cache2 = new BlockCache({ blockSize: MiB, budgetBytes: 256 * MiB }, new Stats());
+  const rnd = new RangeReader(cache2, { source: src2, version: src2.pinned }, DEFAULT_READER);
+  for (const off of [40 * MiB, 3 * MiB + 5, 60 * MiB, 20 * MiB]) await rnd.read(off, 65536);
+  assert.deepEqual(
+    src2.reads.map(([s, e]) => (e - s) / MiB),
+    [1, 1, 1, 1],
+  );
+});
+
+test('a failed fetch rejects its waiters and is retried by the next read', async () => {
+  const data = bytes(2 << 20, 9);
+  let fail = true;
+  const src = new MemorySource(data);
+  const orig = src.read.bind(src);
+  src.read = async (s, e, on) => {
+    if (fail) {
+      fail = false;
+      throw new Error('boom');
+    }
+    return orig(s, e, on);
+  };
+  const cache = new BlockCache({ blockSize: 1 << 20, budgetBytes: 8 << 20 }, new Stats());
+  const r = new RangeReader(cache, { source: src, version: src.pinned }, DEFAULT_READER);
+  await assert.rejects(r.read(0, 100), /boom/);
+  assert.ok((await r.read(0, 100)).equals(data.subarray(0, 100)));
+});

@@ -64,7 +64,7 @@ export class HttpTransport {
     try {
       return await this.retrying(what, async (signal) => {
         const res = await this.send(url, 'HEAD', headers, signal);
-        res.body.resume();
+        discard(res, 64 * 1024);
         if (res.statusCode === 200) {
           const size = Number(header(res, 'content-length'));
           if (!Number.isFinite(size)) throw new SlicefsError('BAD_RESPONSE', `${what}: no Content-Length`);
@@ -81,19 +81,19 @@ export class HttpTransport {
     return this.retrying(getWhat, async (signal) => {
       const res = await this.send(url, 'GET', { ...headers, range: 'bytes=0-0' }, signal);
       if (res.statusCode === 206) {
-        res.body.resume();
+        discard(res, 64 * 1024);
         const cr = parseContentRange(header(res, 'content-range'));
         if (!cr || cr.size === undefined) throw new SlicefsError('BAD_RESPONSE', `${getWhat}: bad Content-Range`);
         return versionOf(res, cr.size);
       }
       if (res.statusCode === 200) {
         // Range ignored: the length of the full body is the size; do not read it.
-        res.body.destroy();
+        discard(res);
         const size = Number(header(res, 'content-length'));
         if (!Number.isFinite(size)) throw new SlicefsError('BAD_RESPONSE', `${getWhat}: no Content-Length`);
         return versionOf(res, size);
       }
-      res.body.resume();
+      discard(res, 64 * 1024);
       if (res.statusCode === 416) {
         // Only an empty object has no byte 0.
         const cr = parseContentRange(header(res, 'content-range'));
@@ -120,7 +120,7 @@ export class HttpTransport {
         if (isStrongEtag(version.etag)) headers['if-match'] = version.etag;
         const res = await this.send(url, 'GET', headers, signal);
         if (res.statusCode !== 206 && res.statusCode !== 200) {
-          res.body.resume();
+          discard(res, 64 * 1024);
           checkRetryableStatus(res.statusCode, res.headers['retry-after']);
           throw statusError(what, res.statusCode);
         }
@@ -129,7 +129,7 @@ export class HttpTransport {
         if (res.statusCode === 206) {
           const cr = parseContentRange(header(res, 'content-range'));
           if (!cr || cr.start !== pos || cr.end !== end - 1) {
-            res.body.destroy();
+            discard(res);
             throw new SlicefsError(
               'BAD_RESPONSE',
               `${what}: server answered Content-Range '${header(res, 'content-range') ?? ''}' for bytes=${pos}-${end - 1}`,
@@ -174,7 +174,7 @@ export class HttpTransport {
           }
         } finally {
           // Leaving a 200 early (or an error) must not leave the socket half-read.
-          if (got < expected || res.statusCode === 200) res.body.destroy();
+          if (got < expected || res.statusCode === 200) discard(res);
         }
         if (got < expected) {
           // Short body without a transport error: treat as a broken connection, resume from pos.
@@ -221,6 +221,12 @@ export class HttpTransport {
 }
 
 class HeadRefused extends Error {}
+
+/** Drops the rest of a body without reading it, and without an error event nobody listens to. */
+function discard(res: Dispatcher.ResponseData, keepAliveLimit = 0): void {
+  // A small rest (an error page) is read to keep the socket; a large one closes it.
+  res.body.dump({ limit: keepAliveLimit }).catch(() => {});
+}
 
 function header(res: Dispatcher.ResponseData, name: string): string | undefined {
   const v = res.headers[name];

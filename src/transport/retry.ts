@@ -136,7 +136,8 @@ export async function withRetry<T>(
       const failure = classifyError(err);
       if (!failure.retryable) throw failure.error;
       const left = lastProgress + cfg.budgetMs - Date.now();
-      const delay = Math.min(failure.retryAfterMs ?? backoffMs(cfg, attempt), cfg.maxDelayMs * 4);
+      // A server's Retry-After is obeyed as given; it fails the request only if it outlasts the budget.
+      const delay = failure.retryAfterMs ?? backoffMs(cfg, attempt);
       if (attempt >= cfg.maxAttempts || delay >= left) {
         throw finalError(describe, failure.error, attempt);
       }

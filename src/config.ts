@@ -59,11 +59,18 @@ export interface CacheConfig {
   blockSize: number;
   /** Byte budget of cached blocks (`--cache-size`). */
   budgetBytes: number;
+  /**
+   * How long a block whose fetch failed answers with that error without a new request. Covers the
+   * kernel's immediate retry of a failed read (which would otherwise wait a second retry budget);
+   * short enough that a user who tries again later gets a fresh attempt.
+   */
+  failureTtlMs: number;
 }
 
 export const DEFAULT_CACHE: CacheConfig = {
   blockSize: 1 * MiB,
   budgetBytes: 256 * MiB,
+  failureTtlMs: 3000,
 };
 
 export interface ReaderConfig {

@@ -11,6 +11,10 @@
  * request, and each block of a run resolves as soon as its last byte arrives, so a reader waiting
  * for the first block of an 8 MiB readahead does not wait for the other seven.
  *
+ * A block whose fetch failed is remembered as failed for `failureTtlMs`: the kernel retries a
+ * failed readahead page at once with a second FUSE read, and without this memory a server that
+ * stalls would make one read(2) wait twice the retry budget instead of once.
+ *
  * In-flight bytes are not in the LRU (they are not complete); `maxInflightBytes` bounds them for
  * readahead, which is skipped when the bound is reached. Demand reads are never refused.
  */
@@ -39,13 +43,16 @@ export class BlockCache {
   /** Keys of in-flight blocks started by readahead, and their bytes (bounded by maxInflightBytes). */
   private readonly prefetching = new Set<string>();
   private inflightBytes = 0;
+  private readonly failures = new Map<string, { error: unknown; at: number }>();
   readonly maxInflightBytes: number;
+  private readonly failureTtlMs: number;
 
   constructor(
     config: CacheConfig,
     private readonly stats: Stats,
   ) {
     this.blockSize = config.blockSize;
+    this.failureTtlMs = config.failureTtlMs;
     this.lru = new LRUCache<string, Buffer>({
       // lru-cache needs a positive maxSize; a zero budget still keeps one block so reads work.
       maxSize: Math.max(config.budgetBytes, config.blockSize),
@@ -89,6 +96,12 @@ export class BlockCache {
         waits.push(pending.promise);
         continue;
       }
+      const failed = this.recentFailure(key);
+      if (failed) {
+        flush(i);
+        waits.push(Promise.reject(failed.error));
+        continue;
+      }
       this.stats.cacheMisses++;
       // Register now so the blocks of this run are shared by readers that arrive meanwhile.
       waits.push(this.register(key).promise);
@@ -107,7 +120,7 @@ export class BlockCache {
     let runStart = -1;
     for (let i = first; i <= last; i++) {
       const key = `${prefix}#${i}`;
-      const present = this.lru.has(key) || this.inflight.has(key);
+      const present = this.lru.has(key) || this.inflight.has(key) || this.recentFailure(key) !== undefined;
       const full = this.inflightBytes + this.blockSize > this.maxInflightBytes;
       if (present || full) {
         if (runStart >= 0) this.fetchRun(obj, prefix, runStart, i, maxRunBlocks);
@@ -176,10 +189,22 @@ export class BlockCache {
       });
       if (block < to) throw new SlicefsError('BAD_RESPONSE', `${obj.source.label}: body ended early`);
     } catch (err) {
+      const at = Date.now();
+      if (this.failures.size > 10_000) this.failures.clear();
       for (let i = block; i < to; i++) {
-        this.settle(`${prefix}#${i}`)?.reject(err);
+        const key = `${prefix}#${i}`;
+        this.failures.set(key, { error: err, at });
+        this.settle(key)?.reject(err);
       }
     }
+  }
+
+  private recentFailure(key: string): { error: unknown; at: number } | undefined {
+    const f = this.failures.get(key);
+    if (!f) return undefined;
+    if (Date.now() - f.at < this.failureTtlMs) return f;
+    this.failures.delete(key);
+    return undefined;
   }
 
   /** Removes a block from the in-flight set (and from the readahead account) and returns its waiters. */

@@ -58,7 +58,7 @@ test('any offset and length reads exactly the source bytes', async () => {
       async (size, blockSize, runBlocks, reads) => {
         const data = bytes(size, size + 1);
         const src = new MemorySource(data);
-        const cache = new BlockCache({ blockSize, budgetBytes: blockSize * 4 }, new Stats());
+        const cache = new BlockCache({ blockSize, budgetBytes: blockSize * 4, failureTtlMs: 0 }, new Stats());
         const reader = new RangeReader(cache, { source: src, version: src.pinned }, {
           ...DEFAULT_READER,
           readaheadInitialBytes: blockSize,
@@ -86,7 +86,7 @@ test('concurrent readers of one cold block make one fetch; a second read is a hi
   const data = bytes(3 << 20, 7);
   const src = new MemorySource(data);
   const stats = new Stats();
-  const cache = new BlockCache({ blockSize: 1 << 20, budgetBytes: 64 << 20 }, stats);
+  const cache = new BlockCache({ blockSize: 1 << 20, budgetBytes: 64 << 20, failureTtlMs: 0 }, stats);
   const readers = Array.from({ length: 8 }, () => new RangeReader(cache, { source: src, version: src.pinned }, DEFAULT_READER));
   const got = await Promise.all(readers.map((r, i) => r.read((1 << 20) + i * 1000, 4096)));
   got.forEach((g, i) => assert.ok(g.equals(data.subarray((1 << 20) + i * 1000, (1 << 20) + i * 1000 + 4096))));
@@ -100,7 +100,7 @@ test('sequential reads grow a readahead window; random reads fetch only their bl
   const MiB = 1 << 20;
   const data = bytes(64 * MiB, 3);
   const src = new MemorySource(data, 1 << 16);
-  const cache = new BlockCache({ blockSize: MiB, budgetBytes: 256 * MiB }, new Stats());
+  const cache = new BlockCache({ blockSize: MiB, budgetBytes: 256 * MiB, failureTtlMs: 0 }, new Stats());
   const seq = new RangeReader(cache, { source: src, version: src.pinned }, DEFAULT_READER);
   for (let off = 0; off < 8 * MiB; off += 128 * 1024) await seq.read(off, 128 * 1024);
   const fetched = src.reads.reduce((n, [s, e]) => n + (e - s), 0);
@@ -108,7 +108,7 @@ test('sequential reads grow a readahead window; random reads fetch only their bl
   assert.ok(fetched <= 8 * MiB + DEFAULT_READER.readaheadMaxBytes + MiB, 'readahead stays within its window');
 
   const src2 = new MemorySource(data);
-  const cache2 = new BlockCache({ blockSize: MiB, budgetBytes: 256 * MiB }, new Stats());
+  const cache2 = new BlockCache({ blockSize: MiB, budgetBytes: 256 * MiB, failureTtlMs: 0 }, new Stats());
   const rnd = new RangeReader(cache2, { source: src2, version: src2.pinned }, DEFAULT_READER);
   for (const off of [40 * MiB, 3 * MiB + 5, 60 * MiB, 20 * MiB]) await rnd.read(off, 65536);
   assert.deepEqual(
@@ -117,20 +117,26 @@ test('sequential reads grow a readahead window; random reads fetch only their bl
   );
 });
 
-test('a failed fetch rejects its waiters and is retried by the next read', async () => {
+test('a failed fetch rejects its waiters, is remembered briefly, then retried', async () => {
   const data = bytes(2 << 20, 9);
   let fail = true;
   const src = new MemorySource(data);
   const orig = src.read.bind(src);
+  let block0Calls = 0;
   src.read = async (s, e, on) => {
+    if (s === 0) block0Calls++;
     if (fail) {
       fail = false;
       throw new Error('boom');
     }
     return orig(s, e, on);
   };
-  const cache = new BlockCache({ blockSize: 1 << 20, budgetBytes: 8 << 20 }, new Stats());
+  const cache = new BlockCache({ blockSize: 1 << 20, budgetBytes: 8 << 20, failureTtlMs: 200 }, new Stats());
   const r = new RangeReader(cache, { source: src, version: src.pinned }, DEFAULT_READER);
   await assert.rejects(r.read(0, 100), /boom/);
+  // The kernel's immediate retry gets the same error without a second request.
+  await assert.rejects(r.read(10, 100), /boom/);
+  assert.equal(block0Calls, 1);
+  await new Promise((res) => setTimeout(res, 250));
   assert.ok((await r.read(0, 100)).equals(data.subarray(0, 100)));
 });

@@ -1,0 +1,168 @@
+/**
+ * Real FUSE mounts of manifests served by the fixture server: the tree (ls, du, find, stat),
+ * requests made (none at mount when sizes are known; none for absent names), read-only
+ * semantics, mount point checks and clean shutdown.
+ */
+import assert from 'node:assert/strict';
+import { mkdir, open, readdir, stat, writeFile, rename, rm, unlink, chmod, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { FixtureServer } from '../helpers/fixture-server.js';
+import { seededBytes } from '../helpers/random.js';
+import { cleanup, mounted, requireFuse, run, startDaemon, tempDir, writeManifest, BIN } from '../helpers/daemon.js';
+
+let server: FixtureServer;
+let work: string;
+const A = seededBytes(1, 2 * 1024 * 1024 + 333);
+const B = seededBytes(2, 70_001);
+const BAI = seededBytes(3, 4321);
+
+before(async () => {
+  requireFuse();
+  server = await FixtureServer.start();
+  server.addFile('/data/a.bam', A);
+  server.addFile('/data/a.bam.bai', BAI);
+  server.addFile('/other/b.cram', B);
+  work = await tempDir('slicefs-tree-');
+});
+after(async () => {
+  await server.close();
+  await cleanup(work);
+});
+
+test('ls -lR, du, find and stat show the manifest tree with the right sizes; no request at mount', async () => {
+  const dir = join(work, 't1');
+  await mkdir(dir);
+  const manifest = await writeManifest(dir, [
+    { url: server.url('/data/a.bam'), path: 'donor1/sample/a.bam', size: A.length, index_url: server.url('/data/a.bam.bai') },
+    { url: server.url('/other/b.cram'), path: 'donor2/b.cram', size: B.length },
+  ]);
+  server.resetLog();
+  const d = await startDaemon(manifest, join(dir, 'mnt'));
+  try {
+    assert.equal(server.requests.length, 0, 'mounting with sizes in the manifest makes no request');
+    const ls = await run('ls', ['-lR', d.mountPoint]);
+    assert.equal(ls.code, 0, ls.stderr);
+    const text = ls.stdout.toString();
+    assert.match(text, new RegExp(`-r--r--r-- +1 +\\S+ +\\S+ +${A.length} .* a\\.bam\\n`));
+    assert.match(text, new RegExp(`-r--r--r-- +1 +\\S+ +\\S+ +${BAI.length} .* a\\.bam\\.bai\\n`));
+    assert.match(text, new RegExp(`${B.length} .* b\\.cram\\n`));
+    assert.match(text, /dr-xr-xr-x .* donor1\n/);
+    const find = await run('find', [d.mountPoint, '-type', 'f']);
+    assert.deepEqual(
+      find.stdout.toString().trim().split('\n').map((p) => p.slice(d.mountPoint.length)).sort(),
+      ['/donor1/sample/a.bam', '/donor1/sample/a.bam.bai', '/donor2/b.cram'],
+    );
+    const du = await run('du', ['-sb', d.mountPoint]);
+    const total = Number(du.stdout.toString().split('\t')[0]);
+    assert.ok(total >= A.length + B.length + BAI.length, `du -sb says ${total}`);
+    const st = await stat(join(d.mountPoint, 'donor2/b.cram'));
+    assert.equal(st.size, B.length);
+    assert.ok(st.blocks * 512 >= B.length, 'st_blocks covers the size (du)');
+    // Only the index (no size column for it) was asked for its size, once.
+    assert.deepEqual(
+      server.requests.map((r) => `${r.method} ${r.path}`),
+      ['HEAD /data/a.bam.bai'],
+    );
+
+    server.resetLog();
+    for (const absent of ['donor1/sample/a.bam.csi', 'donor1/sample/a.csi', 'donor1/sample/a.bai', 'nope/x']) {
+      await assert.rejects(stat(join(d.mountPoint, absent)), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+    }
+    assert.equal(server.requests.length, 0, 'absent names are answered without a request');
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+  assert.equal(await mounted(d.mountPoint), false, 'SIGTERM leaves no mount');
+  assert.match(d.stderr(), /slicefs stats: requests=\d+/);
+});
+
+test('the mount is read-only: every kind of write gets EROFS', async () => {
+  const dir = join(work, 't2');
+  await mkdir(dir);
+  const manifest = await writeManifest(dir, [{ url: server.url('/other/b.cram'), size: B.length }]);
+  const d = await startDaemon(manifest, join(dir, 'mnt'));
+  try {
+    const f = join(d.mountPoint, 'b.cram');
+    const erofs = (e: NodeJS.ErrnoException) => e.code === 'EROFS';
+    await assert.rejects(writeFile(join(d.mountPoint, 'new'), 'x'), erofs);
+    await assert.rejects(open(f, 'r+'), erofs);
+    await assert.rejects(open(f, 'w'), erofs);
+    await assert.rejects(mkdir(join(d.mountPoint, 'd')), erofs);
+    await assert.rejects(unlink(f), erofs);
+    await assert.rejects(rename(f, join(d.mountPoint, 'c')), erofs);
+    await assert.rejects(chmod(f, 0o777), erofs);
+    await assert.rejects(truncate(f, 0), erofs);
+    await assert.rejects(rm(f), erofs);
+    const fh = await open(f, 'r');
+    const buf = Buffer.alloc(100);
+    const { bytesRead } = await fh.read(buf, 0, 100, 5);
+    await fh.close();
+    assert.equal(bytesRead, 100);
+    assert.ok(buf.equals(B.subarray(5, 105)));
+  } finally {
+    await d.stop('SIGINT');
+  }
+  assert.equal(await mounted(d.mountPoint), false, 'SIGINT leaves no mount');
+});
+
+test('without sizes, the mount asks each file once (HEAD) with bounded concurrency; 10,000 entries', async () => {
+  const dir = join(work, 't3');
+  await mkdir(dir);
+  const rows = [];
+  for (let i = 0; i < 10_000; i++) {
+    const p = `/many/f${i}.bin`;
+    server.addFile(p, B.subarray(0, (i % 97) + 1));
+    rows.push({ url: server.url(p), path: `d${i % 10}/f${i}.bin` });
+  }
+  const manifest = await writeManifest(dir, rows);
+  server.resetLog();
+  const d = await startDaemon(manifest, join(dir, 'mnt'));
+  try {
+    assert.equal(server.count({ method: 'HEAD' }), 10_000);
+    assert.equal(server.requests.length, 10_000);
+    const names = await readdir(join(d.mountPoint, 'd7'));
+    assert.equal(names.length, 1000);
+    assert.equal((await stat(join(d.mountPoint, 'd4/f1234.bin'))).size, (1234 % 97) + 1);
+  } finally {
+    await d.stop();
+  }
+});
+
+test('mount point checks: non-empty refused, missing created, stale mount explained and cleaned with --force', async () => {
+  const dir = join(work, 't4');
+  await mkdir(join(dir, 'full'), { recursive: true });
+  await writeFile(join(dir, 'full', 'keep.txt'), 'precious');
+  const manifest = await writeManifest(dir, [{ url: server.url('/other/b.cram'), size: B.length }]);
+  const refused = await run(process.execPath, [BIN, 'mount', '-m', manifest, join(dir, 'full')]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /^slicefs: error: mount point \S+full is not empty/m);
+  assert.equal(refused.stderr.trim().split('\n').length, 1, 'one line');
+
+  const mnt = join(dir, 'created/deep');
+  const d = await startDaemon(manifest, mnt);
+  // A crash: the daemon dies without unmounting; the kernel keeps a dead mount (ENOTCONN).
+  await d.stop('SIGKILL');
+  await assert.rejects(stat(join(mnt, 'b.cram')), (e: NodeJS.ErrnoException) => e.code === 'ENOTCONN');
+  const stale = await run(process.execPath, [BIN, 'mount', '-m', manifest, mnt]);
+  assert.equal(stale.code, 1);
+  assert.match(stale.stderr, /is a stale FUSE mount .*--force/);
+  const d2 = await startDaemon(manifest, mnt, ['--force']);
+  try {
+    assert.equal((await stat(join(mnt, 'b.cram'))).size, B.length);
+  } finally {
+    await d2.stop();
+  }
+  assert.equal(await mounted(mnt), false);
+});
+
+test('bad manifests fail with file:line:column before anything is mounted', async () => {
+  const dir = join(work, 't5');
+  await mkdir(dir);
+  const bad = join(dir, 'bad.tsv');
+  await writeFile(bad, `url\tpath\n${server.url('/other/b.cram')}\t../escape\n`);
+  const r = await run(process.execPath, [BIN, 'mount', '-m', bad, join(dir, 'mnt')]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, `slicefs: error: ${bad}:2:${server.url('/other/b.cram').length + 2}: path '../escape' contains '..'\n`);
+  assert.equal(await mounted(join(dir, 'mnt')), false);
+});

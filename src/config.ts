@@ -11,12 +11,13 @@ export interface RetryConfig {
   maxAttempts: number;
   /** First backoff; doubled per attempt, with full jitter (AWS architecture blog's "full jitter"). */
   baseDelayMs: number;
-  /** Cap of one backoff (and of an honoured Retry-After). */
+  /** Cap of one computed backoff. A server's Retry-After is obeyed as given, if it fits in the budget. */
   maxDelayMs: number;
   /**
-   * Wall-clock budget of one logical request, retries and backoff included. No new attempt starts
-   * after it; a running attempt is aborted at it. Must stay below fuse-native's per-operation
-   * timeout (15 s) so a failing read answers with a clean errno instead of the binding's own -ETIMEDOUT.
+   * Budget of one logical request without progress, retries and backoff included: the clock
+   * restarts whenever body bytes arrive (a slow but moving body is never cut), and no new attempt
+   * starts once it is spent. Below fuse-native's per-operation timeout (15 s) so a dead server
+   * gives a clean errno; the filesystem's own read deadline bounds a trickling body.
    */
   budgetMs: number;
 }

@@ -6,7 +6,7 @@
 import { BlockCache } from './cache/block-cache.js';
 import type { CacheConfig, MountConfig, ReaderConfig, TransportConfig } from './config.js';
 import { mountFuse } from './fs/fuse/fuse-adapter.js';
-import { prepareMountPoint } from './fs/fuse/mount-point.js';
+import { prepareMountPoint, removeCreated, type PreparedMountPoint } from './fs/fuse/mount-point.js';
 import { ReadOnlyFs, probeSizes } from './fs/readonly-fs.js';
 import { buildTree, walkFiles } from './fs/tree.js';
 import type { Manifest } from './manifest/types.js';
@@ -34,16 +34,22 @@ export interface MountSession {
   mountPoint: string;
   files: number;
   stats: Stats;
+  /** Unmounts (lazily: a busy mount is detached) and closes the connections. */
   unmount(): Promise<void>;
+  /** For a mount already gone (an external `fusermount -u`): closes the connections only. */
+  abandon(): Promise<void>;
 }
 
 export async function openMountSession(o: MountSessionOptions): Promise<MountSession> {
-  const mountPoint = await prepareMountPoint(o.mountPoint, o.force);
   const stats = new Stats();
   const transport = new HttpTransport(o.transport, stats, o.warn);
+  // The whole tree is checked (index names included) before the mount point is touched.
+  const root = buildTree(o.manifest, (url, size) => new HttpSource(transport, url, size));
+  let prepared: PreparedMountPoint | undefined;
   try {
+    prepared = await prepareMountPoint(o.mountPoint, o.force);
+    const mountPoint = prepared.path;
     const cache = new BlockCache(o.cache, stats);
-    const root = buildTree(o.manifest, (url, size) => new HttpSource(transport, url, size));
     // Main files without a size are probed now (bounded concurrency); index files on first stat.
     const unsized = [...walkFiles(root)].filter((f) => f.size === undefined && f.entry !== undefined);
     if (unsized.length > 0) await probeSizes(unsized, o.probeConcurrency, o.onProbeProgress);
@@ -66,9 +72,12 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
             await transport.close().catch(() => {});
           }
         })()),
+      abandon: () => transport.close().catch(() => {}),
     };
   } catch (err) {
     await transport.close().catch(() => {});
+    // Leave the machine as we found it: a mount point we created is removed again.
+    if (prepared) await removeCreated(prepared).catch(() => {});
     throw err;
   }
 }

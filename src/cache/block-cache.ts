@@ -193,7 +193,9 @@ export class BlockCache {
       if (this.failures.size > 10_000) this.failures.clear();
       for (let i = block; i < to; i++) {
         const key = `${prefix}#${i}`;
-        this.failures.set(key, { error: err, at });
+        // Only a failed demand read is remembered: our own readahead failing must not turn the
+        // reader's first real read of that block into an error without a try.
+        if (!this.prefetching.has(key)) this.failures.set(key, { error: err, at });
         this.settle(key)?.reject(err);
       }
     }

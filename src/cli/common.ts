@@ -58,5 +58,6 @@ export function cacheConfig(a: CacheArgs): CacheConfig {
 
 export function readerConfig(a: CacheArgs): ReaderConfig {
   const max = parseByteSize(a['readahead-max'], '--readahead-max');
+  if (max > 1024 * 1024 * 1024) throw new SlicefsError('USAGE', '--readahead-max must be at most 1G');
   return { ...DEFAULT_READER, readaheadMaxBytes: max, readaheadInitialBytes: Math.min(DEFAULT_READER.readaheadInitialBytes, max) };
 }

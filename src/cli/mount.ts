@@ -57,6 +57,8 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     throw new SlicefsError('USAGE', 'two different mount points given');
   }
   if (!(args.timeout >= 2 && args.timeout <= 600)) throw new SlicefsError('USAGE', '--timeout must be between 2 and 600 seconds');
+  const probes = args['probe-concurrency'];
+  if (!Number.isInteger(probes) || probes < 1 || probes > 1024) throw new SlicefsError('USAGE', '--probe-concurrency must be an integer from 1 to 1024');
   const manifest = await loadManifest(args.manifest);
   const log = (l: string) => timestamped(l);
   const tty = process.stderr.isTTY;
@@ -96,21 +98,29 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
 
   await new Promise<void>((resolve) => {
     let stopping = false;
-    const stop = async (why: string) => {
+    const stop = async (why: string, alreadyUnmounted = false) => {
       if (stopping) {
         say('second signal: exiting now (the mount may be left stale; slicefs mount --force cleans it up)');
         process.exit(1);
       }
       stopping = true;
       clearInterval(watch);
-      say(`${why}: unmounting ${session.mountPoint}`);
-      try {
-        await session.unmount();
-      } catch (err) {
-        say(`error: unmount failed: ${messageOf(err).split('\n')[0]} (is a process still using ${session.mountPoint}?)`);
-        process.exitCode = 1;
+      if (alreadyUnmounted) {
+        say(`${session.mountPoint} was unmounted from outside: exiting`);
+        await session.abandon();
+      } else {
+        say(`${why}: unmounting ${session.mountPoint}`);
+        try {
+          await session.unmount();
+        } catch (err) {
+          say(`error: unmount failed: ${messageOf(err).split('\n')[0]}; try 'fusermount -uz ${session.mountPoint}'`);
+          process.exitCode = 1;
+        }
       }
       process.stderr.write(session.stats.line() + '\n');
+      // fuse-native keeps a native handle alive until its own unmount ran; after an external
+      // unmount (or a failed one) that never happens, so leave explicitly.
+      if (alreadyUnmounted || process.exitCode) process.exit();
       resolve();
     };
     process.on('SIGINT', () => void stop('SIGINT'));
@@ -119,7 +129,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     process.on('SIGUSR1', () => process.stderr.write(session.stats.line() + '\n'));
     const watch = setInterval(() => {
       void isMounted(session.mountPoint).then((yes) => {
-        if (!yes && !stopping) void stop('unmounted from outside');
+        if (!yes && !stopping) void stop('unmounted from outside', true);
       });
     }, MOUNT_WATCH_MS);
   });

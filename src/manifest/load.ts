@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { SlicefsError } from '../errors.js';
-import { manifestError } from './manifest-error.js';
+import { isBlankOrComment, manifestError } from './manifest-error.js';
 import type { Manifest, ManifestEntry, ManifestFormat } from './types.js';
 import { urlListFormat, urlTsvFormat } from './url-tsv.js';
 
@@ -24,7 +24,7 @@ export async function loadManifest(file: string): Promise<Manifest> {
 
 export function parseManifest(text: string, file: string): Manifest {
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
-  const firstIdx = lines.findIndex((l) => l.trim() !== '' && !l.startsWith('#'));
+  const firstIdx = lines.findIndex((l) => !isBlankOrComment(l));
   if (firstIdx < 0) throw manifestError(file, 1, undefined, 'the manifest is empty');
   const format = FORMATS.find((f) => f.detect(lines[firstIdx]));
   if (!format) {

@@ -3,7 +3,7 @@
  * `size`, `md5`, `index_url` optional, any order, unknown columns ignored), or a list of bare URLs,
  * one per line. Blank lines and lines starting with '#' are skipped in both.
  */
-import { manifestError } from './manifest-error.js';
+import { isBlankOrComment, manifestError } from './manifest-error.js';
 import { urlBasename, validateTreePath } from './tree-path.js';
 import type { ManifestEntry, ManifestFormat } from './types.js';
 
@@ -44,7 +44,7 @@ export const urlTsvFormat: ManifestFormat = {
   },
   parse(text, file) {
     const all = lines(text);
-    const headerIdx = all.findIndex((l) => l.trim() !== '' && !l.startsWith('#'));
+    const headerIdx = all.findIndex((l) => !isBlankOrComment(l));
     if (headerIdx < 0) throw manifestError(file, 1, undefined, 'the manifest is empty');
     const header = all[headerIdx].split('\t').map((h) => h.trim().toLowerCase());
     const col: Partial<Record<(typeof KNOWN)[number], number>> = {};
@@ -61,7 +61,7 @@ export const urlTsvFormat: ManifestFormat = {
     const entries: ManifestEntry[] = [];
     for (let i = headerIdx + 1; i < all.length; i++) {
       const raw = all[i];
-      if (raw.trim() === '' || raw.startsWith('#')) continue;
+      if (isBlankOrComment(raw)) continue;
       const line = i + 1;
       const fields = raw.split('\t');
       if (fields.length > header.length) {
@@ -120,8 +120,8 @@ export const urlListFormat: ManifestFormat = {
     const entries: ManifestEntry[] = [];
     lines(text).forEach((raw, i) => {
       const line = i + 1;
+      if (isBlankOrComment(raw)) return;
       const v = raw.trim();
-      if (v === '' || v.startsWith('#')) return;
       if (raw.includes('\t')) throw manifestError(file, line, raw.indexOf('\t') + 1, 'a list of URLs has one URL per line (use a header row for columns)');
       const col = raw.indexOf(v) + 1;
       checkUrl(file, line, col, v, 'url');

@@ -8,7 +8,7 @@
  *     strong pinned ETag, so a changed object answers 412 instead of new bytes;
  *   - 206: `Content-Range` must be exactly `bytes pos-(end-1)/size`, ETag/size must match the pin;
  *   - 200 (the server ignored Range): the full body is read, the bytes before `pos` are skipped and
- *     the body is dropped once `end` is reached; the total length must be the pinned size;
+ *     the body is dropped once `end` is reached; its Content-Length, when sent, must be the pinned size;
  *   - a body that breaks off (reset, idle timeout, short body) is resumed from the first byte not
  *     yet delivered: delivered bytes are never delivered twice.
  */

@@ -162,7 +162,7 @@ function finalError(describe: string, err: Error, attempts: number): SlicefsErro
     });
   }
   const code = (err as { code?: string }).code;
-  const kind = code && /TIMEOUT/.test(code) ? 'TIMEOUT' : 'NETWORK';
+  const kind = code && /TIME(D)?OUT/.test(code) ? 'TIMEOUT' : 'NETWORK';
   return new SlicefsError(kind, `${describe}: ${messageOf(err)}${code ? ` (${code})` : ''} after ${attempts} attempts`, {
     cause: err,
   });

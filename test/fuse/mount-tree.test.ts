@@ -166,3 +166,49 @@ test('bad manifests fail with file:line:column before anything is mounted', asyn
   assert.equal(r.stderr, `slicefs: error: ${bad}:2:${server.url('/other/b.cram').length + 2}: path '../escape' contains '..'\n`);
   assert.equal(await mounted(join(dir, 'mnt')), false);
 });
+
+test('the mount is read-only for the kernel too (/proc/mounts says ro); files are not executable', async () => {
+  const dir = join(work, 't6');
+  await mkdir(dir);
+  const manifest = await writeManifest(dir, [{ url: server.url('/other/b.cram'), size: B.length }]);
+  const d = await startDaemon(manifest, join(dir, 'mnt'));
+  try {
+    const line = (await run('grep', [` ${d.mountPoint} `, '/proc/mounts'])).stdout.toString();
+    assert.match(line, /^slicefs \S+ fuse\.slicefs ro[, ]/);
+    assert.notEqual((await run('test', ['-x', join(d.mountPoint, 'b.cram')])).code, 0, 'test -x is false');
+    assert.equal((await run('test', ['-r', join(d.mountPoint, 'b.cram')])).code, 0, 'test -r is true');
+  } finally {
+    await d.stop();
+  }
+});
+
+test('an external fusermount -u ends the daemon cleanly', async () => {
+  const dir = join(work, 't7');
+  await mkdir(dir);
+  const manifest = await writeManifest(dir, [{ url: server.url('/other/b.cram'), size: B.length }]);
+  const d = await startDaemon(manifest, join(dir, 'mnt'));
+  const um = await run('fusermount', ['-u', d.mountPoint]);
+  assert.equal(um.code, 0, um.stderr);
+  const code = await Promise.race([d.exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+  if (code === 'still running') await d.stop('SIGKILL');
+  assert.equal(code, 0);
+  assert.match(d.stderr(), /was unmounted from outside/);
+});
+
+test('a file that cannot be sized fails the mount with its name, and a created mount point is removed', async () => {
+  const dir = join(work, 't8');
+  await mkdir(dir);
+  server.addFile('/gone/x.bam', B, { fault: { kind: 'status', status: 404 } });
+  const manifest = await writeManifest(dir, [{ url: server.url('/gone/x.bam') + '?sig=SECRET' }]);
+  const mnt = join(dir, 'new/mnt');
+  const r = await run(process.execPath, [BIN, 'mount', '-m', manifest, mnt]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^slicefs: error: HEAD http:\/\/127\.0\.0\.1:\d+\/gone\/x\.bam\?…: HTTP 404 \(not found\)\n$/);
+  assert.doesNotMatch(r.stderr, /SECRET/);
+  await assert.rejects(stat(join(dir, 'new')), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+
+  const odd = join(dir, 'we$ird');
+  const r2 = await run(process.execPath, [BIN, 'mount', '-m', manifest, odd]);
+  assert.equal(r2.code, 1);
+  assert.match(r2.stderr, /cannot be unmounted safely/);
+});

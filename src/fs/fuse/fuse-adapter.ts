@@ -11,7 +11,7 @@
 import Fuse, { type FuseOps, type FuseStat } from 'fuse-native';
 import { constants as fsConstants } from 'node:fs';
 import type { MountConfig } from '../../config.js';
-import { errnoName } from '../../errors.js';
+import { SlicefsError, errnoName } from '../../errors.js';
 import type { Attr, ReadOnlyFs } from '../readonly-fs.js';
 
 const S_IFDIR = 0o040000;
@@ -20,6 +20,7 @@ const O_ACCMODE = 3;
 const O_WRONLY = 1;
 const O_RDWR = 2;
 const W_OK = 2;
+const X_OK = 1;
 /** 512-byte units of `st_blocks`, so `du` reports the real size. */
 const STAT_BLOCK = 512;
 
@@ -79,12 +80,6 @@ export function makeFuseOps(fs: ReadOnlyFs, hooks: AdapterHooks = {}): FuseOps {
         (e) => cb(fail('getattr', path, e)),
       );
     },
-    fgetattr(path, _fd, cb) {
-      fs.getattr(path).then(
-        (a) => cb(0, toStat(a)),
-        (e) => cb(fail('fgetattr', path, e)),
-      );
-    },
     readdir(path, cb) {
       try {
         cb(0, ['.', '..', ...fs.readdir(path)]);
@@ -115,8 +110,9 @@ export function makeFuseOps(fs: ReadOnlyFs, hooks: AdapterHooks = {}): FuseOps {
     },
     access(path, mode, cb) {
       try {
-        fs.lookup(path);
-        cb(mode & W_OK ? Fuse.EROFS : 0);
+        const node = fs.lookup(path);
+        // Files are 0444: not executable. Directories are 0555.
+        cb(mode & W_OK ? Fuse.EROFS : mode & X_OK && node.kind === 'file' ? Fuse.EACCES : 0);
       } catch (e) {
         cb(fail('access', path, e));
       }
@@ -142,7 +138,7 @@ export function makeFuseOps(fs: ReadOnlyFs, hooks: AdapterHooks = {}): FuseOps {
   for (const op of WRITE_OPS) {
     ops[op] = ((...args: unknown[]) => {
       const cb = args[args.length - 1] as (err: number) => void;
-      cb(Fuse.EROFS);
+      cb(fail(op, typeof args[0] === 'string' ? args[0] : '?', new SlicefsError('READ_ONLY', 'read-only filesystem')));
     }) as never;
   }
   return ops;
@@ -164,7 +160,10 @@ export function mountFuse(fs: ReadOnlyFs, mountPoint: string, config: MountConfi
     kernelCache: true,
     attrTimeout: config.attrTimeoutSec,
     entryTimeout: config.entryTimeoutSec,
-    fsname: 'slicefs',
+    // fuse-native whitelists its options and has no `ro`; it joins them with commas, so `ro` rides
+    // along after the fsname. The kernel then refuses writes itself (EROFS before any request
+    // reaches us), statvfs reports ST_RDONLY and /proc/mounts says `ro`.
+    fsname: 'slicefs,ro',
     subtype: 'slicefs',
   });
   return new Promise((resolve, reject) => {

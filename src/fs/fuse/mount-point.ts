@@ -5,8 +5,8 @@
  * explained, and cleaned up with `fusermount -uz` only when the user passed --force.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdir, readdir, readFile, rmdir, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { SlicefsError } from '../../errors.js';
 
@@ -33,8 +33,32 @@ export async function unmountLazy(dir: string): Promise<void> {
   await run('fusermount', ['-uz', dir]);
 }
 
-export async function prepareMountPoint(dir: string, force: boolean): Promise<string> {
+export interface PreparedMountPoint {
+  path: string;
+  /** The first directory we created on the way to `path` (undefined: it existed). */
+  createdFrom?: string;
+}
+
+/** Removes the directories prepareMountPoint created (empty ones only: rmdir, never rm -r). */
+export async function removeCreated(p: PreparedMountPoint): Promise<void> {
+  if (!p.createdFrom) return;
+  for (let dir = p.path; dir.length >= p.createdFrom.length; dir = dirname(dir)) {
+    await rmdir(dir);
+    if (dir === p.createdFrom) break;
+  }
+}
+
+/**
+ * Makes `dir` ready to mount on: creates it (and missing parents) when absent; refuses it when it
+ * is not a directory, not empty, or mounted; explains (or with `force`, cleans) a stale mount.
+ */
+export async function prepareMountPoint(dir: string, force: boolean): Promise<PreparedMountPoint> {
   const abs = resolve(dir);
+  // fuse-native unmounts through a shell command line (`fusermount -uz "<path>"`): refuse the
+  // characters a double-quoted shell string would still interpret.
+  if (/["`$\\\n]/.test(abs)) {
+    throw new SlicefsError('MOUNT', `mount point ${JSON.stringify(abs)} contains a character (" \` $ \\ or newline) that cannot be unmounted safely`);
+  }
   let st;
   try {
     st = await stat(abs);
@@ -52,10 +76,10 @@ export async function prepareMountPoint(dir: string, force: boolean): Promise<st
       });
       st = await stat(abs);
     } else if (code === 'ENOENT') {
-      await mkdir(abs, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+      const first = await mkdir(abs, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
         throw new SlicefsError('MOUNT', `cannot create mount point ${abs}: ${err.code ?? err.message}`);
       });
-      return abs;
+      return { path: abs, createdFrom: first ?? abs };
     } else {
       throw new SlicefsError('MOUNT', `cannot use mount point ${abs}: ${code ?? (e as Error).message}`);
     }
@@ -69,5 +93,5 @@ export async function prepareMountPoint(dir: string, force: boolean): Promise<st
   if (entries.length > 0) {
     throw new SlicefsError('MOUNT', `mount point ${abs} is not empty (${entries.length} entries); choose an empty directory`);
   }
-  return abs;
+  return { path: abs };
 }

@@ -19,6 +19,7 @@
  * readahead, which is skipped when the bound is reached. Demand reads are never refused.
  */
 import { LRUCache } from 'lru-cache';
+import { Block } from './block.js';
 import type { CacheConfig } from '../config.js';
 import { SlicefsError } from '../errors.js';
 import type { Stats } from '../stats.js';
@@ -31,14 +32,14 @@ export interface PinnedObject {
 }
 
 interface Pending {
-  promise: Promise<Buffer>;
-  resolve: (b: Buffer) => void;
+  promise: Promise<Block>;
+  resolve: (b: Block) => void;
   reject: (e: unknown) => void;
 }
 
 export class BlockCache {
   readonly blockSize: number;
-  private readonly lru: LRUCache<string, Buffer>;
+  private readonly lru: LRUCache<string, Block>;
   private readonly inflight = new Map<string, Pending>();
   /** Keys of in-flight blocks started by readahead, and their bytes (bounded by maxInflightBytes). */
   private readonly prefetching = new Set<string>();
@@ -53,7 +54,7 @@ export class BlockCache {
   ) {
     this.blockSize = config.blockSize;
     this.failureTtlMs = config.failureTtlMs;
-    this.lru = new LRUCache<string, Buffer>({
+    this.lru = new LRUCache<string, Block>({
       // lru-cache needs a positive maxSize; a zero budget still keeps one block so reads work.
       maxSize: Math.max(config.budgetBytes, config.blockSize),
       sizeCalculation: (b) => Math.max(1, b.length),
@@ -72,9 +73,9 @@ export class BlockCache {
   }
 
   /** Blocks [first, last] of the object, fetched where missing. */
-  async getBlocks(obj: PinnedObject, first: number, last: number, maxRunBlocks: number): Promise<Buffer[]> {
+  async getBlocks(obj: PinnedObject, first: number, last: number, maxRunBlocks: number): Promise<Block[]> {
     const prefix = cacheKey(obj.source, obj.version);
-    const waits: Promise<Buffer>[] = [];
+    const waits: Promise<Block>[] = [];
     let runStart = -1;
     const flush = (endExclusive: number) => {
       if (runStart >= 0) this.fetchRun(obj, prefix, runStart, endExclusive, maxRunBlocks);
@@ -137,9 +138,9 @@ export class BlockCache {
   }
 
   private register(key: string): Pending {
-    let resolve!: (b: Buffer) => void;
+    let resolve!: (b: Block) => void;
     let reject!: (e: unknown) => void;
-    const promise = new Promise<Buffer>((res, rej) => {
+    const promise = new Promise<Block>((res, rej) => {
       resolve = res;
       reject = rej;
     });
@@ -163,9 +164,10 @@ export class BlockCache {
     const start = from * bs;
     const end = Math.min(size, to * bs);
     let block = from;
-    let buf = Buffer.allocUnsafe(Math.min(bs, end - block * bs));
+    let want = Math.min(bs, end - block * bs);
+    let parts: Buffer[] = [];
     let filled = 0;
-    const complete = (index: number, data: Buffer) => {
+    const complete = (index: number, data: Block) => {
       const key = `${prefix}#${index}`;
       const pending = this.settle(key);
       this.lru.set(key, data);
@@ -175,15 +177,17 @@ export class BlockCache {
       await obj.source.read(start, end, (chunk) => {
         let off = 0;
         while (off < chunk.length) {
-          const n = Math.min(chunk.length - off, buf.length - filled);
-          chunk.copy(buf, filled, off, off + n);
+          const n = Math.min(chunk.length - off, want - filled);
+          // No copy: the block keeps a view of the chunk (see ./block.ts).
+          parts.push(off === 0 && n === chunk.length ? chunk : chunk.subarray(off, off + n));
           filled += n;
           off += n;
-          if (filled === buf.length) {
-            complete(block, buf);
+          if (filled === want) {
+            complete(block, new Block(parts, want));
             block++;
             filled = 0;
-            if (block < to) buf = Buffer.allocUnsafe(Math.min(bs, end - block * bs));
+            parts = [];
+            want = Math.min(bs, end - block * bs);
           }
         }
       });

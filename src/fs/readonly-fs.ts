@@ -88,12 +88,22 @@ export class ReadOnlyFs {
     return fh;
   }
 
-  async read(fh: number, offset: number, length: number): Promise<Buffer> {
+  /**
+   * Reads up to `dest.length` bytes at `offset` into `dest` and returns how many (0 at EOF). When
+   * the deadline fires first, rejects with TIMEOUT and guarantees `dest` is not written afterwards.
+   */
+  async readInto(fh: number, dest: Buffer, offset: number): Promise<number> {
     const h = this.handles.get(fh);
     if (!h) throw new SlicefsError('BAD_HANDLE', `bad file handle ${fh}`);
-    const data = await this.withDeadline(h.reader.read(offset, length), h.node.name);
-    this.stats.bytesServed += data.length;
-    return data;
+    let gaveUp = false;
+    try {
+      const n = await this.withDeadline(h.reader.readInto(dest, offset, dest.length, () => gaveUp), h.node.name);
+      this.stats.bytesServed += n;
+      return n;
+    } catch (err) {
+      gaveUp = true;
+      throw err;
+    }
   }
 
   release(fh: number): void {

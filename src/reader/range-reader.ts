@@ -5,18 +5,29 @@
  *
  * Sequential detection: a read starting within [previous end - one block, previous end + tolerance]
  * continues a stream (small forward jumps, as samtools makes over a BGZF file, and re-reads of the
- * tail of the last block still count). Each sequential read doubles the readahead window from
- * `readaheadInitialBytes` up to `readaheadMaxBytes`; the window beyond the current read is handed to
- * `BlockCache.prefetch`, which fetches only what is neither cached nor in flight, in requests of
- * `maxRequestBytes` that run in parallel. A read elsewhere resets the window: random reads fetch only
+ * tail of the last block still count); any other read starts a new stream.
+ *
+ * Window: twice the bytes the stream has consumed so far, from `readaheadInitialBytes` up to
+ * `readaheadMaxBytes` (Linux's readahead grows the same way): a short region query that reads a
+ * few hundred KiB fetches little beyond its blocks, a `cat` reaches the full window after a few MiB.
+ *
+ * Refill with hysteresis: readahead is issued only when less than half the window lies ahead of the
+ * read already requested, and then up to a full window at once. Refilling on every 128 KiB kernel
+ * read would turn a sliding window into one 1 MiB request per block; refilling by halves makes
+ * requests of half a window (split into `maxRequestBytes` pieces that run in parallel).
+ * `BlockCache.prefetch` fetches only what is neither cached nor in flight. Random reads fetch only
  * the blocks they touch (one 1 MiB block for a typical samtools seek).
  */
 import type { BlockCache, PinnedObject } from '../cache/block-cache.js';
 import type { ReaderConfig } from '../config.js';
 
 export class RangeReader {
+  /** End of the previous read (-1: none yet). */
   private nextOffset = -1;
-  private window = 0;
+  /** Bytes consumed by the current sequential stream. */
+  private streak = 0;
+  /** Readahead has been requested up to this byte offset (exclusive). */
+  private aheadEnd = 0;
 
   constructor(
     private readonly cache: BlockCache,
@@ -28,54 +39,69 @@ export class RangeReader {
     return this.obj.version.size;
   }
 
-  /**
-   * Bytes [offset, offset + length) clamped to the object's end. The result may share memory with
-   * the cache: callers copy it out and do not keep it.
-   */
+  /** Bytes [offset, offset + length) clamped to the object's end, in a new buffer. */
   async read(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(Math.max(0, Math.min(this.size, offset + length) - offset));
+    const n = await this.readInto(out, offset, length);
+    return out.subarray(0, n);
+  }
+
+  /**
+   * Copies bytes [offset, offset + length), clamped to the object's end, into `dest` (from its
+   * start) and returns how many. The copy happens in one synchronous step after the blocks are
+   * there, and not at all when `cancelled()` says the caller has given up (a FUSE read that already
+   * answered with ETIMEDOUT must not have its buffer written afterwards).
+   */
+  async readInto(dest: Buffer, offset: number, length: number, cancelled: () => boolean = () => false): Promise<number> {
     const size = this.obj.version.size;
-    const end = Math.min(size, offset + length);
-    if (offset >= end) return Buffer.alloc(0);
+    const end = Math.min(size, offset + length, offset + dest.length);
+    if (offset >= end) return 0;
     const bs = this.cache.blockSize;
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
     const maxRun = Math.max(1, Math.floor(this.config.maxRequestBytes / bs));
 
-    this.updateWindow(offset, end);
-    const lastBlock = this.cache.blockCount(size) - 1;
+    const window = this.updateWindow(offset, end);
     const blocksPromise = this.cache.getBlocks(this.obj, first, last, maxRun);
-    if (this.window > 0 && last < lastBlock) {
-      const aheadLast = Math.min(lastBlock, Math.floor((end - 1 + this.window) / bs));
-      this.cache.prefetch(this.obj, last + 1, aheadLast, maxRun);
+    if (window > 0) {
+      const ahead = Math.max(this.aheadEnd, (last + 1) * bs);
+      if (ahead < size && ahead - end < window / 2) {
+        const aheadTo = Math.min(size, end + window);
+        if (aheadTo > ahead) {
+          this.cache.prefetch(this.obj, Math.floor(ahead / bs), Math.floor((aheadTo - 1) / bs), maxRun);
+          this.aheadEnd = aheadTo;
+        }
+      }
     }
     const blocks = await blocksPromise;
-
-    const startIn = offset - first * bs;
-    if (blocks.length === 1) return blocks[0].subarray(startIn, startIn + (end - offset));
-    const out = Buffer.allocUnsafe(end - offset);
+    if (cancelled()) return 0;
     let pos = 0;
     for (let i = 0; i < blocks.length; i++) {
-      const from = i === 0 ? startIn : 0;
-      const to = Math.min(blocks[i].length, from + (out.length - pos));
-      pos += blocks[i].copy(out, pos, from, to);
+      const blockStart = (first + i) * bs;
+      const from = Math.max(offset, blockStart) - blockStart;
+      const to = Math.min(end, blockStart + blocks[i].length) - blockStart;
+      pos += blocks[i].copyTo(dest, pos, from, to);
     }
-    return out;
+    return pos;
   }
 
-  private updateWindow(offset: number, end: number): void {
+  /** Updates the stream state for a read of [offset, end) and returns the readahead window. */
+  private updateWindow(offset: number, end: number): number {
     const bs = this.cache.blockSize;
     const sequential =
       this.nextOffset >= 0 &&
       offset >= this.nextOffset - bs &&
       offset <= this.nextOffset + this.config.sequentialToleranceBytes;
     if (sequential) {
-      this.window =
-        this.window === 0
-          ? this.config.readaheadInitialBytes
-          : Math.min(this.config.readaheadMaxBytes, this.window * 2);
+      this.streak += Math.max(0, end - this.nextOffset);
+      this.nextOffset = Math.max(end, this.nextOffset);
     } else {
-      this.window = 0;
+      this.streak = 0;
+      this.aheadEnd = 0;
+      this.nextOffset = end;
+      return 0;
     }
-    this.nextOffset = Math.max(end, sequential ? this.nextOffset : 0);
+    if (this.config.readaheadMaxBytes <= 0) return 0;
+    return Math.min(this.config.readaheadMaxBytes, Math.max(this.config.readaheadInitialBytes, 2 * this.streak));
   }
 }

@@ -95,12 +95,10 @@ export function makeFuseOps(fs: ReadOnlyFs, hooks: AdapterHooks = {}): FuseOps {
       );
     },
     read(path, fd, buf, len, pos, cb) {
-      fs.read(fd, pos, len).then(
-        (data) => {
-          // Copy before answering: fuse-native hands `buf` back to the kernel after the callback.
-          const n = data.copy(buf, 0, 0, Math.min(len, data.length));
-          cb(n);
-        },
+      // The core copies into `buf` before resolving (never after a timeout): fuse-native hands
+      // `buf` back to the kernel when we call back.
+      fs.readInto(fd, len < buf.length ? buf.subarray(0, len) : buf, pos).then(
+        (n) => cb(n),
         (e) => cb(fail('read', path, e)),
       );
     },

@@ -13,6 +13,8 @@ import type { Manifest } from './manifest/types.js';
 import { HttpSource } from './source/object-source.js';
 import { Stats } from './stats.js';
 import { HttpTransport } from './transport/http-transport.js';
+import type { Transport } from './transport/transport.js';
+import { WorkerTransport } from './transport/worker-transport.js';
 
 export interface MountSessionOptions {
   manifest: Manifest;
@@ -23,6 +25,8 @@ export interface MountSessionOptions {
   reader: ReaderConfig;
   mount: MountConfig;
   probeConcurrency: number;
+  /** Fetch in a worker thread (default) or on the FUSE thread. */
+  fetchWorker: boolean;
   /** Messages for the user (stderr). */
   warn: (msg: string) => void;
   /** Per-operation failures, for --verbose. */
@@ -42,7 +46,9 @@ export interface MountSession {
 
 export async function openMountSession(o: MountSessionOptions): Promise<MountSession> {
   const stats = new Stats();
-  const transport = new HttpTransport(o.transport, stats, o.warn);
+  const transport: Transport = o.fetchWorker
+    ? new WorkerTransport(o.transport, stats, o.warn, o.cache.blockSize)
+    : new HttpTransport(o.transport, stats, o.warn);
   // The whole tree is checked (index names included) before the mount point is touched.
   const root = buildTree(o.manifest, (url, size) => new HttpSource(transport, url, size));
   let prepared: PreparedMountPoint | undefined;

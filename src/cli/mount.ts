@@ -18,6 +18,7 @@ interface MountArgs extends TransportArgs, CacheArgs {
   force: boolean;
   'probe-concurrency': number;
   'debug-fuse': boolean;
+  'fetch-worker': boolean;
 }
 
 /** How often the daemon checks that its mount still exists (an external `fusermount -u`). */
@@ -39,6 +40,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       .option('probe-concurrency', { type: 'number', default: DEFAULT_PROBE_CONCURRENCY, describe: 'parallel HEAD requests for sizes missing from the manifest' })
       .option('allow-other', { type: 'boolean', default: false, describe: 'let other users access the mount (needs user_allow_other in /etc/fuse.conf)' })
       .option('force', { type: 'boolean', default: false, describe: 'clean up a stale mount left by a crashed slicefs first' })
+      .option('fetch-worker', { type: 'boolean', default: true, describe: 'fetch in a worker thread (--no-fetch-worker: on the FUSE thread)' })
       .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every HTTP request (no query strings, no tokens)' })
       .option('debug-fuse', { type: 'boolean', default: false, describe: "libfuse's own debug log" }) as unknown as Argv<MountArgs>,
   handler: async (args) => {
@@ -73,6 +75,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     reader: readerConfig(args),
     mount: { ...DEFAULT_MOUNT, allowOther: args['allow-other'], debug: args['debug-fuse'], opTimeoutMs: args.timeout * 1000 },
     probeConcurrency: args['probe-concurrency'],
+    fetchWorker: args['fetch-worker'],
     warn: say,
     onFsError: args.verbose ? (op, path, err) => log(`${op} ${path}: ${errnoName(err)}: ${messageOf(err)}`) : undefined,
     onProbeProgress: (done, total) => {

@@ -7,7 +7,7 @@
  * delivers bytes of one version, and cache keys made from `cacheKey()` name that version.
  */
 import { SlicefsError } from '../errors.js';
-import type { HttpTransport } from '../transport/http-transport.js';
+import type { Transport } from '../transport/transport.js';
 import { versionTag, type ObjectVersion } from '../transport/version.js';
 import { safeUrl } from '../util/redact.js';
 
@@ -38,7 +38,7 @@ export class HttpSource implements ObjectSource {
   private pinning?: Promise<ObjectVersion>;
 
   constructor(
-    private readonly transport: HttpTransport,
+    private readonly transport: Transport,
     private readonly url: string,
     readonly knownSize?: number,
     private readonly headers: Record<string, string> = {},

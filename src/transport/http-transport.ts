@@ -18,21 +18,13 @@ import { SlicefsError, codeForStatus } from '../errors.js';
 import type { Stats } from '../stats.js';
 import { safeUrl, urlPath } from '../util/redact.js';
 import { checkRetryableStatus, withRetry } from './retry.js';
+import type { FetchRangeOptions, Transport } from './transport.js';
 import { isStrongEtag, versionMismatch, type ObjectVersion } from './version.js';
-
-export interface FetchRangeOptions {
-  /** The pinned version; responses of another version fail with STALE. */
-  version: ObjectVersion;
-  /** Receives the bytes in order; chunks are owned by the callee (undici does not reuse them). */
-  onData: (chunk: Buffer) => void;
-  headers?: Record<string, string>;
-  signal?: AbortSignal;
-}
 
 /** Statuses of a HEAD that mean "ask with a 1-byte GET instead" (S3 presigned GET URLs answer HEAD with 403). */
 const HEAD_REFUSED = new Set([400, 403, 405, 501]);
 
-export class HttpTransport {
+export class HttpTransport implements Transport {
   private readonly agent: Agent;
   private readonly warnedIgnoredRange = new Set<string>();
 

@@ -46,9 +46,14 @@ export interface MountSession {
 
 export async function openMountSession(o: MountSessionOptions): Promise<MountSession> {
   const stats = new Stats();
-  const transport: Transport = o.fetchWorker
-    ? new WorkerTransport(o.transport, stats, o.warn, o.cache.blockSize)
-    : new HttpTransport(o.transport, stats, o.warn);
+  let transport: Transport;
+  if (o.fetchWorker) {
+    const worker = new WorkerTransport(o.transport, stats, o.warn, o.cache.blockSize);
+    await worker.start();
+    transport = worker;
+  } else {
+    transport = new HttpTransport(o.transport, stats, o.warn);
+  }
   // The whole tree is checked (index names included) before the mount point is touched.
   const root = buildTree(o.manifest, (url, size) => new HttpSource(transport, url, size));
   let prepared: PreparedMountPoint | undefined;

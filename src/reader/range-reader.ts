@@ -11,10 +11,11 @@
  * `readaheadMaxBytes` (Linux's readahead grows the same way): a short region query that reads a
  * few hundred KiB fetches little beyond its blocks, a `cat` reaches the full window after a few MiB.
  *
- * Refill with hysteresis: readahead is issued only when less than half the window lies ahead of the
- * read already requested, and then up to a full window at once. Refilling on every 128 KiB kernel
- * read would turn a sliding window into one 1 MiB request per block; refilling by halves makes
- * requests of half a window (split into `maxRequestBytes` pieces that run in parallel).
+ * Refill in whole requests: readahead is issued once at least `maxRequestBytes` of the window has
+ * been consumed, and then up to a full window. Refilling on every 128 KiB kernel read would turn a
+ * sliding window into one 1 MiB request per block (measured: 4× the requests, and slower); this
+ * keeps requests `maxRequestBytes` long with several in flight, and connections busy (a connection
+ * left idle between bursts restarts TCP slow start on a long link).
  * `BlockCache.prefetch` fetches only what is neither cached nor in flight. Random reads fetch only
  * the blocks they touch (one 1 MiB block for a typical samtools seek).
  */
@@ -65,7 +66,9 @@ export class RangeReader {
     const blocksPromise = this.cache.getBlocks(this.obj, first, last, maxRun);
     if (window > 0) {
       const ahead = Math.max(this.aheadEnd, (last + 1) * bs);
-      if (ahead < size && ahead - end < window / 2) {
+      // Refill once a whole request's worth of the window has been consumed: requests stay
+      // `maxRequestBytes` long and several stay in flight, so connections never go idle.
+      if (ahead < size && ahead - end <= window - this.config.maxRequestBytes) {
         const aheadTo = Math.min(size, end + window);
         if (aheadTo > ahead) {
           this.cache.prefetch(this.obj, Math.floor(ahead / bs), Math.floor((aheadTo - 1) / bs), maxRun);

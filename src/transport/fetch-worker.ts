@@ -41,6 +41,7 @@ export type FromWorker =
   | { type: 'data'; id: number; buf: ArrayBuffer; length: number }
   | { type: 'done'; id: number; version?: ObjectVersion; counters: TransportCounters }
   | { type: 'error'; id: number; error: WireError; counters: TransportCounters }
+  | { type: 'ready' }
   | { type: 'log'; line: string }
   | { type: 'warn'; message: string };
 
@@ -71,6 +72,7 @@ function main(): void {
       counters: counters(),
     });
 
+  post({ type: 'ready' });
   port.on('message', (m: ToWorker) => {
     if (m.type === 'abort') {
       aborts.get(m.id)?.abort(new SlicefsError('TIMEOUT', 'aborted by the reader'));

@@ -60,6 +60,32 @@ export class WorkerTransport implements Transport {
     }
   }
 
+  /**
+   * Starts the worker and waits until it has loaded undici: a mount pays the ~100 ms of a new
+   * isolate before it answers the kernel, not on the first read.
+   */
+  async start(): Promise<void> {
+    const w = this.ensureWorker();
+    w.ref();
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (m: FromWorker) => {
+        if (m.type === 'ready') done();
+      };
+      const onExit = (code: number) => {
+        done();
+        reject(new SlicefsError('NETWORK', `fetch worker exited (${code}) while starting`));
+      };
+      const done = () => {
+        w.off('message', onMessage);
+        w.off('exit', onExit);
+        if (this.calls.size === 0) w.unref();
+        resolve();
+      };
+      w.on('message', onMessage);
+      w.on('exit', onExit);
+    });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const w = this.worker;
@@ -101,6 +127,8 @@ export class WorkerTransport implements Transport {
 
   private onMessage(m: FromWorker): void {
     switch (m.type) {
+      case 'ready':
+        return;
       case 'log':
         this.config.log?.(m.line);
         return;

@@ -47,10 +47,12 @@ export interface MountSession {
 export async function openMountSession(o: MountSessionOptions): Promise<MountSession> {
   const stats = new Stats();
   let transport: Transport;
+  let recycle: ((parts: readonly Buffer[]) => void) | undefined;
   if (o.fetchWorker) {
     const worker = new WorkerTransport(o.transport, stats, o.warn, o.cache.blockSize);
     await worker.start();
     transport = worker;
+    recycle = (parts) => worker.recycle(parts);
   } else {
     transport = new HttpTransport(o.transport, stats, o.warn);
   }
@@ -60,7 +62,7 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
   try {
     prepared = await prepareMountPoint(o.mountPoint, o.force);
     const mountPoint = prepared.path;
-    const cache = new BlockCache(o.cache, stats);
+    const cache = new BlockCache(o.cache, stats, recycle);
     // Main files without a size are probed now (bounded concurrency); index files on first stat.
     const unsized = [...walkFiles(root)].filter((f) => f.size === undefined && f.entry !== undefined);
     if (unsized.length > 0) await probeSizes(unsized, o.probeConcurrency, o.onProbeProgress);

@@ -32,6 +32,8 @@ export interface PinnedObject {
 }
 
 interface Pending {
+  /** Demand readers waiting for this block: it is born with this many references. */
+  waiters: number;
   promise: Promise<Block>;
   resolve: (b: Block) => void;
   reject: (e: unknown) => void;
@@ -48,9 +50,14 @@ export class BlockCache {
   readonly maxInflightBytes: number;
   private readonly failureTtlMs: number;
 
+  /**
+   * `onBlockFreed` receives the chunks of a block nobody can read any more (evicted, no reader
+   * copying from it), so their memory can be reused.
+   */
   constructor(
     config: CacheConfig,
     private readonly stats: Stats,
+    private readonly onBlockFreed?: (parts: readonly Buffer[]) => void,
   ) {
     this.blockSize = config.blockSize;
     this.failureTtlMs = config.failureTtlMs;
@@ -58,6 +65,7 @@ export class BlockCache {
       // lru-cache needs a positive maxSize; a zero budget still keeps one block so reads work.
       maxSize: Math.max(config.budgetBytes, config.blockSize),
       sizeCalculation: (b) => Math.max(1, b.length),
+      dispose: (b) => b.evict(),
     });
     // Readahead in flight may take up to half the budget on top of it (RSS ≈ budget × 1.5 at worst).
     this.maxInflightBytes = Math.max(config.budgetBytes / 2, 4 * config.blockSize);
@@ -72,7 +80,11 @@ export class BlockCache {
     return Math.ceil(size / this.blockSize);
   }
 
-  /** Blocks [first, last] of the object, fetched where missing. */
+  /**
+   * Blocks [first, last] of the object, fetched where missing. Every block is handed out with a
+   * reference (Block.acquire): the caller must `release()` each one when its copy is done, also on
+   * failure (see `releaseAll`).
+   */
   async getBlocks(obj: PinnedObject, first: number, last: number, maxRunBlocks: number): Promise<Block[]> {
     const prefix = cacheKey(obj.source, obj.version);
     const waits: Promise<Block>[] = [];
@@ -87,13 +99,14 @@ export class BlockCache {
       if (hit) {
         this.stats.cacheHits++;
         flush(i);
-        waits.push(Promise.resolve(hit));
+        waits.push(Promise.resolve(hit.acquire()));
         continue;
       }
       const pending = this.inflight.get(key);
       if (pending) {
         this.stats.cacheHits++;
         flush(i);
+        pending.waiters++;
         waits.push(pending.promise);
         continue;
       }
@@ -105,11 +118,18 @@ export class BlockCache {
       }
       this.stats.cacheMisses++;
       // Register now so the blocks of this run are shared by readers that arrive meanwhile.
-      waits.push(this.register(key).promise);
+      waits.push(this.register(key, 1).promise);
       if (runStart < 0) runStart = i;
     }
     flush(last + 1);
-    return Promise.all(waits);
+    const settled = await Promise.allSettled(waits);
+    const blocks = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) {
+      for (const b of blocks) b.release();
+      throw failed.reason;
+    }
+    return blocks;
   }
 
   /**
@@ -129,7 +149,7 @@ export class BlockCache {
         if (full) return;
         continue;
       }
-      this.register(key);
+      this.register(key, 0);
       this.prefetching.add(key);
       this.inflightBytes += this.blockSize;
       if (runStart < 0) runStart = i;
@@ -137,7 +157,7 @@ export class BlockCache {
     if (runStart >= 0) this.fetchRun(obj, prefix, runStart, last + 1, maxRunBlocks);
   }
 
-  private register(key: string): Pending {
+  private register(key: string, waiters: number): Pending {
     let resolve!: (b: Block) => void;
     let reject!: (e: unknown) => void;
     const promise = new Promise<Block>((res, rej) => {
@@ -146,7 +166,7 @@ export class BlockCache {
     });
     // A prefetched block nobody awaits must not become an unhandled rejection (it would kill the daemon).
     promise.catch(() => {});
-    const pending = { promise, resolve, reject };
+    const pending = { waiters, promise, resolve, reject };
     this.inflight.set(key, pending);
     return pending;
   }
@@ -167,9 +187,11 @@ export class BlockCache {
     let want = Math.min(bs, end - block * bs);
     let parts: Buffer[] = [];
     let filled = 0;
-    const complete = (index: number, data: Block) => {
+    const complete = (index: number, parts: Buffer[], length: number) => {
       const key = `${prefix}#${index}`;
       const pending = this.settle(key);
+      // Born with one reference per waiting reader, before the cache may evict it.
+      const data = new Block(parts, length, pending?.waiters ?? 0, this.onBlockFreed);
       this.lru.set(key, data);
       pending?.resolve(data);
     };
@@ -183,7 +205,7 @@ export class BlockCache {
           filled += n;
           off += n;
           if (filled === want) {
-            complete(block, new Block(parts, want));
+            complete(block, parts, want);
             block++;
             filled = 0;
             parts = [];

@@ -77,15 +77,19 @@ export class RangeReader {
       }
     }
     const blocks = await blocksPromise;
-    if (cancelled()) return 0;
-    let pos = 0;
-    for (let i = 0; i < blocks.length; i++) {
-      const blockStart = (first + i) * bs;
-      const from = Math.max(offset, blockStart) - blockStart;
-      const to = Math.min(end, blockStart + blocks[i].length) - blockStart;
-      pos += blocks[i].copyTo(dest, pos, from, to);
+    try {
+      if (cancelled()) return 0;
+      let pos = 0;
+      for (let i = 0; i < blocks.length; i++) {
+        const blockStart = (first + i) * bs;
+        const from = Math.max(offset, blockStart) - blockStart;
+        const to = Math.min(end, blockStart + blocks[i].length) - blockStart;
+        pos += blocks[i].copyTo(dest, pos, from, to);
+      }
+      return pos;
+    } finally {
+      for (const b of blocks) b.release();
     }
-    return pos;
   }
 
   /** Updates the stream state for a read of [offset, end) and returns the readahead window. */

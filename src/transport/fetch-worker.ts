@@ -21,7 +21,9 @@ export interface WorkerInit {
 export type ToWorker =
   | { type: 'probe'; id: number; url: string; headers: Record<string, string> }
   | { type: 'fetch'; id: number; url: string; start: number; end: number; version: ObjectVersion; headers: Record<string, string> }
-  | { type: 'abort'; id: number };
+  | { type: 'abort'; id: number }
+  /** Buffers of freed cache blocks, handed back to be filled again instead of allocating. */
+  | { type: 'recycle'; bufs: ArrayBuffer[] };
 
 export interface TransportCounters {
   requests: number;
@@ -64,6 +66,10 @@ function main(): void {
     rangeIgnored: stats.rangeIgnored,
   });
   const aborts = new Map<number, AbortController>();
+  /** Reusable piece buffers (bounded: a burst of frees must not pin memory here). */
+  const spare: ArrayBuffer[] = [];
+  // About one readahead window: enough to keep a stream allocation-free, little memory pinned.
+  const MAX_SPARE = 16;
   const fail = (id: number, err: unknown) =>
     post({
       type: 'error',
@@ -74,6 +80,10 @@ function main(): void {
 
   post({ type: 'ready' });
   port.on('message', (m: ToWorker) => {
+    if (m.type === 'recycle') {
+      for (const b of m.bufs) if (spare.length < MAX_SPARE && b.byteLength === init.pieceBytes) spare.push(b);
+      return;
+    }
     if (m.type === 'abort') {
       aborts.get(m.id)?.abort(new SlicefsError('TIMEOUT', 'aborted by the reader'));
       return;
@@ -109,8 +119,10 @@ function main(): void {
             if (!buf) {
               // The piece ends at the next multiple of `piece` in the object (or at the range end).
               const pieceEnd = Math.min(m.end, (Math.floor(pos / piece) + 1) * piece);
-              // A buffer of its own (not from Node's pool), so its ArrayBuffer can be transferred.
-              buf = Buffer.from(new ArrayBuffer(pieceEnd - pos));
+              // A buffer of its own (not from Node's pool), so its ArrayBuffer can be transferred;
+              // a whole piece reuses a recycled one.
+              const len = pieceEnd - pos;
+              buf = Buffer.from((len === piece && spare.pop()) || new ArrayBuffer(len));
             }
             const n = chunk.copy(buf, filled, off, off + Math.min(chunk.length - off, buf.length - filled));
             off += n;

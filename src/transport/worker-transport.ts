@@ -86,6 +86,21 @@ export class WorkerTransport implements Transport {
     });
   }
 
+  /**
+   * Takes back the memory of cache blocks nobody reads any more: whole pieces this transport
+   * delivered go back to the worker (transferred, so they are detached here) to be filled again.
+   */
+  recycle(parts: readonly Buffer[]): void {
+    const bufs: ArrayBuffer[] = [];
+    for (const p of parts) {
+      const ab = p.buffer;
+      if (ab instanceof ArrayBuffer && p.byteOffset === 0 && p.byteLength === ab.byteLength && ab.byteLength === this.pieceBytes) {
+        bufs.push(ab);
+      }
+    }
+    if (bufs.length > 0 && this.worker) this.worker.postMessage({ type: 'recycle', bufs } satisfies ToWorker, bufs);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const w = this.worker;

@@ -85,6 +85,22 @@ test('md5 through the mount equals the source; odd reads at block edges; 16 conc
   }
 });
 
+for (const mode of ['--fetch-worker', '--no-fetch-worker']) {
+test(`a tiny cache under 12 concurrent readers still serves exact bytes (eviction while reading; ${mode})`, async () => {
+  const files = [
+    { name: 'p.bin', data: seededBytes(108, 6 * MiB + 1) },
+    { name: 'q.bin', data: seededBytes(109, 5 * MiB - 1) },
+  ];
+  const d = await mountFiles(files, ['--cache-size', '2M', mode]);
+  try {
+    const readers = await Promise.all(Array.from({ length: 12 }, (_, i) => run('md5sum', [join(d.mountPoint, files[i % 2].name)])));
+    readers.forEach((r, i) => assert.equal(r.stdout.toString().split(' ')[0], md5(files[i % 2].data), `reader ${i}`));
+  } finally {
+    await d.stop();
+  }
+});
+}
+
 test('8 concurrent readers of one cold block make one HTTP request', async () => {
   const data = seededBytes(104, 8 * MiB);
   const d = await mountFiles([{ name: 'x.bin', data }]);

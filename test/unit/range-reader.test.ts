@@ -140,3 +140,25 @@ test('a failed fetch rejects its waiters, is remembered briefly, then retried', 
   await new Promise((res) => setTimeout(res, 250));
   assert.ok((await r.read(0, 100)).equals(data.subarray(0, 100)));
 });
+
+test('an evicted block is freed (recycled) only after its last reader is done with it', async () => {
+  const bs = 4096;
+  const data = bytes(8 * bs, 5);
+  const src = new MemorySource(data, 1000);
+  const freed: number[] = [];
+  const cache = new BlockCache({ blockSize: bs, budgetBytes: bs, failureTtlMs: 0 }, new Stats(), (parts) =>
+    freed.push(parts.reduce((n, p) => n + p.length, 0)),
+  );
+  const obj = { source: src, version: src.pinned };
+  const [held] = await cache.getBlocks(obj, 0, 0, 1);
+  // Fetching two more blocks evicts block 0 from a one-block budget, but it is still held.
+  (await cache.getBlocks(obj, 1, 1, 1)).forEach((b) => b.release());
+  (await cache.getBlocks(obj, 2, 2, 1)).forEach((b) => b.release());
+  assert.equal(freed.length, 1, 'block 1 was freed when block 2 evicted it');
+  const copy = Buffer.alloc(bs);
+  assert.equal(held.copyTo(copy, 0, 0, bs), bs);
+  assert.ok(copy.equals(data.subarray(0, bs)), 'a held block keeps its bytes after eviction');
+  held.release();
+  assert.equal(freed.length, 2, 'freed once released');
+  assert.equal(held.copyTo(copy, 0, 0, bs), 0, 'a freed block yields nothing');
+});

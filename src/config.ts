@@ -75,7 +75,7 @@ export const DEFAULT_CACHE: CacheConfig = {
 };
 
 export interface ReaderConfig {
-  /** First readahead window once a handle reads sequentially; doubled on each sequential read. */
+  /** Smallest readahead window of a sequential stream (the window is 2× the bytes it consumed). */
   readaheadInitialBytes: number;
   /** Cap of the window: at 20 ms RTT, 16 MiB in flight keeps ~800 MB/s moving. */
   readaheadMaxBytes: number;
@@ -102,7 +102,7 @@ export interface MountConfig {
   /** fuse-native's per-operation timeout; every read answers before it. */
   opTimeoutMs: number;
   allowOther: boolean;
-  /** `--debug`: libfuse's own request log. */
+  /** `--debug-fuse`: libfuse's own request log. */
   debug: boolean;
 }
 

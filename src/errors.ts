@@ -3,8 +3,8 @@
  *
  * Every layer throws a `SlicefsError` (or lets a plain Error through, which counts as EIO). The FUSE
  * adapter turns `errnoName(err)` into a number; the CLI turns `err.message` into its one-line
- * error. Keeping the mapping here, and only here, means the mount, `view` and `download` agree on
- * what a 403 or a changed object means. The table follows htslib's `hfile_libcurl` status map.
+ * error. Keeping the mapping here, and only here, means every command (the mount now; `view` and
+ * `download` as they come) agrees on what a 403 or a changed object means. The table follows htslib's `hfile_libcurl` status map.
  */
 
 export type ErrorCode =

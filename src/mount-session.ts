@@ -8,7 +8,7 @@ import type { CacheConfig, MountConfig, ReaderConfig, TransportConfig } from './
 import { mountFuse } from './fs/fuse/fuse-adapter.js';
 import { prepareMountPoint, removeCreated, type PreparedMountPoint } from './fs/fuse/mount-point.js';
 import { ReadOnlyFs, probeSizes } from './fs/readonly-fs.js';
-import { buildTree, walkFiles } from './fs/tree.js';
+import { buildTree, walkFiles, type DirNode } from './fs/tree.js';
 import type { Manifest } from './manifest/types.js';
 import { HttpSource } from './source/object-source.js';
 import { Stats } from './stats.js';
@@ -57,7 +57,13 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
     transport = new HttpTransport(o.transport, stats, o.warn);
   }
   // The whole tree is checked (index names included) before the mount point is touched.
-  const root = buildTree(o.manifest, (url, size) => new HttpSource(transport, url, size));
+  let root: DirNode;
+  try {
+    root = buildTree(o.manifest, (url, size) => new HttpSource(transport, url, size));
+  } catch (err) {
+    await transport.close();
+    throw err;
+  }
   let prepared: PreparedMountPoint | undefined;
   try {
     prepared = await prepareMountPoint(o.mountPoint, o.force);

@@ -219,9 +219,12 @@ export class BlockCache {
       if (this.failures.size > 10_000) this.failures.clear();
       for (let i = block; i < to; i++) {
         const key = `${prefix}#${i}`;
-        // Only a failed demand read is remembered: our own readahead failing must not turn the
-        // reader's first real read of that block into an error without a try.
-        if (!this.prefetching.has(key)) this.failures.set(key, { error: err, at });
+        // Only a failed demand read is remembered (a reader waited for it, so the kernel will ask
+        // again at once): our own readahead failing unseen must not turn the reader's first real
+        // read of that block into an error without a try.
+        if (!this.prefetching.has(key) || (this.inflight.get(key)?.waiters ?? 0) > 0) {
+          this.failures.set(key, { error: err, at });
+        }
         this.settle(key)?.reject(err);
       }
     }

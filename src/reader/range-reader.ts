@@ -12,7 +12,7 @@
  * few hundred KiB fetches little beyond its blocks, a `cat` reaches the full window after a few MiB.
  *
  * Refill in whole requests: readahead is issued once at least `maxRequestBytes` of the window has
- * been consumed, and then up to a full window. Refilling on every 128 KiB kernel read would turn a
+ * been consumed (half the window while the window is smaller), and then up to a full window. Refilling on every 128 KiB kernel read would turn a
  * sliding window into one 1 MiB request per block (measured: 4× the requests, and slower); this
  * keeps requests `maxRequestBytes` long with several in flight, and connections busy (a connection
  * left idle between bursts restarts TCP slow start on a long link).
@@ -66,9 +66,11 @@ export class RangeReader {
     const blocksPromise = this.cache.getBlocks(this.obj, first, last, maxRun);
     if (window > 0) {
       const ahead = Math.max(this.aheadEnd, (last + 1) * bs);
-      // Refill once a whole request's worth of the window has been consumed: requests stay
-      // `maxRequestBytes` long and several stay in flight, so connections never go idle.
-      if (ahead < size && ahead - end <= window - this.config.maxRequestBytes) {
+      // Refill once a whole request's worth of the window has been consumed (half the window while
+      // it is smaller than two requests): requests stay `maxRequestBytes` long and several stay in
+      // flight, so connections never go idle.
+      const unit = Math.min(this.config.maxRequestBytes, window / 2);
+      if (ahead < size && ahead - end <= window - unit) {
         const aheadTo = Math.min(size, end + window);
         if (aheadTo > ahead) {
           this.cache.prefetch(this.obj, Math.floor(ahead / bs), Math.floor((aheadTo - 1) / bs), maxRun);

@@ -29,6 +29,8 @@ export class WorkerTransport implements Transport {
   private readonly calls = new Map<number, Call>();
   private nextId = 1;
   private closed = false;
+  /** The current worker's counters as last reported (Stats gets the differences). */
+  private reported: TransportCounters = ZERO;
 
   constructor(
     private readonly config: TransportConfig,
@@ -72,13 +74,16 @@ export class WorkerTransport implements Transport {
         if (m.type === 'ready') done();
       };
       const onExit = (code: number) => {
-        done();
+        cleanup();
         reject(new SlicefsError('NETWORK', `fetch worker exited (${code}) while starting`));
       };
-      const done = () => {
+      const cleanup = () => {
         w.off('message', onMessage);
         w.off('exit', onExit);
         if (this.calls.size === 0) w.unref();
+      };
+      const done = () => {
+        cleanup();
         resolve();
       };
       w.on('message', onMessage);
@@ -105,6 +110,9 @@ export class WorkerTransport implements Transport {
     this.closed = true;
     const w = this.worker;
     this.worker = undefined;
+    const err = new SlicefsError('NETWORK', 'transport closed');
+    for (const c of this.calls.values()) c.reject(err);
+    this.calls.clear();
     if (w) await w.terminate();
   }
 
@@ -130,6 +138,8 @@ export class WorkerTransport implements Transport {
     const die = (why: string) => {
       if (this.worker !== w) return;
       this.worker = undefined;
+      // A new worker counts from zero.
+      this.reported = ZERO;
       const err = new SlicefsError('NETWORK', `fetch worker stopped (${why})`);
       for (const c of this.calls.values()) c.reject(err);
       this.calls.clear();
@@ -166,14 +176,19 @@ export class WorkerTransport implements Transport {
     }
   }
 
+  /** Adds what the worker counted since its last report (Stats has other writers too). */
   private apply(c: TransportCounters): void {
-    this.stats.requests = c.requests;
-    this.stats.bytesFetched = c.bytesFetched;
-    this.stats.retries = c.retries;
-    this.stats.errors = c.errors;
-    this.stats.rangeIgnored = c.rangeIgnored;
+    const r = this.reported;
+    this.stats.requests += c.requests - r.requests;
+    this.stats.bytesFetched += c.bytesFetched - r.bytesFetched;
+    this.stats.retries += c.retries - r.retries;
+    this.stats.errors += c.errors - r.errors;
+    this.stats.rangeIgnored += c.rangeIgnored - r.rangeIgnored;
+    this.reported = c;
   }
 }
+
+const ZERO: TransportCounters = { requests: 0, bytesFetched: 0, retries: 0, errors: 0, rangeIgnored: 0 };
 
 function toError(e: WireError): Error {
   return e.code ? new SlicefsError(e.code as ErrorCode, e.message, { status: e.status }) : new Error(e.message);

@@ -107,6 +107,16 @@ test('sequential reads grow a readahead window; random reads fetch only their bl
   assert.ok(fetched > 12 * MiB, `readahead fetched beyond the reads (${fetched} bytes)`);
   assert.ok(fetched <= 8 * MiB + DEFAULT_READER.readaheadMaxBytes + MiB, 'readahead stays within its window');
 
+  // A window smaller than two requests still reads ahead (refills by halves).
+  for (const max of [2 * MiB, 1 * MiB]) {
+    const srcSmall = new MemorySource(data, 1 << 16);
+    const cacheSmall = new BlockCache({ blockSize: MiB, budgetBytes: 256 * MiB, failureTtlMs: 0 }, new Stats());
+    const small = new RangeReader(cacheSmall, { source: srcSmall, version: srcSmall.pinned }, { ...DEFAULT_READER, readaheadMaxBytes: max });
+    for (let off = 0; off < 6 * MiB; off += 128 * 1024) await small.read(off, 128 * 1024);
+    const beyond = srcSmall.reads.filter(([s]) => s >= 6 * MiB).length;
+    assert.ok(beyond >= 1, `readahead-max ${max}: fetched ahead of the reads`);
+  }
+
   const src2 = new MemorySource(data);
   const cache2 = new BlockCache({ blockSize: MiB, budgetBytes: 256 * MiB, failureTtlMs: 0 }, new Stats());
   const rnd = new RangeReader(cache2, { source: src2, version: src2.pinned }, DEFAULT_READER);

@@ -54,10 +54,12 @@ export async function removeCreated(p: PreparedMountPoint): Promise<void> {
  */
 export async function prepareMountPoint(dir: string, force: boolean): Promise<PreparedMountPoint> {
   const abs = resolve(dir);
-  // fuse-native unmounts through a shell command line (`fusermount -uz "<path>"`): refuse the
-  // characters a double-quoted shell string would still interpret.
-  if (/["`$\\\n]/.test(abs)) {
-    throw new SlicefsError('MOUNT', `mount point ${JSON.stringify(abs)} contains a character (" \` $ \\ or newline) that cannot be unmounted safely`);
+  // fuse-native unmounts through a shell command line (`fusermount -uz <JSON-quoted path>`): refuse
+  // the characters a double-quoted shell string would still interpret, and control characters,
+  // which JSON escapes into a different path.
+  // eslint-disable-next-line no-control-regex -- control characters are what is refused
+  if (/["`$\\\x00-\x1f\x7f]/.test(abs)) {
+    throw new SlicefsError('MOUNT', `mount point ${JSON.stringify(abs)} contains a character (" \` $ \\ or a control character) that cannot be unmounted safely`);
   }
   let st;
   try {

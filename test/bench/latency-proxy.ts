@@ -19,6 +19,7 @@
 //             [--delay 10] [--rate 1e9] [--port 0] [--no-handshake]
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
 import { isMain } from './proc.js';
 
 export interface LatencyProxyOptions {
@@ -267,50 +268,31 @@ export async function startLatencyProxy(opts: LatencyProxyOptions): Promise<Late
 // Standalone.
 
 function parseCli(argv: string[]): LatencyProxyOptions {
-  const o: LatencyProxyOptions = { upstreamPort: 0 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const v = () => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${a} needs a value`);
-      return x;
-    };
-    switch (a) {
-      case '--upstream': {
-        const x = v();
-        const m = /^(?:(.+):)?(\d+)$/.exec(x);
-        if (!m) throw new Error(`bad --upstream ${x}`);
-        if (m[1]) o.upstreamHost = m[1];
-        o.upstreamPort = Number(m[2]);
-        break;
-      }
-      case '--upstream-host':
-        o.upstreamHost = v();
-        break;
-      case '--delay':
-        o.oneWayDelayMs = Number(v());
-        break;
-      case '--rate':
-        o.rateBitsPerSec = Number(v());
-        break;
-      case '--port':
-        o.listenPort = Number(v());
-        break;
-      case '--no-handshake':
-        o.emulateHandshake = false;
-        break;
-      case '-h':
-      case '--help':
-        process.stdout.write(
-          'usage: latency-proxy --upstream [HOST:]PORT [--delay MS] [--rate BITS_PER_S] [--port P] [--no-handshake]\n',
-        );
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown argument ${a}`);
-    }
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      upstream: { type: 'string' },
+      'upstream-host': { type: 'string' },
+      delay: { type: 'string' },
+      rate: { type: 'string' },
+      port: { type: 'string' },
+      'no-handshake': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (v.help) {
+    process.stdout.write('usage: latency-proxy --upstream [HOST:]PORT [--delay MS] [--rate BITS_PER_S] [--port P] [--no-handshake]\n');
+    process.exit(0);
   }
-  if (!o.upstreamPort) throw new Error('--upstream PORT is required');
+  const m = /^(?:(.+):)?(\d+)$/.exec(v.upstream ?? '');
+  if (!m) throw new Error('--upstream [HOST:]PORT is required');
+  const o: LatencyProxyOptions = { upstreamPort: Number(m[2]) };
+  if (m[1]) o.upstreamHost = m[1];
+  if (v['upstream-host']) o.upstreamHost = v['upstream-host'];
+  if (v.delay !== undefined) o.oneWayDelayMs = Number(v.delay);
+  if (v.rate !== undefined) o.rateBitsPerSec = Number(v.rate);
+  if (v.port !== undefined) o.listenPort = Number(v.port);
+  if (v['no-handshake']) o.emulateHandshake = false;
   return o;
 }
 

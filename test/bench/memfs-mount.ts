@@ -9,6 +9,7 @@
 // EOF on stdin: the parent went away) unmount and exit 0.
 // Types: src/types/fuse-native.d.ts (the package ships none).
 import Fuse, { type FuseOps, type FuseStat } from 'fuse-native';
+import { parseArgs } from 'node:util';
 import { fillSeeded } from './prng.js';
 
 /**
@@ -24,22 +25,25 @@ function fuseOptions(kernelCache: boolean) {
 }
 
 function parse(argv: string[]) {
-  const o = { dir: '', size: 0, seed: 1, name: 'data.bin', watchStdin: false, kernelCache: true };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const v = () => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${a} needs a value`);
-      return x;
-    };
-    if (a === '--dir') o.dir = v();
-    else if (a === '--size') o.size = Number(v());
-    else if (a === '--seed') o.seed = Number(v());
-    else if (a === '--name') o.name = v();
-    else if (a === '--watch-stdin') o.watchStdin = true;
-    else if (a === '--no-kernel-cache') o.kernelCache = false;
-    else throw new Error(`unknown argument ${a}`);
-  }
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      dir: { type: 'string', default: '' },
+      size: { type: 'string', default: '0' },
+      seed: { type: 'string', default: '1' },
+      name: { type: 'string', default: 'data.bin' },
+      'watch-stdin': { type: 'boolean', default: false },
+      'no-kernel-cache': { type: 'boolean', default: false },
+    },
+  });
+  const o = {
+    dir: v.dir!,
+    size: Number(v.size),
+    seed: Number(v.seed),
+    name: v.name!,
+    watchStdin: v['watch-stdin']!,
+    kernelCache: !v['no-kernel-cache'],
+  };
   if (!o.dir || !Number.isSafeInteger(o.size) || o.size < 0) {
     throw new Error('usage: memfs-mount --dir D --size N [--seed S] [--name F] [--watch-stdin] [--no-kernel-cache]');
   }

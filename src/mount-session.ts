@@ -46,17 +46,10 @@ export interface MountSession {
 
 export async function openMountSession(o: MountSessionOptions): Promise<MountSession> {
   const stats = new Stats();
-  let transport: Transport;
-  let recycle: ((parts: readonly Buffer[]) => void) | undefined;
-  if (o.fetchWorker) {
-    const worker = new WorkerTransport(o.transport, stats, o.warn, o.cache.blockSize);
-    await worker.start();
-    transport = worker;
-    recycle = (parts) => worker.recycle(parts);
-  } else {
-    transport = new HttpTransport(o.transport, stats, o.warn);
-  }
-  // The whole tree is checked (index names included) before the mount point is touched.
+  // The worker thread is created here but started below, after the manifest checks.
+  const worker = o.fetchWorker ? new WorkerTransport(o.transport, stats, o.warn, o.cache.blockSize) : undefined;
+  const transport: Transport = worker ?? new HttpTransport(o.transport, stats, o.warn);
+  // The whole tree is checked (index names included) before anything starts or the mount point is touched.
   let root: DirNode;
   try {
     root = buildTree(o.manifest, (url, size) => new HttpSource(transport, url, size));
@@ -66,9 +59,11 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
   }
   let prepared: PreparedMountPoint | undefined;
   try {
+    // Started before the mount answers the kernel, so no read pays for a new isolate.
+    await worker?.start();
     prepared = await prepareMountPoint(o.mountPoint, o.force);
     const mountPoint = prepared.path;
-    const cache = new BlockCache(o.cache, stats, recycle);
+    const cache = new BlockCache(o.cache, stats, worker ? (parts) => worker.recycle(parts) : undefined);
     // Main files without a size are probed now (bounded concurrency); index files on first stat.
     const unsized = [...walkFiles(root)].filter((f) => f.size === undefined && f.entry !== undefined);
     if (unsized.length > 0) await probeSizes(unsized, o.probeConcurrency, o.onProbeProgress);

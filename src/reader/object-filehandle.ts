@@ -1,0 +1,32 @@
+/**
+ * The generic-filehandle2 interface (what @gmod/bam and @gmod/cram read through) over a
+ * RangeReader, so `view` reads remote BAM/CRAM files through the same readahead, block cache, retry
+ * policy and transport as the mount: one cache, one retry policy.
+ */
+import type { FilehandleOptions, GenericFilehandle, Stats } from 'generic-filehandle2';
+import type { RangeReader } from './range-reader.js';
+
+export class ObjectFilehandle implements GenericFilehandle {
+  constructor(private readonly reader: RangeReader) {}
+
+  /** Bytes [position, position + length), fewer at the end of the object (as a file would give). */
+  async read(length: number, position: number, _opts?: FilehandleOptions): Promise<Uint8Array<ArrayBuffer>> {
+    const out = Buffer.allocUnsafeSlow(Math.max(0, Math.min(length, this.reader.size - position)));
+    const n = await this.reader.readInto(out, position, length);
+    return new Uint8Array(out.buffer, out.byteOffset, n) as Uint8Array<ArrayBuffer>;
+  }
+
+  readFile(options?: Omit<FilehandleOptions, 'encoding'>): Promise<Uint8Array<ArrayBuffer>>;
+  readFile(options: FilehandleOptions['encoding'] | (Omit<FilehandleOptions, 'encoding'> & { encoding: NonNullable<FilehandleOptions['encoding']> })): Promise<string>;
+  async readFile(options?: unknown): Promise<Uint8Array<ArrayBuffer> | string> {
+    const bytes = await this.read(this.reader.size, 0);
+    const encoding = typeof options === 'string' ? options : (options as FilehandleOptions | undefined)?.encoding;
+    return encoding ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(encoding as BufferEncoding) : bytes;
+  }
+
+  async stat(): Promise<Stats> {
+    return { size: this.reader.size };
+  }
+
+  async close(): Promise<void> {}
+}

@@ -5,12 +5,14 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { EXIT_USAGE, say } from './common.js';
 import { mountCommand } from './mount.js';
+import { viewCommand } from './view.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('slicefs')
   .usage('$0 <command> [options]')
   .command(mountCommand)
-  .demandCommand(1, 'give a command: slicefs mount --manifest FILE DIR')
+  .command(viewCommand)
+  .demandCommand(1, 'give a command: slicefs mount --manifest FILE DIR, or slicefs view --url URL --query REGION')
   .strict()
   .fail((msg, err) => {
     if (err) throw err;

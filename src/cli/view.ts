@@ -1,0 +1,162 @@
+/**
+ * `slicefs view`: the records of regions of a remote (or local) BAM, through its index, fetching
+ * only the index and the blocks that overlap, as SAM text or BAM on stdout. CRAM comes next.
+ */
+import { readFile } from 'node:fs/promises';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { SlicefsError } from '../errors.js';
+import { loadManifest } from '../manifest/load.js';
+import { LocalSource } from '../source/local-source.js';
+import { HttpSource, type ObjectSource } from '../source/object-source.js';
+import { Stats } from '../stats.js';
+import { HttpTransport } from '../transport/http-transport.js';
+import { safeUrl } from '../util/redact.js';
+import { parseBed } from '../view/bed.js';
+import { parseRegion, type Region } from '../view/region.js';
+import { indexNames, runView, type IndexCandidate } from '../view/view-session.js';
+import { cacheConfig, readerConfig, reportError, say, timestamped, transportConfig, type CacheArgs, type TransportArgs } from './common.js';
+
+interface ViewArgs extends TransportArgs, CacheArgs {
+  url?: string;
+  'input-file'?: string;
+  manifest?: string;
+  path?: string;
+  'index-url'?: string;
+  query?: string[];
+  'bed-query'?: string;
+  contained: boolean;
+  output?: string;
+  'output-format': string;
+  header: boolean;
+  'header-only': boolean;
+  pg: boolean;
+  stats: boolean;
+}
+
+const VERSION = '0.1.0';
+
+export const viewCommand: CommandModule<object, ViewArgs> = {
+  command: 'view',
+  describe: 'Stream the records of regions of a remote BAM (SAM or BAM on stdout), fetching only what overlaps',
+  builder: (y: Argv) =>
+    y
+      .option('url', { type: 'string', describe: 'URL of the BAM' })
+      .option('input-file', { type: 'string', describe: 'a local BAM instead of a URL' })
+      .option('manifest', { alias: 'm', type: 'string', describe: 'manifest with the file (with --path)' })
+      .option('path', { type: 'string', describe: "the manifest entry's path" })
+      .option('index-url', { type: 'string', describe: 'URL (or file) of the index; default: X.bai, X.csi, X with .bam→.bai' })
+      .option('query', { alias: 'q', type: 'string', array: true, describe: 'region, samtools syntax (chr, chr:beg-end, {name:with:colons}:beg-end, *); repeatable' })
+      .option('bed-query', { type: 'string', describe: 'BED file of regions (0-based, half-open)' })
+      .option('contained', { type: 'boolean', default: false, describe: 'only records entirely inside a region' })
+      .option('output', { alias: 'o', type: 'string', describe: 'write to this file instead of stdout' })
+      .option('output-format', { type: 'string', default: 'sam', choices: ['sam', 'bam'], describe: 'SAM text or BAM' })
+      .option('header', { type: 'boolean', default: true, describe: 'print the header (--no-header: records only)' })
+      .option('header-only', { type: 'boolean', default: false, describe: 'print only the header' })
+      .option('pg', { alias: 'PG', type: 'boolean', default: true, describe: 'add a @PG line for slicefs (--no-PG / --no-pg: do not)' })
+      .option('stats', { type: 'boolean', default: false, describe: 'print requests, bytes, records and time to stderr' })
+      .option('cache-size', { type: 'string', default: '256M', describe: 'memory budget of the block cache' })
+      .option('block-size', { type: 'string', default: '1M', describe: 'cache block size' })
+      .option('readahead-max', { type: 'string', default: '16M', describe: 'largest readahead window' })
+      .option('connections', { type: 'number', default: 32, describe: 'HTTP connections per server' })
+      .option('timeout', { type: 'number', default: 15, describe: 'seconds without progress before a request fails' })
+      .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every HTTP request (no query strings)' }) as unknown as Argv<ViewArgs>,
+  handler: async (args) => {
+    try {
+      await runViewCommand(args);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPIPE') return; // `| head`: a quiet, successful end
+      reportError(err);
+    }
+  },
+};
+
+/** The URL with its path replaced by `f(path)` (the query string, e.g. a signature, is kept). */
+function withSuffix(url: string, f: (path: string) => string): string {
+  const u = new URL(url);
+  u.pathname = f(u.pathname);
+  return u.toString();
+}
+
+async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void> {
+  const t0 = performance.now();
+  const given = [args.url, args['input-file'], args.manifest].filter((x) => x !== undefined).length;
+  if (given !== 1) throw new SlicefsError('USAGE', 'give exactly one of --url, --input-file or --manifest (with --path)');
+  if (args['header-only'] && !args.header) throw new SlicefsError('USAGE', '--header-only and --no-header contradict each other');
+  const stats = new Stats();
+  const transport = new HttpTransport(transportConfig(args, timestamped), stats, say);
+  try {
+    let data: ObjectSource;
+    let dataName: string;
+    let indexGiven: string | undefined = args['index-url'];
+    const remote = (u: string) => new HttpSource(transport, u);
+    if (args['input-file']) {
+      data = new LocalSource(args['input-file']);
+      dataName = args['input-file'];
+    } else {
+      let url = args.url;
+      if (args.manifest) {
+        if (!args.path) throw new SlicefsError('USAGE', '--manifest needs --path NAME (an entry of the manifest)');
+        const m = await loadManifest(args.manifest);
+        const entry = m.entries.find((e) => e.path === args.path);
+        if (!entry) throw new SlicefsError('USAGE', `${args.manifest}: no entry with path '${args.path}'`);
+        url = entry.url;
+        indexGiven ??= entry.indexUrl;
+      }
+      try {
+        new URL(url!);
+      } catch {
+        throw new SlicefsError('USAGE', `--url: not a URL: '${safeUrl(url!)}'`);
+      }
+      data = remote(url!);
+      dataName = url!;
+    }
+    if (/\.cram(\?|$)/i.test(dataName.split('#')[0])) {
+      throw new SlicefsError('USAGE', 'CRAM input is not supported by view yet (BAM only); mount the file and use samtools');
+    }
+    const isUrl = (s: string) => /^https?:\/\//i.test(s);
+    const sourceFor = (name: string): ObjectSource => (isUrl(name) ? remote(name) : new LocalSource(name));
+    let candidates: IndexCandidate[];
+    if (indexGiven) {
+      candidates = [{ source: sourceFor(indexGiven), kind: /\.csi(\?|$)/i.test(indexGiven) ? 'csi' : 'bai' }];
+    } else if (isUrl(dataName)) {
+      const names = indexNames(new URL(dataName).pathname);
+      candidates = names.map((n) => ({ source: remote(withSuffix(dataName, () => n.name)), kind: n.kind }));
+    } else {
+      candidates = indexNames(dataName).map((n) => ({ source: new LocalSource(n.name), kind: n.kind }));
+    }
+    const bedText = args['bed-query'] ? await readFile(args['bed-query'], 'utf8').catch((e: NodeJS.ErrnoException) => {
+      throw new SlicefsError('USAGE', `${args['bed-query']}: cannot read (${e.code ?? e.message})`);
+    }) : undefined;
+    const regionsFor = (contigs: { name: string; length: number }[]): Region[] => {
+      const out: Region[] = (args.query ?? []).map((q) => parseRegion(q, contigs));
+      if (bedText !== undefined) out.push(...parseBed(bedText, args['bed-query']!, contigs));
+      if (out.length === 0) {
+        // No region: every record (all contigs, then the unplaced reads), as plain samtools view.
+        out.push(...contigs.map((c): Region => ({ kind: 'contig', contig: c.name, start: 0, end: c.length })), { kind: 'unmapped' });
+      }
+      return out;
+    };
+    const { createWriteStream } = await import('node:fs');
+    const out = args.output ? createWriteStream(args.output) : process.stdout;
+    const commandLine = ['slicefs', ...process.argv.slice(2).map((a) => (isUrl(a) ? safeUrl(a) : a))].join(' ');
+    const result = await runView({
+      data,
+      indexCandidates: candidates,
+      regions: regionsFor,
+      contained: args.contained,
+      format: args['output-format'] as 'sam' | 'bam',
+      header: args['header-only'] ? 'only' : args.header ? 'with' : 'without',
+      pg: args.pg ? { name: 'slicefs', version: VERSION, commandLine } : undefined,
+      cache: cacheConfig(args),
+      reader: readerConfig(args),
+      stats,
+      out,
+    });
+    if (args.output) await new Promise<void>((res) => out.end(() => res()));
+    if (args.stats) {
+      say(`view: records=${result.records} requests=${stats.requests} bytes=${stats.bytesFetched} time=${((performance.now() - t0) / 1000).toFixed(3)}s`);
+    }
+  } finally {
+    await transport.close().catch(() => {});
+  }
+}

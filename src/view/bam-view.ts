@@ -1,0 +1,150 @@
+/**
+ * Records of regions of a BAM file, streamed: the header and index are read through @gmod/bam
+ * (over ObjectFilehandle, so through our reader and cache); the index's chunks for every region are
+ * merged into one sorted list, their compressed bytes streamed through ./bgzf.ts, and each record
+ * kept if it overlaps a region with htslib's rule: same reference, `pos < end` and
+ * `endpos > start`, where endpos is pos + the reference length of the CIGAR (1 when that is 0, or
+ * when the read is unmapped). Several regions give each record once, in file order
+ * (`samtools view -M`). `*` gives the unplaced unmapped reads at the end of the file.
+ */
+import { BamFile } from '@gmod/bam';
+import { SlicefsError } from '../errors.js';
+import { ObjectFilehandle } from '../reader/object-filehandle.js';
+import type { RangeReader } from '../reader/range-reader.js';
+import { recordsBetween, type VOffset } from './bgzf.js';
+import type { Contig, Region } from './region.js';
+
+export interface IndexInput {
+  reader: RangeReader;
+  kind: 'bai' | 'csi';
+}
+
+interface Span {
+  minv: VOffset;
+  maxv: VOffset;
+}
+
+const cmp = (a: VOffset, b: VOffset) => a.blockPosition - b.blockPosition || a.dataPosition - b.dataPosition;
+
+/** 0-based end of a record on the reference (htslib's bam_endpos). */
+export function recordEnd(rec: Uint8Array, dv: DataView): number {
+  const pos = dv.getInt32(4, true);
+  const flag = dv.getUint16(14, true);
+  const nCigar = dv.getUint16(12, true);
+  let rlen = 0;
+  if (!(flag & 4)) {
+    let p = 32 + rec[8];
+    for (let i = 0; i < nCigar; i++, p += 4) {
+      const v = dv.getUint32(p, true);
+      const op = v & 0xf;
+      // M, D, N, =, X consume the reference.
+      if (op === 0 || op === 2 || op === 3 || op === 7 || op === 8) rlen += v >>> 4;
+    }
+  }
+  return pos + (rlen === 0 ? 1 : rlen);
+}
+
+export class BamView {
+  private constructor(
+    private readonly bam: BamFile,
+    private readonly reader: RangeReader,
+    readonly headerText: string,
+    readonly contigs: Contig[],
+  ) {}
+
+  static async open(data: RangeReader, index: IndexInput): Promise<BamView> {
+    const bam = new BamFile({
+      bamFilehandle: new ObjectFilehandle(data),
+      ...(index.kind === 'bai' ? { baiFilehandle: new ObjectFilehandle(index.reader) } : { csiFilehandle: new ObjectFilehandle(index.reader) }),
+    });
+    let text: string | undefined;
+    try {
+      text = await bam.getHeaderText();
+    } catch (err) {
+      if (err instanceof SlicefsError) throw err;
+      throw new SlicefsError('BAD_RESPONSE', `not a readable BAM file: ${(err as Error).message}`);
+    }
+    const contigs = (bam.indexToChr ?? []).map((c) => ({ name: c.refName, length: c.length }));
+    return new BamView(bam, data, text ?? '', contigs);
+  }
+
+  /** The raw records (without their length prefix) of `regions`, each once, in file order. */
+  async *records(regions: Region[], contained: boolean): AsyncGenerator<Uint8Array> {
+    const index = this.bam.index;
+    if (!index) throw new SlicefsError('USAGE', 'no index');
+    const tidOf = new Map(this.contigs.map((c, i) => [c.name, i]));
+    const wanted: { tid: number; start: number; end: number }[] = [];
+    let spans: Span[] = [];
+    let unmapped = false;
+    for (const r of regions) {
+      if (r.kind === 'unmapped') {
+        unmapped = true;
+        continue;
+      }
+      const tid = tidOf.get(r.contig)!;
+      wanted.push({ tid, start: r.start, end: r.end });
+      if (r.end <= r.start) continue;
+      const chunks = await index.blocksForRange(tid, r.start, r.end).catch((err: Error) => {
+        throw err instanceof SlicefsError ? err : new SlicefsError('BAD_RESPONSE', `unreadable index: ${err.message}`);
+      });
+      spans.push(...chunks.map((c) => ({ minv: c.minv, maxv: c.maxv })));
+    }
+    spans = mergeSpans(spans);
+    const readAt = (pos: number, len: number) => this.reader.read(pos, len);
+    const size = this.reader.size;
+
+    for (const s of spans) {
+      for await (const rec of recordsBetween(readAt, size, s.minv, s.maxv)) {
+        const dv = new DataView(rec.buffer, rec.byteOffset, rec.byteLength);
+        const tid = dv.getInt32(0, true);
+        const pos = dv.getInt32(4, true);
+        let end = -1;
+        for (const w of wanted) {
+          if (w.tid !== tid || pos >= w.end) continue;
+          if (end < 0) end = recordEnd(rec, dv);
+          if (end > w.start && (!contained || (pos >= w.start && end <= w.end))) {
+            yield rec;
+            break;
+          }
+        }
+      }
+    }
+    if (unmapped) {
+      const from = await this.unplacedStart();
+      if (from) {
+        for await (const rec of recordsBetween(readAt, size, from, undefined)) {
+          if (new DataView(rec.buffer, rec.byteOffset, rec.byteLength).getInt32(0, true) === -1) yield rec;
+        }
+      }
+    }
+  }
+
+  /** Where the unplaced unmapped reads begin: after the last chunk of any reference. */
+  private async unplacedStart(): Promise<VOffset | undefined> {
+    const parsed = await this.bam.index!.parse();
+    let max: VOffset | undefined;
+    for (let tid = 0; tid < parsed.refCount; tid++) {
+      const ix = parsed.indices(tid);
+      if (!ix) continue;
+      for (const chunks of Object.values(ix.binIndex) as { maxv: VOffset }[][]) {
+        for (const c of chunks) if (!max || cmp(c.maxv, max) > 0) max = c.maxv;
+      }
+    }
+    return max ?? parsed.firstDataLine;
+  }
+}
+
+/** Sorts spans and merges those that overlap or touch. */
+export function mergeSpans(spans: Span[]): Span[] {
+  const sorted = [...spans].sort((a, b) => cmp(a.minv, b.minv));
+  const out: Span[] = [];
+  for (const s of sorted) {
+    const last = out.at(-1);
+    if (last && cmp(s.minv, last.maxv) <= 0) {
+      if (cmp(s.maxv, last.maxv) > 0) last.maxv = s.maxv;
+    } else {
+      out.push({ minv: s.minv, maxv: s.maxv });
+    }
+  }
+  return out;
+}

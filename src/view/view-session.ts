@@ -1,0 +1,177 @@
+/**
+ * `slicefs view` without argv: resolves the data and index sources, opens the BAM, resolves regions
+ * and streams records as SAM text or BAM to a writable, with backpressure. Index discovery follows
+ * the order users know from htslib: an explicit index, then `X.bai`, `X.csi`, then X with `.bam`
+ * replaced by `.bai`; an absent index is an error (no silent whole-file scan).
+ */
+import { BlockCache } from '../cache/block-cache.js';
+import type { CacheConfig, ReaderConfig } from '../config.js';
+import { SlicefsError } from '../errors.js';
+import { RangeReader } from '../reader/range-reader.js';
+import type { ObjectSource } from '../source/object-source.js';
+import type { Stats } from '../stats.js';
+import { BamView } from './bam-view.js';
+import { BgzfWriter } from './bgzf.js';
+import type { Region } from './region.js';
+import { formatSamRecord } from './sam-format.js';
+
+export interface IndexCandidate {
+  source: ObjectSource;
+  kind: 'bai' | 'csi';
+}
+
+export interface ViewOptions {
+  data: ObjectSource;
+  /** Tried in order; the first that exists is used. */
+  indexCandidates: IndexCandidate[];
+  regions: (contigs: { name: string; length: number }[]) => Region[];
+  contained: boolean;
+  format: 'sam' | 'bam';
+  header: 'with' | 'without' | 'only';
+  /** A @PG line to append to the header (without ID/PP: they are chosen here), or undefined. */
+  pg?: { name: string; version: string; commandLine: string };
+  cache: CacheConfig;
+  reader: ReaderConfig;
+  stats: Stats;
+  out: NodeJS.WritableStream;
+}
+
+export interface ViewResult {
+  records: number;
+}
+
+/** Candidate index names for a data file name or URL: `X.bai`, `X.csi`, `X`-with-`.bam`→`.bai`. */
+export function indexNames(name: string): { name: string; kind: 'bai' | 'csi' }[] {
+  const out: { name: string; kind: 'bai' | 'csi' }[] = [
+    { name: `${name}.bai`, kind: 'bai' },
+    { name: `${name}.csi`, kind: 'csi' },
+  ];
+  if (/\.bam$/i.test(name)) out.push({ name: name.replace(/\.bam$/i, '.bai'), kind: 'bai' });
+  return out;
+}
+
+async function firstIndex(cands: IndexCandidate[]): Promise<IndexCandidate> {
+  for (const c of cands) {
+    try {
+      await c.source.version();
+      return c;
+    } catch (err) {
+      if (err instanceof SlicefsError && err.code === 'NOT_FOUND') continue;
+      throw err;
+    }
+  }
+  throw new SlicefsError('NOT_FOUND', `no index found (tried ${cands.map((c) => c.source.label).join(', ')}); give one with --index-url`);
+}
+
+/** Adds a @PG line with a unique ID chained (PP) to the last @PG, as samtools does. */
+export function withPg(header: string, pg: { name: string; version: string; commandLine: string }): string {
+  const ids = [...header.matchAll(/^@PG\t(?:.*\t)?ID:([^\t\n]+)/gm)].map((m) => m[1]);
+  let id = pg.name;
+  for (let i = 1; ids.includes(id); i++) id = `${pg.name}.${i}`;
+  const pp = ids.length > 0 ? `\tPP:${ids.at(-1)}` : '';
+  const text = header.length === 0 || header.endsWith('\n') ? header : `${header}\n`;
+  return `${text}@PG\tID:${id}\tPN:${pg.name}${pp}\tVN:${pg.version}\tCL:${pg.commandLine}\n`;
+}
+
+/** Writes to `out`, waiting for 'drain' when it is full; rejects on an error (EPIPE included). */
+function writer(out: NodeJS.WritableStream): { write(b: Buffer | string): Promise<void> | undefined } {
+  let failed: Error | undefined;
+  out.on('error', (e: Error) => (failed = e));
+  return {
+    write(b) {
+      if (failed) throw failed;
+      if (out.write(b)) return undefined;
+      return new Promise((res, rej) => {
+        const onDrain = () => {
+          out.off('error', onErr);
+          res();
+        };
+        const onErr = (e: Error) => {
+          out.off('drain', onDrain);
+          rej(e);
+        };
+        out.once('drain', onDrain);
+        out.once('error', onErr);
+      });
+    },
+  };
+}
+
+/** Bytes of SAM text collected before one write to the output. */
+const SAM_BATCH = 256 * 1024;
+
+export async function runView(o: ViewOptions): Promise<ViewResult> {
+  const cache = new BlockCache(o.cache, o.stats);
+  const index = await firstIndex(o.indexCandidates);
+  const [dataVersion, indexVersion] = await Promise.all([o.data.version(), index.source.version()]);
+  const data = new RangeReader(cache, { source: o.data, version: dataVersion }, o.reader);
+  const indexReader = new RangeReader(cache, { source: index.source, version: indexVersion }, o.reader);
+  const bam = await BamView.open(data, { reader: indexReader, kind: index.kind });
+  const regions = o.regions(bam.contigs);
+  const header = o.pg ? withPg(bam.headerText, o.pg) : bam.headerText;
+  const w = writer(o.out);
+  let records = 0;
+
+  if (o.format === 'sam') {
+    if (o.header !== 'without') await w.write(header);
+    if (o.header === 'only') return { records };
+    const names = bam.contigs.map((c) => c.name);
+    let batch: string[] = [];
+    let batchLen = 0;
+    for await (const rec of bam.records(regions, o.contained)) {
+      const line = formatSamRecord(rec, names);
+      batch.push(line);
+      batchLen += line.length + 1;
+      records++;
+      if (batchLen >= SAM_BATCH) {
+        await w.write(batch.join('\n') + '\n');
+        batch = [];
+        batchLen = 0;
+      }
+    }
+    if (batch.length > 0) await w.write(batch.join('\n') + '\n');
+    return { records };
+  }
+
+  // BAM: the header block, then the records' bytes unchanged, in BGZF blocks, then the EOF block.
+  const blocks: Buffer[] = [];
+  const bgzf = new BgzfWriter((b) => blocks.push(b));
+  const flush = async () => {
+    if (blocks.length > 0) await w.write(Buffer.concat(blocks.splice(0)));
+  };
+  bgzf.write(bamHeader(o.header === 'without' ? '' : header, bam.contigs));
+  if (o.header !== 'only') {
+    const len = Buffer.alloc(4);
+    for await (const rec of bam.records(regions, o.contained)) {
+      len.writeInt32LE(rec.length);
+      bgzf.write(len);
+      bgzf.write(rec);
+      records++;
+      if (blocks.length >= 4) await flush();
+    }
+  }
+  bgzf.end();
+  await flush();
+  return { records };
+}
+
+function bamHeader(text: string, contigs: { name: string; length: number }[]): Buffer {
+  const parts: Buffer[] = [];
+  const t = Buffer.from(text, 'latin1');
+  const head = Buffer.alloc(8);
+  head.write('BAM\x01', 0, 'latin1');
+  head.writeInt32LE(t.length, 4);
+  parts.push(head, t);
+  const n = Buffer.alloc(4);
+  n.writeInt32LE(contigs.length);
+  parts.push(n);
+  for (const c of contigs) {
+    const name = Buffer.from(`${c.name}\0`, 'latin1');
+    const l = Buffer.alloc(4);
+    l.writeInt32LE(name.length);
+    const len = Buffer.alloc(4);
+    len.writeInt32LE(c.length);
+    parts.push(l, name, len);
+  }
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,210 @@
+/**
+ * `slicefs view` against samtools on the same data, served by the fixture server on 127.0.0.1:
+ * record text byte for byte for 200 seeded random regions and the edge regions, several regions at
+ * once (`samtools view -M`), `--contained`, the header, BAM output, a closed stdout, and the errors
+ * a user meets (unknown contig, malformed region, missing index, 403, truncated or corrupt files).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { DEFAULT_CACHE, DEFAULT_READER, DEFAULT_TRANSPORT } from '../../src/config.js';
+import { HttpSource } from '../../src/source/object-source.js';
+import { Stats } from '../../src/stats.js';
+import { HttpTransport } from '../../src/transport/http-transport.js';
+import { parseRegion } from '../../src/view/region.js';
+import { runView } from '../../src/view/view-session.js';
+import { BIN, cleanup, run, tempDir } from '../helpers/daemon.js';
+import { FixtureServer } from '../helpers/fixture-server.js';
+import { SeededRandom } from '../helpers/random.js';
+import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
+
+let server: FixtureServer;
+let sample: SampleData;
+let work: string;
+let contigs: { name: string; length: number }[];
+
+before(async () => {
+  sample = await ensureSampleData();
+  server = await FixtureServer.start();
+  for (const f of [sample.bam, sample.bai, sample.csiBam, sample.csi]) server.addFile(`/d/${basename(f)}`, await readFile(f));
+  const bam = await readFile(sample.bam);
+  server.addFile('/bad/truncated.bam', bam.subarray(0, Math.floor(bam.length * 0.6)));
+  server.addFile('/bad/truncated.bam.bai', await readFile(sample.bai));
+  server.addFile('/bad/garbage.bam', bam);
+  server.addFile('/bad/garbage.bam.bai', Buffer.from('this is not an index at all'));
+  server.addFile('/bad/noindex.bam', bam);
+  server.addFile('/bad/forbidden.bam', bam, { fault: { kind: 'status', status: 403 } });
+  server.addFile('/bad/forbidden.bam.bai', await readFile(sample.bai));
+  work = await tempDir('slicefs-view-');
+  const h = await samtools(['view', '-H', sample.bam]);
+  contigs = [...h.stdout.toString().matchAll(/^@SQ\tSN:(\S+)\tLN:(\d+)/gm)].map((m) => ({ name: m[1], length: Number(m[2]) }));
+});
+after(async () => {
+  await server?.close();
+  await cleanup(work);
+});
+
+/** Runs the view engine in this process (fast enough for hundreds of regions). */
+async function viewText(url: string, regions: string[], opts: { contained?: boolean; header?: 'with' | 'without' } = {}): Promise<string> {
+  const stats = new Stats();
+  const transport = new HttpTransport(DEFAULT_TRANSPORT, stats);
+  const chunks: Buffer[] = [];
+  const out = new Writable({
+    write(c, _e, cb) {
+      chunks.push(Buffer.from(c));
+      cb();
+    },
+  });
+  try {
+    await runView({
+      data: new HttpSource(transport, url),
+      indexCandidates: [
+        { source: new HttpSource(transport, `${url}.bai`), kind: 'bai' },
+        { source: new HttpSource(transport, `${url}.csi`), kind: 'csi' },
+      ],
+      regions: (c) => regions.map((r) => parseRegion(r, c)),
+      contained: opts.contained ?? false,
+      format: 'sam',
+      header: opts.header ?? 'without',
+      cache: DEFAULT_CACHE,
+      reader: DEFAULT_READER,
+      stats,
+      out,
+    });
+  } finally {
+    await transport.close();
+  }
+  return Buffer.concat(chunks).toString('latin1');
+}
+
+function edgeRegions(): string[] {
+  const out = ['*'];
+  for (const c of contigs) {
+    out.push(c.name, `${c.name}:1-1`, `${c.name}:${c.length}-${c.length}`, `${c.name}:${c.length - 200}`, `${c.name}:1-150`);
+  }
+  return out.concat(sample.regions);
+}
+
+test('200 random regions and the edge regions: records equal samtools view, byte for byte', async () => {
+  const rnd = new SeededRandom(2024);
+  const regions = edgeRegions();
+  for (let i = 0; i < 200; i++) {
+    const c = rnd.pick(contigs);
+    const beg = rnd.int(1, c.length);
+    const len = rnd.pick([1, 10, 150, 1000, 20000, 100000]);
+    regions.push(`${c.name}:${beg}-${Math.min(c.length, beg + len)}`);
+  }
+  for (const file of [sample.bam, sample.csiBam]) {
+    const url = server.url(`/d/${basename(file)}`);
+    for (const r of regions) {
+      const want = (await samtools(['view', file, r])).stdout.toString('latin1');
+      assert.equal(await viewText(url, [r]), want, `${basename(file)} ${r}`);
+    }
+  }
+});
+
+test('several regions at once: each record once, in file order (samtools view -M)', async () => {
+  const url = server.url(`/d/${basename(sample.bam)}`);
+  const sets = [
+    ['chr1:1000-50000', 'chr1:40000-90000', 'chr2', '*'],
+    ['chr2:100-200', 'chr1:300000-300500', 'chr1:300400-301000'],
+    [...sample.regions],
+  ];
+  for (const set of sets) {
+    const want = (await samtools(['view', '-M', sample.bam, ...set])).stdout.toString('latin1');
+    assert.equal(await viewText(url, set), want, set.join(' '));
+  }
+});
+
+test('--contained keeps only records entirely inside the region', async () => {
+  const url = server.url(`/d/${basename(sample.bam)}`);
+  const region = 'chr1:100000-140000';
+  const got = await viewText(url, [region], { contained: true });
+  // The oracle: samtools' overlapping records, kept when POS..end-from-CIGAR lies inside.
+  const all = (await samtools(['view', sample.bam, region])).stdout.toString('latin1').split('\n').filter(Boolean);
+  const inside = all.filter((line) => {
+    const f = line.split('\t');
+    const pos = Number(f[3]);
+    let rlen = 0;
+    for (const m of f[5].matchAll(/(\d+)([MIDNSHP=X])/g)) if ('MDN=X'.includes(m[2])) rlen += Number(m[1]);
+    const end = pos + Math.max(1, Number(f[1]) & 4 ? 1 : rlen) - 1;
+    return pos >= 100000 && end <= 140000;
+  });
+  assert.ok(inside.length > 10 && inside.length < all.length);
+  assert.equal(got, inside.map((l) => l + '\n').join(''));
+});
+
+test('the CLI: header equals samtools -h --no-PG; default adds a @PG line; BAM output decodes to the same records', async () => {
+  const url = server.url(`/d/${basename(sample.bam)}`);
+  const noPg = await run(process.execPath, [BIN, 'view', '--url', url, '-q', 'chr2:1-50000', '--no-PG']);
+  assert.equal(noPg.code, 0, noPg.stderr);
+  const want = await samtools(['view', '-h', '--no-PG', sample.bam, 'chr2:1-50000']);
+  assert.ok(noPg.stdout.equals(want.stdout), 'SAM with header equals samtools view -h --no-PG');
+
+  const withPg = await run(process.execPath, [BIN, 'view', '--url', url + '?X-Amz-Signature=SECRET', '-q', 'chr2:1-50000', '--header-only']);
+  assert.equal(withPg.code, 0, withPg.stderr);
+  assert.match(withPg.stdout.toString(), /^@PG\tID:slicefs\tPN:slicefs.*\tCL:slicefs view --url http:\/\/127\.0\.0\.1:\d+\/d\/sample\.bam\?… /m);
+  assert.doesNotMatch(withPg.stdout.toString(), /SECRET/);
+  assert.doesNotMatch(withPg.stdout.toString(), /^r\d/m, 'header only');
+
+  const bamPath = join(work, 'out.bam');
+  const b = await run(process.execPath, [BIN, 'view', '--url', url, '-q', 'chr1:100000-300000', '-q', '*', '--output-format', 'bam', '-o', bamPath]);
+  assert.equal(b.code, 0, b.stderr);
+  assert.equal((await samtools(['quickcheck', '-v', bamPath])).code, 0);
+  const decoded = await samtools(['view', bamPath]);
+  const direct = await samtools(['view', '-M', sample.bam, 'chr1:100000-300000', '*']);
+  assert.ok(decoded.stdout.equals(direct.stdout));
+});
+
+test('a closed stdout (| head) ends quietly with exit 0', async () => {
+  const url = server.url(`/d/${basename(sample.bam)}`);
+  const p = spawn(process.execPath, [BIN, 'view', '--url', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  await new Promise<void>((res) => p.stdout.once('data', () => res()));
+  p.stdout.destroy();
+  const code = await new Promise<number | null>((res) => p.once('exit', res));
+  assert.equal(code, 0, err);
+  assert.equal(err, '');
+});
+
+test('only the index and the overlapping blocks are fetched', async () => {
+  const url = server.url(`/d/${basename(sample.bam)}`);
+  server.resetLog();
+  await viewText(url, ['chr1:1-1000']);
+  const bamBytes = server.requests.filter((r) => r.path.endsWith('.bam') && r.method === 'GET').reduce((n, r) => n + r.bytesSent, 0);
+  const size = (await readFile(sample.bam)).length;
+  assert.ok(bamBytes < size, `fetched ${bamBytes} of ${size}`);
+  assert.ok(server.requests.some((r) => r.path.endsWith('.bam.bai')));
+});
+
+test('bad inputs: one clear line, the right exit code', async () => {
+  const cases: [string[], number, RegExp][] = [
+    [['--url', server.url('/d/sample.bam'), '-q', '1:1-100'], 2, /^slicefs: error: unknown contig '1'; did you mean 'chr1'\?\n$/],
+    [['--url', server.url('/d/sample.bam'), '-q', 'chr1:5-x'], 2, /^slicefs: error: region 'chr1:5-x': end 'x' is not a number\n$/],
+    [['--url', server.url('/bad/noindex.bam'), '-q', 'chr1'], 1, /^slicefs: error: no index found \(tried .*noindex\.bam\.bai, .*noindex\.bam\.csi, .*noindex\.bai\); give one with --index-url\n$/],
+    [['--url', server.url('/bad/forbidden.bam'), '-q', 'chr1'], 1, /^slicefs: error: (HEAD|GET) .*forbidden\.bam( \(size probe\))?: HTTP 403 \(access denied: check the token or whether the URL expired\)\n$/],
+    [['--url', server.url('/bad/truncated.bam'), '-q', 'chr2'], 1, /^slicefs: error: .*(truncated|BGZF|BAM)/],
+    [['--url', server.url('/bad/garbage.bam'), '-q', 'chr1'], 1, /^slicefs: error: .*(index|BAM|readable)/i],
+    [['--url', server.url('/d/sample.bam'), '--input-file', 'x.bam'], 2, /^slicefs: error: give exactly one of --url, --input-file or --manifest/],
+    [['--url', server.url('/d/sample.cram')], 2, /^slicefs: error: CRAM input is not supported by view yet/],
+  ];
+  for (const [args, code, pattern] of cases) {
+    const r = await run(process.execPath, [BIN, 'view', ...args]);
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, pattern, args.join(' '));
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  }
+});
+
+test('a local file works the same (--input-file), with a BED of regions', async () => {
+  const bed = join(work, 'r.bed');
+  await writeFile(bed, 'chr1\t999\t5000\nchr2\t0\t2000\n');
+  const r = await run(process.execPath, [BIN, 'view', '--input-file', sample.bam, '--bed-query', bed, '--no-header']);
+  assert.equal(r.code, 0, r.stderr);
+  const want = await samtools(['view', '-M', sample.bam, 'chr1:1000-5000', 'chr2:1-2000']);
+  assert.ok(r.stdout.equals(want.stdout));
+});

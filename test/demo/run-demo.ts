@@ -1,15 +1,15 @@
 /**
  * The README's demo: a local HTTP server on 127.0.0.1 serving sample data (a BAM + BAI and a CRAM +
  * CRAI + reference, generated and seeded), a manifest, `slicefs mount` in a temporary directory,
- * `ls -l`, a `samtools view -c` of a region through the mount (checked against the local file),
- * and a clean unmount. Each step is printed; nothing is left behind, whatever fails.
+ * `ls -l`, a `samtools view -c` of a region through the mount and through `slicefs view` (each
+ * checked against the local file), and a clean unmount. Each step is printed; nothing is left behind, whatever fails.
  */
 import { spawnSync } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { ensureSampleData, samtools } from '../helpers/sample-data.js';
-import { mounted, run, startDaemon, tempDir, writeManifest, type Daemon } from '../helpers/daemon.js';
+import { BIN, mounted, run, startDaemon, tempDir, writeManifest, type Daemon } from '../helpers/daemon.js';
 
 const step = (s: string) => process.stdout.write(`\n==> ${s}\n`);
 const show = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
@@ -62,13 +62,20 @@ async function main(): Promise<number> {
       ok &&= got.code === 0 && got.stdout.equals(want.stdout);
     }
 
+    step(`slicefs view --url ${u(sample.bam)} --query ${region} | samtools view -c -`);
+    const viewed = await run(process.execPath, [BIN, 'view', '--url', u(sample.bam), '--query', region, '--output-format', 'bam']);
+    const counted = await samtools(['view', '-c', '-'], { input: viewed.stdout });
+    const wantView = await samtools(['view', '-c', sample.bam, region]);
+    show(`${counted.stdout.toString().trim()} records (local file: ${wantView.stdout.toString().trim()})${viewed.stderr ? `\n${viewed.stderr}` : ''}`);
+    ok &&= viewed.code === 0 && counted.stdout.equals(wantView.stdout);
+
     step('unmounting (SIGTERM)');
     const code = await daemon.stop();
     show(daemon.stderr().split('\n').slice(-3).join('\n'));
     if (await mounted(mnt)) throw new Error(`${mnt} is still mounted`);
     show(`unmounted; slicefs exited with ${code}`);
     daemon = undefined;
-    step(ok ? 'demo OK: the counts through the mount match the local files' : 'demo FAILED: counts differ');
+    step(ok ? 'demo OK: the counts through the mount and through view match the local files' : 'demo FAILED: counts differ');
     return ok && code === 0 ? 0 : 1;
   } finally {
     if (daemon) {

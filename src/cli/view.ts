@@ -55,7 +55,7 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       .option('pg', { alias: 'PG', type: 'boolean', default: true, describe: 'add a @PG line for slicefs (--no-PG / --no-pg: do not)' })
       .option('stats', { type: 'boolean', default: false, describe: 'print requests, bytes, records and time to stderr' })
       .option('cache-size', { type: 'string', default: '256M', describe: 'memory budget of the block cache' })
-      .option('block-size', { type: 'string', default: '1M', describe: 'cache block size' })
+      .option('block-size', { type: 'string', default: '64K', describe: 'cache block size (a BGZF block is at most 64K)' })
       .option('readahead-max', { type: 'string', default: '16M', describe: 'largest readahead window' })
       .option('connections', { type: 'number', default: 32, describe: 'HTTP connections per server' })
       .option('timeout', { type: 'number', default: 15, describe: 'seconds without progress before a request fails' })

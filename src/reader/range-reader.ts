@@ -94,6 +94,18 @@ export class RangeReader {
     }
   }
 
+  /**
+   * Starts fetching [offset, offset + length) without waiting (for readers that know what they
+   * will read next, like `view`, which knows each index chunk's extent).
+   */
+  prefetch(offset: number, length: number): void {
+    const end = Math.min(this.size, offset + length);
+    if (offset >= end) return;
+    const bs = this.cache.blockSize;
+    const maxRun = Math.max(1, Math.floor(this.config.maxRequestBytes / bs));
+    this.cache.prefetch(this.obj, Math.floor(offset / bs), Math.floor((end - 1) / bs), maxRun);
+  }
+
   /** Updates the stream state for a read of [offset, end) and returns the readahead window. */
   private updateWindow(offset: number, end: number): number {
     const bs = this.cache.blockSize;

@@ -11,7 +11,7 @@ import { BamFile } from '@gmod/bam';
 import { SlicefsError } from '../errors.js';
 import { ObjectFilehandle } from '../reader/object-filehandle.js';
 import type { RangeReader } from '../reader/range-reader.js';
-import { recordsBetween, type VOffset } from './bgzf.js';
+import { MAX_BGZF_BLOCK, recordsBetween, type VOffset } from './bgzf.js';
 import type { Contig, Region } from './region.js';
 
 export interface IndexInput {
@@ -23,6 +23,9 @@ interface Span {
   minv: VOffset;
   maxv: VOffset;
 }
+
+/** Compressed bytes of a chunk kept in flight ahead of the record reader. */
+const AHEAD = 16 * 1024 * 1024;
 
 const cmp = (a: VOffset, b: VOffset) => a.blockPosition - b.blockPosition || a.dataPosition - b.dataPosition;
 
@@ -68,8 +71,8 @@ export class BamView {
     return new BamView(bam, data, text ?? '', contigs);
   }
 
-  /** The raw records (without their length prefix) of `regions`, each once, in file order. */
-  async *records(regions: Region[], contained: boolean): AsyncGenerator<Uint8Array> {
+  /** The raw records (without their length prefix) of `regions`, each once, in file order, in batches. */
+  async *records(regions: Region[], contained: boolean): AsyncGenerator<Buffer[]> {
     const index = this.bam.index;
     if (!index) throw new SlicefsError('USAGE', 'no index');
     const tidOf = new Map(this.contigs.map((c, i) => [c.name, i]));
@@ -90,33 +93,56 @@ export class BamView {
       spans.push(...chunks.map((c) => ({ minv: c.minv, maxv: c.maxv })));
     }
     spans = mergeSpans(spans);
-    const readAt = (pos: number, len: number) => this.reader.read(pos, len);
     const size = this.reader.size;
 
     for (const s of spans) {
-      for await (const rec of recordsBetween(readAt, size, s.minv, s.maxv)) {
-        const dv = new DataView(rec.buffer, rec.byteOffset, rec.byteLength);
-        const tid = dv.getInt32(0, true);
-        const pos = dv.getInt32(4, true);
-        let end = -1;
-        for (const w of wanted) {
-          if (w.tid !== tid || pos >= w.end) continue;
-          if (end < 0) end = recordEnd(rec, dv);
-          if (end > w.start && (!contained || (pos >= w.start && end <= w.end))) {
-            yield rec;
-            break;
+      // The chunk's compressed extent is known: keep up to AHEAD of it in flight ahead of the
+      // reader (a bounded number of requests ahead of the writer), and nothing beyond it.
+      const spanEnd = Math.min(size, s.maxv.blockPosition + MAX_BGZF_BLOCK);
+      const readAt = this.aheadReader(spanEnd);
+      for await (const batch of recordsBetween(readAt, size, s.minv, s.maxv)) {
+        const kept: Buffer[] = [];
+        for (const rec of batch) {
+          const tid = rec.readInt32LE(0);
+          const pos = rec.readInt32LE(4);
+          let end = -1;
+          for (const w of wanted) {
+            if (w.tid !== tid || pos >= w.end) continue;
+            if (end < 0) end = recordEnd(rec, new DataView(rec.buffer, rec.byteOffset, rec.byteLength));
+            if (end > w.start && (!contained || (pos >= w.start && end <= w.end))) {
+              kept.push(rec);
+              break;
+            }
           }
         }
+        if (kept.length > 0) yield kept;
       }
     }
     if (unmapped) {
       const from = await this.unplacedStart();
       if (from) {
-        for await (const rec of recordsBetween(readAt, size, from, undefined)) {
-          if (new DataView(rec.buffer, rec.byteOffset, rec.byteLength).getInt32(0, true) === -1) yield rec;
+        for await (const batch of recordsBetween(this.aheadReader(size), size, from, undefined)) {
+          const kept = batch.filter((rec) => rec.readInt32LE(0) === -1);
+          if (kept.length > 0) yield kept;
         }
       }
     }
+  }
+
+  /**
+   * A reader of [.., end) that keeps up to AHEAD bytes requested ahead of the position read,
+   * refilled by halves so requests stay large (as RangeReader's readahead does).
+   */
+  private aheadReader(end: number): (pos: number, len: number) => Promise<Buffer> {
+    let requestedTo = 0;
+    return (pos, len) => {
+      if (requestedTo - pos < AHEAD / 2) {
+        const from = Math.max(pos, requestedTo);
+        requestedTo = Math.min(end, pos + AHEAD);
+        this.reader.prefetch(from, requestedTo - from);
+      }
+      return this.reader.read(pos, len);
+    };
   }
 
   /** Where the unplaced unmapped reads begin: after the last chunk of any reference. */

@@ -17,16 +17,22 @@ export interface VOffset {
 /** Reads compressed bytes of the object: [position, position + length), fewer at EOF. */
 export type ReadAt = (position: number, length: number) => Promise<Buffer>;
 
-/** Compressed bytes read per request while streaming a chunk (the reader adds readahead). */
-const READ_PIECE = 1 << 20;
+/** Compressed bytes asked for at a time while streaming a chunk. */
+const READ_PIECE = 256 * 1024;
+/** Largest BGZF block (BSIZE is 16 bits): the last block of a chunk ends within this of its start. */
+export const MAX_BGZF_BLOCK = 65536;
 const BGZF_HEADER = 18;
 
 /**
  * Streams the raw records (each without its 4-byte length) that start in [from, to) in virtual
- * offsets, in file order. `to` undefined: to the end of the file. Memory: one piece of compressed
+ * offsets, in file order, in batches (the records completed by one BGZF block: one await per
+ * block, not per record). `to` undefined: to the end of the file. Memory: one piece of compressed
  * data and the inflated blocks not yet consumed.
  */
-export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VOffset, to: VOffset | undefined): AsyncGenerator<Uint8Array> {
+export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VOffset, to: VOffset | undefined): AsyncGenerator<Buffer[]> {
+  // Never ask for bytes past the chunk's last block (a record spilling over it is finished below).
+  const limit = to ? Math.min(fileSize, to.blockPosition + MAX_BGZF_BLOCK) : fileSize;
+  const readAtMost = (position: number, length: number) => readAt(position, Math.max(0, Math.min(length, limit - position)));
   let pos = from.blockPosition;
   let pending: Buffer = Buffer.alloc(0); // compressed bytes read but not yet inflated
   let pendingAt = pos;
@@ -36,7 +42,7 @@ export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VO
   while (pos < fileSize && pos <= endBlock) {
     // Make sure a whole block is in `pending`.
     if (pending.length - (pos - pendingAt) < BGZF_HEADER) {
-      pending = Buffer.concat([pending.subarray(pos - pendingAt), await readAt(pos + (pending.length - (pos - pendingAt)), READ_PIECE)]);
+      pending = Buffer.concat([pending.subarray(pos - pendingAt), await readAtMost(pos + (pending.length - (pos - pendingAt)), READ_PIECE)]);
       pendingAt = pos;
     }
     const off = pos - pendingAt;
@@ -46,7 +52,7 @@ export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VO
     }
     const bsize = pending.readUInt16LE(off + 16) + 1;
     if (pending.length - off < bsize) {
-      pending = Buffer.concat([pending.subarray(off), await readAt(pos + (pending.length - off), Math.max(READ_PIECE, bsize))]);
+      pending = Buffer.concat([pending.subarray(off), await readAtMost(pos + (pending.length - off), Math.max(READ_PIECE, bsize))]);
       pendingAt = pos;
       if (pending.length < bsize) throw new SlicefsError('BAD_RESPONSE', `truncated BGZF block at byte ${pos}`);
       continue;
@@ -65,25 +71,28 @@ export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VO
     data = data.length === 0 ? usable : Buffer.concat([data, usable]);
     // Emit the complete records now in `data`; a record that continues into later blocks waits.
     let p = 0;
+    const batch: Buffer[] = [];
     while (p < limit && data.length - p >= 4) {
       const size = data.readInt32LE(p);
       if (data.length - p - 4 < size) break;
-      yield data.subarray(p + 4, p + 4 + size);
+      batch.push(data.subarray(p + 4, p + 4 + size));
       p += 4 + size;
     }
     data = data.subarray(p);
     limit -= p;
     if (isLast) {
       // A record that starts before `to` but spills into the next blocks is still in range.
-      if (limit > 0 && data.length > 0) yield await finishRecord(readAt, fileSize, pos, data);
+      if (limit > 0 && data.length > 0) batch.push(await finishRecord(readAt, fileSize, pos, data));
+      if (batch.length > 0) yield batch;
       return;
     }
+    if (batch.length > 0) yield batch;
   }
   if (data.length > 0 && to === undefined) throw new SlicefsError('BAD_RESPONSE', 'truncated BAM: the last record is incomplete');
 }
 
 /** Reads following blocks until the record that starts in `head` is complete. */
-async function finishRecord(readAt: ReadAt, fileSize: number, pos: number, head: Buffer): Promise<Uint8Array> {
+async function finishRecord(readAt: ReadAt, fileSize: number, pos: number, head: Buffer): Promise<Buffer> {
   let data: Buffer = head;
   while (pos < fileSize) {
     if (data.length >= 4 && data.length - 4 >= data.readInt32LE(0)) break;

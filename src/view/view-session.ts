@@ -13,7 +13,7 @@ import type { Stats } from '../stats.js';
 import { BamView } from './bam-view.js';
 import { BgzfWriter } from './bgzf.js';
 import type { Region } from './region.js';
-import { formatSamRecord } from './sam-format.js';
+import { ByteSink, formatSamInto, refNameBytes } from './sam-format.js';
 
 export interface IndexCandidate {
   source: ObjectSource;
@@ -104,7 +104,8 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   const cache = new BlockCache(o.cache, o.stats);
   const index = await firstIndex(o.indexCandidates);
   const [dataVersion, indexVersion] = await Promise.all([o.data.version(), index.source.version()]);
-  const data = new RangeReader(cache, { source: o.data, version: dataVersion }, o.reader);
+  // No generic readahead on the data: bam-view prefetches exactly the chunks it will read.
+  const data = new RangeReader(cache, { source: o.data, version: dataVersion }, { ...o.reader, readaheadMaxBytes: 0 });
   const indexReader = new RangeReader(cache, { source: index.source, version: indexVersion }, o.reader);
   const bam = await BamView.open(data, { reader: indexReader, kind: index.kind });
   const regions = o.regions(bam.contigs);
@@ -115,21 +116,14 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   if (o.format === 'sam') {
     if (o.header !== 'without') await w.write(header);
     if (o.header === 'only') return { records };
-    const names = bam.contigs.map((c) => c.name);
-    let batch: string[] = [];
-    let batchLen = 0;
-    for await (const rec of bam.records(regions, o.contained)) {
-      const line = formatSamRecord(rec, names);
-      batch.push(line);
-      batchLen += line.length + 1;
-      records++;
-      if (batchLen >= SAM_BATCH) {
-        await w.write(batch.join('\n') + '\n');
-        batch = [];
-        batchLen = 0;
-      }
+    const refs = refNameBytes(bam.contigs.map((c) => c.name));
+    const sink = new ByteSink();
+    for await (const batch of bam.records(regions, o.contained)) {
+      for (const rec of batch) formatSamInto(rec, refs, sink);
+      records += batch.length;
+      if (sink.len >= SAM_BATCH) await w.write(sink.take());
     }
-    if (batch.length > 0) await w.write(batch.join('\n') + '\n');
+    if (sink.len > 0) await w.write(sink.take());
     return { records };
   }
 
@@ -142,11 +136,13 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   bgzf.write(bamHeader(o.header === 'without' ? '' : header, bam.contigs));
   if (o.header !== 'only') {
     const len = Buffer.alloc(4);
-    for await (const rec of bam.records(regions, o.contained)) {
-      len.writeInt32LE(rec.length);
-      bgzf.write(len);
-      bgzf.write(rec);
-      records++;
+    for await (const batch of bam.records(regions, o.contained)) {
+      for (const rec of batch) {
+        len.writeInt32LE(rec.length);
+        bgzf.write(len);
+        bgzf.write(rec);
+      }
+      records += batch.length;
       if (blocks.length >= 4) await flush();
     }
   }

@@ -7,7 +7,6 @@ import { DEFAULT_MOUNT, DEFAULT_PROBE_CONCURRENCY } from '../config.js';
 import { SlicefsError, errnoName, messageOf } from '../errors.js';
 import { isMounted } from '../fs/fuse/mount-point.js';
 import { loadManifest } from '../manifest/load.js';
-import { openMountSession } from '../mount-session.js';
 import { cacheConfig, readerConfig, reportError, say, timestamped, transportConfig, type CacheArgs, type TransportArgs } from './common.js';
 
 interface MountArgs extends TransportArgs, CacheArgs {
@@ -62,6 +61,8 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   const probes = args['probe-concurrency'];
   if (!Number.isInteger(probes) || probes < 1 || probes > 1024) throw new SlicefsError('USAGE', '--probe-concurrency must be an integer from 1 to 1024');
   const manifest = await loadManifest(args.manifest);
+  // Loaded on use: fuse-native's native addon and the worker code cost other commands' start-up.
+  const { openMountSession } = await import('../mount-session.js');
   const log = (l: string) => timestamped(l);
   const tty = process.stderr.isTTY;
   let lastProgress = 0;

@@ -97,15 +97,23 @@ function writer(out: NodeJS.WritableStream): { write(b: Buffer | string): Promis
   };
 }
 
+/** Bytes at the start of a BAM fetched early, in parallel with the index: most headers fit. */
+const HEADER_GUESS = 128 * 1024;
+
 /** Bytes of SAM text collected before one write to the output. */
 const SAM_BATCH = 256 * 1024;
 
 export async function runView(o: ViewOptions): Promise<ViewResult> {
   const cache = new BlockCache(o.cache, o.stats);
+  // Round trips overlap: the data's version is pinned while the index is looked for, and the
+  // start of the file (the header) is fetched while the index is read.
+  const dataVersionP = o.data.version();
+  dataVersionP.catch(() => {});
   const index = await firstIndex(o.indexCandidates);
-  const [dataVersion, indexVersion] = await Promise.all([o.data.version(), index.source.version()]);
+  const [dataVersion, indexVersion] = await Promise.all([dataVersionP, index.source.version()]);
   // No generic readahead on the data: bam-view prefetches exactly the chunks it will read.
   const data = new RangeReader(cache, { source: o.data, version: dataVersion }, { ...o.reader, readaheadMaxBytes: 0 });
+  data.prefetch(0, HEADER_GUESS);
   const indexReader = new RangeReader(cache, { source: index.source, version: indexVersion }, o.reader);
   const bam = await BamView.open(data, { reader: indexReader, kind: index.kind });
   const regions = o.regions(bam.contigs);

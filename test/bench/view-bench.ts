@@ -1,0 +1,104 @@
+/**
+ * `slicefs view` against `samtools view http://…` on the same BAM (the bench BAM of
+ * test/helpers/sample-data, ~272 MB), side by side in one run: regions of 1 kb, 100 kb and 10 Mb,
+ * on loopback (nginx on 127.0.0.1) and through the 20 ms / 1 Gbit/s latency proxy. Both tools write
+ * SAM records to a pipe that counts lines; each run is a new process (cold: neither keeps a cache
+ * between runs). Reports median time of 3 runs, HTTP requests and bytes from nginx's log, ratios.
+ *
+ *   node dist/test/bench/view-bench.js [--runs 3]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ensureSampleData } from '../helpers/sample-data.js';
+import { startLatencyProxy } from './latency-proxy.js';
+import { startNginx } from './nginx.js';
+import { runCleanups } from './proc.js';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** Runs a command with stdout counted (lines), in `cwd` (samtools drops remote indexes into it). */
+function timed(cmd: string, args: string[], cwd: string): Promise<{ s: number; lines: number; code: number | null; err: string }> {
+  return new Promise((res) => {
+    const t0 = performance.now();
+    const p = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let lines = 0;
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => {
+      for (const b of d) if (b === 10) lines++;
+    });
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('close', (code) => res({ s: (performance.now() - t0) / 1000, lines, code, err }));
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
+  const runs = Math.max(1, Number(values.runs));
+  const dataDir = join(REPO, '.bench/data');
+  const sample = await ensureSampleData(join(dataDir, 'sample-bench'), { scale: 'bench' });
+  const nginx = await startNginx(dataDir);
+  const proxy = await startLatencyProxy({ upstreamPort: nginx.port, oneWayDelayMs: 10, rateBitsPerSec: 1e9 });
+  const cwd = await mkdtemp(join(tmpdir(), 'slicefs-viewbench-'));
+  const longest = [...sample.contigs].sort((a, b) => b.length - a.length)[0];
+  const mid = Math.floor(longest.length / 2);
+  const regions = [1_000, 100_000, 10_000_000].map((len) => `${longest.name}:${mid - len / 2}-${mid + len / 2 - 1}`);
+  const rows: string[] = [];
+  try {
+    for (const [link, origin] of [
+      ['loopback', nginx.origin],
+      ['wan 20ms/1G', `http://127.0.0.1:${proxy.port}`],
+    ] as const) {
+      const url = `${origin}/sample-bench/sample.bam`;
+      for (const region of regions) {
+        const result: Record<string, { s: number[]; req: number; bytes: number; lines: number }> = {};
+        for (const [tool, cmd, args] of [
+          ['samtools', 'samtools', ['view', url, region]],
+          ['slicefs', process.execPath, [join(REPO, 'bin/slicefs.js'), 'view', '--url', url, '-q', region, '--no-header']],
+        ] as const) {
+          const r = { s: [] as number[], req: 0, bytes: 0, lines: 0 };
+          for (let i = 0; i < runs; i++) {
+            // samtools caches a remote index in its working directory: start each run without it.
+            await rm(join(cwd, 'sample.bam.bai'), { force: true });
+            await nginx.resetLog();
+            const t = await timed(cmd, [...args], cwd);
+            if (t.code !== 0) throw new Error(`${tool} failed: ${t.err.slice(0, 300)}`);
+            const log = await nginx.accessLog();
+            r.s.push(t.s);
+            r.req = log.requests;
+            r.bytes = log.bytes;
+            r.lines = t.lines;
+          }
+          result[tool] = r;
+        }
+        const a = result.samtools;
+        const b = result.slicefs;
+        if (a.lines !== b.lines) throw new Error(`${region}: samtools ${a.lines} records, slicefs ${b.lines}`);
+        rows.push(
+          `| ${link} | ${region} (${b.lines} records) | ${median(a.s).toFixed(3)} | ${median(b.s).toFixed(3)} | **${(median(b.s) / median(a.s)).toFixed(2)}×** | ${a.req} / ${b.req} | ${(a.bytes / 1e6).toFixed(2)} / ${(b.bytes / 1e6).toFixed(2)} |`,
+        );
+      }
+    }
+  } finally {
+    await proxy.close();
+    await nginx.stop();
+    await rm(cwd, { recursive: true, force: true });
+    await runCleanups();
+  }
+  process.stdout.write(
+    `slicefs view vs samtools view on ${sample.bam} (${runs} runs, median; cold processes)\n\n` +
+      '| link | region | samtools s | slicefs s | time ratio | requests (samtools / slicefs) | origin MB (samtools / slicefs) |\n|---|---|---:|---:|---:|---:|---:|\n' +
+      rows.join('\n') +
+      '\n',
+  );
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`view-bench: ${e.message}\n`);
+  process.exit(1);
+});

@@ -3,6 +3,9 @@
  * only the index and the blocks that overlap, as SAM text or BAM on stdout. CRAM comes next.
  */
 import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { FileCache } from '../cache/file-cache.js';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { SlicefsError } from '../errors.js';
 import { loadManifest } from '../manifest/load.js';
@@ -31,6 +34,8 @@ interface ViewArgs extends TransportArgs, CacheArgs {
   'header-only': boolean;
   pg: boolean;
   stats: boolean;
+  'cache-dir'?: string;
+  'index-cache': boolean;
 }
 
 const VERSION = '0.1.0';
@@ -54,6 +59,8 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       .option('header-only', { type: 'boolean', default: false, describe: 'print only the header' })
       .option('pg', { alias: 'PG', type: 'boolean', default: true, describe: 'add a @PG line for slicefs (--no-PG / --no-pg: do not)' })
       .option('stats', { type: 'boolean', default: false, describe: 'print requests, bytes, records and time to stderr' })
+      .option('cache-dir', { type: 'string', describe: 'where indexes are kept between runs (default: $XDG_CACHE_HOME/slicefs or ~/.cache/slicefs)' })
+      .option('index-cache', { type: 'boolean', default: true, describe: 'keep indexes on disk (--no-index-cache: fetch every time)' })
       .option('cache-size', { type: 'string', default: '256M', describe: 'memory budget of the block cache' })
       .option('block-size', { type: 'string', default: '64K', describe: 'cache block size (a BGZF block is at most 64K)' })
       .option('readahead-max', { type: 'string', default: '16M', describe: 'largest readahead window' })
@@ -69,6 +76,13 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
     }
   },
 };
+
+/** The cache directory: --cache-dir, else $XDG_CACHE_HOME/slicefs, else ~/.cache/slicefs. */
+function cacheDir(given: string | undefined): string {
+  if (given) return given;
+  const xdg = process.env.XDG_CACHE_HOME;
+  return xdg ? join(xdg, 'slicefs') : join(homedir(), '.cache', 'slicefs');
+}
 
 /** The URL with its path replaced by `f(path)` (the query string, e.g. a signature, is kept). */
 function withSuffix(url: string, f: (path: string) => string): string {
@@ -151,6 +165,7 @@ async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void>
       reader: readerConfig(args),
       stats,
       out,
+      indexCache: args['index-cache'] ? new FileCache(join(cacheDir(args['cache-dir']), 'index'), say) : undefined,
     });
     if (args.output) await new Promise<void>((res) => out.end(() => res()));
     if (args.stats) {

@@ -30,3 +30,26 @@ export class ObjectFilehandle implements GenericFilehandle {
 
   async close(): Promise<void> {}
 }
+
+/** The same interface over bytes already in memory (an index read from the disk cache). */
+export class BufferFilehandle implements GenericFilehandle {
+  constructor(private readonly bytes: Buffer) {}
+
+  async read(length: number, position: number): Promise<Uint8Array<ArrayBuffer>> {
+    const b = this.bytes.subarray(position, Math.min(this.bytes.length, position + length));
+    return new Uint8Array(b) as Uint8Array<ArrayBuffer>;
+  }
+
+  readFile(options?: Omit<FilehandleOptions, 'encoding'>): Promise<Uint8Array<ArrayBuffer>>;
+  readFile(options: FilehandleOptions['encoding'] | (Omit<FilehandleOptions, 'encoding'> & { encoding: NonNullable<FilehandleOptions['encoding']> })): Promise<string>;
+  async readFile(options?: unknown): Promise<Uint8Array<ArrayBuffer> | string> {
+    const encoding = typeof options === 'string' ? options : (options as FilehandleOptions | undefined)?.encoding;
+    return encoding ? this.bytes.toString(encoding as BufferEncoding) : (new Uint8Array(this.bytes) as Uint8Array<ArrayBuffer>);
+  }
+
+  async stat(): Promise<Stats> {
+    return { size: this.bytes.length };
+  }
+
+  async close(): Promise<void> {}
+}

@@ -8,6 +8,7 @@
  * (`samtools view -M`). `*` gives the unplaced unmapped reads at the end of the file.
  */
 import { BamFile } from '@gmod/bam';
+import type { GenericFilehandle } from 'generic-filehandle2';
 import { SlicefsError } from '../errors.js';
 import { ObjectFilehandle } from '../reader/object-filehandle.js';
 import type { RangeReader } from '../reader/range-reader.js';
@@ -15,7 +16,7 @@ import { MAX_BGZF_BLOCK, recordsBetween, type VOffset } from './bgzf.js';
 import type { Contig, Region } from './region.js';
 
 export interface IndexInput {
-  reader: RangeReader;
+  handle: GenericFilehandle;
   kind: 'bai' | 'csi';
 }
 
@@ -58,7 +59,7 @@ export class BamView {
   static async open(data: RangeReader, index: IndexInput): Promise<BamView> {
     const bam = new BamFile({
       bamFilehandle: new ObjectFilehandle(data),
-      ...(index.kind === 'bai' ? { baiFilehandle: new ObjectFilehandle(index.reader) } : { csiFilehandle: new ObjectFilehandle(index.reader) }),
+      ...(index.kind === 'bai' ? { baiFilehandle: index.handle } : { csiFilehandle: index.handle }),
     });
     let text: string | undefined;
     try {

@@ -5,6 +5,9 @@
  * replaced by `.bai`; an absent index is an error (no silent whole-file scan).
  */
 import { BlockCache } from '../cache/block-cache.js';
+import type { FileCache } from '../cache/file-cache.js';
+import { BufferFilehandle } from '../reader/object-filehandle.js';
+import { cacheKey } from '../source/object-source.js';
 import type { CacheConfig, ReaderConfig } from '../config.js';
 import { SlicefsError } from '../errors.js';
 import { RangeReader } from '../reader/range-reader.js';
@@ -34,6 +37,8 @@ export interface ViewOptions {
   reader: ReaderConfig;
   stats: Stats;
   out: NodeJS.WritableStream;
+  /** Where whole index files are kept between runs (undefined: not kept). */
+  indexCache?: FileCache;
 }
 
 export interface ViewResult {
@@ -115,7 +120,11 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   const data = new RangeReader(cache, { source: o.data, version: dataVersion }, { ...o.reader, readaheadMaxBytes: 0 });
   data.prefetch(0, HEADER_GUESS);
   const indexReader = new RangeReader(cache, { source: index.source, version: indexVersion }, o.reader);
-  const bam = await BamView.open(data, { reader: indexReader, kind: index.kind });
+  // The index is read whole: from the disk cache when this version of it was read before.
+  const indexBytes = o.indexCache
+    ? (await o.indexCache.getOrFetch(cacheKey(index.source, indexVersion), () => indexReader.read(0, indexVersion.size))).bytes
+    : await indexReader.read(0, indexVersion.size);
+  const bam = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind: index.kind });
   const regions = o.regions(bam.contigs);
   const header = o.pg ? withPg(bam.headerText, o.pg) : bam.headerText;
   const w = writer(o.out);

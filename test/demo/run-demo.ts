@@ -63,7 +63,7 @@ async function main(): Promise<number> {
     }
 
     step(`slicefs view --url ${u(sample.bam)} --query ${region} | samtools view -c -`);
-    const viewed = await run(process.execPath, [BIN, 'view', '--url', u(sample.bam), '--query', region, '--output-format', 'bam']);
+    const viewed = await run(process.execPath, [BIN, 'view', '--cache-dir', join(work, 'cache'), '--url', u(sample.bam), '--query', region, '--output-format', 'bam']);
     const counted = await samtools(['view', '-c', '-'], { input: viewed.stdout });
     const wantView = await samtools(['view', '-c', sample.bam, region]);
     show(`${counted.stdout.toString().trim()} records (local file: ${wantView.stdout.toString().trim()})${viewed.stderr ? `\n${viewed.stderr}` : ''}`);

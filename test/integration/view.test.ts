@@ -139,19 +139,19 @@ test('--contained keeps only records entirely inside the region', async () => {
 
 test('the CLI: header equals samtools -h --no-PG; default adds a @PG line; BAM output decodes to the same records', async () => {
   const url = server.url(`/d/${basename(sample.bam)}`);
-  const noPg = await run(process.execPath, [BIN, 'view', '--url', url, '-q', 'chr2:1-50000', '--no-PG']);
+  const noPg = await run(process.execPath, [BIN, 'view', '--cache-dir', join(work, 'cache'), '--url', url, '-q', 'chr2:1-50000', '--no-PG']);
   assert.equal(noPg.code, 0, noPg.stderr);
   const want = await samtools(['view', '-h', '--no-PG', sample.bam, 'chr2:1-50000']);
   assert.ok(noPg.stdout.equals(want.stdout), 'SAM with header equals samtools view -h --no-PG');
 
-  const withPg = await run(process.execPath, [BIN, 'view', '--url', url + '?X-Amz-Signature=SECRET', '-q', 'chr2:1-50000', '--header-only']);
+  const withPg = await run(process.execPath, [BIN, 'view', '--cache-dir', join(work, 'cache'), '--url', url + '?X-Amz-Signature=SECRET', '-q', 'chr2:1-50000', '--header-only']);
   assert.equal(withPg.code, 0, withPg.stderr);
-  assert.match(withPg.stdout.toString(), /^@PG\tID:slicefs\tPN:slicefs.*\tCL:slicefs view --url http:\/\/127\.0\.0\.1:\d+\/d\/sample\.bam\?… /m);
+  assert.match(withPg.stdout.toString(), /^@PG\tID:slicefs\tPN:slicefs.*\tCL:slicefs view --cache-dir \S+ --url http:\/\/127\.0\.0\.1:\d+\/d\/sample\.bam\?… /m);
   assert.doesNotMatch(withPg.stdout.toString(), /SECRET/);
   assert.doesNotMatch(withPg.stdout.toString(), /^r\d/m, 'header only');
 
   const bamPath = join(work, 'out.bam');
-  const b = await run(process.execPath, [BIN, 'view', '--url', url, '-q', 'chr1:100000-300000', '-q', '*', '--output-format', 'bam', '-o', bamPath]);
+  const b = await run(process.execPath, [BIN, 'view', '--cache-dir', join(work, 'cache'), '--url', url, '-q', 'chr1:100000-300000', '-q', '*', '--output-format', 'bam', '-o', bamPath]);
   assert.equal(b.code, 0, b.stderr);
   assert.equal((await samtools(['quickcheck', '-v', bamPath])).code, 0);
   const decoded = await samtools(['view', bamPath]);
@@ -161,7 +161,7 @@ test('the CLI: header equals samtools -h --no-PG; default adds a @PG line; BAM o
 
 test('a closed stdout (| head) ends quietly with exit 0', async () => {
   const url = server.url(`/d/${basename(sample.bam)}`);
-  const p = spawn(process.execPath, [BIN, 'view', '--url', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [BIN, 'view', '--no-index-cache', '--url', url], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   p.stderr.on('data', (d: Buffer) => (err += d.toString()));
   await new Promise<void>((res) => p.stdout.once('data', () => res()));
@@ -193,7 +193,7 @@ test('bad inputs: one clear line, the right exit code', async () => {
     [['--url', server.url('/d/sample.cram')], 2, /^slicefs: error: CRAM input is not supported by view yet/],
   ];
   for (const [args, code, pattern] of cases) {
-    const r = await run(process.execPath, [BIN, 'view', ...args]);
+    const r = await run(process.execPath, [BIN, 'view', '--cache-dir', join(work, 'cache'), ...args]);
     assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, pattern, args.join(' '));
     assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
@@ -203,8 +203,23 @@ test('bad inputs: one clear line, the right exit code', async () => {
 test('a local file works the same (--input-file), with a BED of regions', async () => {
   const bed = join(work, 'r.bed');
   await writeFile(bed, 'chr1\t999\t5000\nchr2\t0\t2000\n');
-  const r = await run(process.execPath, [BIN, 'view', '--input-file', sample.bam, '--bed-query', bed, '--no-header']);
+  const r = await run(process.execPath, [BIN, 'view', '--cache-dir', join(work, 'cache'), '--input-file', sample.bam, '--bed-query', bed, '--no-header']);
   assert.equal(r.code, 0, r.stderr);
   const want = await samtools(['view', '-M', sample.bam, 'chr1:1000-5000', 'chr2:1-2000']);
   assert.ok(r.stdout.equals(want.stdout));
+});
+
+test('a second view of the same file reads its index from the disk cache (keyed by version)', async () => {
+  const url = server.url(`/d/${basename(sample.bam)}`);
+  const cacheDir = join(work, 'cache-hit');
+  const first = await run(process.execPath, [BIN, 'view', '--cache-dir', cacheDir, '--url', url, '-q', 'chr1:1-5000', '--no-header']);
+  assert.equal(first.code, 0, first.stderr);
+  server.resetLog();
+  const second = await run(process.execPath, [BIN, 'view', '--cache-dir', cacheDir, '--url', url, '-q', 'chr1:1-5000', '--no-header']);
+  assert.equal(second.code, 0, second.stderr);
+  assert.ok(second.stdout.equals(first.stdout));
+  const indexGets = server.requests.filter((r) => r.path.endsWith('.bai') && r.method === 'GET');
+  assert.equal(indexGets.length, 0, 'no GET of the index');
+  const modes = await run('find', [cacheDir, '-type', 'f', '-printf', '%m\n']);
+  assert.match(modes.stdout.toString(), /^600\n$/);
 });

@@ -95,6 +95,15 @@ export class BamView {
     }
     spans = mergeSpans(spans);
     const size = this.reader.size;
+    // Start the first AHEAD bytes of all chunks at once: a region's chunks are often far apart in
+    // the file (large bins), and fetching them one after the other costs a round trip each.
+    let budget = AHEAD;
+    for (const s of spans) {
+      if (budget <= 0) break;
+      const extent = Math.min(size, s.maxv.blockPosition + MAX_BGZF_BLOCK) - s.minv.blockPosition;
+      this.reader.prefetch(s.minv.blockPosition, Math.min(extent, budget));
+      budget -= extent;
+    }
 
     for (const s of spans) {
       // The chunk's compressed extent is known: keep up to AHEAD of it in flight ahead of the

@@ -2,8 +2,10 @@
  * `slicefs view` against `samtools view http://…` on the same BAM (the bench BAM of
  * test/helpers/sample-data, ~272 MB), side by side in one run: regions of 1 kb, 100 kb and 10 Mb,
  * on loopback (nginx on 127.0.0.1) and through the 20 ms / 1 Gbit/s latency proxy. Both tools write
- * SAM records to a pipe that counts lines; each run is a new process (cold: neither keeps a cache
- * between runs). Reports median time of 3 runs, HTTP requests and bytes from nginx's log, ratios.
+ * SAM records to a pipe that counts lines; each run is a new process. Cold: no cached index (slicefs's
+ * --cache-dir emptied, samtools' downloaded `.bai` in its working directory removed); warm: both
+ * keep their index from the previous run. Reports median time of 3 runs, HTTP requests and bytes
+ * from nginx's log, and the ratios.
  *
  *   node dist/test/bench/view-bench.js [--runs 3]
  */
@@ -55,16 +57,20 @@ async function main(): Promise<void> {
       ['wan 20ms/1G', `http://127.0.0.1:${proxy.port}`],
     ] as const) {
       const url = `${origin}/sample-bench/sample.bam`;
-      for (const region of regions) {
+      for (const region of regions) for (const warm of [false, true]) {
         const result: Record<string, { s: number[]; req: number; bytes: number; lines: number }> = {};
         for (const [tool, cmd, args] of [
           ['samtools', 'samtools', ['view', url, region]],
-          ['slicefs', process.execPath, [join(REPO, 'bin/slicefs.js'), 'view', '--url', url, '-q', region, '--no-header']],
+          ['slicefs', process.execPath, [join(REPO, 'bin/slicefs.js'), 'view', '--cache-dir', join(cwd, 'cache'), '--url', url, '-q', region, '--no-header']],
         ] as const) {
           const r = { s: [] as number[], req: 0, bytes: 0, lines: 0 };
+          if (warm) await timed(cmd, [...args], cwd); // leaves each tool's index behind
           for (let i = 0; i < runs; i++) {
-            // samtools caches a remote index in its working directory: start each run without it.
-            await rm(join(cwd, 'sample.bam.bai'), { force: true });
+            if (!warm) {
+              // samtools keeps a remote index in its working directory, slicefs in --cache-dir.
+              await rm(join(cwd, 'sample.bam.bai'), { force: true });
+              await rm(join(cwd, 'cache'), { recursive: true, force: true });
+            }
             await nginx.resetLog();
             const t = await timed(cmd, [...args], cwd);
             if (t.code !== 0) throw new Error(`${tool} failed: ${t.err.slice(0, 300)}`);
@@ -80,7 +86,7 @@ async function main(): Promise<void> {
         const b = result.slicefs;
         if (a.lines !== b.lines) throw new Error(`${region}: samtools ${a.lines} records, slicefs ${b.lines}`);
         rows.push(
-          `| ${link} | ${region} (${b.lines} records) | ${median(a.s).toFixed(3)} | ${median(b.s).toFixed(3)} | **${(median(b.s) / median(a.s)).toFixed(2)}×** | ${a.req} / ${b.req} | ${(a.bytes / 1e6).toFixed(2)} / ${(b.bytes / 1e6).toFixed(2)} |`,
+          `| ${link} | ${region} (${b.lines} records) | ${warm ? 'warm' : 'cold'} | ${median(a.s).toFixed(3)} | ${median(b.s).toFixed(3)} | **${(median(b.s) / median(a.s)).toFixed(2)}×** | ${a.req} / ${b.req} | ${(a.bytes / 1e6).toFixed(2)} / ${(b.bytes / 1e6).toFixed(2)} |`,
         );
       }
     }
@@ -92,7 +98,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(
     `slicefs view vs samtools view on ${sample.bam} (${runs} runs, median; cold processes)\n\n` +
-      '| link | region | samtools s | slicefs s | time ratio | requests (samtools / slicefs) | origin MB (samtools / slicefs) |\n|---|---|---:|---:|---:|---:|---:|\n' +
+      '| link | region | index | samtools s | slicefs s | time ratio | requests (samtools / slicefs) | origin MB (samtools / slicefs) |\n|---|---|---|---:|---:|---:|---:|---:|\n' +
       rows.join('\n') +
       '\n',
   );

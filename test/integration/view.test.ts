@@ -223,3 +223,17 @@ test('a second view of the same file reads its index from the disk cache (keyed 
   const modes = await run('find', [cacheDir, '-type', 'f', '-printf', '%m\n']);
   assert.match(modes.stdout.toString(), /^600\n$/);
 });
+
+test('--manifest with --path reads the entry and its index_url', async () => {
+  const manifest = join(work, 'm.tsv');
+  // The index is named so that only the manifest can point at it.
+  server.addFile('/m/renamed-index', await readFile(sample.bai));
+  server.addFile('/m/data.bam', await readFile(sample.bam));
+  await writeFile(manifest, `url\tpath\tindex_url\n${server.url('/m/data.bam')}\tdonor/x.bam\t${server.url('/m/renamed-index')}\n`);
+  const r = await run(process.execPath, [BIN, 'view', '--no-index-cache', '-m', manifest, '--path', 'donor/x.bam', '-q', 'chrM', '--no-header']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.equals((await samtools(['view', sample.bam, 'chrM'])).stdout));
+  const missing = await run(process.execPath, [BIN, 'view', '--no-index-cache', '-m', manifest, '--path', 'nope', '-q', 'chrM']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /no entry with path 'nope'/);
+});

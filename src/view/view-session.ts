@@ -124,7 +124,10 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   const indexBytes = o.indexCache
     ? (await o.indexCache.getOrFetch(cacheKey(index.source, indexVersion), () => indexReader.read(0, indexVersion.size))).bytes
     : await indexReader.read(0, indexVersion.size);
-  const bam = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind: index.kind });
+  // The kind comes from the bytes when they tell (a BAI starts with BAI\1, a CSI is BGZF), so an
+  // index under any name (a manifest's index_url) is read right.
+  const kind = indexBytes.subarray(0, 4).toString('latin1') === 'BAI\x01' ? 'bai' : indexBytes[0] === 0x1f && indexBytes[1] === 0x8b ? 'csi' : index.kind;
+  const bam = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind });
   const regions = o.regions(bam.contigs);
   const header = o.pg ? withPg(bam.headerText, o.pg) : bam.headerText;
   const w = writer(o.out);

@@ -226,9 +226,9 @@ test('a second view of the same file reads its index from the disk cache (keyed 
 
 test('--manifest with --path reads the entry and its index_url', async () => {
   const manifest = join(work, 'm.tsv');
-  // The index is named so that only the manifest can point at it.
-  server.addFile('/m/renamed-index', await readFile(sample.bai));
-  server.addFile('/m/data.bam', await readFile(sample.bam));
+  // The index (a CSI) is named so that only the manifest can point at it, and says nothing of its kind.
+  server.addFile('/m/renamed-index', await readFile(sample.csi));
+  server.addFile('/m/data.bam', await readFile(sample.csiBam));
   await writeFile(manifest, `url\tpath\tindex_url\n${server.url('/m/data.bam')}\tdonor/x.bam\t${server.url('/m/renamed-index')}\n`);
   const r = await run(process.execPath, [BIN, 'view', '--no-index-cache', '-m', manifest, '--path', 'donor/x.bam', '-q', 'chrM', '--no-header']);
   assert.equal(r.code, 0, r.stderr);

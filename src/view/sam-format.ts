@@ -91,6 +91,9 @@ const TAB = 9;
 const NL = 10;
 const STAR = 42;
 const SEQ_BYTES = Buffer.from(SEQ_CODES, 'latin1');
+/** The two bases packed in one byte, looked up at once. */
+const SEQ_HI = Uint8Array.from({ length: 256 }, (_, x) => SEQ_BYTES[x >> 4]);
+const SEQ_LO = Uint8Array.from({ length: 256 }, (_, x) => SEQ_BYTES[x & 0xf]);
 const CIGAR_BYTES = Buffer.from(CIGAR_OPS, 'latin1');
 
 /** Reference names as bytes, for formatSamInto. */
@@ -155,10 +158,13 @@ export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: Byt
   else {
     const b = out.buf;
     let o = out.len;
-    for (let i = 0; i < lSeq; i++) {
-      const x = rec[p + (i >> 1)];
-      b[o++] = SEQ_BYTES[i & 1 ? x & 0xf : x >> 4];
+    const pairs = lSeq >> 1;
+    for (let i = 0; i < pairs; i++) {
+      const x = rec[p + i];
+      b[o++] = SEQ_HI[x];
+      b[o++] = SEQ_LO[x];
     }
+    if (lSeq & 1) b[o++] = SEQ_HI[rec[p + pairs]];
     out.len = o;
   }
   p += (lSeq + 1) >> 1;

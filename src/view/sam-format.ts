@@ -190,39 +190,19 @@ export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: Byt
         out.byte(rec[p]);
         p += 1;
         break;
-      case 99: // c
+      case 99: // c, C, s, S, i, I: every integer width prints as `i`
+      case 67:
+      case 115:
+      case 83:
+      case 105:
+      case 73:
         out.ascii('i:');
-        out.int(dv.getInt8(p));
-        p += 1;
-        break;
-      case 67: // C
-        out.ascii('i:');
-        out.int(dv.getUint8(p));
-        p += 1;
-        break;
-      case 115: // s
-        out.ascii('i:');
-        out.int(dv.getInt16(p, true));
-        p += 2;
-        break;
-      case 83: // S
-        out.ascii('i:');
-        out.int(dv.getUint16(p, true));
-        p += 2;
-        break;
-      case 105: // i
-        out.ascii('i:');
-        out.int(dv.getInt32(p, true));
-        p += 4;
-        break;
-      case 73: // I
-        out.ascii('i:');
-        out.int(dv.getUint32(p, true));
-        p += 4;
+        out.int(numberAt(dv, p, type));
+        p += WIDTH[type];
         break;
       case 102: // f
         out.ascii('f:');
-        out.ascii(formatG(dv.getFloat32(p, true)));
+        out.ascii(formatG(numberAt(dv, p, type)));
         p += 4;
         break;
       case 90: // Z
@@ -237,16 +217,18 @@ export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: Byt
         break;
       }
       case 66: {
-        // B
-        const sub = String.fromCharCode(rec[p]);
+        // B: a subtype, a count, the values
+        const sub = rec[p];
         const n = dv.getUint32(p + 1, true);
         p += 5;
-        const width = { c: 1, C: 1, s: 2, S: 2, i: 4, I: 4, f: 4 }[sub];
-        if (width === undefined) throw new Error(`record ${latin1(rec, 32, 32 + name - 1)}: unknown B subtype '${sub}'`);
-        out.ascii(`B:${sub}`);
+        const width = WIDTH[sub];
+        if (!width) throw new Error(`record ${latin1(rec, 32, 32 + name - 1)}: unknown B subtype '${String.fromCharCode(sub)}'`);
+        out.ascii('B:');
+        out.byte(sub);
         for (let i = 0; i < n; i++, p += width) {
           out.byte(44); // ','
-          out.ascii(arrayValue(dv, p, sub));
+          if (sub === 102) out.ascii(formatG(numberAt(dv, p, sub)));
+          else out.int(numberAt(dv, p, sub));
         }
         break;
       }
@@ -257,22 +239,26 @@ export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: Byt
   out.byte(NL);
 }
 
-function arrayValue(dv: DataView, p: number, sub: string): string {
-  switch (sub) {
-    case 'c':
-      return String(dv.getInt8(p));
-    case 'C':
-      return String(dv.getUint8(p));
-    case 's':
-      return String(dv.getInt16(p, true));
-    case 'S':
-      return String(dv.getUint16(p, true));
-    case 'i':
-      return String(dv.getInt32(p, true));
-    case 'I':
-      return String(dv.getUint32(p, true));
+/** Bytes of a numeric tag or B-array value, by its type byte (c C s S i I f). */
+const WIDTH: Record<number, number> = { 99: 1, 67: 1, 115: 2, 83: 2, 105: 4, 73: 4, 102: 4 };
+
+/** The numeric value of type `type` (a type byte) at `p`. */
+function numberAt(dv: DataView, p: number, type: number): number {
+  switch (type) {
+    case 99:
+      return dv.getInt8(p);
+    case 67:
+      return dv.getUint8(p);
+    case 115:
+      return dv.getInt16(p, true);
+    case 83:
+      return dv.getUint16(p, true);
+    case 105:
+      return dv.getInt32(p, true);
+    case 73:
+      return dv.getUint32(p, true);
     default:
-      return formatG(dv.getFloat32(p, true));
+      return dv.getFloat32(p, true);
   }
 }
 

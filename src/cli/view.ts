@@ -61,7 +61,8 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       .option('stats', { type: 'boolean', default: false, describe: 'print requests, bytes, records and time to stderr' })
       .option('cache-dir', { type: 'string', describe: 'where indexes are kept between runs (default: $XDG_CACHE_HOME/slicefs or ~/.cache/slicefs)' })
       .option('index-cache', { type: 'boolean', default: true, describe: 'keep indexes on disk (--no-index-cache: fetch every time)' })
-      .option('cache-size', { type: 'string', default: '256M', describe: 'memory budget of the block cache' })
+      // A view reads each byte once: the cache only holds what is read ahead (16 MiB) and the header.
+      .option('cache-size', { type: 'string', default: '64M', describe: 'memory budget of the block cache' })
       .option('block-size', { type: 'string', default: '64K', describe: 'cache block size (a BGZF block is at most 64K)' })
       .option('readahead-max', { type: 'string', default: '16M', describe: 'largest readahead window' })
       .option('connections', { type: 'number', default: 32, describe: 'HTTP connections per server' })

@@ -22,18 +22,24 @@ import { runCleanups } from './proc.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-/** Runs a command with stdout counted (lines), in `cwd` (samtools drops remote indexes into it). */
-function timed(cmd: string, args: string[], cwd: string): Promise<{ s: number; lines: number; code: number | null; err: string }> {
+/**
+ * Runs a command with stdout counted (lines), in `cwd` (samtools drops remote indexes into it),
+ * under GNU time for its peak RSS.
+ */
+function timed(cmd: string, args: string[], cwd: string): Promise<{ s: number; lines: number; code: number | null; err: string; rssMiB: number }> {
   return new Promise((res) => {
     const t0 = performance.now();
-    const p = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('/usr/bin/time', ['-f', 'SLICEFS_BENCH_MAXRSS_KB=%M', cmd, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let lines = 0;
     let err = '';
     p.stdout.on('data', (d: Buffer) => {
       for (const b of d) if (b === 10) lines++;
     });
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('close', (code) => res({ s: (performance.now() - t0) / 1000, lines, code, err }));
+    p.on('close', (code) => {
+      const rss = Number(/SLICEFS_BENCH_MAXRSS_KB=(\d+)/.exec(err)?.[1] ?? NaN) / 1024;
+      res({ s: (performance.now() - t0) / 1000, lines, code, err, rssMiB: rss });
+    });
   });
 }
 
@@ -50,6 +56,8 @@ async function main(): Promise<void> {
   const longest = [...sample.contigs].sort((a, b) => b.length - a.length)[0];
   const mid = Math.floor(longest.length / 2);
   const regions = [1_000, 100_000, 10_000_000].map((len) => `${longest.name}:${mid - len / 2}-${mid + len / 2 - 1}`);
+  // A whole chromosome, once, on loopback and cold: memory must stay bounded.
+  const whole = longest.name;
   const rows: string[] = [];
   try {
     for (const [link, origin] of [
@@ -57,13 +65,18 @@ async function main(): Promise<void> {
       ['wan 20ms/1G', `http://127.0.0.1:${proxy.port}`],
     ] as const) {
       const url = `${origin}/sample-bench/sample.bam`;
-      for (const region of regions) for (const warm of [false, true]) {
-        const result: Record<string, { s: number[]; req: number; bytes: number; lines: number }> = {};
+      const cells = regions.flatMap((r) => [
+        { region: r, warm: false },
+        { region: r, warm: true },
+      ]);
+      if (link === 'loopback') cells.push({ region: whole, warm: false });
+      for (const { region, warm } of cells) {
+        const result: Record<string, { s: number[]; req: number; bytes: number; lines: number; rss: number }> = {};
         for (const [tool, cmd, args] of [
           ['samtools', 'samtools', ['view', url, region]],
           ['slicefs', process.execPath, [join(REPO, 'bin/slicefs.js'), 'view', '--cache-dir', join(cwd, 'cache'), '--url', url, '-q', region, '--no-header']],
         ] as const) {
-          const r = { s: [] as number[], req: 0, bytes: 0, lines: 0 };
+          const r = { s: [] as number[], req: 0, bytes: 0, lines: 0, rss: 0 };
           if (warm) await timed(cmd, [...args], cwd); // leaves each tool's index behind
           for (let i = 0; i < runs; i++) {
             if (!warm) {
@@ -79,6 +92,7 @@ async function main(): Promise<void> {
             r.req = log.requests;
             r.bytes = log.bytes;
             r.lines = t.lines;
+            r.rss = Math.max(r.rss, t.rssMiB);
           }
           result[tool] = r;
         }
@@ -86,7 +100,7 @@ async function main(): Promise<void> {
         const b = result.slicefs;
         if (a.lines !== b.lines) throw new Error(`${region}: samtools ${a.lines} records, slicefs ${b.lines}`);
         rows.push(
-          `| ${link} | ${region} (${b.lines} records) | ${warm ? 'warm' : 'cold'} | ${median(a.s).toFixed(3)} | ${median(b.s).toFixed(3)} | **${(median(b.s) / median(a.s)).toFixed(2)}×** | ${a.req} / ${b.req} | ${(a.bytes / 1e6).toFixed(2)} / ${(b.bytes / 1e6).toFixed(2)} |`,
+          `| ${link} | ${region} (${b.lines} records) | ${warm ? 'warm' : 'cold'} | ${median(a.s).toFixed(3)} | ${median(b.s).toFixed(3)} | **${(median(b.s) / median(a.s)).toFixed(2)}×** | ${a.req} / ${b.req} | ${(a.bytes / 1e6).toFixed(2)} / ${(b.bytes / 1e6).toFixed(2)} | ${a.rss.toFixed(0)} / ${b.rss.toFixed(0)} |`,
         );
       }
     }
@@ -98,7 +112,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(
     `slicefs view vs samtools view on ${sample.bam} (${runs} runs, median; cold processes)\n\n` +
-      '| link | region | index | samtools s | slicefs s | time ratio | requests (samtools / slicefs) | origin MB (samtools / slicefs) |\n|---|---|---|---:|---:|---:|---:|---:|\n' +
+      '| link | region | index | samtools s | slicefs s | time ratio | requests (samtools / slicefs) | origin MB (samtools / slicefs) | peak RSS MiB (samtools / slicefs) |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n' +
       rows.join('\n') +
       '\n',
   );

@@ -42,9 +42,14 @@ function parseRange(range: string, contig: Contig, region: string): { start: num
   if (begText === '' && endText === '') throw new SlicefsError('USAGE', `region '${region}': empty range after ':'`);
   const beg = begText === '' ? 1 : parsePosition(begText, 'start', region);
   if (beg < 1) throw new SlicefsError('USAGE', `region '${region}': positions start at 1`);
-  const end = endText === '' ? contig.length : parsePosition(endText, 'end', region);
-  if (end < beg) throw new SlicefsError('USAGE', `region '${region}': end ${end} is before start ${beg}`);
-  return { start: beg - 1, end: Math.min(end, contig.length) };
+  if (endText !== '') {
+    const end = parsePosition(endText, 'end', region);
+    if (end < beg) throw new SlicefsError('USAGE', `region '${region}': end ${end} is before start ${beg}`);
+  }
+  // Past the contig's end is an empty region, as in samtools (no records, no error).
+  const end = Math.min(endText === '' ? contig.length : parsePosition(endText, 'end', region), contig.length);
+  const start = Math.min(beg - 1, contig.length);
+  return { start, end: Math.max(start, end) };
 }
 
 /** Parses one samtools region against the header's contigs. */

@@ -83,7 +83,7 @@ async function viewText(url: string, regions: string[], opts: { contained?: bool
 function edgeRegions(): string[] {
   const out = ['*'];
   for (const c of contigs) {
-    out.push(c.name, `${c.name}:1-1`, `${c.name}:${c.length}-${c.length}`, `${c.name}:${c.length - 200}`, `${c.name}:1-150`);
+    out.push(c.name, `${c.name}:1-1`, `${c.name}:${c.length}-${c.length}`, `${c.name}:${c.length - 200}`, `${c.name}:1-150`, `${c.name}:${c.length + 10}`, `${c.name}:${c.length - 5}-${c.length + 100}`);
   }
   return out.concat(sample.regions);
 }

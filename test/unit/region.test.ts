@@ -28,6 +28,9 @@ test('samtools region forms parse to 0-based half-open ranges', () => {
   assert.deepEqual(parseRegion('chr1:-200', CONTIGS), { kind: 'contig', contig: 'chr1', start: 0, end: 200 });
   assert.deepEqual(parseRegion('chr1:900-5000', CONTIGS), { kind: 'contig', contig: 'chr1', start: 899, end: 1000 });
   assert.deepEqual(parseRegion(' * ', CONTIGS), { kind: 'unmapped' });
+  // Past the end: empty, as samtools (which prints nothing and exits 0).
+  assert.deepEqual(parseRegion('chr1:2000', CONTIGS), { kind: 'contig', contig: 'chr1', start: 1000, end: 1000 });
+  assert.deepEqual(parseRegion('chr1:2000-3000', CONTIGS), { kind: 'contig', contig: 'chr1', start: 1000, end: 1000 });
   assert.deepEqual(toOneBasedClosed({ start: 99, end: 200 }), { start: 100, end: 200 });
 });
 

@@ -6,7 +6,10 @@
  *
  * A virtual offset is (compressed offset of a block) << 16 | (offset inside its inflated data).
  */
-import { deflateRawSync, inflateRawSync, crc32 } from 'node:zlib';
+import { promisify } from 'node:util';
+import { crc32, deflateRawSync, inflateRaw, inflateRawSync } from 'node:zlib';
+
+const inflateRawAsync = promisify(inflateRaw);
 import { SlicefsError } from '../errors.js';
 
 export interface VOffset {
@@ -23,66 +26,109 @@ const READ_PIECE = 256 * 1024;
 export const MAX_BGZF_BLOCK = 65536;
 const BGZF_HEADER = 18;
 
+/** How many blocks are inflated at once on libuv's thread pool, ahead of the record parser. */
+const INFLATE_AHEAD = 8;
+
 /**
- * Streams the raw records (each without its 4-byte length) that start in [from, to) in virtual
- * offsets, in file order, in batches (the records completed by one BGZF block: one await per
- * block, not per record). `to` undefined: to the end of the file. Memory: one piece of compressed
- * data and the inflated blocks not yet consumed.
+ * The compressed BGZF blocks starting at `start`, up to and including the one at `lastBlock`
+ * (undefined: to the end of the file), in order. Never reads past `limit`.
  */
-export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VOffset, to: VOffset | undefined): AsyncGenerator<Buffer[]> {
-  // Never ask for bytes past the chunk's last block (a record spilling over it is finished below).
-  const limit = to ? Math.min(fileSize, to.blockPosition + MAX_BGZF_BLOCK) : fileSize;
+async function* compressedBlocks(readAt: ReadAt, start: number, lastBlock: number | undefined, limit: number): AsyncGenerator<{ pos: number; block: Buffer }> {
   const readAtMost = (position: number, length: number) => readAt(position, Math.max(0, Math.min(length, limit - position)));
-  let pos = from.blockPosition;
-  let pending: Buffer = Buffer.alloc(0); // compressed bytes read but not yet inflated
+  let pos = start;
+  let pending: Buffer = Buffer.alloc(0); // compressed bytes read, from `pendingAt` on
   let pendingAt = pos;
-  let data: Buffer = Buffer.alloc(0); // inflated bytes not yet consumed as records
-  let skip = from.dataPosition;
-  const endBlock = to ? to.blockPosition : fileSize;
-  while (pos < fileSize && pos <= endBlock) {
-    // Make sure a whole block is in `pending`.
-    if (pending.length - (pos - pendingAt) < BGZF_HEADER) {
-      pending = Buffer.concat([pending.subarray(pos - pendingAt), await readAtMost(pos + (pending.length - (pos - pendingAt)), READ_PIECE)]);
+  while (pos < limit && (lastBlock === undefined || pos <= lastBlock)) {
+    let off = pos - pendingAt;
+    if (pending.length - off < BGZF_HEADER) {
+      pending = Buffer.concat([pending.subarray(off), await readAtMost(pendingAt + pending.length, READ_PIECE)]);
       pendingAt = pos;
+      off = 0;
     }
-    const off = pos - pendingAt;
     if (pending.length - off < BGZF_HEADER) throw new SlicefsError('BAD_RESPONSE', `truncated BGZF block at byte ${pos}`);
     if (pending[off] !== 0x1f || pending[off + 1] !== 0x8b || pending[off + 12] !== 0x42 || pending[off + 13] !== 0x43) {
       throw new SlicefsError('BAD_RESPONSE', `not a BGZF block at byte ${pos} (corrupt file or wrong index)`);
     }
     const bsize = pending.readUInt16LE(off + 16) + 1;
     if (pending.length - off < bsize) {
-      pending = Buffer.concat([pending.subarray(off), await readAtMost(pos + (pending.length - off), Math.max(READ_PIECE, bsize))]);
+      pending = Buffer.concat([pending.subarray(off), await readAtMost(pendingAt + pending.length, Math.max(READ_PIECE, bsize))]);
       pendingAt = pos;
       if (pending.length < bsize) throw new SlicefsError('BAD_RESPONSE', `truncated BGZF block at byte ${pos}`);
       continue;
     }
-    const block = pending.subarray(off, off + bsize);
-    const inflated = inflateRawSync(block.subarray(BGZF_HEADER, bsize - 8));
+    yield { pos, block: pending.subarray(off, off + bsize) };
+    pos += bsize;
+  }
+}
+
+/**
+ * Inflates blocks in order, with up to INFLATE_AHEAD of them being inflated on libuv's thread pool
+ * while the caller parses records: decompression runs on the other core.
+ */
+async function* inflatedBlocks(blocks: AsyncGenerator<{ pos: number; block: Buffer }>): AsyncGenerator<{ pos: number; next: number; data: Buffer }> {
+  const queue: Promise<{ pos: number; next: number; data: Buffer }>[] = [];
+  let done = false;
+  const fill = async () => {
+    while (!done && queue.length < INFLATE_AHEAD) {
+      const r = await blocks.next();
+      if (r.done) {
+        done = true;
+        break;
+      }
+      const { pos, block } = r.value;
+      const p = inflateRawAsync(block.subarray(BGZF_HEADER, block.length - 8)).then(
+        (data) => ({ pos, next: pos + block.length, data }),
+        (e: Error) => {
+          throw new SlicefsError('BAD_RESPONSE', `corrupt BGZF block at byte ${pos}: ${e.message}`);
+        },
+      );
+      p.catch(() => {}); // awaited in order below; not an unhandled rejection meanwhile
+      queue.push(p);
+    }
+  };
+  await fill();
+  while (queue.length > 0) {
+    const head = await queue.shift()!;
+    await fill();
+    yield head;
+  }
+}
+
+/**
+ * Streams the raw records (each without its 4-byte length) that start in [from, to) in virtual
+ * offsets, in file order, in batches (the records completed by one BGZF block: one await per
+ * block, not per record). `to` undefined: to the end of the file. Memory: a piece of compressed
+ * data, INFLATE_AHEAD inflated blocks and the part of a record not yet complete.
+ */
+export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VOffset, to: VOffset | undefined): AsyncGenerator<Buffer[]> {
+  // Never ask for bytes past the chunk's last block (a record spilling over it is finished below).
+  const limit = to ? Math.min(fileSize, to.blockPosition + MAX_BGZF_BLOCK) : fileSize;
+  let data: Buffer = Buffer.alloc(0); // inflated bytes not yet consumed as records
+  let skip = from.dataPosition;
+  for await (const { pos, next, data: inflated } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit))) {
     const isLast = to !== undefined && pos === to.blockPosition;
     // In the last block only records that start before `to.dataPosition` belong to the range.
-    let limit = isLast ? data.length + to.dataPosition - skip : Infinity;
+    let left = isLast ? data.length + to.dataPosition - skip : Infinity;
     let usable: Buffer = inflated;
     if (skip > 0) {
       usable = usable.subarray(Math.min(skip, usable.length));
       skip = 0;
     }
-    pos += bsize;
     data = data.length === 0 ? usable : Buffer.concat([data, usable]);
     // Emit the complete records now in `data`; a record that continues into later blocks waits.
     let p = 0;
     const batch: Buffer[] = [];
-    while (p < limit && data.length - p >= 4) {
+    while (p < left && data.length - p >= 4) {
       const size = data.readInt32LE(p);
       if (data.length - p - 4 < size) break;
       batch.push(data.subarray(p + 4, p + 4 + size));
       p += 4 + size;
     }
     data = data.subarray(p);
-    limit -= p;
+    left -= p;
     if (isLast) {
       // A record that starts before `to` but spills into the next blocks is still in range.
-      if (limit > 0 && data.length > 0) batch.push(await finishRecord(readAt, fileSize, pos, data));
+      if (left > 0 && data.length > 0) batch.push(await finishRecord(readAt, fileSize, next, data));
       if (batch.length > 0) yield batch;
       return;
     }

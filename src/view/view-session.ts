@@ -56,16 +56,23 @@ export function indexNames(name: string): { name: string; kind: 'bai' | 'csi' }[
 }
 
 async function firstIndex(cands: IndexCandidate[]): Promise<IndexCandidate> {
+  let denied = 0;
   for (const c of cands) {
     try {
       await c.source.version();
       return c;
     } catch (err) {
       if (err instanceof SlicefsError && err.code === 'NOT_FOUND') continue;
+      // A guessed name can be refused rather than missing: a presigned URL signs one object only.
+      if (cands.length > 1 && err instanceof SlicefsError && err.code === 'ACCESS_DENIED') {
+        denied++;
+        continue;
+      }
       throw err;
     }
   }
-  throw new SlicefsError('NOT_FOUND', `no index found (tried ${cands.map((c) => c.source.label).join(', ')}); give one with --index-url`);
+  const why = denied > 0 ? ` (${denied} refused with 401/403: a presigned URL signs one object, so its index needs its own URL)` : '';
+  throw new SlicefsError('NOT_FOUND', `no index found (tried ${cands.map((c) => c.source.label).join(', ')})${why}; give one with --index-url`);
 }
 
 /** Adds a @PG line with a unique ID chained (PP) to the last @PG, as samtools does. */

@@ -36,6 +36,10 @@ before(async () => {
   server.addFile('/bad/garbage.bam', bam);
   server.addFile('/bad/garbage.bam.bai', Buffer.from('this is not an index at all'));
   server.addFile('/bad/noindex.bam', bam);
+  server.addFile('/bad/presigned.bam', bam);
+  for (const n of ['/bad/presigned.bam.bai', '/bad/presigned.bam.csi', '/bad/presigned.bai']) {
+    server.addFile(n, Buffer.alloc(0), { fault: { kind: 'status', status: 403 } });
+  }
   server.addFile('/bad/forbidden.bam', bam, { fault: { kind: 'status', status: 403 } });
   server.addFile('/bad/forbidden.bam.bai', await readFile(sample.bai));
   work = await tempDir('slicefs-view-');
@@ -187,6 +191,7 @@ test('bad inputs: one clear line, the right exit code', async () => {
     [['--url', server.url('/d/sample.bam'), '-q', 'chr1:5-x'], 2, /^slicefs: error: region 'chr1:5-x': end 'x' is not a number\n$/],
     [['--url', server.url('/bad/noindex.bam'), '-q', 'chr1'], 1, /^slicefs: error: no index found \(tried .*noindex\.bam\.bai, .*noindex\.bam\.csi, .*noindex\.bai\); give one with --index-url\n$/],
     [['--url', server.url('/bad/forbidden.bam'), '-q', 'chr1'], 1, /^slicefs: error: (HEAD|GET) .*forbidden\.bam( \(size probe\))?: HTTP 403 \(access denied: check the token or whether the URL expired\)\n$/],
+    [['--url', server.url('/bad/presigned.bam') + '?X-Amz-Signature=SECRET', '-q', 'chr2'], 1, /no index found \(tried .*presigned\.bam\.bai\?…, .*\) \(3 refused with 401\/403: a presigned URL signs one object, so its index needs its own URL\); give one with --index-url\n$/],
     [['--url', server.url('/bad/truncated.bam'), '-q', 'chr2'], 1, /^slicefs: error: .*(truncated|BGZF|BAM)/],
     [['--url', server.url('/bad/garbage.bam'), '-q', 'chr1'], 1, /^slicefs: error: .*(index|BAM|readable)/i],
     [['--url', server.url('/d/sample.bam'), '--input-file', 'x.bam'], 2, /^slicefs: error: give exactly one of --url, --input-file or --manifest/],
@@ -197,6 +202,7 @@ test('bad inputs: one clear line, the right exit code', async () => {
     assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, pattern, args.join(' '));
     assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /SECRET/, 'no signature in messages');
   }
 });
 

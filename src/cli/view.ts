@@ -2,6 +2,7 @@
  * `slicefs view`: the records of regions of a remote (or local) BAM, through its index, fetching
  * only the index and the blocks that overlap, as SAM text or BAM on stdout. CRAM comes next.
  */
+import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -85,11 +86,30 @@ function cacheDir(given: string | undefined): string {
   return xdg ? join(xdg, 'slicefs') : join(homedir(), '.cache', 'slicefs');
 }
 
-/** The URL with its path replaced by `f(path)` (the query string, e.g. a signature, is kept). */
-function withSuffix(url: string, f: (path: string) => string): string {
+/** The URL with its path replaced (the query string, e.g. a signature, is kept). */
+function withPath(url: string, path: string): string {
   const u = new URL(url);
-  u.pathname = f(u.pathname);
+  u.pathname = path;
   return u.toString();
+}
+
+const isUrl = (s: string) => /^https?:\/\//i.test(s);
+
+/** The data to read and the index the user named, from --input-file, --url or --manifest/--path. */
+async function resolveInput(args: ArgumentsCamelCase<ViewArgs>, remote: (url: string) => ObjectSource): Promise<{ data: ObjectSource; name: string; index?: string }> {
+  if (args['input-file']) return { data: new LocalSource(args['input-file']), name: args['input-file'], index: args['index-url'] };
+  let url = args.url;
+  let index = args['index-url'];
+  if (args.manifest) {
+    if (!args.path) throw new SlicefsError('USAGE', '--manifest needs --path NAME (an entry of the manifest)');
+    const m = await loadManifest(args.manifest);
+    const entry = m.entries.find((e) => e.path === args.path);
+    if (!entry) throw new SlicefsError('USAGE', `${args.manifest}: no entry with path '${args.path}'`);
+    url = entry.url;
+    index ??= entry.indexUrl;
+  }
+  if (!url || !isUrl(url)) throw new SlicefsError('USAGE', `--url: not an http(s) URL: '${safeUrl(url ?? '')}'`);
+  return { data: remote(url), name: url, index };
 }
 
 async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void> {
@@ -100,42 +120,18 @@ async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void>
   const stats = new Stats();
   const transport = new HttpTransport(transportConfig(args, timestamped), stats, say);
   try {
-    let data: ObjectSource;
-    let dataName: string;
-    let indexGiven: string | undefined = args['index-url'];
     const remote = (u: string) => new HttpSource(transport, u);
-    if (args['input-file']) {
-      data = new LocalSource(args['input-file']);
-      dataName = args['input-file'];
-    } else {
-      let url = args.url;
-      if (args.manifest) {
-        if (!args.path) throw new SlicefsError('USAGE', '--manifest needs --path NAME (an entry of the manifest)');
-        const m = await loadManifest(args.manifest);
-        const entry = m.entries.find((e) => e.path === args.path);
-        if (!entry) throw new SlicefsError('USAGE', `${args.manifest}: no entry with path '${args.path}'`);
-        url = entry.url;
-        indexGiven ??= entry.indexUrl;
-      }
-      try {
-        new URL(url!);
-      } catch {
-        throw new SlicefsError('USAGE', `--url: not a URL: '${safeUrl(url!)}'`);
-      }
-      data = remote(url!);
-      dataName = url!;
-    }
-    if (/\.cram(\?|$)/i.test(dataName.split('#')[0])) {
+    const { data, name: dataName, index: indexGiven } = await resolveInput(args, remote);
+    if (/\.cram$/i.test(isUrl(dataName) ? new URL(dataName).pathname : dataName)) {
       throw new SlicefsError('USAGE', 'CRAM input is not supported by view yet (BAM only); mount the file and use samtools');
     }
-    const isUrl = (s: string) => /^https?:\/\//i.test(s);
     const sourceFor = (name: string): ObjectSource => (isUrl(name) ? remote(name) : new LocalSource(name));
     let candidates: IndexCandidate[];
     if (indexGiven) {
       candidates = [{ source: sourceFor(indexGiven), kind: /\.csi(\?|$)/i.test(indexGiven) ? 'csi' : 'bai' }];
     } else if (isUrl(dataName)) {
       const names = indexNames(new URL(dataName).pathname);
-      candidates = names.map((n) => ({ source: remote(withSuffix(dataName, () => n.name)), kind: n.kind }));
+      candidates = names.map((n) => ({ source: remote(withPath(dataName, n.name)), kind: n.kind }));
     } else {
       candidates = indexNames(dataName).map((n) => ({ source: new LocalSource(n.name), kind: n.kind }));
     }
@@ -151,7 +147,6 @@ async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void>
       }
       return out;
     };
-    const { createWriteStream } = await import('node:fs');
     const out = args.output ? createWriteStream(args.output) : process.stdout;
     const commandLine = ['slicefs', ...process.argv.slice(2).map((a) => (isUrl(a) ? safeUrl(a) : a))].join(' ');
     const result = await runView({

@@ -243,3 +243,20 @@ test('--manifest with --path reads the entry and its index_url', async () => {
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /no entry with path 'nope'/);
 });
+
+test('transient server faults are retried: the output is still exactly samtools', async () => {
+  const bam = await readFile(sample.bam);
+  const faults = [
+    { kind: 'status-then-ok', status: 503, times: 2 },
+    { kind: 'drop-mid-body', times: 2, afterBytes: 40_000 },
+    { kind: 'retry-after', times: 1, seconds: 1 },
+  ] as const;
+  for (const [i, fault] of faults.entries()) {
+    const path = `/faults/f${i}.bam`;
+    server.addFile(path, bam, { fault });
+    server.addFile(`${path}.bai`, await readFile(sample.bai));
+    const region = 'chr1:100000-300000';
+    const got = await viewText(server.url(path), [region]);
+    assert.equal(got, (await samtools(['view', sample.bam, region])).stdout.toString('latin1'), fault.kind);
+  }
+});

@@ -82,9 +82,9 @@ export class BlockCache {
 
   /**
    * Blocks [first, last] of the object, fetched where missing. Every block is handed out with a
-   * reference (Block.acquire): the caller must `release()` each one when its copy is done, also on
-   * failure of its own caller; when a block cannot be had, the blocks already acquired are released here
-   * before the error is thrown.
+   * reference (Block.acquire): the caller must `release()` each one when its copy is done, whether
+   * the copy succeeded or not. When some block cannot be had, the ones already acquired are released
+   * here before the error is thrown.
    */
   async getBlocks(obj: PinnedObject, first: number, last: number, maxRunBlocks: number): Promise<Block[]> {
     const prefix = cacheKey(obj.source, obj.version);

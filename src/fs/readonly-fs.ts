@@ -16,6 +16,9 @@ import { RangeReader } from '../reader/range-reader.js';
 import type { Stats } from '../stats.js';
 import { walkFiles, type DirNode, type FileNode, type TreeNode } from './tree.js';
 
+/** Size probes run at once for one directory's index files (one connection pool's worth). */
+const SIBLING_PROBES = 16;
+
 export interface Attr {
   kind: 'file' | 'dir';
   size: number;
@@ -38,6 +41,8 @@ interface Handle {
 
 export class ReadOnlyFs {
   private readonly handles = new Map<number, Handle>();
+  /** Directories whose unsized files are being (or were) probed as a batch. */
+  private readonly probedDirs = new WeakSet<DirNode>();
   private nextFh = 1;
 
   constructor(
@@ -67,7 +72,23 @@ export class ReadOnlyFs {
       for (const c of node.children.values()) if (c.kind === 'dir') subdirs++;
       return { kind: 'dir', size: 4096, mtime: node.mtime, perm: 0o555, nlink: 2 + subdirs };
     }
+    if (node.size === undefined) this.probeSiblings(path);
     return { kind: 'file', size: await this.sizeOf(node), mtime: node.mtime, perm: 0o444, nlink: 1 };
+  }
+
+  /**
+   * The first stat of an unsized file (an index: no manifest column gives its size) starts the size
+   * probes of every unsized file in its directory, with bounded concurrency: `ls -l` stats one file
+   * after the other, and one probe per stat would cost a round trip per index file.
+   */
+  private probeSiblings(path: string): void {
+    const dirPath = path.slice(0, Math.max(0, path.lastIndexOf('/')));
+    const dir = this.lookup(dirPath || '/');
+    if (dir.kind !== 'dir' || this.probedDirs.has(dir)) return;
+    this.probedDirs.add(dir);
+    const unsized = [...dir.children.values()].filter((c): c is FileNode => c.kind === 'file' && c.size === undefined);
+    // Failures surface in the getattr of that file; here they only end the batch early.
+    probeSizes(unsized, SIBLING_PROBES).catch(() => {});
   }
 
   readdir(path: string): string[] {

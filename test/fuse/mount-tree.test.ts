@@ -212,3 +212,28 @@ test('a file that cannot be sized fails the mount with its name, and a created m
   assert.equal(r2.code, 1);
   assert.match(r2.stderr, /cannot be unmounted safely/);
 });
+
+test('ls -l of a directory of indexed files sizes every index once, in one batch', async () => {
+  const dir = join(work, 't9');
+  await mkdir(dir);
+  const rows = [];
+  for (let i = 0; i < 40; i++) {
+    server.addFile(`/idx/s${i}.bam`, B);
+    server.addFile(`/idx/s${i}.bam.bai`, BAI.subarray(0, 100 + i));
+    rows.push({ url: server.url(`/idx/s${i}.bam`), path: `d/s${i}.bam`, size: B.length, index_url: server.url(`/idx/s${i}.bam.bai`) });
+  }
+  const manifest = await writeManifest(dir, rows);
+  server.resetLog();
+  const d = await startDaemon(manifest, join(dir, 'mnt'));
+  try {
+    assert.equal(server.requests.length, 0);
+    const ls = await run('ls', ['-l', join(d.mountPoint, 'd')]);
+    assert.equal(ls.code, 0, ls.stderr);
+    for (let i = 0; i < 40; i++) assert.match(ls.stdout.toString(), new RegExp(` ${100 + i} .* s${i}\\.bam\\.bai\\n`));
+    const heads = server.requests.filter((r) => r.path.startsWith('/idx/') && r.path.endsWith('.bai'));
+    assert.equal(heads.length, 40, 'each index probed once');
+    assert.ok(heads.every((r) => r.method === 'HEAD'));
+  } finally {
+    await d.stop();
+  }
+});

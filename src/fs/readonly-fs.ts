@@ -4,7 +4,7 @@
  * numbers): it returns values or throws SlicefsErrors, and the adapter in ./fuse/ translates.
  *
  * Sizes: known from the manifest, probed before mounting, or (index files, whose size no manifest
- * column gives) probed on the first `getattr`, one shared request per file.
+ * column gives) probed on the first `getattr` in their directory, one shared request per file.
  * Reads: each open handle gets its own RangeReader (its own readahead), all over one BlockCache.
  * Every read answers within `readDeadlineMs`, below fuse-native's operation timeout, even when the
  * server stalls: the fetch goes on (bounded by the transport budget) but the reader gets ETIMEDOUT.

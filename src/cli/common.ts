@@ -48,7 +48,7 @@ export function transportConfig(a: TransportArgs, log: (l: string) => void): Tra
   };
 }
 
-export function cacheConfig(a: CacheArgs): CacheConfig {
+export function cacheConfig(a: Pick<CacheArgs, 'cache-size' | 'block-size'>): CacheConfig {
   const blockSize = parseByteSize(a['block-size'], '--block-size');
   if (blockSize < 4096 || blockSize > 64 * 1024 * 1024 || (blockSize & (blockSize - 1)) !== 0) {
     throw new SlicefsError('USAGE', '--block-size must be a power of two between 4K and 64M');

@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { FileCache } from '../cache/file-cache.js';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { DEFAULT_READER } from '../config.js';
 import { SlicefsError } from '../errors.js';
 import { loadManifest } from '../manifest/load.js';
 import { LocalSource } from '../source/local-source.js';
@@ -17,10 +18,11 @@ import { HttpTransport } from '../transport/http-transport.js';
 import { safeUrl } from '../util/redact.js';
 import { parseBed } from '../view/bed.js';
 import { parseRegion, type Region } from '../view/region.js';
-import { indexNames, runView, type IndexCandidate } from '../view/view-session.js';
-import { cacheConfig, readerConfig, reportError, say, timestamped, transportConfig, type CacheArgs, type TransportArgs } from './common.js';
+import { indexNames, runView } from '../view/view-session.js';
+import { cacheConfig, reportError, say, timestamped, transportConfig, type CacheArgs, type TransportArgs } from './common.js';
 
-interface ViewArgs extends TransportArgs, CacheArgs {
+/** `view` has no --readahead-max: it prefetches exactly the chunks the index names. */
+interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'> {
   url?: string;
   'input-file'?: string;
   manifest?: string;
@@ -65,7 +67,6 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       // A view reads each byte once: the cache only holds what is read ahead (16 MiB) and the header.
       .option('cache-size', { type: 'string', default: '64M', describe: 'memory budget of the block cache' })
       .option('block-size', { type: 'string', default: '64K', describe: 'cache block size (a BGZF block is at most 64K)' })
-      .option('readahead-max', { type: 'string', default: '16M', describe: 'largest readahead window' })
       .option('connections', { type: 'number', default: 32, describe: 'HTTP connections per server' })
       .option('timeout', { type: 'number', default: 15, describe: 'seconds without progress before a request fails' })
       .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every HTTP request (no query strings)' }) as unknown as Argv<ViewArgs>,
@@ -126,15 +127,11 @@ async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void>
       throw new SlicefsError('USAGE', 'CRAM input is not supported by view yet (BAM only); mount the file and use samtools');
     }
     const sourceFor = (name: string): ObjectSource => (isUrl(name) ? remote(name) : new LocalSource(name));
-    let candidates: IndexCandidate[];
-    if (indexGiven) {
-      candidates = [{ source: sourceFor(indexGiven), kind: /\.csi(\?|$)/i.test(indexGiven) ? 'csi' : 'bai' }];
-    } else if (isUrl(dataName)) {
-      const names = indexNames(new URL(dataName).pathname);
-      candidates = names.map((n) => ({ source: remote(withPath(dataName, n.name)), kind: n.kind }));
-    } else {
-      candidates = indexNames(dataName).map((n) => ({ source: new LocalSource(n.name), kind: n.kind }));
-    }
+    const candidates: ObjectSource[] = indexGiven
+      ? [sourceFor(indexGiven)]
+      : isUrl(dataName)
+        ? indexNames(new URL(dataName).pathname).map((p) => remote(withPath(dataName, p)))
+        : indexNames(dataName).map((p) => new LocalSource(p));
     const bedText = args['bed-query'] ? await readFile(args['bed-query'], 'utf8').catch((e: NodeJS.ErrnoException) => {
       throw new SlicefsError('USAGE', `${args['bed-query']}: cannot read (${e.code ?? e.message})`);
     }) : undefined;
@@ -158,7 +155,7 @@ async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void>
       header: args['header-only'] ? 'only' : args.header ? 'with' : 'without',
       pg: args.pg ? { name: 'slicefs', version: VERSION, commandLine } : undefined,
       cache: cacheConfig(args),
-      reader: readerConfig(args),
+      reader: DEFAULT_READER,
       stats,
       out,
       indexCache: args['index-cache'] ? new FileCache(join(cacheDir(args['cache-dir']), 'index'), say) : undefined,

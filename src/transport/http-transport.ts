@@ -56,7 +56,7 @@ export class HttpTransport implements Transport {
     try {
       return await this.retrying(what, async (signal) => {
         const res = await this.send(url, 'HEAD', headers, signal);
-        discard(res, 64 * 1024);
+        discard(res, ERROR_BODY_KEEP);
         if (res.statusCode === 200) {
           const size = Number(header(res, 'content-length'));
           if (!Number.isFinite(size)) throw new SlicefsError('BAD_RESPONSE', `${what}: no Content-Length`);
@@ -73,7 +73,7 @@ export class HttpTransport implements Transport {
     return this.retrying(getWhat, async (signal) => {
       const res = await this.send(url, 'GET', { ...headers, range: 'bytes=0-0' }, signal);
       if (res.statusCode === 206) {
-        discard(res, 64 * 1024);
+        discard(res, ERROR_BODY_KEEP);
         const cr = parseContentRange(header(res, 'content-range'));
         if (!cr || cr.size === undefined) throw new SlicefsError('BAD_RESPONSE', `${getWhat}: bad Content-Range`);
         return versionOf(res, cr.size);
@@ -85,7 +85,7 @@ export class HttpTransport implements Transport {
         if (!Number.isFinite(size)) throw new SlicefsError('BAD_RESPONSE', `${getWhat}: no Content-Length`);
         return versionOf(res, size);
       }
-      discard(res, 64 * 1024);
+      discard(res, ERROR_BODY_KEEP);
       if (res.statusCode === 416) {
         // Only an empty object has no byte 0.
         const cr = parseContentRange(header(res, 'content-range'));
@@ -112,7 +112,7 @@ export class HttpTransport implements Transport {
         if (isStrongEtag(version.etag)) headers['if-match'] = version.etag;
         const res = await this.send(url, 'GET', headers, signal);
         if (res.statusCode !== 206 && res.statusCode !== 200) {
-          discard(res, 64 * 1024);
+          discard(res, ERROR_BODY_KEEP);
           checkRetryableStatus(res.statusCode, res.headers['retry-after']);
           throw statusError(what, res.statusCode);
         }
@@ -213,6 +213,9 @@ export class HttpTransport implements Transport {
 }
 
 class HeadRefused extends Error {}
+
+/** An error body up to this size is read to the end so its keep-alive socket can be reused. */
+const ERROR_BODY_KEEP = 64 * 1024;
 
 /** Drops the rest of a body without reading it, and without an error event nobody listens to. */
 function discard(res: Dispatcher.ResponseData, keepAliveLimit = 0): void {

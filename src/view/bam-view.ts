@@ -12,7 +12,7 @@ import type { GenericFilehandle } from 'generic-filehandle2';
 import { SlicefsError } from '../errors.js';
 import { ObjectFilehandle } from '../reader/object-filehandle.js';
 import type { RangeReader } from '../reader/range-reader.js';
-import { MAX_BGZF_BLOCK, recordsBetween, type VOffset } from './bgzf.js';
+import { chunkEndByte, recordsBetween, type VOffset } from './bgzf.js';
 import type { Contig, Region } from './region.js';
 
 export interface IndexInput {
@@ -100,7 +100,7 @@ export class BamView {
     let budget = AHEAD;
     for (const s of spans) {
       if (budget <= 0) break;
-      const extent = Math.min(size, s.maxv.blockPosition + MAX_BGZF_BLOCK) - s.minv.blockPosition;
+      const extent = chunkEndByte(s.maxv, size) - s.minv.blockPosition;
       this.reader.prefetch(s.minv.blockPosition, Math.min(extent, budget));
       budget -= extent;
     }
@@ -108,8 +108,7 @@ export class BamView {
     for (const s of spans) {
       // The chunk's compressed extent is known: keep up to AHEAD of it in flight ahead of the
       // reader (a bounded number of requests ahead of the writer), and nothing beyond it.
-      const spanEnd = Math.min(size, s.maxv.blockPosition + MAX_BGZF_BLOCK);
-      const readAt = this.aheadReader(spanEnd);
+      const readAt = this.aheadReader(chunkEndByte(s.maxv, size));
       for await (const batch of recordsBetween(readAt, size, s.minv, s.maxv)) {
         const kept: Buffer[] = [];
         for (const rec of batch) {

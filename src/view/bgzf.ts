@@ -23,7 +23,12 @@ export type ReadAt = (position: number, length: number) => Promise<Buffer>;
 /** Compressed bytes asked for at a time while streaming a chunk. */
 const READ_PIECE = 256 * 1024;
 /** Largest BGZF block (BSIZE is 16 bits): the last block of a chunk ends within this of its start. */
-export const MAX_BGZF_BLOCK = 65536;
+const MAX_BGZF_BLOCK = 65536;
+
+/** The byte after the last compressed byte a chunk ending at `to` can need (its last block, whole). */
+export function chunkEndByte(to: VOffset, fileSize: number): number {
+  return Math.min(fileSize, to.blockPosition + MAX_BGZF_BLOCK);
+}
 const BGZF_HEADER = 18;
 
 /** How many blocks are inflated at once on libuv's thread pool, ahead of the record parser. */
@@ -102,7 +107,7 @@ async function* inflatedBlocks(blocks: AsyncGenerator<{ pos: number; block: Buff
  */
 export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VOffset, to: VOffset | undefined): AsyncGenerator<Buffer[]> {
   // Never ask for bytes past the chunk's last block (a record spilling over it is finished below).
-  const limit = to ? Math.min(fileSize, to.blockPosition + MAX_BGZF_BLOCK) : fileSize;
+  const limit = to ? chunkEndByte(to, fileSize) : fileSize;
   let data: Buffer = Buffer.alloc(0); // inflated bytes not yet consumed as records
   let skip = from.dataPosition;
   for await (const { pos, next, data: inflated } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit))) {

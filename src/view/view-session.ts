@@ -18,15 +18,10 @@ import { BgzfWriter } from './bgzf.js';
 import type { Region } from './region.js';
 import { ByteSink, formatSamInto, refNameBytes } from './sam-format.js';
 
-export interface IndexCandidate {
-  source: ObjectSource;
-  kind: 'bai' | 'csi';
-}
-
 export interface ViewOptions {
   data: ObjectSource;
-  /** Tried in order; the first that exists is used. */
-  indexCandidates: IndexCandidate[];
+  /** Tried in order; the first that exists is used. Its kind (BAI, CSI) is read from its bytes. */
+  indexCandidates: ObjectSource[];
   regions: (contigs: { name: string; length: number }[]) => Region[];
   contained: boolean;
   format: 'sam' | 'bam';
@@ -45,21 +40,25 @@ export interface ViewResult {
   records: number;
 }
 
-/** Candidate index names for a data file name or URL: `X.bai`, `X.csi`, `X`-with-`.bam`→`.bai`. */
-export function indexNames(name: string): { name: string; kind: 'bai' | 'csi' }[] {
-  const out: { name: string; kind: 'bai' | 'csi' }[] = [
-    { name: `${name}.bai`, kind: 'bai' },
-    { name: `${name}.csi`, kind: 'csi' },
-  ];
-  if (/\.bam$/i.test(name)) out.push({ name: name.replace(/\.bam$/i, '.bai'), kind: 'bai' });
+/** Candidate index names for a data file name or URL path: `X.bai`, `X.csi`, `X`-with-`.bam`→`.bai`. */
+export function indexNames(name: string): string[] {
+  const out = [`${name}.bai`, `${name}.csi`];
+  if (/\.bam$/i.test(name)) out.push(name.replace(/\.bam$/i, '.bai'));
   return out;
 }
 
-async function firstIndex(cands: IndexCandidate[]): Promise<IndexCandidate> {
+/** BAI or CSI, from the index's first bytes (a BAI starts with `BAI\1`, a CSI file is BGZF). */
+function indexKind(bytes: Buffer, label: string): 'bai' | 'csi' {
+  if (bytes.subarray(0, 4).toString('latin1') === 'BAI\x01') return 'bai';
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) return 'csi';
+  throw new SlicefsError('BAD_RESPONSE', `${label} is not a BAI or CSI index`);
+}
+
+async function firstIndex(cands: ObjectSource[]): Promise<ObjectSource> {
   let denied = 0;
   for (const c of cands) {
     try {
-      await c.source.version();
+      await c.version();
       return c;
     } catch (err) {
       if (err instanceof SlicefsError && err.code === 'NOT_FOUND') continue;
@@ -72,7 +71,7 @@ async function firstIndex(cands: IndexCandidate[]): Promise<IndexCandidate> {
     }
   }
   const why = denied > 0 ? ` (${denied} refused with 401/403: a presigned URL signs one object, so its index needs its own URL)` : '';
-  throw new SlicefsError('NOT_FOUND', `no index found (tried ${cands.map((c) => c.source.label).join(', ')})${why}; give one with --index-url`);
+  throw new SlicefsError('NOT_FOUND', `no index found (tried ${cands.map((c) => c.label).join(', ')})${why}; give one with --index-url`);
 }
 
 /** Adds a @PG line with a unique ID chained (PP) to the last @PG, as samtools does. */
@@ -122,18 +121,16 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   const dataVersionP = o.data.version();
   dataVersionP.catch(() => {});
   const index = await firstIndex(o.indexCandidates);
-  const [dataVersion, indexVersion] = await Promise.all([dataVersionP, index.source.version()]);
+  const [dataVersion, indexVersion] = await Promise.all([dataVersionP, index.version()]);
   // No generic readahead on the data: bam-view prefetches exactly the chunks it will read.
   const data = new RangeReader(cache, { source: o.data, version: dataVersion }, { ...o.reader, readaheadMaxBytes: 0 });
   data.prefetch(0, HEADER_GUESS);
-  const indexReader = new RangeReader(cache, { source: index.source, version: indexVersion }, o.reader);
+  const indexReader = new RangeReader(cache, { source: index, version: indexVersion }, o.reader);
   // The index is read whole: from the disk cache when this version of it was read before.
-  const indexBytes = o.indexCache
-    ? (await o.indexCache.getOrFetch(cacheKey(index.source, indexVersion), () => indexReader.read(0, indexVersion.size))).bytes
-    : await indexReader.read(0, indexVersion.size);
-  // The kind comes from the bytes when they tell (a BAI starts with BAI\1, a CSI is BGZF), so an
-  // index under any name (a manifest's index_url) is read right.
-  const kind = indexBytes.subarray(0, 4).toString('latin1') === 'BAI\x01' ? 'bai' : indexBytes[0] === 0x1f && indexBytes[1] === 0x8b ? 'csi' : index.kind;
+  const fetchIndex = () => indexReader.read(0, indexVersion.size);
+  const indexBytes = o.indexCache ? (await o.indexCache.getOrFetch(cacheKey(index, indexVersion), fetchIndex)).bytes : await fetchIndex();
+  // The kind comes from the bytes, so an index under any name (a manifest's index_url) is read right.
+  const kind = indexKind(indexBytes, index.label);
   const bam = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind });
   const regions = o.regions(bam.contigs);
   const header = o.pg ? withPg(bam.headerText, o.pg) : bam.headerText;

@@ -65,10 +65,7 @@ async function viewText(url: string, regions: string[], opts: { contained?: bool
   try {
     await runView({
       data: new HttpSource(transport, url),
-      indexCandidates: [
-        { source: new HttpSource(transport, `${url}.bai`), kind: 'bai' },
-        { source: new HttpSource(transport, `${url}.csi`), kind: 'csi' },
-      ],
+      indexCandidates: [new HttpSource(transport, `${url}.bai`), new HttpSource(transport, `${url}.csi`)],
       regions: (c) => regions.map((r) => parseRegion(r, c)),
       contained: opts.contained ?? false,
       format: 'sam',

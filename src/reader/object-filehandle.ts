@@ -1,55 +1,60 @@
 /**
  * The generic-filehandle2 interface (what @gmod/bam and @gmod/cram read through) over a
- * RangeReader, so `view` reads remote BAM/CRAM files through the same readahead, block cache, retry
- * policy and transport as the mount: one cache, one retry policy.
+ * RangeReader, so `view` reads remote BAM/CRAM files through the same block cache, retry policy
+ * and transport as the mount; and over bytes already in memory (an index from the disk cache).
  */
 import type { FilehandleOptions, GenericFilehandle, Stats } from 'generic-filehandle2';
 import type { RangeReader } from './range-reader.js';
 
-export class ObjectFilehandle implements GenericFilehandle {
-  constructor(private readonly reader: RangeReader) {}
+type ReadFileOptions = FilehandleOptions['encoding'] | FilehandleOptions;
 
-  /** Bytes [position, position + length), fewer at the end of the object (as a file would give). */
-  async read(length: number, position: number, _opts?: FilehandleOptions): Promise<Uint8Array<ArrayBuffer>> {
-    const out = Buffer.allocUnsafeSlow(Math.max(0, Math.min(length, this.reader.size - position)));
-    const n = await this.reader.readInto(out, position, length);
-    return new Uint8Array(out.buffer, out.byteOffset, n) as Uint8Array<ArrayBuffer>;
-  }
+/** `readFile`, `stat` and `close` from `read` and `size`, shared by both handles. */
+abstract class SizedFilehandle implements GenericFilehandle {
+  abstract readonly size: number;
+  /** Bytes [position, position + length), fewer at the end (as a file would give). */
+  abstract read(length: number, position: number): Promise<Uint8Array<ArrayBuffer>>;
 
   readFile(options?: Omit<FilehandleOptions, 'encoding'>): Promise<Uint8Array<ArrayBuffer>>;
   readFile(options: FilehandleOptions['encoding'] | (Omit<FilehandleOptions, 'encoding'> & { encoding: NonNullable<FilehandleOptions['encoding']> })): Promise<string>;
-  async readFile(options?: unknown): Promise<Uint8Array<ArrayBuffer> | string> {
-    const bytes = await this.read(this.reader.size, 0);
-    const encoding = typeof options === 'string' ? options : (options as FilehandleOptions | undefined)?.encoding;
+  async readFile(options?: ReadFileOptions): Promise<Uint8Array<ArrayBuffer> | string> {
+    const bytes = await this.read(this.size, 0);
+    const encoding = typeof options === 'string' ? options : options?.encoding;
     return encoding ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(encoding as BufferEncoding) : bytes;
   }
 
   async stat(): Promise<Stats> {
-    return { size: this.reader.size };
+    return { size: this.size };
   }
 
   async close(): Promise<void> {}
 }
 
-/** The same interface over bytes already in memory (an index read from the disk cache). */
-export class BufferFilehandle implements GenericFilehandle {
-  constructor(private readonly bytes: Buffer) {}
+export class ObjectFilehandle extends SizedFilehandle {
+  constructor(private readonly reader: RangeReader) {
+    super();
+  }
+
+  get size(): number {
+    return this.reader.size;
+  }
 
   async read(length: number, position: number): Promise<Uint8Array<ArrayBuffer>> {
-    const b = this.bytes.subarray(position, Math.min(this.bytes.length, position + length));
-    return new Uint8Array(b) as Uint8Array<ArrayBuffer>;
+    const out = Buffer.allocUnsafeSlow(Math.max(0, Math.min(length, this.size - position)));
+    const n = await this.reader.readInto(out, position, length);
+    return new Uint8Array(out.buffer, out.byteOffset, n) as Uint8Array<ArrayBuffer>;
+  }
+}
+
+export class BufferFilehandle extends SizedFilehandle {
+  constructor(private readonly bytes: Buffer) {
+    super();
   }
 
-  readFile(options?: Omit<FilehandleOptions, 'encoding'>): Promise<Uint8Array<ArrayBuffer>>;
-  readFile(options: FilehandleOptions['encoding'] | (Omit<FilehandleOptions, 'encoding'> & { encoding: NonNullable<FilehandleOptions['encoding']> })): Promise<string>;
-  async readFile(options?: unknown): Promise<Uint8Array<ArrayBuffer> | string> {
-    const encoding = typeof options === 'string' ? options : (options as FilehandleOptions | undefined)?.encoding;
-    return encoding ? this.bytes.toString(encoding as BufferEncoding) : (new Uint8Array(this.bytes) as Uint8Array<ArrayBuffer>);
+  get size(): number {
+    return this.bytes.length;
   }
 
-  async stat(): Promise<Stats> {
-    return { size: this.bytes.length };
+  async read(length: number, position: number): Promise<Uint8Array<ArrayBuffer>> {
+    return new Uint8Array(this.bytes.subarray(position, Math.min(this.bytes.length, position + length))) as Uint8Array<ArrayBuffer>;
   }
-
-  async close(): Promise<void> {}
 }

@@ -26,3 +26,11 @@ export class Stats {
     );
   }
 }
+
+/** The Stats fields the transport counts (a fetch worker reports them; the main thread adds them up). */
+export const TRANSPORT_COUNTERS = ['requests', 'bytesFetched', 'retries', 'errors', 'rangeIgnored'] as const;
+export type TransportCounters = Record<(typeof TRANSPORT_COUNTERS)[number], number>;
+
+export function transportCounters(stats: Stats): TransportCounters {
+  return Object.fromEntries(TRANSPORT_COUNTERS.map((k) => [k, stats[k]])) as TransportCounters;
+}

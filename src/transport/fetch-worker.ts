@@ -8,7 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { TransportConfig } from '../config.js';
 import { SlicefsError, messageOf } from '../errors.js';
-import { Stats } from '../stats.js';
+import { Stats, transportCounters, type TransportCounters } from '../stats.js';
 import { HttpTransport } from './http-transport.js';
 import type { ObjectVersion } from './version.js';
 
@@ -25,13 +25,7 @@ export type ToWorker =
   /** Buffers of freed cache blocks, handed back to be filled again instead of allocating. */
   | { type: 'recycle'; bufs: ArrayBuffer[] };
 
-export interface TransportCounters {
-  requests: number;
-  bytesFetched: number;
-  retries: number;
-  errors: number;
-  rangeIgnored: number;
-}
+
 
 export interface WireError {
   code?: string;
@@ -58,13 +52,7 @@ function main(): void {
     stats,
     (message) => post({ type: 'warn', message }),
   );
-  const counters = (): TransportCounters => ({
-    requests: stats.requests,
-    bytesFetched: stats.bytesFetched,
-    retries: stats.retries,
-    errors: stats.errors,
-    rangeIgnored: stats.rangeIgnored,
-  });
+  const counters = () => transportCounters(stats);
   const aborts = new Map<number, AbortController>();
   /** Reusable piece buffers (bounded: a burst of frees must not pin memory here). */
   const spare: ArrayBuffer[] = [];

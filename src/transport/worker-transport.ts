@@ -13,8 +13,8 @@
 import { Worker } from 'node:worker_threads';
 import type { TransportConfig } from '../config.js';
 import { SlicefsError, type ErrorCode } from '../errors.js';
-import type { Stats } from '../stats.js';
-import type { FromWorker, ToWorker, TransportCounters, WorkerInit, WireError } from './fetch-worker.js';
+import { Stats, TRANSPORT_COUNTERS, transportCounters, type TransportCounters } from '../stats.js';
+import type { FromWorker, ToWorker, WorkerInit, WireError } from './fetch-worker.js';
 import type { FetchRangeOptions, Transport } from './transport.js';
 import type { ObjectVersion } from './version.js';
 
@@ -178,17 +178,12 @@ export class WorkerTransport implements Transport {
 
   /** Adds what the worker counted since its last report (Stats has other writers too). */
   private apply(c: TransportCounters): void {
-    const r = this.reported;
-    this.stats.requests += c.requests - r.requests;
-    this.stats.bytesFetched += c.bytesFetched - r.bytesFetched;
-    this.stats.retries += c.retries - r.retries;
-    this.stats.errors += c.errors - r.errors;
-    this.stats.rangeIgnored += c.rangeIgnored - r.rangeIgnored;
+    for (const k of TRANSPORT_COUNTERS) this.stats[k] += c[k] - this.reported[k];
     this.reported = c;
   }
 }
 
-const ZERO: TransportCounters = { requests: 0, bytesFetched: 0, retries: 0, errors: 0, rangeIgnored: 0 };
+const ZERO: TransportCounters = transportCounters(new Stats());
 
 function toError(e: WireError): Error {
   return e.code ? new SlicefsError(e.code as ErrorCode, e.message, { status: e.status }) : new Error(e.message);

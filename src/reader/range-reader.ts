@@ -29,12 +29,16 @@ export class RangeReader {
   private streak = 0;
   /** Readahead has been requested up to this byte offset (exclusive). */
   private aheadEnd = 0;
+  /** Blocks in one Range request at most (maxRequestBytes in blocks). */
+  private readonly maxRun: number;
 
   constructor(
     private readonly cache: BlockCache,
     private readonly obj: PinnedObject,
     private readonly config: ReaderConfig,
-  ) {}
+  ) {
+    this.maxRun = Math.max(1, Math.floor(config.maxRequestBytes / cache.blockSize));
+  }
 
   get size(): number {
     return this.obj.version.size;
@@ -60,10 +64,9 @@ export class RangeReader {
     const bs = this.cache.blockSize;
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
-    const maxRun = Math.max(1, Math.floor(this.config.maxRequestBytes / bs));
 
     const window = this.updateWindow(offset, end);
-    const blocksPromise = this.cache.getBlocks(this.obj, first, last, maxRun);
+    const blocksPromise = this.cache.getBlocks(this.obj, first, last, this.maxRun);
     if (window > 0) {
       const ahead = Math.max(this.aheadEnd, (last + 1) * bs);
       // Refill once a whole request's worth of the window has been consumed (half the window while
@@ -73,7 +76,7 @@ export class RangeReader {
       if (ahead < size && ahead - end <= window - unit) {
         const aheadTo = Math.min(size, end + window);
         if (aheadTo > ahead) {
-          this.cache.prefetch(this.obj, Math.floor(ahead / bs), Math.floor((aheadTo - 1) / bs), maxRun);
+          this.prefetch(ahead, aheadTo - ahead);
           this.aheadEnd = aheadTo;
         }
       }
@@ -102,8 +105,7 @@ export class RangeReader {
     const end = Math.min(this.size, offset + length);
     if (offset >= end) return;
     const bs = this.cache.blockSize;
-    const maxRun = Math.max(1, Math.floor(this.config.maxRequestBytes / bs));
-    this.cache.prefetch(this.obj, Math.floor(offset / bs), Math.floor((end - 1) / bs), maxRun);
+    this.cache.prefetch(this.obj, Math.floor(offset / bs), Math.floor((end - 1) / bs), this.maxRun);
   }
 
   /** Updates the stream state for a read of [offset, end) and returns the readahead window. */

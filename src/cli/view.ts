@@ -1,6 +1,7 @@
 /**
- * `slicefs view`: the records of regions of a remote (or local) BAM, through its index, fetching
- * only the index and the blocks that overlap, as SAM text or BAM on stdout. CRAM comes next.
+ * `slicefs view`: the records of regions of a remote (or local) BAM or CRAM, through its index,
+ * fetching only the index and the blocks that overlap (and, for CRAM, only the reference slices
+ * needed), as SAM text or BAM on stdout.
  */
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -18,7 +19,8 @@ import { HttpTransport } from '../transport/http-transport.js';
 import { safeUrl } from '../util/redact.js';
 import { parseBed } from '../view/bed.js';
 import { parseRegion, type Region } from '../view/region.js';
-import { indexNames, runView } from '../view/view-session.js';
+import { localFai } from '../view/reference.js';
+import { formatOfName, indexNames, runView, type DataFormat, type ReferenceInput } from '../view/view-session.js';
 import { cacheConfig, reportError, say, timestamped, transportConfig, type CacheArgs, type TransportArgs } from './common.js';
 
 /** `view` has no --readahead-max: it prefetches exactly the chunks the index names. */
@@ -28,6 +30,8 @@ interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'> {
   manifest?: string;
   path?: string;
   'index-url'?: string;
+  'reference-file'?: string;
+  'reference-url'?: string;
   query?: string[];
   'bed-query'?: string;
   contained: boolean;
@@ -45,14 +49,16 @@ const VERSION = '0.1.0';
 
 export const viewCommand: CommandModule<object, ViewArgs> = {
   command: 'view',
-  describe: 'Stream the records of regions of a remote BAM (SAM or BAM on stdout), fetching only what overlaps',
+  describe: 'Stream the records of regions of a remote BAM or CRAM (SAM or BAM on stdout), fetching only what overlaps',
   builder: (y: Argv) =>
     y
-      .option('url', { type: 'string', describe: 'URL of the BAM' })
-      .option('input-file', { type: 'string', describe: 'a local BAM instead of a URL' })
+      .option('url', { type: 'string', describe: 'URL of the BAM or CRAM' })
+      .option('input-file', { type: 'string', describe: 'a local BAM or CRAM instead of a URL' })
       .option('manifest', { alias: 'm', type: 'string', describe: 'manifest with the file (with --path)' })
       .option('path', { type: 'string', describe: "the manifest entry's path" })
-      .option('index-url', { type: 'string', describe: 'URL (or file) of the index; default: X.bai, X.csi, X with .bam→.bai' })
+      .option('index-url', { type: 'string', describe: 'URL (or file) of the index; default: X.bai, X.csi, X with .bam→.bai (CRAM: X.crai, X with .cram→.crai)' })
+      .option('reference-file', { alias: 'T', type: 'string', describe: 'CRAM: the reference FASTA (its .fai is made beside it if missing)' })
+      .option('reference-url', { type: 'string', describe: 'CRAM: URL of an indexed reference FASTA (URL.fai beside it); only the slices needed are fetched' })
       .option('query', { alias: 'q', type: 'string', array: true, describe: 'region, samtools syntax (chr, chr:beg-end, {name:with:colons}:beg-end, *); repeatable' })
       .option('bed-query', { type: 'string', describe: 'BED file of regions (0-based, half-open)' })
       .option('contained', { type: 'boolean', default: false, describe: 'only records entirely inside a region' })
@@ -123,15 +129,24 @@ async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void>
   try {
     const remote = (u: string) => new HttpSource(transport, u);
     const { data, name: dataName, index: indexGiven } = await resolveInput(args, remote);
-    if (/\.cram$/i.test(isUrl(dataName) ? new URL(dataName).pathname : dataName)) {
-      throw new SlicefsError('USAGE', 'CRAM input is not supported by view yet (BAM only); mount the file and use samtools');
-    }
     const sourceFor = (name: string): ObjectSource => (isUrl(name) ? remote(name) : new LocalSource(name));
-    const candidates: ObjectSource[] = indexGiven
-      ? [sourceFor(indexGiven)]
-      : isUrl(dataName)
-        ? indexNames(new URL(dataName).pathname).map((p) => remote(withPath(dataName, p)))
-        : indexNames(dataName).map((p) => new LocalSource(p));
+    const dataPath = isUrl(dataName) ? new URL(dataName).pathname : dataName;
+    const candidates = (format: DataFormat): ObjectSource[] =>
+      indexGiven
+        ? [sourceFor(indexGiven)]
+        : isUrl(dataName)
+          ? indexNames(dataPath, format).map((p) => remote(withPath(dataName, p)))
+          : indexNames(dataName, format).map((p) => new LocalSource(p));
+    if (args['reference-file'] && args['reference-url']) throw new SlicefsError('USAGE', 'give one of --reference-file or --reference-url');
+    let reference: ReferenceInput | undefined;
+    if (args['reference-file']) {
+      const fasta = args['reference-file'];
+      reference = { fasta: new LocalSource(fasta), fai: { text: await localFai(fasta, say) } };
+    } else if (args['reference-url']) {
+      const url = args['reference-url'];
+      if (!isUrl(url)) throw new SlicefsError('USAGE', `--reference-url: not an http(s) URL: '${safeUrl(url)}'`);
+      reference = { fasta: remote(url), fai: remote(withPath(url, `${new URL(url).pathname}.fai`)) };
+    }
     const bedText = args['bed-query'] ? await readFile(args['bed-query'], 'utf8').catch((e: NodeJS.ErrnoException) => {
       throw new SlicefsError('USAGE', `${args['bed-query']}: cannot read (${e.code ?? e.message})`);
     }) : undefined;
@@ -148,7 +163,10 @@ async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void>
     const commandLine = ['slicefs', ...process.argv.slice(2).map((a) => (isUrl(a) ? safeUrl(a) : a))].join(' ');
     const result = await runView({
       data,
+      formatHint: formatOfName(dataPath),
       indexCandidates: candidates,
+      reference,
+      referenceHint: 'give its reference with --reference-file ref.fa (or --reference-url URL of an indexed FASTA)',
       regions: regionsFor,
       contained: args.contained,
       format: args['output-format'] as 'sam' | 'bam',

@@ -1,8 +1,10 @@
 /**
- * `slicefs view` without argv: resolves the data and index sources, opens the BAM, resolves regions
- * and streams records as SAM text or BAM to a writable, with backpressure. Index discovery follows
- * the order users know from htslib: an explicit index, then `X.bai`, `X.csi`, then X with `.bam`
- * replaced by `.bai`; an absent index is an error (no silent whole-file scan).
+ * `slicefs view` without argv: resolves the data and index sources, opens the BAM or CRAM, resolves
+ * regions and streams records as SAM text or BAM to a writable, with backpressure. Index discovery
+ * follows the order users know from htslib: an explicit index, then `X.bai`, `X.csi` (BAM) or
+ * `X.crai` (CRAM), then X with `.bam`→`.bai` (`.cram`→`.crai`); an absent index is an error (no
+ * silent whole-file scan). BAM or CRAM is read from the file's first bytes; the name only lets the
+ * index search start before they arrive.
  */
 import { BlockCache } from '../cache/block-cache.js';
 import type { FileCache } from '../cache/file-cache.js';
@@ -15,13 +17,29 @@ import type { ObjectSource } from '../source/object-source.js';
 import type { Stats } from '../stats.js';
 import { BamView } from './bam-view.js';
 import { BgzfWriter } from './bgzf.js';
+import { CramView } from './cram/cram-view.js';
+import { FastaReference, parseFai } from './reference.js';
 import type { Region } from './region.js';
 import { ByteSink, formatSamInto, refNameBytes } from './sam-format.js';
 
+export type DataFormat = 'bam' | 'cram';
+
+/** A FASTA reference for CRAM, and its .fai (a source to read, or text already at hand). */
+export interface ReferenceInput {
+  fasta: ObjectSource;
+  fai: ObjectSource | { text: string };
+}
+
 export interface ViewOptions {
   data: ObjectSource;
-  /** Tried in order; the first that exists is used. Its kind (BAI, CSI) is read from its bytes. */
-  indexCandidates: ObjectSource[];
+  /** What the data's name says it is (undefined: unknown until its first bytes are read). */
+  formatHint?: DataFormat;
+  /** Tried in order; the first that exists is used. Its kind (BAI, CSI, CRAI) is read from its bytes. */
+  indexCandidates: (format: DataFormat) => ObjectSource[];
+  /** The reference for CRAM input (undefined: none given). */
+  reference?: ReferenceInput;
+  /** What to tell a user whose CRAM needs a reference that was not given. */
+  referenceHint?: string;
   regions: (contigs: { name: string; length: number }[]) => Region[];
   contained: boolean;
   format: 'sam' | 'bam';
@@ -40,17 +58,34 @@ export interface ViewResult {
   records: number;
 }
 
-/** Candidate index names for a data file name or URL path: `X.bai`, `X.csi`, `X`-with-`.bam`→`.bai`. */
-export function indexNames(name: string): string[] {
+/**
+ * Candidate index names for a data file name or URL path: `X.bai`, `X.csi`, `X`-with-`.bam`→`.bai`
+ * for BAM; `X.crai`, `X`-with-`.cram`→`.crai` for CRAM.
+ */
+export function indexNames(name: string, format: DataFormat = 'bam'): string[] {
+  if (format === 'cram') {
+    const out = [`${name}.crai`];
+    if (/\.cram$/i.test(name)) out.push(name.replace(/\.cram$/i, '.crai'));
+    return out;
+  }
   const out = [`${name}.bai`, `${name}.csi`];
   if (/\.bam$/i.test(name)) out.push(name.replace(/\.bam$/i, '.bai'));
   return out;
 }
 
+/** What a name says about its format, from its extension. */
+export function formatOfName(name: string): DataFormat | undefined {
+  if (/\.cram$/i.test(name)) return 'cram';
+  if (/\.bam$/i.test(name)) return 'bam';
+  return undefined;
+}
+
 /** BAI or CSI, from the index's first bytes (a BAI starts with `BAI\1`, a CSI file is BGZF). */
 function indexKind(bytes: Buffer, label: string): 'bai' | 'csi' {
   if (bytes.subarray(0, 4).toString('latin1') === 'BAI\x01') return 'bai';
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b) return 'csi';
+  // A CSI is BGZF (gzip with the FEXTRA flag); a CRAI is plain gzip.
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b && bytes[3] & 4) return 'csi';
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) throw new SlicefsError('BAD_RESPONSE', `${label} looks like a CRAM index (.crai), not a BAI or CSI: the data is BAM`);
   throw new SlicefsError('BAD_RESPONSE', `${label} is not a BAI or CSI index`);
 }
 
@@ -114,34 +149,81 @@ const HEADER_GUESS = 128 * 1024;
 /** Bytes of SAM text collected before one write to the output. */
 const SAM_BATCH = 256 * 1024;
 
+/** BAM or CRAM, from a file's first bytes (a BAM is BGZF: gzip magic). */
+function formatOfBytes(head: Buffer, label: string): DataFormat {
+  if (head.subarray(0, 4).toString('latin1') === 'CRAM') return 'cram';
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'bam';
+  throw new SlicefsError('BAD_RESPONSE', `${label} is neither BAM nor CRAM (it starts with neither BGZF nor "CRAM")`);
+}
+
+/** An index read whole: from the disk cache when this version of it was read before. */
+async function readWhole(source: ObjectSource, cache: BlockCache, o: ViewOptions): Promise<Buffer> {
+  const version = await source.version();
+  const reader = new RangeReader(cache, { source, version }, o.reader);
+  const fetch = () => reader.read(0, version.size);
+  return o.indexCache ? (await o.indexCache.getOrFetch(cacheKey(source, version), fetch)).bytes : fetch();
+}
+
+async function openReference(input: ReferenceInput, cache: BlockCache, o: ViewOptions): Promise<FastaReference> {
+  const faiText = 'text' in input.fai ? input.fai.text : (await readWhole(input.fai, cache, o)).toString('latin1');
+  const fai = parseFai(faiText, 'text' in input.fai ? `${input.fasta.label}.fai` : input.fai.label);
+  const version = await input.fasta.version();
+  // Reference reads are exact (a slice's span), so no readahead.
+  const reader = new RangeReader(cache, { source: input.fasta, version }, { ...o.reader, readaheadMaxBytes: 0 });
+  return new FastaReference(reader, fai, input.fasta.label);
+}
+
 export async function runView(o: ViewOptions): Promise<ViewResult> {
   const cache = new BlockCache(o.cache, o.stats);
-  // Round trips overlap: the data's version is pinned while the index is looked for, and the
-  // start of the file (the header) is fetched while the index is read.
+  // Round trips overlap: the data's version is pinned while the index is looked for (for the
+  // format the name suggests), and the start of the file (the header) is fetched while the index
+  // is read.
   const dataVersionP = o.data.version();
   dataVersionP.catch(() => {});
-  const index = await firstIndex(o.indexCandidates);
-  const [dataVersion, indexVersion] = await Promise.all([dataVersionP, index.version()]);
-  // No generic readahead on the data: bam-view prefetches exactly the chunks it will read.
+  const indexFor = (format: DataFormat) => {
+    const p = firstIndex(o.indexCandidates(format));
+    p.catch(() => {});
+    return p;
+  };
+  let indexP = o.formatHint ? indexFor(o.formatHint) : undefined;
+  const dataVersion = await dataVersionP;
+  // No generic readahead on the data: the views prefetch exactly what they will read.
   const data = new RangeReader(cache, { source: o.data, version: dataVersion }, { ...o.reader, readaheadMaxBytes: 0 });
   data.prefetch(0, HEADER_GUESS);
-  const indexReader = new RangeReader(cache, { source: index, version: indexVersion }, o.reader);
-  // The index is read whole: from the disk cache when this version of it was read before.
-  const fetchIndex = () => indexReader.read(0, indexVersion.size);
-  const indexBytes = o.indexCache ? (await o.indexCache.getOrFetch(cacheKey(index, indexVersion), fetchIndex)).bytes : await fetchIndex();
-  // The kind comes from the bytes, so an index under any name (a manifest's index_url) is read right.
-  const kind = indexKind(indexBytes, index.label);
-  const bam = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind });
+  const format = formatOfBytes(await data.read(0, 4), o.data.label);
+  if (!indexP || format !== o.formatHint) indexP = indexFor(format);
+  const index = await indexP;
+  const indexBytes = await readWhole(index, cache, o);
+
+  let view: BamView | CramView;
+  if (format === 'cram') {
+    const ref = o.reference ? await openReference(o.reference, cache, o) : undefined;
+    view = await CramView.open(data, indexBytes, index.label, {
+      reference: ref ? (name, start, end) => ref.fetch(name, start, end) : undefined,
+      referenceLength: ref ? (name) => ref.length(name) : undefined,
+      referenceHint: o.referenceHint ?? 'give --reference-file ref.fa or --reference-url URL',
+    });
+  } else {
+    // The kind comes from the bytes, so an index under any name (a manifest's index_url) is read right.
+    const kind = indexKind(indexBytes, index.label);
+    view = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind });
+  }
+  const bam = view;
   const regions = o.regions(bam.contigs);
   const header = o.pg ? withPg(bam.headerText, o.pg) : bam.headerText;
   const w = writer(o.out);
   let records = 0;
 
   if (o.format === 'sam') {
-    if (o.header !== 'without') await w.write(header);
-    if (o.header === 'only') return { records };
+    if (o.header === 'only') {
+      await w.write(Buffer.from(header, 'utf8'));
+      return { records };
+    }
     const refs = refNameBytes(bam.contigs.map((c) => c.name));
     const sink = new ByteSink();
+    // The header goes out with the first records, so an error decoding the first blocks (a CRAM
+    // without its reference, a wrong reference) leaves the output empty rather than header-only.
+    if (o.header === 'with') sink.bytes(Buffer.from(header, 'utf8'));
     for await (const batch of bam.records(regions, o.contained)) {
       for (const rec of batch) formatSamInto(rec, refs, sink);
       records += batch.length;
@@ -177,7 +259,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
 
 function bamHeader(text: string, contigs: { name: string; length: number }[]): Buffer {
   const parts: Buffer[] = [];
-  const t = Buffer.from(text, 'latin1');
+  const t = Buffer.from(text, 'utf8');
   const head = Buffer.alloc(8);
   head.write('BAM\x01', 0, 'latin1');
   head.writeInt32LE(t.length, 4);

@@ -1,0 +1,269 @@
+/**
+ * Records of regions of a CRAM file, streamed as BAM records: the CRAI index names the slices that
+ * overlap each region; their bytes are prefetched (a bounded window ahead of the decoder, nearby
+ * ranges merged into one request), each slice is decoded once by ./slice-decoder.ts (the reference
+ * fetched for just that slice), and each record kept if it overlaps a region with htslib's rule,
+ * as in ../bam-view.ts. Several regions give each record once, in file order; `*` gives the
+ * unplaced unmapped reads.
+ *
+ * Containers, blocks and codecs come from @gmod/cram, reading through ObjectFilehandle (so through
+ * our reader, block cache and transport).
+ */
+import { gunzipSync } from 'node:zlib';
+import { CramFile } from '@gmod/cram';
+import { SlicefsError } from '../../errors.js';
+import { ObjectFilehandle } from '../../reader/object-filehandle.js';
+import type { RangeReader } from '../../reader/range-reader.js';
+import { recordEnd } from '../bam-view.js';
+import type { Contig, Region } from '../region.js';
+import { decodeSlice, type CompressionScheme, type DecodeContext, type Preservation, type ReferenceFetch, type SliceHeaderContent, type SliceParts } from './slice-decoder.js';
+
+/** One line of a .crai: a slice (or, for a multi-reference slice, its part on one reference). */
+export interface CraiEntry {
+  refId: number;
+  /** 1-based first position, and the span; 0 for unmapped. */
+  start: number;
+  span: number;
+  containerStart: number;
+  /** Offset of the slice from the end of the container header. */
+  sliceStart: number;
+  sliceBytes: number;
+}
+
+/** Parses a .crai (gzip-compressed, or plain, tab-separated text: six integers per line). */
+export function parseCrai(bytes: Buffer, label: string): CraiEntry[] {
+  let text: string;
+  try {
+    text = (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString('latin1');
+  } catch (err) {
+    throw new SlicefsError('BAD_RESPONSE', `${label} is not a readable CRAM index: ${(err as Error).message}`);
+  }
+  const out: CraiEntry[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (line === '') continue;
+    const f = line.split('\t');
+    const n = f.map(Number);
+    if (f.length < 6 || n.slice(0, 6).some((v) => !Number.isInteger(v))) {
+      throw new SlicefsError('BAD_RESPONSE', `${label}:${i + 1}: not a CRAM index line (six integers expected)`);
+    }
+    out.push({ refId: n[0], start: n[1], span: n[2], containerStart: n[3], sliceStart: n[4], sliceBytes: n[5] });
+  }
+  return out;
+}
+
+/** Compressed bytes of slices kept in flight ahead of the decoder (as bam-view's AHEAD). */
+const AHEAD = 16 * 1024 * 1024;
+/**
+ * Bytes beyond a slice's known offsets fetched with it: the container header (a few dozen bytes
+ * plus four per slice) sits between the container start and the slice offsets the CRAI gives.
+ */
+const HEADER_SLACK = 4096;
+/** Prefetch ranges closer than this are merged into one request: a gap costs less than a round trip. */
+const MERGE_GAP = 64 * 1024;
+
+type Container = ReturnType<CramFile['getContainerAtPosition']>;
+
+interface SliceRef {
+  containerStart: number;
+  sliceStart: number;
+  sliceBytes: number;
+}
+
+/** @SQ names and lengths, and @RG IDs, in header order. */
+export function parseCramHeader(text: string): { contigs: Contig[]; readGroups: string[] } {
+  const contigs: Contig[] = [];
+  const readGroups: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('@SQ\t')) {
+      const sn = /\tSN:([^\t]*)/.exec(line)?.[1];
+      const ln = /\tLN:(\d+)/.exec(line)?.[1];
+      if (sn === undefined || ln === undefined) throw new SlicefsError('BAD_RESPONSE', `CRAM header @SQ line without SN or LN: ${line.slice(0, 80)}`);
+      contigs.push({ name: sn, length: Number(ln) });
+    } else if (line.startsWith('@RG\t')) {
+      const id = /\tID:([^\t]*)/.exec(line)?.[1];
+      if (id !== undefined) readGroups.push(id);
+    }
+  }
+  return { contigs, readGroups };
+}
+
+export interface CramOptions {
+  /** Reference bases of a contig by name; undefined when no reference was given. */
+  reference?: (name: string, start: number, end: number) => Promise<Buffer>;
+  /** Length of a contig in the reference (to refuse a reference whose contigs differ). */
+  referenceLength?: (name: string) => number | undefined;
+  referenceHint: string;
+}
+
+export class CramView {
+  private readonly containers = new Map<number, { c: Container; scheme: Promise<[CompressionScheme, Preservation] | undefined> }>();
+
+  private constructor(
+    private readonly file: CramFile,
+    private readonly reader: RangeReader,
+    private readonly crai: CraiEntry[],
+    private readonly majorVersion: number,
+    readonly headerText: string,
+    readonly contigs: Contig[],
+    private readonly ctx: DecodeContext,
+  ) {}
+
+  static async open(data: RangeReader, indexBytes: Buffer, indexLabel: string, opts: CramOptions): Promise<CramView> {
+    const crai = parseCrai(indexBytes, indexLabel);
+    const file = new CramFile({ filehandle: new ObjectFilehandle(data), checkSequenceMD5: false });
+    let text: string;
+    let majorVersion: number;
+    try {
+      majorVersion = (await file.getDefinition()).majorVersion;
+      text = (await file.getHeaderText()) ?? '';
+    } catch (err) {
+      if (err instanceof SlicefsError) throw err;
+      throw new SlicefsError('BAD_RESPONSE', `not a readable CRAM file: ${(err as Error).message}`);
+    }
+    // htslib drops the NUL padding some writers leave after the header text.
+    text = text.replace(/\0+$/, '');
+    const { contigs, readGroups } = parseCramHeader(text);
+    let reference: ReferenceFetch | undefined;
+    if (opts.reference) {
+      const checked = new Set<number>();
+      const get = opts.reference;
+      reference = async (tid, start, end) => {
+        const c = contigs[tid];
+        if (!checked.has(tid)) {
+          const len = opts.referenceLength?.(c.name);
+          if (len === undefined) throw new SlicefsError('USAGE', `the reference has no sequence named ${c.name} (the CRAM's @SQ ${c.name} LN:${c.length}); ${opts.referenceHint}`);
+          if (len !== c.length) throw new SlicefsError('USAGE', `wrong reference: its ${c.name} is ${len} bases long, the CRAM's @SQ says ${c.length}`);
+          checked.add(tid);
+        }
+        return get(c.name, start, end);
+      };
+    }
+    const ctx: DecodeContext = { contigs, readGroups, reference, referenceHint: opts.referenceHint };
+    return new CramView(file, data, crai, majorVersion, text, contigs, ctx);
+  }
+
+  /** The BAM-encoded records of `regions`, each once, in file order, in batches (one per slice). */
+  async *records(regions: Region[], contained: boolean): AsyncGenerator<Buffer[]> {
+    const tidOf = new Map(this.contigs.map((c, i) => [c.name, i]));
+    const wanted: { tid: number; start: number; end: number }[] = [];
+    let unmapped = false;
+    const slices = new Map<string, SliceRef>();
+    const add = (e: CraiEntry) => slices.set(`${e.containerStart}:${e.sliceStart}`, e);
+    for (const r of regions) {
+      if (r.kind === 'unmapped') {
+        unmapped = true;
+        for (const e of this.crai) if (e.refId === -1) add(e);
+        continue;
+      }
+      const tid = tidOf.get(r.contig)!;
+      wanted.push({ tid, start: r.start, end: r.end });
+      if (r.end <= r.start) continue;
+      // CRAI positions are 1-based: the entry covers [start, start + span) in 1-based terms.
+      for (const e of this.crai) if (e.refId === tid && e.start <= r.end && e.start + e.span > r.start) add(e);
+    }
+    const order = [...slices.values()].sort((a, b) => a.containerStart - b.containerStart || a.sliceStart - b.sliceStart);
+    const ranges = order.map((s) => [s.containerStart + s.sliceStart, s.containerStart + s.sliceStart + s.sliceBytes + HEADER_SLACK] as [number, number]);
+    // The container header and compression header come before the container's first slice.
+    const firstSlice = new Map<number, number>();
+    for (const s of order) firstSlice.set(s.containerStart, Math.min(firstSlice.get(s.containerStart) ?? Infinity, s.sliceStart));
+    for (const [cs, first] of firstSlice) ranges.push([cs, cs + first + HEADER_SLACK]);
+    const merged = mergeRanges(ranges, this.reader.size);
+
+    let next = 0; // merged ranges prefetched so far
+    let aheadTo = 0;
+    const prefetchTo = (pos: number) => {
+      while (next < merged.length && (merged[next][0] < pos + AHEAD || aheadTo === 0)) {
+        const [a, b] = merged[next++];
+        this.reader.prefetch(a, b - a);
+        aheadTo = b;
+      }
+    };
+
+    for (const s of order) {
+      prefetchTo(s.containerStart + s.sliceStart);
+      const recs = await this.decode(s);
+      const kept: Buffer[] = [];
+      for (const rec of recs) {
+        const tid = rec.readInt32LE(0);
+        if (tid === -1) {
+          if (unmapped) kept.push(rec);
+          continue;
+        }
+        const pos = rec.readInt32LE(4);
+        let end = -1;
+        for (const w of wanted) {
+          if (w.tid !== tid || pos >= w.end) continue;
+          if (end < 0) end = recordEnd(rec, new DataView(rec.buffer, rec.byteOffset, rec.byteLength));
+          if (end > w.start && (!contained || (pos >= w.start && end <= w.end))) {
+            kept.push(rec);
+            break;
+          }
+        }
+      }
+      if (kept.length > 0) yield kept;
+    }
+  }
+
+  private container(pos: number) {
+    let c = this.containers.get(pos);
+    if (!c) {
+      const container = this.file.getContainerAtPosition(pos);
+      const scheme = Promise.all([container.getCompressionScheme(), container.getCompressionHeaderBlock()]).then(([scheme, block]) => {
+        if (!scheme || !block) return undefined;
+        const p = block.parsedContent.preservation as { RN?: boolean; AP?: boolean; RR?: boolean };
+        const preservation = { readNamesIncluded: p.RN !== false, apDelta: p.AP !== false, referenceRequired: p.RR !== false };
+        return [scheme as CompressionScheme, preservation] as [CompressionScheme, Preservation];
+      });
+      c = { c: container, scheme };
+      c.scheme.catch(() => {});
+      this.containers.set(pos, c);
+    }
+    return c;
+  }
+
+  private async decode(s: SliceRef): Promise<Buffer[]> {
+    const { c, scheme: schemeP } = this.container(s.containerStart);
+    let parts: SliceParts;
+    try {
+      const got = await schemeP;
+      if (!got) return [];
+      const [scheme, preservation] = got;
+      const slice = c.getSlice(s.sliceStart, s.sliceBytes);
+      const header = await slice.getHeader();
+      const blocksByContentId = await slice._getBlocksContentIdIndex();
+      const core = await slice.getCoreDataBlock();
+      parts = {
+        majorVersion: this.majorVersion,
+        scheme,
+        preservation,
+        header: header.parsedContent as SliceHeaderContent,
+        slice,
+        core,
+        blocksByContentId,
+      };
+    } catch (err) {
+      if (err instanceof SlicefsError) throw err;
+      throw new SlicefsError('BAD_RESPONSE', `unreadable CRAM slice at byte ${s.containerStart}: ${(err as Error).message}`);
+    }
+    try {
+      return await decodeSlice(parts, this.ctx);
+    } catch (err) {
+      if (err instanceof SlicefsError) throw err;
+      throw new SlicefsError('BAD_RESPONSE', `cannot decode the CRAM slice at byte ${s.containerStart}: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** Sorts [start, end) ranges, clamps them to the file, merges those closer than MERGE_GAP. */
+function mergeRanges(ranges: [number, number][], size: number): [number, number][] {
+  const sorted = ranges.map(([a, b]) => [a, Math.min(b, size)] as [number, number]).sort((x, y) => x[0] - y[0]);
+  const out: [number, number][] = [];
+  for (const r of sorted) {
+    const last = out.at(-1);
+    if (last && r[0] <= last[1] + MERGE_GAP) last[1] = Math.max(last[1], r[1]);
+    else out.push([r[0], r[1]]);
+  }
+  return out;
+}

@@ -1,0 +1,923 @@
+/**
+ * One CRAM slice decoded into BAM records (binary, without the length prefix), exactly as htslib's
+ * `cram_decode_slice` + `cram_to_bam` build them, so that `slicefs view` of a CRAM prints what
+ * `samtools view` prints.
+ *
+ * @gmod/cram does the container, block and codec work (rANS, arithmetic, tokenised names, ...):
+ * its codecs are called here one data series at a time, in the order the CRAM specification
+ * fixes. What it does not do, and what this file does by hand, is turn a record's read features
+ * into what htslib outputs: its records have no CIGAR, no MD/NM (htslib regenerates both from
+ * the reference for CRAM 3, since encoders drop them when they match), tag values without their
+ * BAM type, and its own template-length estimate. The algorithm follows htslib
+ * (cram/cram_decode.c):
+ *
+ *   1. Decode every record's data series into a `RawRecord` (no reference needed yet), noting the
+ *      reference span each mapped record covers.
+ *   2. Fetch the reference the slice needs (the slice's span for a single-reference slice, checked
+ *      against the slice's MD5; the records' window of each contig for a multi-reference slice).
+ *   3. Walk each record's features: sequence from the reference between features, CIGAR ops
+ *      merged as htslib merges them, MD and NM counted the htslib way (an N in the reference is a
+ *      mismatch).
+ *   4. Resolve mates linked inside the slice (`cram_decode_slice_xref`): RNEXT/PNEXT, mate flags,
+ *      and TLEN computed over the whole chain of linked segments.
+ *   5. Encode BAM: stored tags in their order, then MD, NM, then RG (htslib's order for CRAM 3).
+ */
+import { createHash } from 'node:crypto';
+import { SlicefsError } from '../../errors.js';
+
+// --- the parts of @gmod/cram's objects used here (its deep types are not exported) ---------------
+
+/** A codec: decodes one value of a data series, advancing the cursors. */
+export interface Codec {
+  decode(slice: unknown, core: unknown, blocks: unknown, cursors: Cursors): number | Uint8Array | undefined;
+  getBytesSubarray(blocks: unknown, cursors: Cursors, length: number): Uint8Array | undefined;
+}
+
+export interface CompressionScheme {
+  substitutionMatrix: string[][];
+  getCodecForDataSeries(name: string): Codec | undefined;
+  getCodecForTag(id: string): Codec;
+  getTagNames(tl: number): string[] | undefined;
+}
+
+interface Cursor {
+  bitPosition: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7;
+  bytePosition: number;
+}
+
+export interface Cursors {
+  lastAlignmentStart: number;
+  coreBlock: Cursor;
+  externalBlocks: { map: Map<number, Cursor>; getCursor(contentId: number): Cursor };
+}
+
+export interface SliceHeaderContent {
+  refSeqId?: number;
+  refSeqStart?: number;
+  refSeqSpan?: number;
+  numRecords: number;
+  recordCounter: number;
+  refBaseBlockId?: number;
+  md5?: number[];
+}
+
+/**
+ * The container's preservation map, with the specification's defaults (all true) for absent keys:
+ * @gmod/cram reads an absent RR as false, htslib (and the specification) as true.
+ */
+export interface Preservation {
+  readNamesIncluded: boolean;
+  apDelta: boolean;
+  /** False for a CRAM written without a reference (`no_ref`): its bases are all stored. */
+  referenceRequired: boolean;
+}
+
+export interface SliceParts {
+  majorVersion: number;
+  scheme: CompressionScheme;
+  preservation: Preservation;
+  header: SliceHeaderContent;
+  /** The @gmod/cram slice object, passed through to codecs. */
+  slice: unknown;
+  core: unknown;
+  blocksByContentId: Record<number, { content: Uint8Array } | undefined>;
+}
+
+export interface ContigInfo {
+  name: string;
+  length: number;
+}
+
+/**
+ * Reference bases [start, end) (0-based) of contig `tid`, uppercase. Rejects when the reference
+ * cannot be read or has no such contig.
+ */
+export type ReferenceFetch = (tid: number, start: number, end: number) => Promise<Buffer>;
+
+export interface DecodeContext {
+  contigs: readonly ContigInfo[];
+  /** @RG IDs in header order: a record's RG number indexes this. */
+  readGroups: readonly string[];
+  /** Undefined when no reference was given: mapped records that need one are an error then. */
+  reference?: ReferenceFetch;
+  /** Where a missing-reference error tells the user to look. */
+  referenceHint: string;
+}
+
+// --- constants ----------------------------------------------------------------------------------
+
+const CF_PRESERVE_QUAL = 1;
+const CF_DETACHED = 2;
+const CF_MATE_DOWNSTREAM = 4;
+const CF_NO_SEQ = 8;
+/** CRAM 4 only; read for completeness, htslib honours it in any version. */
+const CF_EXPLICIT_TLEN = 16;
+const MF_REVERSE = 1;
+const MF_UNMAP = 2;
+
+const F_PAIRED = 1;
+const F_UNMAP = 4;
+const F_MUNMAP = 8;
+const F_REVERSE = 16;
+const F_MREVERSE = 32;
+const F_READ1 = 64;
+
+const OP_M = 0;
+const OP_I = 1;
+const OP_D = 2;
+const OP_N = 3;
+const OP_S = 4;
+const OP_H = 5;
+const OP_P = 6;
+
+/** htslib's L1 table: the substitution matrix row of a reference base. */
+function baseRow(b: number): number {
+  switch (b) {
+    case 65: // A
+    case 97:
+      return 0;
+    case 67: // C
+    case 99:
+      return 1;
+    case 71: // G
+    case 103:
+      return 2;
+    case 84: // T
+    case 116:
+      return 3;
+    default:
+      return 4;
+  }
+}
+
+/** htslib's seq_nt16_table: ASCII base → 4-bit BAM code (IUPAC codes keep their meaning). */
+const NT16 = (() => {
+  const t = new Uint8Array(256).fill(15);
+  const codes = '=ACMGRSVTWYHKDBN';
+  for (let i = 0; i < 16; i++) {
+    t[codes.charCodeAt(i)] = i;
+    t[codes.toLowerCase().charCodeAt(i)] = i;
+  }
+  return t;
+})();
+
+const N = 78;
+
+// --- phase 1: data series ------------------------------------------------------------------------
+
+interface Feature {
+  op: number; // char code
+  pos: number; // 1-based read position
+  /** Number for D/N/H/P/Q/X/i/B (the base for B, the BS code for X), bytes for S/I/b/q. */
+  value: number | Uint8Array;
+  /** Quality of a B feature. */
+  qual?: number;
+}
+
+interface RawRecord {
+  flags: number;
+  cf: number;
+  refId: number;
+  len: number;
+  apos: number;
+  rg: number;
+  name?: Uint8Array;
+  mateLine: number;
+  mateFlags: number;
+  mateRefId: number;
+  matePos: number;
+  /** null: to be computed (htslib's INT64_MIN). */
+  tlen: number | null;
+  explicitTlen: number | null;
+  /** Stored tags, each as BAM bytes: 2-char name, type, value. */
+  aux: Buffer[];
+  hasMD: boolean;
+  hasNM: boolean;
+  features: Feature[];
+  mq: number;
+  /** Preserved qualities, or the bases of an unmapped read. */
+  qual?: Uint8Array;
+  bases?: Uint8Array;
+  /** Reference bases a mapped record covers (M/X/=/D/N and B/b features), from its features. */
+  refSpan: number;
+  // phase 3
+  cigar: number[];
+  seq?: Buffer;
+  quals?: Buffer;
+  md?: string;
+  nm: number;
+  /** 1-based last reference base covered (htslib's aend). */
+  aend: number;
+}
+
+function malformed(msg: string): SlicefsError {
+  return new SlicefsError('BAD_RESPONSE', `malformed CRAM: ${msg}`);
+}
+
+function decodeRecords(p: SliceParts, ctx: DecodeContext): RawRecord[] {
+  const { scheme, header, majorVersion } = p;
+  const mapped = typeof header.refSeqId === 'number';
+  const sliceRef = mapped ? header.refSeqId! : -1;
+  const cursors: Cursors = {
+    lastAlignmentStart: mapped ? header.refSeqStart! : 0,
+    coreBlock: { bitPosition: 7, bytePosition: 0 },
+    externalBlocks: {
+      map: new Map(),
+      getCursor(id: number) {
+        let c = this.map.get(id);
+        if (!c) {
+          c = { bitPosition: 7, bytePosition: 0 };
+          this.map.set(id, c);
+        }
+        return c;
+      },
+    },
+  };
+  const codecs = new Map<string, Codec>();
+  const codec = (ds: string): Codec => {
+    let c = codecs.get(ds);
+    if (!c) {
+      c = scheme.getCodecForDataSeries(ds);
+      if (!c) throw malformed(`no encoding for the ${ds} data series`);
+      codecs.set(ds, c);
+    }
+    return c;
+  };
+  const int = (ds: string): number => {
+    const v = codec(ds).decode(p.slice, p.core, p.blocksByContentId, cursors);
+    if (typeof v !== 'number') throw malformed(`${ds} is not a number`);
+    return v;
+  };
+  const bytes = (ds: string): Uint8Array => {
+    const v = codec(ds).decode(p.slice, p.core, p.blocksByContentId, cursors);
+    if (!(v instanceof Uint8Array)) throw malformed(`${ds} is not a byte array`);
+    return v;
+  };
+  const run = (ds: string, n: number): Uint8Array => {
+    const c = codec(ds);
+    const fast = c.getBytesSubarray(p.blocksByContentId, cursors, n);
+    if (fast) return Uint8Array.from(fast);
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = int(ds);
+    return out;
+  };
+  // htslib: a last @RG named UNKNOWN is the Java encoder's "no read group".
+  const unknownRg = ctx.readGroups.at(-1) === 'UNKNOWN' ? ctx.readGroups.length - 1 : -2;
+
+  const out: RawRecord[] = new Array(header.numRecords);
+  let lastApos = cursors.lastAlignmentStart;
+  for (let rec = 0; rec < header.numRecords; rec++) {
+    const flags = int('BF');
+    const cf = int('CF');
+    const refId = majorVersion > 1 && sliceRef === -2 ? int('RI') : sliceRef;
+    if (refId < -1 || refId >= ctx.contigs.length) throw malformed(`record ${rec + 1} names reference #${refId}, which the header does not have`);
+    const len = int('RL');
+    let apos = int('AP');
+    if (p.preservation.apDelta) apos += lastApos;
+    lastApos = apos;
+    let rg = int('RG');
+    if (rg === unknownRg) rg = -1;
+    const r: RawRecord = {
+      flags,
+      cf,
+      refId,
+      len,
+      apos,
+      rg,
+      mateLine: -1,
+      mateFlags: 0,
+      mateRefId: -1,
+      matePos: 0,
+      tlen: null,
+      explicitTlen: null,
+      aux: [],
+      hasMD: false,
+      hasNM: false,
+      features: [],
+      mq: 0,
+      refSpan: 0,
+      cigar: [],
+      nm: 0,
+      aend: apos,
+    };
+    if (p.preservation.readNamesIncluded) r.name = bytes('RN');
+    if (cf & CF_DETACHED) {
+      r.mateFlags = int('MF');
+      if (!p.preservation.readNamesIncluded) r.name = bytes('RN');
+      r.mateRefId = int('NS');
+      r.matePos = int('NP');
+      r.tlen = int('TS');
+    } else if (cf & CF_MATE_DOWNSTREAM) {
+      r.mateLine = int('NF') + rec + 1;
+      if (cf & CF_EXPLICIT_TLEN) r.explicitTlen = int('TS');
+    } else if (cf & CF_EXPLICIT_TLEN) {
+      r.explicitTlen = int('TS');
+    }
+
+    const tl = int('TL');
+    const ids = scheme.getTagNames(tl);
+    if (!ids) throw malformed(`tag list ${tl} is not in the tag dictionary`);
+    for (const id of ids) {
+      if (id[2] === '*') throw new SlicefsError('USAGE', 'CRAM 4 tag placeholders are not supported');
+      const value = scheme.getCodecForTag(id).decode(p.slice, p.core, p.blocksByContentId, cursors);
+      if (!(value instanceof Uint8Array)) throw malformed(`tag ${id} did not decode to bytes`);
+      const t = Buffer.allocUnsafe(3 + value.length);
+      t.write(id, 0, 3, 'latin1');
+      t.set(value, 3);
+      r.aux.push(t);
+      if (id.startsWith('MD')) r.hasMD = true;
+      if (id.startsWith('NM')) r.hasNM = true;
+    }
+
+    if (!(flags & F_UNMAP)) {
+      const fn = int('FN');
+      let prev = 0;
+      let span = len;
+      for (let f = 0; f < fn; f++) {
+        const op = int('FC');
+        const pos = int('FP') + prev;
+        prev = pos;
+        if (pos <= 0) throw malformed(`read feature at position ${pos}`);
+        let value: number | Uint8Array;
+        let qual: number | undefined;
+        switch (op) {
+          case 83: // S
+            value = bytes(majorVersion > 1 ? 'SC' : 'IN');
+            span -= value.length;
+            break;
+          case 88: // X
+            value = int('BS');
+            break;
+          case 68: // D
+            value = int('DL');
+            span += value;
+            break;
+          case 73: // I
+            value = bytes('IN');
+            span -= value.length;
+            break;
+          case 105: // i
+            value = int('BA');
+            span -= 1;
+            break;
+          case 98: // b
+            value = bytes('BB');
+            break;
+          case 113: // q
+            value = bytes('QQ');
+            break;
+          case 66: // B
+            value = int('BA');
+            qual = int('QS');
+            break;
+          case 81: // Q
+            value = int('QS');
+            break;
+          case 72: // H
+            value = int('HC');
+            break;
+          case 80: // P
+            value = int('PD');
+            break;
+          case 78: // N
+            value = int('RS');
+            span += value;
+            break;
+          default:
+            throw malformed(`unknown read feature code '${String.fromCharCode(op)}'`);
+        }
+        r.features.push(qual === undefined ? { op, pos, value } : { op, pos, value, qual });
+      }
+      r.refSpan = Math.max(0, span);
+      r.mq = int('MQ');
+      if (cf & CF_PRESERVE_QUAL) r.qual = run('QS', len);
+    } else {
+      if (len > 0) r.bases = run('BA', len);
+      if (cf & CF_PRESERVE_QUAL) r.qual = run('QS', len);
+    }
+    out[rec] = r;
+  }
+  return out;
+}
+
+// --- phase 2: the reference ----------------------------------------------------------------------
+
+/** Reference bytes for one contig: `bases[i]` is 0-based position `start + i`; valid below `end`. */
+interface RefWindow {
+  bases: Buffer;
+  start: number;
+  /** 0-based exclusive end of what may be used (htslib's s->ref_end as an exclusive bound). */
+  end: number;
+  contigLength: number;
+}
+
+function hex(bytes: ArrayLike<number>): string {
+  return Buffer.from(Array.from(bytes)).toString('hex');
+}
+
+async function sliceReference(p: SliceParts, ctx: DecodeContext, recs: RawRecord[]): Promise<Map<number, RefWindow>> {
+  const out = new Map<number, RefWindow>();
+  const h = p.header;
+  const refId = h.refSeqId ?? -1;
+  const needs = recs.some((r) => r.refId >= 0 && !(r.flags & F_UNMAP));
+  if (!needs) return out;
+  if (refId >= 0) {
+    const start = h.refSeqStart! - 1;
+    const contigLength = ctx.contigs[refId].length;
+    if (h.refBaseBlockId !== undefined && h.refBaseBlockId >= 0) {
+      const block = p.blocksByContentId[h.refBaseBlockId];
+      if (!block) throw malformed('the slice says its reference is embedded, but the block is missing');
+      out.set(refId, { bases: Buffer.from(block.content).map(upper) as Buffer, start, end: start + h.refSeqSpan!, contigLength });
+      return out;
+    }
+    // htslib loads no reference for a no_ref container, even when one is given.
+    if (!p.preservation.referenceRequired) return out;
+    const fetch = requireReference(ctx);
+    const end = Math.min(start + h.refSeqSpan!, contigLength);
+    const bases = await fetch(refId, start, end);
+    const md5 = h.md5 ?? [];
+    if (md5.some((b) => b !== 0)) {
+      const got = createHash('md5').update(bases).digest('hex');
+      if (got !== hex(md5)) {
+        const name = ctx.contigs[refId].name;
+        throw new SlicefsError(
+          'USAGE',
+          `wrong reference: the bases of ${name}:${start + 1}-${end} do not match the CRAM (MD5 ${got}, the CRAM says ${hex(md5)}); give the reference the file was written with`,
+        );
+      }
+    }
+    out.set(refId, { bases, start, end, contigLength });
+    return out;
+  }
+  // A multi-reference slice: htslib loads whole contigs; the window the records cover is enough.
+  if (!p.preservation.referenceRequired) return out;
+  const fetch = requireReference(ctx);
+  const spans = new Map<number, [number, number]>();
+  for (const r of recs) {
+    if (r.refId < 0 || r.flags & F_UNMAP) continue;
+    const s = spans.get(r.refId);
+    const a = r.apos - 1;
+    const b = r.apos - 1 + r.refSpan;
+    if (!s) spans.set(r.refId, [a, b]);
+    else spans.set(r.refId, [Math.min(s[0], a), Math.max(s[1], b)]);
+  }
+  await Promise.all(
+    [...spans].map(async ([tid, [a, b]]) => {
+      const contigLength = ctx.contigs[tid].length;
+      const start = Math.max(0, Math.min(a, contigLength));
+      const bases = await fetch(tid, start, Math.min(Math.max(b, start), contigLength));
+      out.set(tid, { bases, start, end: contigLength, contigLength });
+    }),
+  );
+  return out;
+}
+
+function upper(b: number): number {
+  return b >= 97 && b <= 122 ? b - 32 : b;
+}
+
+function requireReference(ctx: DecodeContext): ReferenceFetch {
+  if (!ctx.reference) throw new SlicefsError('USAGE', `this CRAM needs its reference to decode: ${ctx.referenceHint}`);
+  return ctx.reference;
+}
+
+// --- phase 3: sequence, CIGAR, MD, NM (htslib's cram_decode_seq) ---------------------------------
+
+function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | undefined): void {
+  const len = r.len;
+  // htslib: without a reference, bases between features are '='.
+  const seq = Buffer.alloc(len, ref ? N : 61);
+  const qual = r.qual ? Buffer.from(r.qual) : Buffer.alloc(len, 0xff);
+  const preserved = (r.cf & CF_PRESERVE_QUAL) !== 0;
+  let decodeMd = ref !== undefined && r.refId >= 0 && !r.hasMD;
+  let decodeNm = ref !== undefined && r.refId >= 0 && !r.hasNM;
+  if (r.cf & CF_NO_SEQ) decodeMd = decodeNm = false;
+  const md: string[] = [];
+  let mdDist = 0;
+  let nm = 0;
+  const cigar: number[] = [];
+  let cigOp = OP_M;
+  let cigLen = 0;
+  let seqPos = 1;
+  let refPos = r.apos - 1; // 0-based
+  const contigLen = ref?.contigLength ?? 0;
+  const refAt = (pos0: number): number => ref!.bases[pos0 - ref!.start] ?? N;
+  const flushUnless = (op: number) => {
+    if (cigLen && cigOp !== op) {
+      cigar.push((cigLen << 4) | cigOp);
+      cigLen = 0;
+    }
+  };
+  const addMdChar = (c: string) => {
+    if (decodeMd) {
+      md.push(String(mdDist), c);
+      mdDist = 0;
+    }
+  };
+  const fillBeforeQual = () => {
+    // htslib: the first explicit quality of a read without preserved qualities sets the rest to 30.
+    if (!preserved && qual[0] === 0xff) qual.fill(30);
+  };
+  const beyond = () => malformed(`a record at ${r.apos} extends beyond its slice's reference span`);
+  /** Bases matching the reference for `n` positions from the current position. */
+  const matchRun = (n: number) => {
+    if (n <= 0) return;
+    if (ref && r.refId >= 0) {
+      if (refPos + n > contigLen) {
+        const rlen = contigLen - refPos;
+        if (rlen > 0) {
+          if (refPos + rlen > ref.end) throw beyond();
+          for (let i = 0; i < rlen; i++) seq[seqPos - 1 + i] = refAt(refPos + i);
+          seq.fill(N, seqPos - 1 + rlen, seqPos - 1 + n);
+        } else {
+          seq.fill(N, seqPos - 1, len);
+        }
+        if (mdDist >= 0) mdDist += n;
+      } else {
+        if (refPos + n > ref.end) throw beyond();
+        for (let i = 0; i < n; i++) {
+          const base = refAt(refPos + i);
+          if ((decodeMd || decodeNm) && base === N) {
+            addMdChar('N');
+            nm++;
+          } else {
+            mdDist++;
+          }
+          seq[seqPos - 1 + i] = base;
+        }
+      }
+    }
+    flushUnless(OP_M);
+    cigOp = OP_M;
+    cigLen += n;
+    refPos += n;
+    seqPos += n;
+  };
+
+  for (const f of r.features) {
+    if (f.pos > seqPos) {
+      if (f.pos > len + 1) throw malformed(`a read feature at ${f.pos} is past the read's ${len} bases`);
+      matchRun(f.pos - seqPos);
+    }
+    const pos = f.pos;
+    switch (f.op) {
+      case 83: {
+        // S
+        const b = f.value as Uint8Array;
+        if (cigLen) {
+          cigar.push((cigLen << 4) | cigOp);
+          cigLen = 0;
+        }
+        seq.set(b.subarray(0, Math.max(0, len - (pos - 1))), pos - 1);
+        cigar.push((b.length << 4) | OP_S);
+        cigOp = OP_S;
+        seqPos += b.length;
+        break;
+      }
+      case 88: {
+        // X
+        flushUnless(OP_M);
+        const code = f.value as number;
+        if (r.refId < 0 || !ref || refPos >= contigLen) {
+          if (pos - 1 < len) seq[pos - 1] = scheme.substitutionMatrix[4][code]?.charCodeAt(0) ?? N;
+          if (decodeMd || decodeNm) {
+            if (mdDist >= 0 && decodeMd) md.push(String(mdDist));
+            mdDist = -1;
+            nm--;
+          }
+        } else {
+          const refCall = refPos < ref.end ? refAt(refPos) : N;
+          if (pos - 1 < len) seq[pos - 1] = scheme.substitutionMatrix[baseRow(refCall)][code]?.charCodeAt(0) ?? N;
+          addMdChar(String.fromCharCode(refCall));
+        }
+        cigOp = OP_M;
+        nm++;
+        cigLen++;
+        seqPos++;
+        refPos++;
+        break;
+      }
+      case 68: {
+        // D
+        flushUnless(OP_D);
+        const n = f.value as number;
+        if (decodeMd || decodeNm) {
+          if (refPos + n > ref!.end) throw beyond();
+          if (mdDist >= 0 && decodeMd) md.push(String(mdDist));
+          if (refPos + n <= contigLen) {
+            if (decodeMd) {
+              md.push('^', ref!.bases.toString('latin1', refPos - ref!.start, refPos - ref!.start + n));
+              mdDist = 0;
+            }
+            nm += n;
+          } else {
+            if (contigLen >= refPos) {
+              if (decodeMd) md.push('^', ref!.bases.toString('latin1', refPos - ref!.start, contigLen - ref!.start), '0');
+              nm += contigLen - refPos;
+            }
+            mdDist = -1;
+          }
+        }
+        cigOp = OP_D;
+        cigLen += n;
+        refPos += n;
+        break;
+      }
+      case 73: {
+        // I
+        flushUnless(OP_I);
+        const b = f.value as Uint8Array;
+        if (len) seq.set(b.subarray(0, Math.max(0, len - (pos - 1))), pos - 1);
+        cigOp = OP_I;
+        cigLen += b.length;
+        seqPos += b.length;
+        nm += b.length;
+        break;
+      }
+      case 105: {
+        // i
+        flushUnless(OP_I);
+        if (len && pos - 1 < len) seq[pos - 1] = f.value as number;
+        cigOp = OP_I;
+        cigLen++;
+        seqPos++;
+        nm++;
+        break;
+      }
+      case 98: {
+        // b
+        flushUnless(OP_M);
+        const b = f.value as Uint8Array;
+        if (len) seq.set(b.subarray(0, Math.max(0, len - (pos - 1))), pos - 1);
+        if (decodeMd || decodeNm) {
+          if (mdDist >= 0 && decodeMd) md.push(String(mdDist));
+          let x = 0;
+          for (; x < b.length; x++) {
+            if (x && decodeMd) md.push('0');
+            if (refPos + x >= contigLen || !ref) {
+              mdDist = -1;
+              break;
+            }
+            if (decodeMd) {
+              if (refPos + x > ref.end) throw beyond();
+              md.push(String.fromCharCode(refAt(refPos + x)));
+            }
+          }
+          nm += x;
+          mdDist = 0;
+        }
+        cigOp = OP_M;
+        cigLen += b.length;
+        seqPos += b.length;
+        refPos += b.length;
+        break;
+      }
+      case 113: {
+        // q
+        flushUnless(OP_M);
+        fillBeforeQual();
+        const q = f.value as Uint8Array;
+        qual.set(q.subarray(0, Math.max(0, len - (pos - 1))), pos - 1);
+        cigOp = OP_M;
+        break;
+      }
+      case 66: {
+        // B
+        flushUnless(OP_M);
+        if (len && pos - 1 < len) seq[pos - 1] = f.value as number;
+        if (decodeMd || decodeNm) {
+          if (mdDist >= 0 && decodeMd) md.push(String(mdDist));
+          if (refPos >= contigLen || !ref) {
+            mdDist = -1;
+          } else {
+            if (decodeMd) {
+              if (refPos > ref.end) throw beyond();
+              md.push(String.fromCharCode(refAt(refPos)));
+            }
+            nm++;
+            mdDist = 0;
+          }
+        }
+        fillBeforeQual();
+        if (pos - 1 < len) qual[pos - 1] = f.qual!;
+        cigOp = OP_M;
+        cigLen++;
+        seqPos++;
+        refPos++;
+        break;
+      }
+      case 81: // Q
+        fillBeforeQual();
+        if (pos - 1 < len) qual[pos - 1] = f.value as number;
+        break;
+      case 72: // H
+        flushUnless(OP_H);
+        cigOp = OP_H;
+        cigLen += f.value as number;
+        break;
+      case 80: // P
+        flushUnless(OP_P);
+        cigOp = OP_P;
+        cigLen += f.value as number;
+        break;
+      case 78: // N
+        flushUnless(OP_N);
+        cigOp = OP_N;
+        cigLen += f.value as number;
+        refPos += f.value as number;
+        break;
+    }
+  }
+  // An implicit match for the bases after the last feature.
+  if (len >= seqPos) matchRun(len - seqPos + 1);
+  if (decodeMd && mdDist >= 0) md.push(String(mdDist));
+  if (cigLen) cigar.push((cigLen << 4) | cigOp);
+
+  r.cigar = cigar;
+  r.aend = refPos;
+  r.seq = r.cf & CF_NO_SEQ ? Buffer.alloc(0) : seq;
+  r.quals = r.cf & CF_NO_SEQ ? Buffer.alloc(0) : qual;
+  if (decodeMd) r.md = md.join('');
+  r.nm = decodeNm ? nm : -1;
+}
+
+// --- phase 4: mates linked within the slice (htslib's cram_decode_slice_xref) --------------------
+
+function resolveMates(recs: RawRecord[]): void {
+  const n = recs.length;
+  for (let rec = 0; rec < n; rec++) {
+    const cr = recs[rec];
+    if (cr.mateLine >= 0) {
+      if (cr.mateLine >= n) throw malformed(`record ${rec + 1}'s mate is record ${cr.mateLine + 1} of ${n}`);
+      if (cr.tlen === null) {
+        const id1 = rec;
+        let id2 = rec;
+        let aleft = cr.apos;
+        let aright = cr.aend;
+        let ref = cr.refId;
+        let leftCnt = 0;
+        do {
+          const c2 = recs[id2];
+          if (aleft > c2.apos) {
+            aleft = c2.apos;
+            leftCnt = 1;
+          } else if (aleft === c2.apos) {
+            leftCnt++;
+          }
+          if (aright < c2.aend) aright = c2.aend;
+          if (c2.mateLine === -1) {
+            c2.mateLine = rec;
+            break;
+          }
+          if (c2.mateLine <= id2 || c2.mateLine >= n) throw malformed(`record ${id2 + 1} has a mate link that goes backwards`);
+          id2 = c2.mateLine;
+          if (recs[id2].refId !== ref) ref = -1;
+        } while (id2 !== id1);
+
+        const tlenOf = (c: RawRecord, tlen: number) =>
+          c.apos === aleft ? (leftCnt === 1 || c.flags & F_READ1 ? tlen : -tlen) : -tlen;
+        id2 = rec;
+        if (ref !== -1) {
+          const tlen = aright - aleft + 1;
+          do {
+            recs[id2].tlen = tlenOf(recs[id2], tlen);
+            id2 = recs[id2].mateLine;
+          } while (id2 !== id1);
+        } else {
+          do {
+            recs[id2].tlen = 0;
+            id2 = recs[id2].mateLine;
+          } while (id2 !== id1);
+        }
+      }
+      const mate = recs[cr.mateLine];
+      cr.matePos = mate.apos;
+      cr.mateRefId = mate.refId;
+      cr.flags |= F_PAIRED;
+      if (mate.flags & F_UNMAP) {
+        cr.flags |= F_MUNMAP;
+        cr.tlen = 0;
+      }
+      if (cr.flags & F_UNMAP) cr.tlen = 0;
+      if (mate.flags & F_REVERSE) cr.flags |= F_MREVERSE;
+    } else {
+      if (cr.mateFlags & MF_REVERSE) cr.flags |= F_PAIRED | F_MREVERSE;
+      if (cr.mateFlags & MF_UNMAP) cr.flags |= F_MUNMAP;
+      if (!(cr.flags & F_PAIRED)) cr.mateRefId = -1;
+    }
+    if (cr.tlen === null) cr.tlen = 0;
+  }
+  for (const cr of recs) if (cr.explicitTlen !== null) cr.tlen = cr.explicitTlen;
+}
+
+// --- phase 5: BAM ----------------------------------------------------------------------------------
+
+/** htslib's hts_reg2bin(beg, end, 14, 5): the BAI bin of [beg, end). */
+export function reg2bin(beg: number, end: number): number {
+  end--;
+  if (beg >> 14 === end >> 14) return ((1 << 15) - 1) / 7 + (beg >> 14);
+  if (beg >> 17 === end >> 17) return ((1 << 12) - 1) / 7 + (beg >> 17);
+  if (beg >> 20 === end >> 20) return ((1 << 9) - 1) / 7 + (beg >> 20);
+  if (beg >> 23 === end >> 23) return ((1 << 6) - 1) / 7 + (beg >> 23);
+  if (beg >> 26 === end >> 26) return ((1 << 3) - 1) / 7 + (beg >> 26);
+  return 0;
+}
+
+function nmTag(nm: number): Buffer {
+  if (nm <= 0xff) return Buffer.from([78, 77, 67, nm]);
+  if (nm <= 0xffff) {
+    const b = Buffer.from([78, 77, 83, 0, 0]);
+    b.writeUInt16LE(nm, 3);
+    return b;
+  }
+  const b = Buffer.from([78, 77, 73, 0, 0, 0, 0]);
+  b.writeUInt32LE(nm >>> 0, 3);
+  return b;
+}
+
+function recordName(recs: RawRecord[], rec: number, counter: number): Buffer {
+  const stop = (b: Uint8Array) => {
+    const z = b.indexOf(0);
+    return Buffer.from(z < 0 ? b : b.subarray(0, z));
+  };
+  const cr = recs[rec];
+  if (cr.name && cr.name.length > 0) return stop(cr.name);
+  const mate = cr.mateLine >= 0 ? recs[cr.mateLine] : undefined;
+  if (mate?.name && mate.name.length > 0) return stop(mate.name);
+  // htslib's generated names for lossy-name CRAMs: its default prefix, then a record number.
+  const num = cr.mateLine >= 0 && cr.mateLine < rec ? counter + cr.mateLine + 1 : counter + rec + 1;
+  return Buffer.from(`cram:${num}`, 'latin1');
+}
+
+function toBam(recs: RawRecord[], rec: number, counter: number, readGroups: readonly string[]): Buffer {
+  const cr = recs[rec];
+  const name = recordName(recs, rec, counter);
+  const len = cr.flags & F_UNMAP ? cr.len : cr.seq!.length;
+  const seq = cr.flags & F_UNMAP ? cr.bases : cr.seq;
+  const qual = cr.flags & F_UNMAP ? cr.qual : cr.quals;
+  const tail: Buffer[] = [...cr.aux];
+  if (cr.md !== undefined) tail.push(Buffer.from(`MDZ${cr.md}\0`, 'latin1'));
+  if (cr.nm >= 0 && !(cr.flags & F_UNMAP)) tail.push(nmTag(cr.nm));
+  if (cr.rg >= 0) {
+    const id = readGroups[cr.rg];
+    if (id === undefined) throw malformed(`record ${rec + 1} names read group #${cr.rg}, which the header does not have`);
+    tail.push(Buffer.from(`RGZ${id}\0`, 'latin1'));
+  }
+  const auxLen = tail.reduce((s, b) => s + b.length, 0);
+  const nCigar = cr.flags & F_UNMAP ? 0 : cr.cigar.length;
+  const size = 32 + name.length + 1 + nCigar * 4 + ((len + 1) >> 1) + len + auxLen;
+  const out = Buffer.allocUnsafe(size);
+  let rlen = 0;
+  if (!(cr.flags & F_UNMAP)) {
+    for (const c of cr.cigar) {
+      const op = c & 0xf;
+      if (op === OP_M || op === OP_D || op === OP_N || op === 7 || op === 8) rlen += c >>> 4;
+    }
+  }
+  if (rlen === 0) rlen = 1;
+  const pos = cr.apos - 1;
+  out.writeInt32LE(cr.refId, 0);
+  out.writeInt32LE(pos, 4);
+  out[8] = name.length + 1;
+  out[9] = cr.flags & F_UNMAP ? 0 : cr.mq & 0xff;
+  out.writeUInt16LE(reg2bin(pos, pos + rlen), 10);
+  out.writeUInt16LE(nCigar, 12);
+  out.writeUInt16LE(cr.flags, 14);
+  out.writeInt32LE(len, 16);
+  out.writeInt32LE(cr.mateRefId, 20);
+  out.writeInt32LE(cr.matePos - 1, 24);
+  out.writeInt32LE(cr.tlen ?? 0, 28);
+  let o = 32;
+  o += name.copy(out, o);
+  out[o++] = 0;
+  for (let i = 0; i < nCigar; i++, o += 4) out.writeUInt32LE(cr.cigar[i] >>> 0, o);
+  for (let i = 0; i < len; i += 2) {
+    const hi = NT16[seq ? seq[i] : N];
+    const lo = i + 1 < len ? NT16[seq ? seq[i + 1] : N] : 0;
+    out[o++] = (hi << 4) | lo;
+  }
+  if (qual && qual.length >= len) out.set(qual.subarray(0, len), o);
+  else out.fill(0xff, o, o + len);
+  o += len;
+  for (const t of tail) o += t.copy(out, o);
+  return out;
+}
+
+/**
+ * Decodes a whole slice into BAM records, in slice order. `blocks` must hold every block of the
+ * slice; the reference is fetched through `ctx.reference` as the slice needs it.
+ */
+export async function decodeSlice(p: SliceParts, ctx: DecodeContext): Promise<Buffer[]> {
+  if (p.majorVersion > 3) throw new SlicefsError('USAGE', `CRAM version ${p.majorVersion} is not supported (2.x and 3.x are)`);
+  const recs = decodeRecords(p, ctx);
+  const refs = await sliceReference(p, ctx, recs);
+  for (const r of recs) {
+    if (r.flags & F_UNMAP) continue;
+    if (r.refId < 0) throw malformed(`record at ${r.apos} is mapped to no reference`);
+    buildMapped(r, p.scheme, refs.get(r.refId));
+  }
+  resolveMates(recs);
+  const out: Buffer[] = new Array(recs.length);
+  for (let i = 0; i < recs.length; i++) out[i] = toBam(recs, i, p.header.recordCounter, ctx.readGroups);
+  return out;
+}

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { SeededRandom, seededBytes } from './random.js';
 
 /** Bump when the generator changes so stale fixtures in test/.generated are not reused. */
-export const SAMPLE_VERSION = 'v1';
+export const SAMPLE_VERSION = 'v2';
 
 export interface SampleData {
   dir: string;
@@ -56,6 +56,9 @@ interface ScalePlan {
   maxIntron: number;
 }
 
+/** A contig whose name has colons, so regions on it must be written `{name}:beg-end`. */
+export const COLON_CONTIG = 'HLA-A*01:01:01:01';
+
 const PLANS: Record<'small' | 'bench', ScalePlan> = {
   small: {
     contigs: [
@@ -64,6 +67,8 @@ const PLANS: Record<'small' | 'bench', ScalePlan> = {
       // Real chrM length; much higher coverage than nuclear contigs, as in real data.
       { name: 'chrM', length: 16_569, weight: 4 },
       { name: 'chrUn', length: 12_000, weight: 0 },
+      // A real GRCh38 alt-contig style name: colons (and a '*') that region syntax must brace.
+      { name: COLON_CONTIG, length: 3_500, weight: 0.5 },
     ],
     reads: 20_000,
     maxIntron: 5_000,
@@ -74,6 +79,7 @@ const PLANS: Record<'small' | 'bench', ScalePlan> = {
       { name: 'chr2', length: 32_000_000, weight: 1 },
       { name: 'chrM', length: 16_569, weight: 4 },
       { name: 'chrUn', length: 12_000, weight: 0 },
+      { name: COLON_CONTIG, length: 3_500, weight: 0.5 },
     ],
     reads: 2_400_000,
     maxIntron: 20_000,
@@ -816,6 +822,7 @@ function chooseRegions(reference: RefContig[]): string[] {
     `chr2:${gapStart + 1}-${gapEnd}`, // inside the N gap: no reads
     'chrM', // small, densely covered contig
     'chrUn', // contig in the header with no reads at all
+    `{${COLON_CONTIG}}:1-400`, // a contig name with colons, in braces
     '*', // unplaced unmapped reads at the end of the file
   ];
 }

@@ -84,7 +84,8 @@ async function viewText(url: string, regions: string[], opts: { contained?: bool
 function edgeRegions(): string[] {
   const out = ['*'];
   for (const c of contigs) {
-    out.push(c.name, `${c.name}:1-1`, `${c.name}:${c.length}-${c.length}`, `${c.name}:${c.length - 200}`, `${c.name}:1-150`, `${c.name}:${c.length + 10}`, `${c.name}:${c.length - 5}-${c.length + 100}`);
+    const n = c.name.includes(':') ? `{${c.name}}` : c.name;
+    out.push(n, `${n}:1-1`, `${n}:${c.length}-${c.length}`, `${n}:${c.length - 200}`, `${n}:1-150`, `${n}:${c.length + 10}`, `${n}:${c.length - 5}-${c.length + 100}`);
   }
   return out.concat(sample.regions);
 }
@@ -96,7 +97,7 @@ test('200 random regions and the edge regions: records equal samtools view, byte
     const c = rnd.pick(contigs);
     const beg = rnd.int(1, c.length);
     const len = rnd.pick([1, 10, 150, 1000, 20000, 100000]);
-    regions.push(`${c.name}:${beg}-${Math.min(c.length, beg + len)}`);
+    regions.push(`${c.name.includes(':') ? `{${c.name}}` : c.name}:${beg}-${Math.min(c.length, beg + len)}`);
   }
   for (const file of [sample.bam, sample.csiBam]) {
     const url = server.url(`/d/${basename(file)}`);
@@ -112,7 +113,8 @@ test('several regions at once: each record once, in file order (samtools view -M
   const sets = [
     ['chr1:1000-50000', 'chr1:40000-90000', 'chr2', '*'],
     ['chr2:100-200', 'chr1:300000-300500', 'chr1:300400-301000'],
-    [...sample.regions],
+    // samtools 1.16's -M does not parse `{name}` regions (it warns and skips them): leave them out.
+    sample.regions.filter((r) => !r.startsWith('{')),
   ];
   for (const set of sets) {
     const want = (await samtools(['view', '-M', sample.bam, ...set])).stdout.toString('latin1');

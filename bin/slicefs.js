@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-// Thin launcher: the compiled CLI lives in dist/ (`npm run build`).
-import '../dist/src/cli/main.js';
+// Thin launcher: the CLI is built into dist/bundle/ (`npm run build`: tsc, then scripts/bundle.mjs).
+import '../dist/bundle/main.js';

@@ -15,9 +15,9 @@ import { SlicefsError } from '../errors.js';
 import { RangeReader } from '../reader/range-reader.js';
 import type { ObjectSource } from '../source/object-source.js';
 import type { Stats } from '../stats.js';
-import { BamView } from './bam-view.js';
+import type { BamView } from './bam-view.js';
 import { BgzfWriter } from './bgzf.js';
-import { CramView } from './cram/cram-view.js';
+import type { CramView } from './cram/cram-view.js';
 import { FastaReference, parseFai } from './reference.js';
 import type { Region } from './region.js';
 import { ByteSink, formatSamInto, refNameBytes } from './sam-format.js';
@@ -195,8 +195,11 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   const index = await indexP;
   const indexBytes = await readWhole(index, cache, o);
 
+  // Each format's reader is imported when needed: compiling @gmod/cram (and its WebAssembly codecs)
+  // for a BAM, or @gmod/bam for a CRAM, would only add to the start-up time.
   let view: BamView | CramView;
   if (format === 'cram') {
+    const { CramView } = await import('./cram/cram-view.js');
     const ref = o.reference ? await openReference(o.reference, cache, o) : undefined;
     view = await CramView.open(data, indexBytes, index.label, {
       reference: ref ? (name, start, end) => ref.fetch(name, start, end) : undefined,
@@ -206,6 +209,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   } else {
     // The kind comes from the bytes, so an index under any name (a manifest's index_url) is read right.
     const kind = indexKind(indexBytes, index.label);
+    const { BamView } = await import('./bam-view.js');
     view = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind });
   }
   const bam = view;

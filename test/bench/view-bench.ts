@@ -1,56 +1,189 @@
 /**
- * `slicefs view` against `samtools view http://…` on the same BAM (the bench BAM of
- * test/helpers/sample-data, ~272 MB), side by side in one run: regions of 1 kb, 100 kb and 10 Mb,
- * on loopback (nginx on 127.0.0.1) and through the 20 ms / 1 Gbit/s latency proxy. Both tools write
- * SAM records to a pipe that counts lines; each run is a new process. Cold: no cached index (slicefs's
- * --cache-dir emptied, samtools' downloaded `.bai` in its working directory removed); warm: both
- * keep their index from the previous run. Reports median time of 3 runs, HTTP requests and bytes
- * from nginx's log, and the ratios.
+ * `slicefs view` against `samtools view http://…` on the same BAM and CRAM (the bench data of
+ * test/helpers/sample-data: sample.bam ~272 MB, sample.cram ~132 MB with its reference ref.fa ~81 MB),
+ * side by side in one run: regions of 1 kb, 100 kb and 10 Mb, on loopback (nginx on 127.0.0.1) and
+ * through the 20 ms / 1 Gbit/s latency proxy. Both tools write SAM records to a pipe that counts
+ * lines; each run is a new process. Cold: no cached index (slicefs's --cache-dir emptied, and
+ * whatever samtools left in its working directory removed: the `.bai` / `.crai` it downloads);
+ * warm: both keep their index from the previous run. Reports median time of N runs, HTTP requests
+ * and bytes from nginx's log, and the ratios.
  *
- *   node dist/test/bench/view-bench.js [--runs 3]
+ * CRAM: both tools read the reference over the same link: `slicefs view --reference-url
+ * …/ref.fa` and `samtools view -T http://…/ref.fa` (htslib reads `ref.fa.fai` over HTTP, then seeks
+ * in ref.fa with open-ended range requests). samtools runs with REF_PATH=/nonexistent/%s and
+ * REF_CACHE= (empty): htslib then neither asks www.ebi.ac.uk for a reference by MD5 nor writes a
+ * copy into ~/.cache/hts-ref, so a cold run is cold and the network stays on 127.0.0.1. The
+ * requests and bytes of the reference (ref.fa and ref.fa.fai) are also shown on their own.
+ *
+ * slicefs runs from a copy of bin/ and dist/ taken at the start (under .bench/), so a rebuild
+ * during the run does not change what is measured.
+ *
+ *   node dist/test/bench/view-bench.js [--runs 3] [--format bam|cram|both] [--cmd-timeout 600]
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureSampleData } from '../helpers/sample-data.js';
 import { startLatencyProxy } from './latency-proxy.js';
-import { startNginx } from './nginx.js';
-import { runCleanups } from './proc.js';
+import { startNginx, type NginxServer } from './nginx.js';
+import { childEnv, onCleanup, runCleanups, sleep } from './proc.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
+/** htslib must not look a CRAM reference up by MD5 anywhere (www.ebi.ac.uk) nor cache one. */
+const SAMTOOLS_ENV = childEnv({ REF_PATH: '/nonexistent/%s', REF_CACHE: '' });
+
+interface Timed {
+  s: number;
+  lines: number;
+  code: number | null;
+  err: string;
+  rssMiB: number;
+  timedOut: boolean;
+}
+
 /**
  * Runs a command with stdout counted (lines), in `cwd` (samtools drops remote indexes into it),
- * under GNU time for its peak RSS.
+ * under GNU time for its peak RSS. Killed (its whole process group) after `timeoutMs`.
  */
-function timed(cmd: string, args: string[], cwd: string): Promise<{ s: number; lines: number; code: number | null; err: string; rssMiB: number }> {
+function timed(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Timed> {
   return new Promise((res) => {
     const t0 = performance.now();
-    const p = spawn('/usr/bin/time', ['-f', 'SLICEFS_BENCH_MAXRSS_KB=%M', cmd, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('/usr/bin/time', ['-f', 'SLICEFS_BENCH_MAXRSS_KB=%M', cmd, ...args], {
+      cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // own process group, so a timeout or an abort kills the tool too, not only `time`
+    });
+    const killGroup = () => {
+      try {
+        if (p.pid) process.kill(-p.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const unregister = onCleanup(`${basename(cmd)} (view-bench)`, killGroup);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
+    }, timeoutMs);
     let lines = 0;
     let err = '';
     p.stdout.on('data', (d: Buffer) => {
       for (const b of d) if (b === 10) lines++;
     });
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.stderr.on('data', (d: Buffer) => {
+      if (err.length < 1 << 20) err += d.toString();
+    });
     p.on('close', (code) => {
+      clearTimeout(timer);
+      unregister();
       const rss = Number(/SLICEFS_BENCH_MAXRSS_KB=(\d+)/.exec(err)?.[1] ?? NaN) / 1024;
-      res({ s: (performance.now() - t0) / 1000, lines, code, err, rssMiB: rss });
+      err = err.replace(/^SLICEFS_BENCH_MAXRSS_KB=\d+\n?/m, '');
+      res({ s: (performance.now() - t0) / 1000, lines, code, err, rssMiB: rss, timedOut });
     });
   });
 }
 
+/**
+ * A copy of the CLI (bin/ and dist/ without dist/test) taken once at the start, so every cell runs
+ * the same build even if dist/ is rebuilt meanwhile. It lives under .bench/ (git-ignored) inside
+ * the repository so that node_modules and package.json ("type": "module") still resolve upwards.
+ */
+async function snapshotCli(): Promise<{ bin: string; remove: () => Promise<void> }> {
+  const dir = join(REPO, '.bench', `view-bench-cli-${process.pid}`);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const remove = () => rm(dir, { recursive: true, force: true });
+  const unregister = onCleanup('view-bench CLI snapshot', remove);
+  await cp(join(REPO, 'bin'), join(dir, 'bin'), { recursive: true });
+  const distTest = join(REPO, 'dist', 'test');
+  await cp(join(REPO, 'dist'), join(dir, 'dist'), {
+    recursive: true,
+    filter: (src) => src !== distTest && !src.startsWith(distTest + sep),
+  });
+  const bin = join(dir, 'bin', 'slicefs.js');
+  const check = await timed(process.execPath, [bin, '--version'], dir, childEnv(), 60_000);
+  if (check.code !== 0) throw new Error(`the CLI copy in ${dir} does not run (is dist/ built?):\n${check.err.slice(-2000)}`);
+  return {
+    bin,
+    remove: async () => {
+      await remove();
+      unregister();
+    },
+  };
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/**
+ * nginx.ts sums the whole access log; the reference's share of it is read here from the same log
+ * (nginx.ts keeps it in its temp dir `slicefs-bench-nginx-<pid>-*`, the one whose config listens
+ * on our port).
+ */
+async function findAccessLog(nginx: NginxServer): Promise<string> {
+  const prefix = `slicefs-bench-nginx-${process.pid}-`;
+  for (const name of await readdir(tmpdir())) {
+    if (!name.startsWith(prefix)) continue;
+    const conf = await readFile(join(tmpdir(), name, 'nginx.conf'), 'utf8').catch(() => '');
+    if (conf.includes(`listen 127.0.0.1:${nginx.port};`)) return join(tmpdir(), name, 'access.log');
+  }
+  throw new Error(`cannot find the access log of nginx on port ${nginx.port} under ${tmpdir()}/${prefix}*`);
+}
+
+// Same format as nginx.ts: $msec $connection $connection_requests "$request" $status $body_bytes_sent …
+const LOG_LINE = /^\S+ \d+ \d+ "\S+ (\S+) [^"]*" \d{3} (\d+) /;
+
+/** Requests and body bytes for paths that `match` in the access log. */
+async function trafficFor(logPath: string, match: (path: string) => boolean): Promise<{ requests: number; bytes: number }> {
+  await sleep(50); // as nginx.ts: the log line is written just after the last byte
+  const text = await readFile(logPath, 'utf8').catch(() => '');
+  const out = { requests: 0, bytes: 0 };
+  for (const line of text.split('\n')) {
+    const m = LOG_LINE.exec(line);
+    if (!m || !match(m[1].replace(/\?.*$/, ''))) continue;
+    out.requests++;
+    out.bytes += Number(m[2]);
+  }
+  return out;
+}
+
+type Format = 'bam' | 'cram';
+
+interface ToolResult {
+  s: number[];
+  req: number;
+  bytes: number;
+  refReq: number;
+  refBytes: number;
+  lines: number;
+  rss: number;
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '3' },
+      format: { type: 'string', default: 'both' },
+      'cmd-timeout': { type: 'string', default: '600' },
+    },
+  });
   const runs = Math.max(1, Number(values.runs));
+  if (!Number.isFinite(runs)) throw new Error(`--runs: not a number: ${values.runs}`);
+  if (!['bam', 'cram', 'both'].includes(values.format)) throw new Error(`--format must be bam, cram or both (got ${values.format})`);
+  const formats: Format[] = values.format === 'both' ? ['bam', 'cram'] : [values.format as Format];
+  const cmdTimeoutMs = Number(values['cmd-timeout']) * 1000;
+  if (!(cmdTimeoutMs > 0)) throw new Error(`--cmd-timeout: not a positive number of seconds: ${values['cmd-timeout']}`);
+
+  const cli = await snapshotCli();
   const dataDir = join(REPO, '.bench/data');
   const sample = await ensureSampleData(join(dataDir, 'sample-bench'), { scale: 'bench' });
   const nginx = await startNginx(dataDir);
+  const logPath = await findAccessLog(nginx);
   const proxy = await startLatencyProxy({ upstreamPort: nginx.port, oneWayDelayMs: 10, rateBitsPerSec: 1e9 });
   const cwd = await mkdtemp(join(tmpdir(), 'slicefs-viewbench-'));
   const longest = [...sample.contigs].sort((a, b) => b.length - a.length)[0];
@@ -58,67 +191,135 @@ async function main(): Promise<void> {
   const regions = [1_000, 100_000, 10_000_000].map((len) => `${longest.name}:${mid - len / 2}-${mid + len / 2 - 1}`);
   // A whole chromosome, once, on loopback and cold: memory must stay bounded.
   const whole = longest.name;
+  const isRef = (p: string) => p.endsWith('/ref.fa') || p.endsWith('/ref.fa.fai');
   const rows: string[] = [];
+  const failures: string[] = [];
+  /** Records per region from the BAM rows, to check the CRAM ones against (same reads). */
+  const bamRecords = new Map<string, number>();
+  const t0 = performance.now();
   try {
-    for (const [link, origin] of [
-      ['loopback', nginx.origin],
-      ['wan 20ms/1G', `http://127.0.0.1:${proxy.port}`],
-    ] as const) {
-      const url = `${origin}/sample-bench/sample.bam`;
-      const cells = regions.flatMap((r) => [
-        { region: r, warm: false },
-        { region: r, warm: true },
-      ]);
-      if (link === 'loopback') cells.push({ region: whole, warm: false });
-      for (const { region, warm } of cells) {
-        const result: Record<string, { s: number[]; req: number; bytes: number; lines: number; rss: number }> = {};
-        for (const [tool, cmd, args] of [
-          ['samtools', 'samtools', ['view', url, region]],
-          ['slicefs', process.execPath, [join(REPO, 'bin/slicefs.js'), 'view', '--cache-dir', join(cwd, 'cache'), '--url', url, '-q', region, '--no-header']],
-        ] as const) {
-          const r = { s: [] as number[], req: 0, bytes: 0, lines: 0, rss: 0 };
-          if (warm) await timed(cmd, [...args], cwd); // leaves each tool's index behind
-          for (let i = 0; i < runs; i++) {
-            if (!warm) {
-              // samtools keeps a remote index in its working directory, slicefs in --cache-dir.
-              await rm(join(cwd, 'sample.bam.bai'), { force: true });
-              await rm(join(cwd, 'cache'), { recursive: true, force: true });
+    for (const format of formats) {
+      for (const [link, origin] of [
+        ['loopback', nginx.origin],
+        ['wan 20ms/1G', `http://127.0.0.1:${proxy.port}`],
+      ] as const) {
+        const url = `${origin}/sample-bench/sample.${format}`;
+        const refUrl = `${origin}/sample-bench/ref.fa`;
+        const cells = regions.flatMap((r) => [
+          { region: r, warm: false },
+          { region: r, warm: true },
+        ]);
+        if (link === 'loopback') cells.push({ region: whole, warm: false });
+        for (const { region, warm } of cells) {
+          const label = `${format.toUpperCase()} ${link} ${region} ${warm ? 'warm' : 'cold'}`;
+          process.stderr.write(`view-bench: ${label} …\n`);
+          const result: Record<string, ToolResult> = {};
+          let failed = '';
+          const samtoolsArgs = format === 'cram' ? ['view', '-T', refUrl, url, region] : ['view', url, region];
+          const slicefsArgs = [cli.bin, 'view', '--cache-dir', join(cwd, 'cache'), '--url', url];
+          if (format === 'cram') slicefsArgs.push('--reference-url', refUrl);
+          slicefsArgs.push('-q', region, '--no-header');
+          for (const [tool, cmd, args, env] of [
+            ['samtools', 'samtools', samtoolsArgs, SAMTOOLS_ENV],
+            ['slicefs', process.execPath, slicefsArgs, childEnv()],
+          ] as const) {
+            const r: ToolResult = { s: [], req: 0, bytes: 0, refReq: 0, refBytes: 0, lines: 0, rss: 0 };
+            if (warm) await timed(cmd, args, cwd, env, cmdTimeoutMs); // leaves each tool's index behind
+            for (let i = 0; i < runs && !failed; i++) {
+              if (!warm) {
+                // samtools keeps a remote index (.bai / .crai) in its working directory, slicefs
+                // its indexes (also the reference's .fai) in --cache-dir, which is in there too.
+                for (const f of await readdir(cwd)) await rm(join(cwd, f), { recursive: true, force: true });
+              }
+              await nginx.resetLog();
+              const t = await timed(cmd, args, cwd, env, cmdTimeoutMs);
+              if (t.code !== 0 || t.timedOut) {
+                failed = `${tool} ${t.timedOut ? `timed out after ${cmdTimeoutMs / 1000} s` : `exited with ${t.code}`} (run ${i + 1}): ${cmd} ${args.join(' ')}\n${t.err.slice(-3000)}`;
+                break;
+              }
+              const log = await nginx.accessLog();
+              const ref = await trafficFor(logPath, isRef);
+              r.s.push(t.s);
+              r.req = log.requests;
+              r.bytes = log.bytes;
+              r.refReq = ref.requests;
+              r.refBytes = ref.bytes;
+              r.lines = t.lines;
+              r.rss = Math.max(r.rss, t.rssMiB);
             }
-            await nginx.resetLog();
-            const t = await timed(cmd, [...args], cwd);
-            if (t.code !== 0) throw new Error(`${tool} failed: ${t.err.slice(0, 300)}`);
-            const log = await nginx.accessLog();
-            r.s.push(t.s);
-            r.req = log.requests;
-            r.bytes = log.bytes;
-            r.lines = t.lines;
-            r.rss = Math.max(r.rss, t.rssMiB);
+            result[tool] = r;
+            if (failed) break;
           }
-          result[tool] = r;
+          const a = result.samtools;
+          const b = result.slicefs;
+          if (!failed && a.lines !== b.lines) failed = `${label}: samtools ${a.lines} records, slicefs ${b.lines}`;
+          if (!failed && format === 'bam') bamRecords.set(region, a.lines);
+          if (!failed && format === 'cram' && bamRecords.has(region) && bamRecords.get(region) !== a.lines) {
+            failed = `${label}: ${a.lines} records from the CRAM, ${bamRecords.get(region)} from the BAM`;
+          }
+          const head = `| ${format.toUpperCase()} | ${link} | ${region}`;
+          if (failed) {
+            failures.push(`${label}: ${failed}`);
+            process.stderr.write(`view-bench: FAILED ${failed}\n`);
+            rows.push(`${head} | ${warm ? 'warm' : 'cold'} | failed (see stderr) | | | | | | | |`);
+            continue;
+          }
+          const refCols =
+            format === 'cram'
+              ? `${a.refReq} / ${b.refReq} | ${(a.refBytes / 1e6).toFixed(2)} / ${(b.refBytes / 1e6).toFixed(2)}`
+              : '– | –';
+          rows.push(
+            `${head} (${b.lines} records) | ${warm ? 'warm' : 'cold'} | ${median(a.s).toFixed(3)} | ${median(b.s).toFixed(3)} | **${(median(b.s) / median(a.s)).toFixed(2)}×** | ${a.req} / ${b.req} | ${(a.bytes / 1e6).toFixed(2)} / ${(b.bytes / 1e6).toFixed(2)} | ${refCols} | ${a.rss.toFixed(0)} / ${b.rss.toFixed(0)} |`,
+          );
         }
-        const a = result.samtools;
-        const b = result.slicefs;
-        if (a.lines !== b.lines) throw new Error(`${region}: samtools ${a.lines} records, slicefs ${b.lines}`);
-        rows.push(
-          `| ${link} | ${region} (${b.lines} records) | ${warm ? 'warm' : 'cold'} | ${median(a.s).toFixed(3)} | ${median(b.s).toFixed(3)} | **${(median(b.s) / median(a.s)).toFixed(2)}×** | ${a.req} / ${b.req} | ${(a.bytes / 1e6).toFixed(2)} / ${(b.bytes / 1e6).toFixed(2)} | ${a.rss.toFixed(0)} / ${b.rss.toFixed(0)} |`,
-        );
       }
     }
   } finally {
     await proxy.close();
     await nginx.stop();
     await rm(cwd, { recursive: true, force: true });
+    await cli.remove();
     await runCleanups();
   }
+  const files = formats.map((f) => (f === 'bam' ? sample.bam : sample.cram)).join(' and ');
+  const notes = [`- ${((performance.now() - t0) / 60_000).toFixed(1)} min in all.`];
+  if (formats.includes('cram')) {
+    notes.push(
+      '- CRAM: both tools read the reference over the same link as the CRAM: `slicefs view --reference-url …/ref.fa`, ' +
+        '`samtools view -T http://…/ref.fa` (htslib reads ref.fa.fai, then seeks in ref.fa with open-ended ranges); samtools with ' +
+        '`REF_PATH=/nonexistent/%s REF_CACHE=` (no www.ebi.ac.uk, no ~/.cache/hts-ref). The requests and MB columns include the reference; ' +
+        'the "reference" columns are its share (ref.fa + ref.fa.fai).',
+    );
+  }
+  notes.push(
+    '- Origin MB is what nginx sent: htslib asks for open-ended ranges (`bytes=N-`) and closes the connection when it has enough, ' +
+      'so its figure includes whatever was in flight.',
+  );
   process.stdout.write(
-    `slicefs view vs samtools view on ${sample.bam} (${runs} runs, median; cold processes)\n\n` +
-      '| link | region | index | samtools s | slicefs s | time ratio | requests (samtools / slicefs) | origin MB (samtools / slicefs) | peak RSS MiB (samtools / slicefs) |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n' +
+    `slicefs view vs samtools view on ${files} (${runs} runs, median; cold processes)\n\n` +
+      '| format | link | region | index | samtools s | slicefs s | time ratio | requests (samtools / slicefs) | origin MB (samtools / slicefs) | reference requests (samtools / slicefs) | reference MB (samtools / slicefs) | peak RSS MiB (samtools / slicefs) |\n' +
+      '|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n' +
       rows.join('\n') +
+      '\n\n' +
+      notes.join('\n') +
       '\n',
   );
+  if (failures.length > 0) throw new Error(`${failures.length} cell(s) failed:\n${failures.join('\n\n')}`);
+}
+
+// The tools run in their own process groups (see `timed`), so a Ctrl-C does not reach them: stop them here.
+for (const [sig, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+  ['SIGHUP', 129],
+] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`view-bench: ${sig}, stopping\n`);
+    void runCleanups().finally(() => process.exit(code));
+  });
 }
 
 main().catch((e: Error) => {
   process.stderr.write(`view-bench: ${e.message}\n`);
-  process.exit(1);
+  void runCleanups().finally(() => process.exit(1));
 });

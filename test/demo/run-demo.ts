@@ -1,8 +1,8 @@
 /**
  * The README's demo: a local HTTP server on 127.0.0.1 serving sample data (a BAM + BAI and a CRAM +
  * CRAI + reference, generated and seeded), a manifest, `slicefs mount` in a temporary directory,
- * `ls -l`, a `samtools view -c` of a region through the mount and through `slicefs view` (each
- * checked against the local file), and a clean unmount. Each step is printed; nothing is left behind, whatever fails.
+ * `ls -l`, a `samtools view -c` of a region through the mount and through `slicefs view` of the BAM
+ * and of the CRAM (each checked against the local file), and a clean unmount. Each step is printed; nothing is left behind, whatever fails.
  */
 import { spawnSync } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
@@ -24,7 +24,7 @@ async function main(): Promise<number> {
   const work = await tempDir('slicefs-demo-');
   let daemon: Daemon | undefined;
   try {
-    for (const f of [sample.bam, sample.bai, sample.cram, sample.crai]) server.addFile(`/data/${basename(f)}`, await readFile(f));
+    for (const f of [sample.bam, sample.bai, sample.cram, sample.crai, sample.ref, sample.fai]) server.addFile(`/data/${basename(f)}`, await readFile(f));
     show(`serving ${server.origin}/data/`);
 
     step('writing a manifest');
@@ -62,12 +62,17 @@ async function main(): Promise<number> {
       ok &&= got.code === 0 && got.stdout.equals(want.stdout);
     }
 
-    step(`slicefs view --url ${u(sample.bam)} --query ${region} | samtools view -c -`);
-    const viewed = await run(process.execPath, [BIN, 'view', '--cache-dir', join(work, 'cache'), '--url', u(sample.bam), '--query', region, '--output-format', 'bam']);
-    const counted = await samtools(['view', '-c', '-'], { input: viewed.stdout });
-    const wantView = await samtools(['view', '-c', sample.bam, region]);
-    show(`${counted.stdout.toString().trim()} records (local file: ${wantView.stdout.toString().trim()})${viewed.stderr ? `\n${viewed.stderr}` : ''}`);
-    ok &&= viewed.code === 0 && counted.stdout.equals(wantView.stdout);
+    for (const [file, extra] of [
+      [sample.bam, []],
+      [sample.cram, ['--reference-url', u(sample.ref)]],
+    ] as const) {
+      step(`slicefs view --url ${u(file)} ${extra.join(' ')} --query ${region} --output-format bam | samtools view -c -`);
+      const viewed = await run(process.execPath, [BIN, 'view', '--cache-dir', join(work, 'cache'), '--url', u(file), ...extra, '--query', region, '--output-format', 'bam']);
+      const counted = await samtools(['view', '-c', '-'], { input: viewed.stdout });
+      const wantView = await samtools(['view', '-c', ...(file === sample.cram ? ['-T', sample.ref] : []), file, region]);
+      show(`${counted.stdout.toString().trim()} records (local file: ${wantView.stdout.toString().trim()})${viewed.stderr ? `\n${viewed.stderr}` : ''}`);
+      ok &&= viewed.code === 0 && counted.code === 0 && counted.stdout.equals(wantView.stdout);
+    }
 
     step('unmounting (SIGTERM)');
     const code = await daemon.stop();

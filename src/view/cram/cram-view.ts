@@ -14,9 +14,9 @@ import { CramFile } from '@gmod/cram';
 import { SlicefsError } from '../../errors.js';
 import { ObjectFilehandle } from '../../reader/object-filehandle.js';
 import type { RangeReader } from '../../reader/range-reader.js';
-import { recordEnd } from '../bam-view.js';
+import { recordEnd } from '../bam-record.js';
 import type { Contig, Region } from '../region.js';
-import { decodeSlice, type CompressionScheme, type DecodeContext, type Preservation, type ReferenceFetch, type SliceHeaderContent, type SliceParts } from './slice-decoder.js';
+import { decodeSlice, type CompressionScheme, type DecodeContext, type Preservation, type RecordFilter, type ReferenceFetch, type SliceHeaderContent, type SliceParts } from './slice-decoder.js';
 
 /** One line of a .crai: a slice (or, for a multi-reference slice, its part on one reference). */
 export interface CraiEntry {
@@ -181,9 +181,14 @@ export class CramView {
       }
     };
 
+    // The same overlap rule as below, on positions alone: only these records are built.
+    const overlaps = (tid: number, pos: number, end: number) =>
+      tid === -1
+        ? unmapped
+        : wanted.some((w) => w.tid === tid && pos < w.end && end > w.start && (!contained || end === Infinity || (pos >= w.start && end <= w.end)));
     for (const s of order) {
       prefetchTo(s.containerStart + s.sliceStart);
-      const recs = await this.decode(s);
+      const recs = await this.decode(s, overlaps);
       const kept: Buffer[] = [];
       for (const rec of recs) {
         const tid = rec.readInt32LE(0);
@@ -223,7 +228,7 @@ export class CramView {
     return c;
   }
 
-  private async decode(s: SliceRef): Promise<Buffer[]> {
+  private async decode(s: SliceRef, wanted: RecordFilter): Promise<Buffer[]> {
     const { c, scheme: schemeP } = this.container(s.containerStart);
     let parts: SliceParts;
     try {
@@ -248,7 +253,7 @@ export class CramView {
       throw new SlicefsError('BAD_RESPONSE', `unreadable CRAM slice at byte ${s.containerStart}: ${(err as Error).message}`);
     }
     try {
-      return await decodeSlice(parts, this.ctx);
+      return await decodeSlice(parts, this.ctx, wanted);
     } catch (err) {
       if (err instanceof SlicefsError) throw err;
       throw new SlicefsError('BAD_RESPONSE', `cannot decode the CRAM slice at byte ${s.containerStart}: ${(err as Error).message}`);

@@ -189,8 +189,9 @@ interface RawRecord {
   /** null: to be computed (htslib's INT64_MIN). */
   tlen: number | null;
   explicitTlen: number | null;
-  /** Stored tags, each as BAM bytes: 2-char name, type, value. */
-  aux: Buffer[];
+  /** Stored tags: their 3-character ids (name and BAM type) and BAM-encoded values. */
+  tagIds: string[];
+  tagValues: Uint8Array[];
   hasMD: boolean;
   hasNM: boolean;
   features: Feature[];
@@ -214,7 +215,11 @@ function malformed(msg: string): SlicefsError {
   return new SlicefsError('BAD_RESPONSE', `malformed CRAM: ${msg}`);
 }
 
-function decodeRecords(p: SliceParts, ctx: DecodeContext): RawRecord[] {
+/**
+ * Phase 1. `mayWant(refId, start)` says whether a record starting there could be wanted; the read
+ * features of one that cannot are decoded (to advance the data series) but not kept.
+ */
+function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: number, start: number) => boolean): RawRecord[] {
   const { scheme, header, majorVersion } = p;
   const mapped = typeof header.refSeqId === 'number';
   const sliceRef = mapped ? header.refSeqId! : -1;
@@ -256,7 +261,8 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext): RawRecord[] {
   const run = (ds: string, n: number): Uint8Array => {
     const c = codec(ds);
     const fast = c.getBytesSubarray(p.blocksByContentId, cursors, n);
-    if (fast) return Uint8Array.from(fast);
+    // A view into the slice's block: its content is not modified, and outlives the records.
+    if (fast) return fast;
     const out = new Uint8Array(n);
     for (let i = 0; i < n; i++) out[i] = int(ds);
     return out;
@@ -290,7 +296,8 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext): RawRecord[] {
       matePos: 0,
       tlen: null,
       explicitTlen: null,
-      aux: [],
+      tagIds: [],
+      tagValues: [],
       hasMD: false,
       hasNM: false,
       features: [],
@@ -317,20 +324,19 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext): RawRecord[] {
     const tl = int('TL');
     const ids = scheme.getTagNames(tl);
     if (!ids) throw malformed(`tag list ${tl} is not in the tag dictionary`);
+    r.tagIds = ids;
     for (const id of ids) {
       if (id[2] === '*') throw new SlicefsError('USAGE', 'CRAM 4 tag placeholders are not supported');
       const value = scheme.getCodecForTag(id).decode(p.slice, p.core, p.blocksByContentId, cursors);
       if (!(value instanceof Uint8Array)) throw malformed(`tag ${id} did not decode to bytes`);
-      const t = Buffer.allocUnsafe(3 + value.length);
-      t.write(id, 0, 3, 'latin1');
-      t.set(value, 3);
-      r.aux.push(t);
+      r.tagValues.push(value);
       if (id.startsWith('MD')) r.hasMD = true;
       if (id.startsWith('NM')) r.hasNM = true;
     }
 
     if (!(flags & F_UNMAP)) {
       const fn = int('FN');
+      const keepFeatures = mayWant(refId, apos - 1);
       let prev = 0;
       let span = len;
       for (let f = 0; f < fn; f++) {
@@ -386,9 +392,12 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext): RawRecord[] {
           default:
             throw malformed(`unknown read feature code '${String.fromCharCode(op)}'`);
         }
-        r.features.push(qual === undefined ? { op, pos, value } : { op, pos, value, qual });
+        if (keepFeatures) r.features.push(qual === undefined ? { op, pos, value } : { op, pos, value, qual });
       }
       r.refSpan = Math.max(0, span);
+      // The reference end follows from the features alone (phase 3 reaches the same value), so
+      // mates' TLEN can be resolved without building records that are not wanted.
+      r.aend = apos - 1 + r.refSpan;
       r.mq = int('MQ');
       if (cf & CF_PRESERVE_QUAL) r.qual = run('QS', len);
     } else {
@@ -855,7 +864,8 @@ function toBam(recs: RawRecord[], rec: number, counter: number, readGroups: read
   const len = cr.flags & F_UNMAP ? cr.len : cr.seq!.length;
   const seq = cr.flags & F_UNMAP ? cr.bases : cr.seq;
   const qual = cr.flags & F_UNMAP ? cr.qual : cr.quals;
-  const tail: Buffer[] = [...cr.aux];
+  const tail: Uint8Array[] = [];
+  for (let i = 0; i < cr.tagIds.length; i++) tail.push(Buffer.from(cr.tagIds[i], 'latin1'), cr.tagValues[i]);
   if (cr.md !== undefined) tail.push(Buffer.from(`MDZ${cr.md}\0`, 'latin1'));
   if (cr.nm >= 0 && !(cr.flags & F_UNMAP)) tail.push(nmTag(cr.nm));
   if (cr.rg >= 0) {
@@ -899,25 +909,47 @@ function toBam(recs: RawRecord[], rec: number, counter: number, readGroups: read
   if (qual && qual.length >= len) out.set(qual.subarray(0, len), o);
   else out.fill(0xff, o, o + len);
   o += len;
-  for (const t of tail) o += t.copy(out, o);
+  for (const t of tail) {
+    out.set(t, o);
+    o += t.length;
+  }
   return out;
 }
 
 /**
- * Decodes a whole slice into BAM records, in slice order. `blocks` must hold every block of the
- * slice; the reference is fetched through `ctx.reference` as the slice needs it.
+ * Whether a record is wanted, from where it lies: reference id (-1: unplaced), 0-based start and
+ * exclusive end on the reference (htslib's bam_endpos: start + 1 for an unmapped read). An end of
+ * Infinity means "not known yet": whether a record starting there could be wanted.
  */
-export async function decodeSlice(p: SliceParts, ctx: DecodeContext): Promise<Buffer[]> {
+export type RecordFilter = (refId: number, start: number, end: number) => boolean;
+
+/**
+ * Decodes a slice into BAM records, in slice order: all of them, or those `wanted` says (every
+ * record's data series are decoded, as they are read in sequence, but only the wanted ones get a
+ * sequence, CIGAR, MD/NM and BAM bytes: a 1 kb region wants a few dozen of a slice's 10 000
+ * reads). The reference is fetched through `ctx.reference` as the slice needs it.
+ */
+export async function decodeSlice(p: SliceParts, ctx: DecodeContext, wanted?: RecordFilter): Promise<Buffer[]> {
   if (p.majorVersion > 3) throw new SlicefsError('USAGE', `CRAM version ${p.majorVersion} is not supported (2.x and 3.x are)`);
-  const recs = decodeRecords(p, ctx);
+  // A record starting at or after a region's end cannot overlap it, whatever its length.
+  const recs = decodeRecords(p, ctx, (refId, start) => !wanted || wanted(refId, start, Infinity));
+  const keep = recs.map((r) => {
+    if (!wanted) return true;
+    const start = r.apos - 1;
+    const end = r.flags & F_UNMAP || r.refSpan === 0 ? start + 1 : start + r.refSpan;
+    return wanted(r.refId, start, end);
+  });
+  if (!keep.includes(true)) return [];
+  // The slice's reference is fetched (and its MD5 checked, as htslib does) whenever any record is kept.
   const refs = await sliceReference(p, ctx, recs);
-  for (const r of recs) {
-    if (r.flags & F_UNMAP) continue;
+  for (let i = 0; i < recs.length; i++) {
+    const r = recs[i];
+    if (!keep[i] || r.flags & F_UNMAP) continue;
     if (r.refId < 0) throw malformed(`record at ${r.apos} is mapped to no reference`);
     buildMapped(r, p.scheme, refs.get(r.refId));
   }
   resolveMates(recs);
-  const out: Buffer[] = new Array(recs.length);
-  for (let i = 0; i < recs.length; i++) out[i] = toBam(recs, i, p.header.recordCounter, ctx.readGroups);
+  const out: Buffer[] = [];
+  for (let i = 0; i < recs.length; i++) if (keep[i]) out.push(toBam(recs, i, p.header.recordCounter, ctx.readGroups));
   return out;
 }

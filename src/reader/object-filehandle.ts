@@ -30,7 +30,14 @@ abstract class SizedFilehandle implements GenericFilehandle {
 }
 
 export class ObjectFilehandle extends SizedFilehandle {
-  constructor(private readonly reader: RangeReader) {
+  /**
+   * `prefix`: the object's first bytes, already at hand (a header kept on disk by `view`); reads
+   * that fall inside it are served from it.
+   */
+  constructor(
+    private readonly reader: RangeReader,
+    private readonly prefix?: Buffer,
+  ) {
     super();
   }
 
@@ -39,6 +46,10 @@ export class ObjectFilehandle extends SizedFilehandle {
   }
 
   async read(length: number, position: number): Promise<Uint8Array<ArrayBuffer>> {
+    const end = Math.min(position + length, this.size);
+    if (this.prefix && end <= this.prefix.length) {
+      return new Uint8Array(this.prefix.subarray(position, Math.max(position, end))) as Uint8Array<ArrayBuffer>;
+    }
     const out = Buffer.allocUnsafeSlow(Math.max(0, Math.min(length, this.size - position)));
     const n = await this.reader.readInto(out, position, length);
     return new Uint8Array(out.buffer, out.byteOffset, n) as Uint8Array<ArrayBuffer>;

@@ -39,9 +39,10 @@ export class BamView {
     readonly contigs: Contig[],
   ) {}
 
-  static async open(data: RangeReader, index: IndexInput): Promise<BamView> {
+  /** `head`: the file's first bytes when already at hand (the header is read from them). */
+  static async open(data: RangeReader, index: IndexInput, head?: Buffer): Promise<BamView> {
     const bam = new BamFile({
-      bamFilehandle: new ObjectFilehandle(data),
+      bamFilehandle: new ObjectFilehandle(data, head),
       ...(index.kind === 'bai' ? { baiFilehandle: index.handle } : { csiFilehandle: index.handle }),
     });
     let text: string | undefined;

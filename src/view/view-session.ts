@@ -189,8 +189,11 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   const dataVersion = await dataVersionP;
   // No generic readahead on the data: the views prefetch exactly what they will read.
   const data = new RangeReader(cache, { source: o.data, version: dataVersion }, { ...o.reader, readaheadMaxBytes: 0 });
-  data.prefetch(0, HEADER_GUESS);
-  const format = formatOfBytes(await data.read(0, 4), o.data.label);
+  // The file's first bytes (its header, as a rule) are kept on disk beside the index, keyed by the
+  // data's version: a second view of the same file fetches neither.
+  const fetchHead = () => data.read(0, HEADER_GUESS);
+  const head = o.indexCache ? (await o.indexCache.getOrFetch(`${cacheKey(o.data, dataVersion)}#head`, fetchHead)).bytes : await fetchHead();
+  const format = formatOfBytes(head, o.data.label);
   if (!indexP || format !== o.formatHint) indexP = indexFor(format);
   const index = await indexP;
   const indexBytes = await readWhole(index, cache, o);
@@ -205,12 +208,12 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
       reference: ref ? (name, start, end) => ref.fetch(name, start, end) : undefined,
       referenceLength: ref ? (name) => ref.length(name) : undefined,
       referenceHint: o.referenceHint ?? 'give --reference-file ref.fa or --reference-url URL',
-    });
+    }, head);
   } else {
     // The kind comes from the bytes, so an index under any name (a manifest's index_url) is read right.
     const kind = indexKind(indexBytes, index.label);
     const { BamView } = await import('./bam-view.js');
-    view = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind });
+    view = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind }, head);
   }
   const bam = view;
   const regions = o.regions(bam.contigs);

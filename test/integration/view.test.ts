@@ -213,19 +213,24 @@ test('a local file works the same (--input-file), with a BED of regions', async 
   assert.ok(r.stdout.equals(want.stdout));
 });
 
-test('a second view of the same file reads its index from the disk cache (keyed by version)', async () => {
+test('a second view of the same file reads its index and header from the disk cache (keyed by version)', async () => {
   const url = server.url(`/d/${basename(sample.bam)}`);
   const cacheDir = join(work, 'cache-hit');
-  const first = await run(process.execPath, [BIN, 'view', '--cache-dir', cacheDir, '--url', url, '-q', 'chr1:1-5000', '--no-header']);
+  // A region far from the start of the file: the only reason to read its first bytes is the header.
+  const args = ['view', '--cache-dir', cacheDir, '--url', url, '-q', 'chr2:200000-210000'];
+  const first = await run(process.execPath, [BIN, ...args]);
   assert.equal(first.code, 0, first.stderr);
   server.resetLog();
-  const second = await run(process.execPath, [BIN, 'view', '--cache-dir', cacheDir, '--url', url, '-q', 'chr1:1-5000', '--no-header']);
+  const second = await run(process.execPath, [BIN, ...args]);
   assert.equal(second.code, 0, second.stderr);
   assert.ok(second.stdout.equals(first.stdout));
+  assert.ok(second.stdout.toString().startsWith('@HD'), 'the header is printed');
   const indexGets = server.requests.filter((r) => r.path.endsWith('.bai') && r.method === 'GET');
   assert.equal(indexGets.length, 0, 'no GET of the index');
+  const headGets = server.requests.filter((r) => r.path.endsWith('.bam') && r.method === 'GET' && /^bytes=0-/.test(r.range ?? ''));
+  assert.equal(headGets.length, 0, `no GET of the header: ${JSON.stringify(server.requests.map((r) => r.range))}`);
   const modes = await run('find', [cacheDir, '-type', 'f', '-printf', '%m\n']);
-  assert.match(modes.stdout.toString(), /^600\n$/);
+  assert.match(modes.stdout.toString(), /^600\n600\n$/);
 });
 
 test('--manifest with --path reads the entry and its index_url', async () => {

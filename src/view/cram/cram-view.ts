@@ -110,9 +110,10 @@ export class CramView {
     private readonly ctx: DecodeContext,
   ) {}
 
-  static async open(data: RangeReader, indexBytes: Buffer, indexLabel: string, opts: CramOptions): Promise<CramView> {
+  /** `head`: the file's first bytes when already at hand (the header is read from them). */
+  static async open(data: RangeReader, indexBytes: Buffer, indexLabel: string, opts: CramOptions, head?: Buffer): Promise<CramView> {
     const crai = parseCrai(indexBytes, indexLabel);
-    const file = new CramFile({ filehandle: new ObjectFilehandle(data), checkSequenceMD5: false });
+    const file = new CramFile({ filehandle: new ObjectFilehandle(data, head), checkSequenceMD5: false });
     let text: string;
     let majorVersion: number;
     try {

@@ -157,6 +157,21 @@ export class FastaReference {
   }
 
   /**
+   * Starts fetching the bytes of bases [start, end) of `name` (no-op for an unknown name): a CRAM
+   * reader knows from its index which reference spans its next slices need, and asks for them all
+   * at once instead of one round trip per slice.
+   */
+  prefetch(name: string, start: number, end: number): void {
+    const e = this.fai.get(name);
+    if (!e) return;
+    const from = Math.min(Math.max(0, start), e.length);
+    const to = Math.min(Math.max(from, end), e.length);
+    if (to <= from) return;
+    const firstByte = baseByte(e, from);
+    this.reader.prefetch(firstByte, baseByte(e, to - 1) + 1 - firstByte);
+  }
+
+  /**
    * Bases [start, end) (0-based, half-open) of `name`, clipped to the sequence, uppercase ASCII,
    * without line terminators, read as one byte range. An unknown name is NOT_FOUND; bytes that do
    * not sit where the .fai says bases and line ends are give BAD_RESPONSE.

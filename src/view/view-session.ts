@@ -143,6 +143,13 @@ function writer(out: NodeJS.WritableStream): { write(b: Buffer | string): Promis
   };
 }
 
+/**
+ * Largest Range request of a view: half the 16 MiB the views keep ahead, so each refill is one
+ * request. Larger than the mount's 4 MiB because a view knows it will read all of it; a 10 Mb
+ * region then takes about as many requests as htslib's open-ended streams (docs/benchmarks.md).
+ */
+const VIEW_MAX_REQUEST = 8 * 1024 * 1024;
+
 /** Bytes at the start of a BAM fetched early, in parallel with the index: most headers fit. */
 const HEADER_GUESS = 128 * 1024;
 
@@ -169,7 +176,7 @@ async function openReference(input: ReferenceInput, cache: BlockCache, o: ViewOp
   const fai = parseFai(faiText, 'text' in input.fai ? `${input.fasta.label}.fai` : input.fai.label);
   const version = await input.fasta.version();
   // Reference reads are exact (a slice's span), so no readahead.
-  const reader = new RangeReader(cache, { source: input.fasta, version }, { ...o.reader, readaheadMaxBytes: 0 });
+  const reader = new RangeReader(cache, { source: input.fasta, version }, { ...o.reader, readaheadMaxBytes: 0, maxRequestBytes: VIEW_MAX_REQUEST });
   return new FastaReference(reader, fai, input.fasta.label);
 }
 
@@ -188,7 +195,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   let indexP = o.formatHint ? indexFor(o.formatHint) : undefined;
   const dataVersion = await dataVersionP;
   // No generic readahead on the data: the views prefetch exactly what they will read.
-  const data = new RangeReader(cache, { source: o.data, version: dataVersion }, { ...o.reader, readaheadMaxBytes: 0 });
+  const data = new RangeReader(cache, { source: o.data, version: dataVersion }, { ...o.reader, readaheadMaxBytes: 0, maxRequestBytes: VIEW_MAX_REQUEST });
   // The file's first bytes (its header, as a rule) are kept on disk beside the index, keyed by the
   // data's version: a second view of the same file fetches neither.
   const fetchHead = () => data.read(0, HEADER_GUESS);
@@ -207,6 +214,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
     view = await CramView.open(data, indexBytes, index.label, {
       reference: ref ? (name, start, end) => ref.fetch(name, start, end) : undefined,
       referenceLength: ref ? (name) => ref.length(name) : undefined,
+      referencePrefetch: ref ? (name, start, end) => ref.prefetch(name, start, end) : undefined,
       referenceHint: o.referenceHint ?? 'give --reference-file ref.fa or --reference-url URL',
     }, head);
   } else {

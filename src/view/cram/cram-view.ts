@@ -94,6 +94,8 @@ export interface CramOptions {
   reference?: (name: string, start: number, end: number) => Promise<Buffer>;
   /** Length of a contig in the reference (to refuse a reference whose contigs differ). */
   referenceLength?: (name: string) => number | undefined;
+  /** Starts fetching reference bases [start, end) of a contig that a coming slice will need. */
+  referencePrefetch?: (name: string, start: number, end: number) => void;
   referenceHint: string;
 }
 
@@ -108,6 +110,7 @@ export class CramView {
     readonly headerText: string,
     readonly contigs: Contig[],
     private readonly ctx: DecodeContext,
+    private readonly referencePrefetch?: (name: string, start: number, end: number) => void,
   ) {}
 
   /** `head`: the file's first bytes when already at hand (the header is read from them). */
@@ -142,7 +145,7 @@ export class CramView {
       };
     }
     const ctx: DecodeContext = { contigs, readGroups, reference, referenceHint: opts.referenceHint };
-    return new CramView(file, data, crai, majorVersion, text, contigs, ctx);
+    return new CramView(file, data, crai, majorVersion, text, contigs, ctx, opts.reference ? opts.referencePrefetch : undefined);
   }
 
   /** The BAM-encoded records of `regions`, each once, in file order, in batches (one per slice). */
@@ -174,12 +177,37 @@ export class CramView {
 
     let next = 0; // merged ranges prefetched so far
     let aheadTo = 0;
+    // The reference spans the slices will need (the CRAI gives each slice's span on each
+    // reference), fetched along with the slices' bytes.
+    const refSpans = new Map<string, { refId: number; start: number; end: number }[]>();
+    for (const e of this.crai) {
+      const key = `${e.containerStart}:${e.sliceStart}`;
+      if (e.refId < 0 || !slices.has(key)) continue;
+      const list = refSpans.get(key) ?? [];
+      list.push({ refId: e.refId, start: e.start - 1, end: e.start - 1 + e.span });
+      refSpans.set(key, list);
+    }
+    let nextRef = 0; // slices (in `order`) whose reference was prefetched
     const prefetchTo = (pos: number) => {
       while (next < merged.length && (merged[next][0] < pos + AHEAD || aheadTo === 0)) {
         const [a, b] = merged[next++];
         this.reader.prefetch(a, b - a);
         aheadTo = b;
       }
+      // Spans of consecutive slices touch or overlap: merged, they go out as few large requests.
+      const spans: { refId: number; start: number; end: number }[] = [];
+      for (; nextRef < order.length && order[nextRef].containerStart + order[nextRef].sliceStart < Math.max(aheadTo, pos + 1); nextRef++) {
+        const s = order[nextRef];
+        spans.push(...(refSpans.get(`${s.containerStart}:${s.sliceStart}`) ?? []));
+      }
+      spans.sort((a, b) => a.refId - b.refId || a.start - b.start);
+      const joined: typeof spans = [];
+      for (const r of spans) {
+        const last = joined.at(-1);
+        if (last && last.refId === r.refId && r.start <= last.end) last.end = Math.max(last.end, r.end);
+        else joined.push({ ...r });
+      }
+      for (const r of joined) this.referencePrefetch?.(this.contigs[r.refId].name, r.start, r.end);
     };
 
     // The same overlap rule as below, on positions alone: only these records are built.

@@ -4,6 +4,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { EXIT_USAGE, say } from './common.js';
+import { downloadCommand } from './download.js';
 import { mountCommand } from './mount.js';
 import { viewCommand } from './view.js';
 
@@ -12,7 +13,8 @@ await yargs(hideBin(process.argv))
   .usage('$0 <command> [options]')
   .command(mountCommand)
   .command(viewCommand)
-  .demandCommand(1, 'give a command: slicefs mount --manifest FILE DIR, or slicefs view --url URL --query REGION')
+  .command(downloadCommand)
+  .demandCommand(1, 'give a command: slicefs mount --manifest FILE DIR, slicefs view --url URL --query REGION, or slicefs download --manifest FILE --output-dir DIR')
   .strict()
   .fail((msg, err) => {
     if (err) throw err;

@@ -8,6 +8,7 @@
 import { manifestError } from '../manifest/manifest-error.js';
 import type { Manifest, ManifestEntry } from '../manifest/types.js';
 import type { ObjectSource } from '../source/object-source.js';
+import { indexNameFor } from '../manifest/index-name.js';
 
 export interface FileNode {
   kind: 'file';
@@ -30,19 +31,6 @@ export interface DirNode {
 export type TreeNode = FileNode | DirNode;
 
 /** Extensions of index files, and the suffix the index takes after the data file's own name. */
-const INDEX_SUFFIXES = ['.bai', '.csi', '.crai', '.tbi', '.fai', '.gzi'];
-
-/** Name of the index of `dataName` given the index URL: `x.bam` + `…/x.bai` → `x.bam.bai`. */
-export function indexNameFor(dataName: string, indexUrl: string): string {
-  const path = new URL(indexUrl).pathname.toLowerCase();
-  const suffix = INDEX_SUFFIXES.find((s) => path.endsWith(s));
-  if (suffix) return dataName + suffix;
-  // Unknown kind of index: keep its own extension.
-  const last = path.split('/').at(-1) ?? '';
-  const dot = last.lastIndexOf('.');
-  return dataName + (dot >= 0 ? last.slice(dot) : '.idx');
-}
-
 export function buildTree(
   manifest: Manifest,
   sourceFor: (url: string, size: number | undefined) => ObjectSource,

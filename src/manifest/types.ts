@@ -9,6 +9,8 @@ export interface ManifestEntry {
   size?: number;
   md5?: string;
   indexUrl?: string;
+  /** A stable id of the object (the `id` column), for `download --output-layout id`. */
+  id?: string;
   /** 1-based line of the manifest the entry came from (for messages). */
   line: number;
 }

@@ -1,13 +1,13 @@
 /**
  * The plain-URL manifest: a TSV with a header row naming its columns (`url` required; `path`,
- * `size`, `md5`, `index_url` optional, any order, unknown columns ignored), or a list of bare URLs,
+ * `size`, `md5`, `index_url`, `id` optional, any order, unknown columns ignored), or a list of bare URLs,
  * one per line. Blank lines and lines starting with '#' are skipped in both.
  */
 import { isBlankOrComment, manifestError } from './manifest-error.js';
 import { urlBasename, validateTreePath } from './tree-path.js';
 import type { ManifestEntry, ManifestFormat } from './types.js';
 
-const KNOWN = ['url', 'path', 'size', 'md5', 'index_url'] as const;
+const KNOWN = ['url', 'path', 'size', 'md5', 'index_url', 'id'] as const;
 
 function isHttpUrl(s: string): boolean {
   return /^https?:\/\//i.test(s);
@@ -105,6 +105,8 @@ export const urlTsvFormat: ManifestFormat = {
       }
       const indexUrl = get('index_url');
       if (indexUrl !== undefined) entry.indexUrl = checkUrl(file, line, at('index_url'), indexUrl, 'index_url');
+      const id = get('id');
+      if (id !== undefined) entry.id = id;
       entries.push(entry);
     }
     return entries;

@@ -23,7 +23,7 @@ export interface ObjectSource {
   /** Pins the version (one request, shared by concurrent callers) and returns it. */
   version(): Promise<ObjectVersion>;
   /** Delivers bytes [start, end) of the pinned version in order. */
-  read(start: number, end: number, onData: (chunk: Buffer) => void, signal?: AbortSignal): Promise<void>;
+  read(start: number, end: number, onData: (chunk: Buffer) => void | Promise<void>, signal?: AbortSignal): Promise<void>;
 }
 
 /** `identity@version`: the cache key prefix of a pinned source. */
@@ -72,7 +72,7 @@ export class HttpSource implements ObjectSource {
     return this.pinning;
   }
 
-  async read(start: number, end: number, onData: (chunk: Buffer) => void, signal?: AbortSignal): Promise<void> {
+  async read(start: number, end: number, onData: (chunk: Buffer) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
     const version = await this.version();
     await this.transport.fetchRange(this.url, start, end, { version, onData, signal, headers: this.headers });
   }

@@ -158,8 +158,10 @@ export class HttpTransport implements Transport {
             if (got + chunk.length > expected) chunk = chunk.subarray(0, expected - got);
             got += chunk.length;
             pos += chunk.length;
-            opts.onData(chunk);
+            // Progress is counted before waiting on the consumer: a wait it asked for is not a stall.
             progress();
+            const wait = opts.onData(chunk);
+            if (wait) await wait;
             // A 200 carries the rest of the object: stop reading it. A 206 ends by itself, and
             // leaving the loop early would destroy the body and with it the keep-alive socket.
             if (got === expected && res.statusCode === 200) break;

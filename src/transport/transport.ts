@@ -9,8 +9,12 @@ import type { ObjectVersion } from './version.js';
 export interface FetchRangeOptions {
   /** The pinned version; responses of another version fail with STALE. */
   version: ObjectVersion;
-  /** Receives the bytes in order; chunks are owned by the callee (never reused by the transport). */
-  onData: (chunk: Buffer) => void;
+  /**
+   * Receives the bytes in order; chunks are owned by the callee (never reused by the transport).
+   * A returned promise is awaited before more of the body is read (backpressure: a rate limit, a
+   * slow disk); the worker transport cannot wait and ignores it.
+   */
+  onData: (chunk: Buffer) => void | Promise<void>;
   headers?: Record<string, string>;
   signal?: AbortSignal;
 }

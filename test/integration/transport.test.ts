@@ -46,7 +46,7 @@ function transport(kind: Kind, over: Partial<TransportConfig> = {}, log?: string
 async function fetchAll(t: Transport, url: string, start: number, end: number): Promise<Buffer> {
   const version = await t.probe(url);
   const parts: Buffer[] = [];
-  await t.fetchRange(url, start, end, { version, onData: (c) => parts.push(c) });
+  await t.fetchRange(url, start, end, { version, onData: (c) => void parts.push(c) });
   return Buffer.concat(parts);
 }
 
@@ -83,7 +83,7 @@ for (const kind of ['thread', 'worker'] as const) {
     const v = await t.probe(url);
     server.setFault(new URL(url).pathname, { kind: 'status-then-ok', status: 503, times: 2 });
     const parts: Buffer[] = [];
-    await t.fetchRange(url, 0, 100_000, { version: v, onData: (c) => parts.push(c) });
+    await t.fetchRange(url, 0, 100_000, { version: v, onData: (c) => void parts.push(c) });
     assert.ok(Buffer.concat(parts).equals(DATA.subarray(0, 100_000)));
     assert.equal(stats.retries, 2);
     await t.close();
@@ -96,7 +96,7 @@ for (const kind of ['thread', 'worker'] as const) {
     server.setFault(new URL(url).pathname, { kind: 'retry-after', times: 1, seconds: 1 });
     const t0 = Date.now();
     const parts: Buffer[] = [];
-    await t.fetchRange(url, 5, 50, { version: v, onData: (c) => parts.push(c) });
+    await t.fetchRange(url, 5, 50, { version: v, onData: (c) => void parts.push(c) });
     assert.ok(Date.now() - t0 >= 950, 'waited for Retry-After');
     assert.ok(Buffer.concat(parts).equals(DATA.subarray(5, 50)));
     assert.equal(stats.retries, 1);
@@ -110,7 +110,7 @@ for (const kind of ['thread', 'worker'] as const) {
     const path = new URL(url).pathname;
     server.setFault(path, { kind: 'drop-mid-body', times: 1, afterBytes: 300_000 });
     const parts: Buffer[] = [];
-    await t.fetchRange(url, 100, 2_000_000, { version: v, onData: (c) => parts.push(c) });
+    await t.fetchRange(url, 100, 2_000_000, { version: v, onData: (c) => void parts.push(c) });
     assert.ok(Buffer.concat(parts).equals(DATA.subarray(100, 2_000_000)));
     const ranges = server.requests.filter((r) => r.path === path && r.method === 'GET').map((r) => r.range);
     assert.equal(ranges[0], 'bytes=100-1999999');
@@ -141,7 +141,7 @@ for (const kind of ['thread', 'worker'] as const) {
     const v = await t.probe(url);
     server.setFault(new URL(url).pathname, { kind: 'stall-body', times: 1, afterBytes: 65536 });
     const parts: Buffer[] = [];
-    await t.fetchRange(url, 0, 1_000_000, { version: v, onData: (c) => parts.push(c) });
+    await t.fetchRange(url, 0, 1_000_000, { version: v, onData: (c) => void parts.push(c) });
     assert.ok(Buffer.concat(parts).equals(DATA.subarray(0, 1_000_000)));
     await t.close();
   });

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { SlicefsError } from '../../src/errors.js';
 import { loadManifest, parseManifest } from '../../src/manifest/load.js';
-import { buildTree, indexNameFor } from '../../src/fs/tree.js';
+import { buildTree } from '../../src/fs/tree.js';
+import { indexNameFor } from '../../src/manifest/index-name.js';
 import type { ObjectSource } from '../../src/source/object-source.js';
 
 const H = 'url\tpath\tsize\tmd5\tindex_url';

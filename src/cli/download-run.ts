@@ -1,0 +1,115 @@
+/**
+ * The work of `slicefs download` (see ./download.ts for its options): the manifest and the output
+ * plan, the transport, progress and rate limit from the arguments; Ctrl-C; the summary.
+ */
+import type { ArgumentsCamelCase } from 'yargs';
+import { SlicefsError } from '../errors.js';
+import { loadManifest } from '../manifest/load.js';
+import { urlBasename } from '../manifest/tree-path.js';
+import type { ManifestEntry } from '../manifest/types.js';
+import { HttpSource } from '../source/object-source.js';
+import { Stats } from '../stats.js';
+import { HttpTransport } from '../transport/http-transport.js';
+import { formatBytes, parseByteSize } from '../util/size.js';
+import { runDownload, type DownloadSummary } from '../download/download-session.js';
+import { planOutputs, type OutputLayout } from '../download/layout.js';
+import { createProgress } from '../download/progress.js';
+import { RateLimiter } from '../download/rate-limiter.js';
+import { EXIT_FAILURE, say, transportConfig } from './common.js';
+import type { DownloadArgs } from './download.js';
+
+/** Exit status after Ctrl-C (128 + SIGINT), as shells report it. */
+const EXIT_INTERRUPTED = 130;
+
+export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>): Promise<void> {
+  if ((args.manifest === undefined) === (args.url === undefined)) throw new SlicefsError('USAGE', 'give one of --manifest FILE or --url URL');
+  if (!Number.isInteger(args.parallel) || args.parallel < 1 || args.parallel > 256) throw new SlicefsError('USAGE', '--parallel must be an integer from 1 to 256');
+  const partSize = parseByteSize(args['part-size'], '--part-size');
+  if (partSize < 64 * 1024) throw new SlicefsError('USAGE', '--part-size must be at least 64K');
+  const rate = args['limit-rate'] !== undefined ? parseByteSize(args['limit-rate'], '--limit-rate') : undefined;
+  if (rate !== undefined && rate < 1024) throw new SlicefsError('USAGE', '--limit-rate must be at least 1K (bytes per second)');
+
+  let entries: ManifestEntry[];
+  let manifestFile: string;
+  if (args.manifest) {
+    const m = await loadManifest(args.manifest);
+    manifestFile = args.manifest;
+    entries = m.entries;
+    if (args.path?.length) {
+      const wanted = new Set(args.path);
+      entries = entries.filter((e) => wanted.delete(e.path));
+      if (wanted.size > 0) throw new SlicefsError('USAGE', `${args.manifest}: no entry with path ${[...wanted].map((p) => `'${p}'`).join(', ')}`);
+    }
+  } else {
+    const url = args.url!;
+    if (!/^https?:\/\//i.test(url)) throw new SlicefsError('USAGE', '--url must be an http(s) URL');
+    manifestFile = '--url';
+    entries = [{ path: urlBasename(url), url, line: 1 }];
+  }
+  const files = planOutputs(entries, args['output-dir'], args['output-layout'] as OutputLayout, args.index, manifestFile);
+
+  const stats = new Stats();
+  const mode = args.quiet ? 'quiet' : process.stderr.isTTY && process.env.TERM !== 'dumb' ? 'tty' : 'plain';
+  const progress = createProgress({ mode, totalFiles: files.length, totalBytes: files.reduce((n, f) => n + (f.size ?? 0), 0), out: process.stderr });
+  // Every line goes through the progress display, so bars are not garbled.
+  const line = (msg: string) => progress.message(`slicefs: ${msg}`);
+  // Downloads are not bound by the FUSE operation timeout: the retry budget is --timeout.
+  const tc = transportConfig({ ...args, timeout: args.timeout + 3 }, (l) => progress.message(`${new Date().toISOString()} ${l}`));
+  const transport = new HttpTransport({ ...tc, connectionsPerOrigin: Math.max(tc.connectionsPerOrigin, args.parallel), retry: { ...tc.retry, maxAttempts: 10, maxDelayMs: 10_000 } }, stats, line);
+  const interrupt = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupt.signal.aborted) return;
+    progress.message(`${sig}: stopping; finished parts are kept`);
+    interrupt.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let summary: DownloadSummary;
+  try {
+    summary = await runDownload({
+      dir: args['output-dir'],
+      jobs: files.map((f) => ({ file: f, source: new HttpSource(transport, f.url, f.size) })),
+      config: { partSize, parallel: args.parallel },
+      force: args.force,
+      verifyOnly: args.verify,
+      limiter: rate !== undefined ? new RateLimiter(rate) : undefined,
+      progress,
+      signal: interrupt.signal,
+      warn: (line) => progress.message(line),
+      manifestFile,
+    });
+  } finally {
+    progress.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await transport.close().catch(() => {});
+  }
+  report(summary, args, stats);
+}
+
+function report(s: DownloadSummary, args: ArgumentsCamelCase<DownloadArgs>, stats: Stats): void {
+  const count = (st: string) => s.files.filter((f) => f.status === st).length;
+  const bad = s.files.filter((f) => f.status === 'failed' || f.status === 'missing');
+  const speed = s.seconds > 0 ? s.bytesFetched / s.seconds : 0;
+  if (args.json) {
+    process.stdout.write(
+      JSON.stringify({ files: s.files, bytesFetched: s.bytesFetched, seconds: Number(s.seconds.toFixed(3)), bytesPerSecond: Math.round(speed), retries: stats.retries, interrupted: s.interrupted, diskFull: s.diskFull }, null, 2) + '\n',
+    );
+  }
+  for (const f of bad) say(`${f.status}: ${f.path}: ${f.error ?? ''}`);
+  if (!args.quiet) {
+    const parts = args.verify
+      ? [`${count('verified')} verified`, `${count('failed')} failed`, `${count('missing')} missing`]
+      : [`${count('done')} downloaded`, `${count('skipped')} already present`, `${count('failed')} failed`, `${count('interrupted')} incomplete`];
+    say(`${parts.join(', ')}; ${formatBytes(s.bytesFetched)} in ${s.seconds.toFixed(1)} s (${formatBytes(speed)}/s), ${stats.retries} retries`);
+  }
+  if (s.diskFull) {
+    say(`error: the disk of ${args['output-dir']} is full; finished parts are kept: free some space and run the same command again to resume`);
+    process.exitCode = EXIT_FAILURE;
+  } else if (s.interrupted) {
+    say('interrupted: finished parts are kept; run the same command again to resume');
+    process.exitCode = EXIT_INTERRUPTED;
+  } else if (bad.length > 0) {
+    process.exitCode = EXIT_FAILURE;
+  }
+}

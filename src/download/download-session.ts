@@ -1,0 +1,486 @@
+/**
+ * `slicefs download` without argv: every planned file fetched in parts over parallel Range
+ * requests, written to `NAME.part`, journaled, verified and renamed into place.
+ *
+ * The algorithm:
+ *   1. Lock the directory; read the catalogue. A file already present and listed with the same
+ *      size and MD5 is skipped (`--force`: fetched again); one present but not listed is hashed and
+ *      kept when it checks out.
+ *   2. Pin each object's version (HEAD) and read its journal: a journal of the same version
+ *      resumes; a journal of another version restarts the file, with a warning (mixing the bytes of
+ *      two versions is impossible: every response is checked against the pinned version too).
+ *   3. Refuse to start when the directory's free space is below the bytes still to fetch.
+ *   4. Cut what is missing into parts (`partSize`, aligned, so a resumed file's parts are the
+ *      same) and fetch them with `parallel` streams in all, file after file: a large file gets every
+ *      stream, small files run several at once. Bytes are written at their offsets through a 1 MiB
+ *      buffer; a rate limiter, when set, is awaited per chunk (real backpressure on the socket).
+ *   5. A finished part is synced (fdatasync), then added to the journal (written atomically). So a
+ *      crash at any point, SIGKILL included, loses at most the parts in flight.
+ *   6. The MD5 is computed as the contiguous prefix grows, reading back the bytes just written
+ *      (from the page cache, not the network); a resumed file re-reads its prefix from disk once.
+ *   7. A complete file is checked against the manifest's MD5: a mismatch is kept aside as
+ *      `NAME.md5-mismatch` and reported; a match is renamed to NAME (atomic) and catalogued.
+ *   8. Ctrl-C stops the streams, keeps the journals and says how to resume; a full disk stops
+ *      everything the same way; any other failure stops only its file.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { mkdir, open, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { SlicefsError, messageOf } from '../errors.js';
+import type { ObjectSource } from '../source/object-source.js';
+import { versionMismatch, type ObjectVersion } from '../transport/version.js';
+import { formatBytes } from '../util/size.js';
+import { CATALOGUE_NAME, readCatalogue, writeCatalogue, type CatalogueEntry } from './catalogue.js';
+import { loadJournal, removeJournal, saveJournal, JOURNAL_FORMAT } from './journal.js';
+import { checkNoEscape, type PlannedFile } from './layout.js';
+import { lockDir } from './lock.js';
+import type { ProgressReporter } from './progress.js';
+import { RangeSet } from './range-set.js';
+
+export interface DownloadJob {
+  file: PlannedFile;
+  source: ObjectSource;
+}
+
+export interface DownloadConfig {
+  /** Bytes per Range request and per journal entry. */
+  partSize: number;
+  /** Range requests in flight, all files together. */
+  parallel: number;
+}
+
+export interface DownloadOptions {
+  dir: string;
+  jobs: DownloadJob[];
+  config: DownloadConfig;
+  force: boolean;
+  /** Only check the files already present (no download). */
+  verifyOnly: boolean;
+  limiter?: { take(n: number): Promise<void> | undefined };
+  progress: ProgressReporter;
+  /** Aborted by Ctrl-C: the streams stop, journals stay. */
+  signal: AbortSignal;
+  warn: (line: string) => void;
+  manifestFile: string;
+}
+
+export type FileStatus = 'done' | 'skipped' | 'verified' | 'failed' | 'missing' | 'interrupted';
+
+export interface FileOutcome {
+  path: string;
+  status: FileStatus;
+  size?: number;
+  md5?: string;
+  error?: string;
+}
+
+export interface DownloadSummary {
+  files: FileOutcome[];
+  /** Body bytes received in this run (parts re-fetched after an interruption included). */
+  bytesFetched: number;
+  seconds: number;
+  interrupted: boolean;
+  diskFull: boolean;
+}
+
+/** Where a file's bytes go until it is verified, and its journal. */
+export const partPath = (abs: string) => `${abs}.part`;
+export const journalPath = (abs: string) => `${abs}.part.journal`;
+
+/** Bytes collected from a stream before one write: fewer, larger writes. */
+const WRITE_BUFFER = 1024 * 1024;
+/** Bytes read back per step when hashing what was written. */
+const HASH_STEP = 4 * 1024 * 1024;
+/** HEAD requests in flight while planning. */
+const PROBE_CONCURRENCY = 16;
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function md5OfFile(path: string): Promise<string> {
+  const fh = await open(path, 'r');
+  try {
+    const h = createHash('md5');
+    const buf = Buffer.allocUnsafe(HASH_STEP);
+    for (let pos = 0; ; ) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+    return h.digest('hex');
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Runs `fn` over `items` with at most `n` at a time. */
+async function forEachLimited<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
+}
+
+/** One file being downloaded. */
+class FileTask {
+  version!: ObjectVersion;
+  done = new RangeSet();
+  fh?: FileHandle;
+  private opening?: Promise<FileHandle>;
+  private hash: Hash = createHash('md5');
+  private hashedTo = 0;
+  private hashing: Promise<void> = Promise.resolve();
+  private journaling: Promise<void> = Promise.resolve();
+  private journalDirty = false;
+  failed?: Error;
+  outcome?: FileOutcome;
+  inFlight = 0;
+  partsLeft = 0;
+
+  constructor(
+    readonly job: DownloadJob,
+    readonly id: string,
+  ) {}
+
+  get rel(): string {
+    return this.job.file.rel;
+  }
+  get abs(): string {
+    return this.job.file.abs;
+  }
+
+  /** Opens (creating and sizing) the part file, once. */
+  open(): Promise<FileHandle> {
+    this.opening ??= (async () => {
+      await mkdir(dirname(this.abs), { recursive: true });
+      const path = partPath(this.abs);
+      const fh = await open(path, (await exists(path)) ? 'r+' : 'w+', 0o644);
+      if ((await fh.stat()).size !== this.version.size) await fh.truncate(this.version.size);
+      this.fh = fh;
+      return fh;
+    })();
+    return this.opening;
+  }
+
+  /** Records a synced part in the journal; saves are serialized and coalesced. */
+  journal(): Promise<void> {
+    this.journalDirty = true;
+    this.journaling = this.journaling.then(async () => {
+      if (!this.journalDirty) return;
+      this.journalDirty = false;
+      await saveJournal(journalPath(this.abs), { format: JOURNAL_FORMAT, identity: this.job.source.identity, version: this.version, done: this.done.toJSON() });
+    });
+    return this.journaling;
+  }
+
+  /** Hashes the bytes of the contiguous prefix not hashed yet (reading them back). */
+  advanceHash(): Promise<void> {
+    this.hashing = this.hashing.then(async () => {
+      const to = this.done.prefixEnd();
+      const fh = await this.open();
+      const buf = Buffer.allocUnsafe(Math.min(HASH_STEP, Math.max(1, to - this.hashedTo)));
+      while (this.hashedTo < to) {
+        const n = Math.min(buf.length, to - this.hashedTo);
+        const { bytesRead } = await fh.read(buf, 0, n, this.hashedTo);
+        if (bytesRead === 0) throw new SlicefsError('BAD_RESPONSE', `${partPath(this.abs)}: shorter than its journal says`);
+        this.hash.update(buf.subarray(0, bytesRead));
+        this.hashedTo += bytesRead;
+      }
+    });
+    return this.hashing;
+  }
+
+  async digest(): Promise<string> {
+    await this.advanceHash();
+    if (this.hashedTo !== this.version.size) throw new Error(`internal: hashed ${this.hashedTo} of ${this.version.size} bytes`);
+    return this.hash.digest('hex');
+  }
+
+  async close(): Promise<void> {
+    await this.journaling.catch(() => {});
+    await this.hashing.catch(() => {});
+    const fh = this.fh;
+    this.fh = undefined;
+    this.opening = undefined;
+    await fh?.close().catch(() => {});
+  }
+}
+
+interface Part {
+  task: FileTask;
+  start: number;
+  end: number;
+}
+
+function isDiskFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> {
+  const t0 = performance.now();
+  await mkdir(o.dir, { recursive: true });
+  const lock = await lockDir(o.dir);
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  o.signal.addEventListener('abort', onAbort);
+  let bytesFetched = 0;
+  let diskFull = false;
+  const tasks = o.jobs.map((job, i) => new FileTask(job, String(i)));
+  try {
+    for (const t of tasks) await checkNoEscape(o.dir, t.job.file, o.manifestFile);
+    const catalogue = await readCatalogue(o.dir);
+    const now = () => new Date().toISOString();
+    const catalogueEntry = (t: FileTask, size: number, md5: string): CatalogueEntry => ({ path: t.rel, size, md5, source: t.job.source.identity, verified: now() });
+
+    // 1. What is already there.
+    const toFetch: FileTask[] = [];
+    for (const t of tasks) {
+      const present = await stat(t.abs).catch(() => undefined);
+      const expectedMd5 = t.job.file.md5;
+      if (o.verifyOnly) {
+        if (!present) {
+          t.outcome = { path: t.rel, status: 'missing', error: 'not downloaded' };
+          continue;
+        }
+        const md5 = await md5OfFile(t.abs);
+        const want = expectedMd5 ?? catalogue.get(t.rel)?.md5;
+        const sizeWant = t.job.file.size;
+        if (want && md5 !== want) t.outcome = { path: t.rel, status: 'failed', size: present.size, md5, error: `MD5 ${md5}, expected ${want}` };
+        else if (sizeWant !== undefined && sizeWant !== present.size) t.outcome = { path: t.rel, status: 'failed', size: present.size, md5, error: `${present.size} bytes, expected ${sizeWant}` };
+        else {
+          t.outcome = { path: t.rel, status: 'verified', size: present.size, md5, ...(want ? {} : { error: 'no MD5 to check against: size only' }) };
+          catalogue.set(t.rel, catalogueEntry(t, present.size, md5));
+        }
+        continue;
+      }
+      if (present && !o.force) {
+        const listed = catalogue.get(t.rel);
+        const skip = (md5: string) => {
+          t.outcome = { path: t.rel, status: 'skipped', size: present.size, md5 };
+          o.progress.fileStarted(t.id, t.rel, present.size, present.size);
+          o.progress.fileDone(t.id, 'skipped');
+        };
+        if (listed && listed.size === present.size && (!expectedMd5 || listed.md5 === expectedMd5) && (t.job.file.size === undefined || t.job.file.size === present.size)) {
+          skip(listed.md5);
+          continue;
+        }
+        if (expectedMd5) {
+          const md5 = await md5OfFile(t.abs);
+          if (md5 === expectedMd5) {
+            skip(md5);
+            catalogue.set(t.rel, catalogueEntry(t, present.size, md5));
+            continue;
+          }
+        }
+      }
+      toFetch.push(t);
+    }
+    if (o.verifyOnly) {
+      await writeCatalogue(o.dir, catalogue.values());
+      return { files: tasks.map((t) => t.outcome!), bytesFetched: 0, seconds: (performance.now() - t0) / 1000, interrupted: false, diskFull: false };
+    }
+
+    // 2. Versions and journals.
+    await forEachLimited(toFetch, PROBE_CONCURRENCY, async (t) => {
+      if (stop.signal.aborted) return;
+      try {
+        t.version = await t.job.source.version();
+      } catch (err) {
+        t.failed = err as Error;
+        return;
+      }
+      const jp = journalPath(t.abs);
+      if (o.force) {
+        await rm(partPath(t.abs), { force: true });
+        await removeJournal(jp);
+        return;
+      }
+      const { data, problem } = await loadJournal(jp);
+      if (problem) o.warn(`warning: ${t.rel}: ${problem}; starting it again`);
+      if (!data) return;
+      const why = data.identity !== t.job.source.identity ? 'the journal is of another URL' : versionMismatch(data.version, t.version);
+      const part = await stat(partPath(t.abs)).catch(() => undefined);
+      if (why) {
+        o.warn(`warning: ${t.rel} changed on the server since the last run (${why}); starting it again`);
+      } else if (!part || part.size !== t.version.size) {
+        o.warn(`warning: ${t.rel}: ${partPath(t.rel)} is missing or has the wrong size; starting it again`);
+      } else {
+        t.done = new RangeSet(data.done);
+        return;
+      }
+      await rm(partPath(t.abs), { force: true });
+      await removeJournal(jp);
+    });
+
+    // 3. Free space.
+    const live = toFetch.filter((t) => !t.failed);
+    const remaining = live.reduce((n, t) => n + (t.version.size - t.done.bytes()), 0);
+    const fs = await statfs(o.dir);
+    const free = fs.bavail * fs.bsize;
+    if (remaining > free) {
+      throw new SlicefsError('USAGE', `not enough space in ${o.dir}: ${formatBytes(remaining)} still to download, ${formatBytes(free)} free`);
+    }
+
+    // 4. Parts, file after file.
+    const parts: Part[] = [];
+    for (const t of live) {
+      for (const [a, b] of t.done.missing(t.version.size)) {
+        // Part boundaries on multiples of partSize: the same cut in every run.
+        for (let s = a; s < b; s = Math.min(b, (Math.floor(s / o.config.partSize) + 1) * o.config.partSize)) {
+          parts.push({ task: t, start: s, end: Math.min(b, (Math.floor(s / o.config.partSize) + 1) * o.config.partSize) });
+          t.partsLeft++;
+        }
+      }
+    }
+    for (const t of toFetch) {
+      if (t.failed) {
+        t.outcome = { path: t.rel, status: 'failed', error: messageOf(t.failed) };
+        o.progress.fileDone(t.id, 'failed');
+      }
+    }
+
+    const started = new Set<FileTask>();
+    const finish = async (t: FileTask) => {
+      try {
+        const fh = await t.open();
+        await fh.datasync();
+        const md5 = await t.digest();
+        await t.close();
+        const expected = t.job.file.md5;
+        if (expected && md5 !== expected) {
+          const aside = `${t.abs}.md5-mismatch`;
+          await rename(partPath(t.abs), aside);
+          await removeJournal(journalPath(t.abs));
+          throw new SlicefsError('BAD_RESPONSE', `MD5 ${md5} is not the manifest's ${expected}; the bytes are kept in ${aside}`);
+        }
+        await rename(partPath(t.abs), t.abs);
+        await removeJournal(journalPath(t.abs));
+        catalogue.set(t.rel, catalogueEntry(t, t.version.size, md5));
+        t.outcome = { path: t.rel, status: 'done', size: t.version.size, md5 };
+        o.progress.fileDone(t.id, 'done');
+      } catch (err) {
+        t.failed = err as Error;
+        t.outcome = { path: t.rel, status: 'failed', error: messageOf(err) };
+        o.progress.message(`${t.rel}: ${messageOf(err)}`);
+        o.progress.fileDone(t.id, 'failed');
+      }
+    };
+    const begin = async (t: FileTask) => {
+      if (started.has(t)) return;
+      started.add(t);
+      o.progress.fileStarted(t.id, t.rel, t.version.size, t.done.bytes());
+      await t.open();
+      // A resumed file hashes the prefix it already has (the one second read of a resume).
+      if (t.done.prefixEnd() > 0) void t.advanceHash().catch(() => {});
+    };
+    // Files with nothing left to fetch (empty, or complete before an interruption at the rename).
+    for (const t of live) {
+      if (t.partsLeft === 0) {
+        await begin(t);
+        await finish(t);
+      }
+    }
+
+    const fetchPart = async (p: Part) => {
+      const t = p.task;
+      const fh = await t.open();
+      const buf = Buffer.allocUnsafe(Math.min(WRITE_BUFFER, p.end - p.start));
+      let fill = 0;
+      let bufStart = p.start;
+      const flush = async () => {
+        let off = 0;
+        while (off < fill) {
+          const { bytesWritten } = await fh.write(buf, off, fill - off, bufStart + off);
+          off += bytesWritten;
+        }
+        bufStart += fill;
+        fill = 0;
+      };
+      await t.job.source.read(
+        p.start,
+        p.end,
+        async (chunk) => {
+          bytesFetched += chunk.length;
+          o.progress.bytes(t.id, chunk.length);
+          for (let off = 0; off < chunk.length; ) {
+            const n = Math.min(chunk.length - off, buf.length - fill);
+            chunk.copy(buf, fill, off, off + n);
+            fill += n;
+            off += n;
+            if (fill === buf.length) await flush();
+          }
+          const wait = o.limiter?.take(chunk.length);
+          if (wait) await wait;
+        },
+        stop.signal,
+      );
+      await flush();
+      await fh.datasync();
+      t.done.add(p.start, p.end);
+      await t.journal();
+      void t.advanceHash().catch(() => {});
+    };
+
+    let next = 0;
+    const worker = async () => {
+      while (!stop.signal.aborted && next < parts.length) {
+        const p = parts[next++];
+        const t = p.task;
+        if (t.failed) continue;
+        t.inFlight++;
+        try {
+          await begin(t);
+          await fetchPart(p);
+          t.partsLeft--;
+          if (t.partsLeft === 0 && !t.failed) await finish(t);
+        } catch (err) {
+          if (isDiskFull(err)) {
+            diskFull = true;
+            stop.abort();
+          } else if (stop.signal.aborted) {
+            // Interrupted (Ctrl-C, or a full disk met by another stream): the part is dropped; the
+            // journal has every finished part.
+          } else if (!t.failed) {
+            t.failed = err as Error;
+            t.outcome = { path: t.rel, status: 'failed', error: messageOf(err) };
+            o.progress.message(`${t.rel}: ${messageOf(err)}`);
+            o.progress.fileDone(t.id, 'failed');
+          }
+        } finally {
+          t.inFlight--;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, o.config.parallel) }, worker));
+    const interrupted = stop.signal.aborted;
+    for (const t of toFetch) {
+      await t.close();
+      if (!t.outcome) {
+        t.outcome = { path: t.rel, status: 'interrupted', size: t.version?.size, error: diskFull ? 'disk full' : 'interrupted' };
+        o.progress.fileDone(t.id, 'interrupted');
+      }
+    }
+    // Everything present and verified: entries of files since removed are dropped.
+    const kept: CatalogueEntry[] = [];
+    for (const e of catalogue.values()) if (e.path !== CATALOGUE_NAME && (await exists(join(o.dir, ...e.path.split('/'))))) kept.push(e);
+    try {
+      await writeCatalogue(o.dir, kept);
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      diskFull = true; // the next run writes it
+    }
+    return { files: tasks.map((t) => t.outcome!), bytesFetched, seconds: (performance.now() - t0) / 1000, interrupted, diskFull };
+  } finally {
+    o.signal.removeEventListener('abort', onAbort);
+    for (const t of tasks) await t.close();
+    await lock.release();
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Where each manifest entry (and its index) goes under the output directory, decided before
+ * anything is written: `path` (the manifest path), `filename` (its last segment) or `id` (a stable
+ * id column). Two entries that land on the same name are an error naming both manifest lines. No
+ * name may leave the directory: `..` and absolute paths are refused (the manifest parser already
+ * refuses them in paths; ids and file names are checked here), and so is any path that passes
+ * through a symlink already in the directory that points outside it.
+ */
+import { lstat, realpath } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { SlicefsError } from '../errors.js';
+import { indexNameFor } from '../manifest/index-name.js';
+import type { ManifestEntry } from '../manifest/types.js';
+
+export type OutputLayout = 'path' | 'filename' | 'id';
+
+export interface PlannedFile {
+  /** Path under the output directory, '/'-separated (as in the catalogue). */
+  rel: string;
+  /** Absolute path of the final file. */
+  abs: string;
+  url: string;
+  size?: number;
+  md5?: string;
+  /** The manifest entry (for messages: its line). */
+  entry: ManifestEntry;
+  /** True for an entry's index file. */
+  isIndex: boolean;
+}
+
+function badName(name: string): string | undefined {
+  if (name === '' || name === '.' || name === '..') return 'an empty, "." or ".." name';
+  if (isAbsolute(name) || name.startsWith('/')) return 'an absolute path';
+  if (name.split(/[/\\]/).some((seg) => seg === '..')) return 'a ".." segment';
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f]/.test(name)) return 'a control character';
+  return undefined;
+}
+
+/** The output files of `entries`, in manifest order (each entry followed by its index). */
+export function planOutputs(entries: readonly ManifestEntry[], dir: string, layout: OutputLayout, withIndex: boolean, manifestFile: string): PlannedFile[] {
+  const root = resolve(dir);
+  const out: PlannedFile[] = [];
+  const byName = new Map<string, PlannedFile>();
+  const add = (p: PlannedFile) => {
+    const clash = byName.get(p.rel);
+    if (clash) {
+      throw new SlicefsError(
+        'USAGE',
+        `${manifestFile}:${p.entry.line}: '${p.rel}' would also be written by line ${clash.entry.line} (--output-layout ${layout}); choose another layout or download them separately`,
+      );
+    }
+    byName.set(p.rel, p);
+    out.push(p);
+  };
+  for (const e of entries) {
+    let name: string;
+    if (layout === 'path') name = e.path;
+    else if (layout === 'filename') name = e.path.split('/').at(-1)!;
+    else {
+      if (!e.id) throw new SlicefsError('USAGE', `${manifestFile}:${e.line}: --output-layout id needs an id column (id, object_id or file_id)`);
+      name = e.id;
+    }
+    const why = badName(name);
+    if (why) throw new SlicefsError('USAGE', `${manifestFile}:${e.line}: refusing '${name}' as an output name: it has ${why}`);
+    const abs = resolve(root, name);
+    const rel = relative(root, abs);
+    if (rel.startsWith('..') || isAbsolute(rel)) throw new SlicefsError('USAGE', `${manifestFile}:${e.line}: '${name}' would be written outside ${dir}`);
+    const relSlash = rel.split(sep).join('/');
+    add({ rel: relSlash, abs, url: e.url, size: e.size, md5: e.md5, entry: e, isIndex: false });
+    if (withIndex && e.indexUrl) {
+      const indexRel = indexNameFor(relSlash, e.indexUrl);
+      add({ rel: indexRel, abs: join(root, ...indexRel.split('/')), url: e.indexUrl, entry: e, isIndex: true });
+    }
+  }
+  return out;
+}
+
+/**
+ * Refuses a planned file whose path goes through a symlink (already in the directory) that leads
+ * outside it, or that is itself a symlink: writing there would write outside the directory.
+ */
+export async function checkNoEscape(dir: string, file: PlannedFile, manifestFile: string): Promise<void> {
+  const root = await realpath(dir);
+  const segs = file.rel.split('/');
+  let cur = resolve(dir);
+  for (let i = 0; i < segs.length; i++) {
+    cur = join(cur, segs[i]);
+    const st = await lstat(cur).catch(() => undefined);
+    if (!st) return; // the rest does not exist yet: it will be created inside
+    if (st.isSymbolicLink()) {
+      const target = await realpath(cur).catch(() => undefined);
+      const inside = target !== undefined && (target === root || target.startsWith(root + sep));
+      if (!inside || i === segs.length - 1) {
+        throw new SlicefsError('USAGE', `${manifestFile}:${file.entry.line}: refusing to write '${file.rel}': ${cur} is a symlink${inside ? '' : ' that leads outside the output directory'}`);
+      }
+    }
+  }
+}

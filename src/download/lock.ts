@@ -1,0 +1,60 @@
+/**
+ * One `slicefs download` per output directory: a lock file created with O_EXCL holds the owner's
+ * pid and host. A second run on the same directory is refused with a message naming the owner; a
+ * lock left by a process that no longer exists (killed, crashed) is taken over, since a dead owner
+ * cannot be writing. On another host (a shared filesystem) liveness cannot be checked, so the lock
+ * is respected and the message says how to remove it.
+ */
+import { hostname } from 'node:os';
+import { open, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SlicefsError } from '../errors.js';
+
+export const LOCK_NAME = '.slicefs-download.lock';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface DirLock {
+  release(): Promise<void>;
+}
+
+export async function lockDir(dir: string): Promise<DirLock> {
+  const path = join(dir, LOCK_NAME);
+  const me = `${process.pid} ${hostname()}\n`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fh = await open(path, 'wx', 0o600);
+      await fh.writeFile(me);
+      await fh.close();
+      return {
+        release: async () => {
+          // Only our own lock is removed (a takeover after we were presumed dead is not undone).
+          const now = await readFile(path, 'utf8').catch(() => '');
+          if (now === me) await rm(path, { force: true });
+        },
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const [pidText, host] = (await readFile(path, 'utf8').catch(() => '')).trim().split(/\s+/);
+    const pid = Number(pidText);
+    if (host === hostname() && Number.isInteger(pid) && pid > 0 && !alive(pid)) {
+      await rm(path, { force: true }); // stale: its owner is gone
+      continue;
+    }
+    if (host && host !== hostname()) {
+      throw new SlicefsError('USAGE', `${dir} is being downloaded into by slicefs pid ${pidText} on ${host}; if that is not so, remove ${path}`);
+    }
+    if (Number.isInteger(pid) && pid > 0) throw new SlicefsError('USAGE', `${dir} is being downloaded into by another slicefs download (pid ${pid}); wait for it to finish`);
+    // An empty lock: its owner is between creating and writing it, or died there. Try again.
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new SlicefsError('USAGE', `${dir} is locked by ${path}; remove it if no slicefs download is running`);
+}

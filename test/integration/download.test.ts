@@ -1,0 +1,248 @@
+/**
+ * `slicefs download` as a user runs it (a child process) against the fixture server on 127.0.0.1:
+ * whole manifests with MD5s, the catalogue, skipping what is there, resuming after SIGKILL at
+ * random moments (the result is always right and a resume re-fetches little), an object changed
+ * between runs, a corrupted byte, faults (503 storms, dropped and stalled bodies), names that would
+ * escape the directory, two runs on one directory, --verify, and a manifest of 1,000 small files.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { BIN, cleanup, run, tempDir } from '../helpers/daemon.js';
+import { FixtureServer } from '../helpers/fixture-server.js';
+import { SeededRandom, seededBytes } from '../helpers/random.js';
+
+let server: FixtureServer;
+let work: string;
+
+const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+
+interface Served {
+  path: string;
+  data: Buffer;
+}
+
+before(async () => {
+  server = await FixtureServer.start();
+  work = await tempDir('slicefs-download-');
+});
+after(async () => {
+  await server?.close();
+  await cleanup(work);
+});
+
+/** Serves `files` under `prefix` and writes a manifest (url, path, size, md5[, extra columns]). */
+async function manifestOf(name: string, files: Served[], opts: { md5?: (f: Served) => string; columns?: Record<string, (f: Served) => string> } = {}): Promise<string> {
+  const cols = ['url', 'path', 'size', 'md5', ...Object.keys(opts.columns ?? {})];
+  const lines = [cols.join('\t')];
+  for (const f of files) {
+    server.addFile(`/${name}/${f.path}`, f.data);
+    const extra = Object.values(opts.columns ?? {}).map((fn) => fn(f));
+    lines.push([server.url(`/${name}/${f.path}`), f.path, String(f.data.length), (opts.md5 ?? ((x) => md5(x.data)))(f), ...extra].join('\t'));
+  }
+  const file = join(work, `${name}.tsv`);
+  await writeFile(file, lines.join('\n') + '\n');
+  return file;
+}
+
+function download(args: string[], timeoutMs = 120_000) {
+  return run(process.execPath, [BIN, 'download', ...args], { timeoutMs });
+}
+
+async function assertSame(dir: string, files: Served[]): Promise<void> {
+  for (const f of files) {
+    const got = await readFile(join(dir, f.path));
+    assert.equal(got.length, f.data.length, f.path);
+    assert.ok(got.equals(f.data), `${f.path}: content`);
+  }
+}
+
+const sizes = [0, 1, 100_000, 3_000_001, 20_000_000];
+const sample = (tag: number): Served[] => sizes.map((n, i) => ({ path: `d${i % 2}/f${i}.bin`, data: seededBytes(tag * 100 + i, n) }));
+
+test('a manifest downloads in parts, verified, with a catalogue; a second run skips everything', async () => {
+  const files = sample(1);
+  const manifest = await manifestOf('basic', files);
+  const out = join(work, 'basic-out');
+  const r = await download(['-m', manifest, '-d', out, '--part-size', '1M', '--parallel', '6', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  await assertSame(out, files);
+  const summary = JSON.parse(r.stdout.toString()) as { files: { path: string; status: string; md5: string }[] };
+  assert.deepEqual(summary.files.map((f) => f.status), files.map(() => 'done'));
+  const cat = (await readFile(join(out, 'slicefs-catalogue.tsv'), 'utf8')).trim().split('\n');
+  assert.equal(cat[0], 'path\tsize\tmd5\tsource\tverified');
+  assert.equal(cat.length, files.length + 1);
+  for (const f of files) assert.ok(cat.some((l) => l.startsWith(`${f.path}\t${f.data.length}\t${md5(f.data)}\t`)), f.path);
+  const leftovers = (await readdir(out, { recursive: true })).filter((n) => /\.part|journal|lock/.test(String(n)));
+  assert.deepEqual(leftovers, []);
+
+  server.resetLog();
+  const again = await download(['-m', manifest, '-d', out, '--json']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(server.requests.filter((q) => q.method === 'GET').length, 0, 'nothing fetched again');
+  assert.ok((JSON.parse(again.stdout.toString()) as { files: { status: string }[] }).files.every((f) => f.status === 'skipped'));
+});
+
+test('SIGKILL at random moments, then the same command: always the right bytes, little fetched twice', async () => {
+  const files = [{ path: 'big.bin', data: seededBytes(77, 24_000_000) }, { path: 'small.bin', data: seededBytes(78, 300_000) }];
+  const manifest = await manifestOf('kill', files);
+  const out = join(work, 'kill-out');
+  const rnd = new SeededRandom(99);
+  let fetched = 0;
+  for (let round = 0; round < 8; round++) {
+    // Slow enough (24 MB at 16 MB/s) that a kill lands mid-download.
+    const p = spawn(process.execPath, [BIN, 'download', '-m', manifest, '-d', out, '--part-size', '1M', '--parallel', '4', '--limit-rate', '16M', '-q'], { stdio: 'ignore' });
+    const exited = new Promise((r) => p.once('exit', r)); // it may finish before the kill
+    await new Promise((r) => setTimeout(r, rnd.int(100, 900)));
+    p.kill('SIGKILL');
+    await exited;
+  }
+  server.resetLog();
+  const r = await download(['-m', manifest, '-d', out, '--part-size', '1M', '--parallel', '4']);
+  assert.equal(r.code, 0, r.stderr);
+  await assertSame(out, files);
+  fetched = server.requests.filter((q) => q.method === 'GET').reduce((n, q) => n + q.bytesSent, 0);
+  assert.ok(fetched < 24_300_000, `the last run fetched only what was missing (${fetched})`);
+});
+
+test('an object changed between runs restarts with a warning; a corrupted byte is an MD5 mismatch kept aside', async () => {
+  const v1 = seededBytes(5, 4_000_000);
+  const v2 = seededBytes(6, 4_000_000);
+  const out = join(work, 'change-out');
+  // First run interrupted after some parts: simulate with a limit and a kill.
+  server.addFile('/change/x.bin', v1);
+  const m = join(work, 'change.tsv');
+  await writeFile(m, `url\tpath\n${server.url('/change/x.bin')}\tx.bin\n`);
+  const p = spawn(process.execPath, [BIN, 'download', '-m', m, '-d', out, '--part-size', '256K', '--parallel', '2', '--limit-rate', '2M', '-q'], { stdio: 'ignore' });
+  const exited = new Promise((r) => p.once('exit', r));
+  await new Promise((r) => setTimeout(r, 700));
+  p.kill('SIGKILL');
+  await exited;
+  assert.ok((await readdir(out)).includes('x.bin.part.journal'), 'a journal was left');
+  server.addFile('/change/x.bin', v2); // new content, new ETag
+  const r = await download(['-m', m, '-d', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /x\.bin changed on the server since the last run \(ETag changed\); starting it again/);
+  assert.ok((await readFile(join(out, 'x.bin'))).equals(v2));
+
+  const good = seededBytes(8, 2_000_000);
+  const bad = Buffer.from(good);
+  bad[1_234_567] ^= 0xff;
+  const m2 = await manifestOf('corrupt', [{ path: 'c.bin', data: bad }], { md5: () => md5(good) });
+  const out2 = join(work, 'corrupt-out');
+  const c = await download(['-m', m2, '-d', out2]);
+  assert.equal(c.code, 1, c.stderr);
+  assert.match(c.stderr, /c\.bin: MD5 [0-9a-f]{32} is not the manifest's [0-9a-f]{32}; the bytes are kept in .*c\.bin\.md5-mismatch/);
+  assert.ok(!(await readdir(out2)).includes('c.bin'), 'no final file');
+  assert.ok((await readdir(out2)).includes('c.bin.md5-mismatch'));
+});
+
+test('faults: 503 storms, dropped and stalled bodies are retried; the bytes are right', async () => {
+  const data = seededBytes(11, 6_000_000);
+  server.addFile('/faults/a.bin', data, { fault: { kind: 'status-then-ok', status: 503, times: 5 } });
+  server.addFile('/faults/b.bin', data, { fault: { kind: 'drop-mid-body', times: 3, afterBytes: 300_000 } });
+  server.addFile('/faults/c.bin', data, { fault: { kind: 'stall-body', times: 1, afterBytes: 100_000 } });
+  const m = join(work, 'faults.tsv');
+  await writeFile(m, ['url\tpath\tmd5', ...['a', 'b', 'c'].map((n) => `${server.url(`/faults/${n}.bin`)}\t${n}.bin\t${md5(data)}`)].join('\n') + '\n');
+  const out = join(work, 'faults-out');
+  const r = await download(['-m', m, '-d', out, '--part-size', '2M', '--timeout', '10']);
+  assert.equal(r.code, 0, r.stderr);
+  for (const n of ['a', 'b', 'c']) assert.ok((await readFile(join(out, `${n}.bin`))).equals(data), n);
+});
+
+test('names that would leave the directory are refused before anything is written', async () => {
+  const data = seededBytes(12, 1000);
+  server.addFile('/esc/a.bin', data);
+  const out = join(work, 'esc-out');
+  await mkdir(out, { recursive: true });
+  const outside = join(work, 'outside');
+  await mkdir(outside, { recursive: true });
+  await symlink(outside, join(out, 'link'));
+  const m1 = join(work, 'esc1.tsv');
+  await writeFile(m1, `url\tpath\tid\n${server.url('/esc/a.bin')}\ta.bin\t../../evil\n`);
+  const r1 = await download(['-m', m1, '-d', out, '--output-layout', 'id']);
+  assert.equal(r1.code, 2, r1.stderr);
+  assert.match(r1.stderr, /esc1\.tsv:2: refusing '\.\.\/\.\.\/evil' as an output name: it has a "\.\." segment/);
+  const m2 = join(work, 'esc2.tsv');
+  await writeFile(m2, `url\tpath\n${server.url('/esc/a.bin')}\tlink/a.bin\n`);
+  const r2 = await download(['-m', m2, '-d', out]);
+  assert.equal(r2.code, 2, r2.stderr);
+  assert.match(r2.stderr, /refusing to write 'link\/a\.bin': .*link is a symlink that leads outside the output directory/);
+  assert.deepEqual(await readdir(outside), []);
+  const m3 = join(work, 'esc3.tsv');
+  await writeFile(m3, `url\tpath\n${server.url('/esc/a.bin')}\tx/a.bin\n${server.url('/esc/a.bin')}\ty/a.bin\n`);
+  const r3 = await download(['-m', m3, '-d', join(work, 'esc3-out'), '--output-layout', 'filename']);
+  assert.equal(r3.code, 2, r3.stderr);
+  assert.match(r3.stderr, /esc3\.tsv:3: 'a\.bin' would also be written by line 2 \(--output-layout filename\)/);
+});
+
+test('two runs on one directory: the second is refused; --verify checks what is there', async () => {
+  const files = [{ path: 'v.bin', data: seededBytes(21, 3_000_000) }];
+  const m = await manifestOf('lock', files);
+  const out = join(work, 'lock-out');
+  const first = spawn(process.execPath, [BIN, 'download', '-m', m, '-d', out, '--limit-rate', '2M', '-q'], { stdio: 'ignore' });
+  const firstExit = new Promise<number | null>((r) => first.once('exit', r));
+  await new Promise((r) => setTimeout(r, 500));
+  const second = await download(['-m', m, '-d', out]);
+  assert.equal(second.code, 2, second.stderr);
+  assert.match(second.stderr, /is being downloaded into by another slicefs download \(pid \d+\)/);
+  assert.equal(await firstExit, 0);
+  await assertSame(out, files);
+
+  const ok = await download(['-m', m, '-d', out, '--verify']);
+  assert.equal(ok.code, 0, ok.stderr);
+  const f = join(out, 'v.bin');
+  const bytes = await readFile(f);
+  bytes[10] ^= 1;
+  await writeFile(f, bytes);
+  const broken = await download(['-m', m, '-d', out, '--verify']);
+  assert.equal(broken.code, 1, broken.stderr);
+  assert.match(broken.stderr, /failed: v\.bin: MD5 [0-9a-f]{32}, expected [0-9a-f]{32}/);
+});
+
+test('a manifest of 1,000 small files', async () => {
+  const files: Served[] = Array.from({ length: 1000 }, (_, i) => ({ path: `many/${String(i).padStart(4, '0')}.txt`, data: seededBytes(1000 + i, 100 + (i % 50) * 37) }));
+  const m = await manifestOf('many', files);
+  const out = join(work, 'many-out');
+  const r = await download(['-m', m, '-d', out, '--parallel', '16']);
+  assert.equal(r.code, 0, r.stderr);
+  await assertSame(out, files);
+  assert.equal((await stat(join(out, 'slicefs-catalogue.tsv'))).isFile(), true);
+});
+
+test('a full disk: refused up front when it cannot fit; mid-way it stops with the journal intact and resumes', async () => {
+  const mnt = join(work, 'tmpfs');
+  await mkdir(mnt, { recursive: true });
+  const m = await run('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', mnt]);
+  assert.equal(m.code, 0, `mount tmpfs (the tests run as root): ${m.stderr}`);
+  try {
+    const big = [{ path: 'big.bin', data: seededBytes(31, 8_000_000) }];
+    const mBig = await manifestOf('full-big', big);
+    const r = await download(['-m', mBig, '-d', join(mnt, 'a')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /not enough space in .*: 7\.63 MiB still to download, [\d.]+ [KM]iB free/);
+
+    const files = [{ path: 'x.bin', data: seededBytes(32, 4_000_000) }];
+    const mx = await manifestOf('full-mid', files);
+    const out = join(mnt, 'b');
+    const p = spawn(process.execPath, [BIN, 'download', '-m', mx, '-d', out, '--part-size', '256K', '--parallel', '2', '--limit-rate', '4M'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((res) => p.once('exit', res));
+    await new Promise((res) => setTimeout(res, 300));
+    // Something else fills the disk while the download runs.
+    await writeFile(join(mnt, 'filler'), Buffer.alloc(4_000_000)).catch(() => {});
+    assert.equal(await exited, 1, err);
+    assert.match(err, /the disk of .* is full; finished parts are kept: free some space and run the same command again/);
+    assert.ok((await readdir(out)).includes('x.bin.part.journal'));
+    await run('rm', ['-f', join(mnt, 'filler')]);
+    const again = await download(['-m', mx, '-d', out]);
+    assert.equal(again.code, 0, again.stderr);
+    await assertSame(out, files);
+  } finally {
+    await run('umount', ['-l', mnt]);
+  }
+});

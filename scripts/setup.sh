@@ -9,7 +9,8 @@ need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 # libfuse2 + fuse: fuse-native's prebuilt binary links libfuse.so.2 and unmounts with fusermount.
 # samtools: the oracle of the tests and the demo. nginx-light: the real server of the benchmarks.
-for p in libfuse2 fuse samtools nginx-light curl; do
+# aria2: the peer of the download benchmark (aria2c -x8 -s8).
+for p in libfuse2 fuse samtools nginx-light curl aria2; do
   have_pkg "$p" || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -246,3 +246,29 @@ test('a full disk: refused up front when it cannot fit; mid-way it stops with th
     await run('umount', ['-l', mnt]);
   }
 });
+
+test('Ctrl-C (SIGINT) stops quickly, keeps the finished parts and says how to resume', async () => {
+  const files = [{ path: 'i.bin', data: seededBytes(41, 8_000_000) }];
+  const m = await manifestOf('sigint', files);
+  const out = join(work, 'sigint-out');
+  const p = spawn(process.execPath, [BIN, 'download', '-m', m, '-d', out, '--part-size', '512K', '--parallel', '2', '--limit-rate', '4M'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((res) => p.once('exit', res));
+  await new Promise((res) => setTimeout(res, 1500));
+  const t0 = Date.now();
+  p.kill('SIGINT');
+  assert.equal(await exited, 130, err);
+  assert.ok(Date.now() - t0 < 3000, `stopped in ${Date.now() - t0} ms`);
+  assert.match(err, /interrupted: finished parts are kept; run the same command again to resume/);
+  const journal = JSON.parse(await readFile(join(out, 'i.bin.part.journal'), 'utf8')) as { done: [number, number][] };
+  assert.ok(journal.done.length > 0, 'some parts were journaled');
+  assert.ok(!(await readdir(out)).includes('.slicefs-download.lock'), 'the lock is released');
+  server.resetLog();
+  const again = await download(['-m', m, '-d', out, '--part-size', '512K']);
+  assert.equal(again.code, 0, again.stderr);
+  await assertSame(out, files);
+  const fetched = server.requests.filter((q) => q.method === 'GET').reduce((n, q) => n + q.bytesSent, 0);
+  const had = journal.done.reduce((n, [a, b]) => n + (b - a), 0);
+  assert.ok(fetched <= files[0].data.length - had, `the resume fetched ${fetched}, missing were ${files[0].data.length - had}`);
+});

@@ -343,6 +343,7 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
     for (const t of toFetch) {
       if (t.failed) {
         t.outcome = { path: t.rel, status: 'failed', error: messageOf(t.failed) };
+        o.progress.fileStarted(t.id, t.rel, t.job.file.size ?? 0, 0);
         o.progress.fileDone(t.id, 'failed');
       }
     }

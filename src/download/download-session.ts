@@ -355,12 +355,17 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
         await fh.datasync();
         const md5 = await t.digest();
         await t.close();
-        const expected = t.job.file.md5;
-        if (expected && md5 !== expected) {
+        // The manifest's MD5, and the server's where it states one (Content-MD5, x-goog-hash).
+        const checks: [string, string | undefined][] = [
+          ["the manifest's", t.job.file.md5],
+          ["the server's", t.version.md5],
+        ];
+        for (const [whose, expected] of checks) {
+          if (!expected || md5 === expected) continue;
           const aside = `${t.abs}.md5-mismatch`;
           await rename(partPath(t.abs), aside);
           await removeJournal(journalPath(t.abs));
-          throw new SlicefsError('BAD_RESPONSE', `MD5 ${md5} is not the manifest's ${expected}; the bytes are kept in ${aside}`);
+          throw new SlicefsError('BAD_RESPONSE', `MD5 ${md5} is not ${whose} ${expected}; the bytes are kept in ${aside}`);
         }
         await rename(partPath(t.abs), t.abs);
         await removeJournal(journalPath(t.abs));

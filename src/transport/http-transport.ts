@@ -19,7 +19,7 @@ import type { Stats } from '../stats.js';
 import { safeUrl, urlPath } from '../util/redact.js';
 import { checkRetryableStatus, withRetry } from './retry.js';
 import type { FetchRangeOptions, Transport } from './transport.js';
-import { isStrongEtag, versionMismatch, type ObjectVersion } from './version.js';
+import { isStrongEtag, statedMd5, versionMismatch, type ObjectVersion } from './version.js';
 
 /** Statuses of a HEAD that mean "ask with a 1-byte GET instead" (S3 presigned GET URLs answer HEAD with 403). */
 const HEAD_REFUSED = new Set([400, 403, 405, 501]);
@@ -60,7 +60,7 @@ export class HttpTransport implements Transport {
         if (res.statusCode === 200) {
           const size = Number(header(res, 'content-length'));
           if (!Number.isFinite(size)) throw new SlicefsError('BAD_RESPONSE', `${what}: no Content-Length`);
-          return versionOf(res, size);
+          return versionOf(res, size, true);
         }
         if (HEAD_REFUSED.has(res.statusCode)) throw new HeadRefused();
         checkRetryableStatus(res.statusCode, res.headers['retry-after']);
@@ -83,7 +83,7 @@ export class HttpTransport implements Transport {
         discard(res);
         const size = Number(header(res, 'content-length'));
         if (!Number.isFinite(size)) throw new SlicefsError('BAD_RESPONSE', `${getWhat}: no Content-Length`);
-        return versionOf(res, size);
+        return versionOf(res, size, true);
       }
       discard(res, ERROR_BODY_KEEP);
       if (res.statusCode === 416) {
@@ -230,8 +230,15 @@ function header(res: Dispatcher.ResponseData, name: string): string | undefined 
   return Array.isArray(v) ? v[0] : v;
 }
 
-function versionOf(res: Dispatcher.ResponseData, size: number): ObjectVersion {
-  return { size, etag: header(res, 'etag'), lastModified: header(res, 'last-modified') };
+/**
+ * The version a response names. `whole`: the response is about the whole object (a HEAD or a 200),
+ * so an MD5 it states is the object's (on a 206, Content-MD5 would be the part's).
+ */
+function versionOf(res: Dispatcher.ResponseData, size: number, whole = false): ObjectVersion {
+  const v: ObjectVersion = { size, etag: header(res, 'etag'), lastModified: header(res, 'last-modified') };
+  const md5 = whole ? statedMd5(header(res, 'content-md5'), header(res, 'x-goog-hash')) : undefined;
+  if (md5) v.md5 = md5;
+  return v;
 }
 
 function checkVersion(what: string, pinned: ObjectVersion, seen: ObjectVersion): void {

@@ -9,6 +9,19 @@ export interface ObjectVersion {
   size: number;
   etag?: string;
   lastModified?: string;
+  /**
+   * The whole object's MD5 (hex) when the server states it: `Content-MD5` (Azure, and any server
+   * set up to send it) or `x-goog-hash: md5=` (Google Cloud Storage). Not part of the identity.
+   */
+  md5?: string;
+}
+
+/** The MD5 a response states for the whole object, in hex, or undefined. */
+export function statedMd5(contentMd5: string | undefined, googHash: string | undefined): string | undefined {
+  const b64 = contentMd5 ?? /(?:^|,)\s*md5=([A-Za-z0-9+/=]+)/.exec(googHash ?? '')?.[1];
+  if (!b64) return undefined;
+  const bytes = Buffer.from(b64, 'base64');
+  return bytes.length === 16 ? bytes.toString('hex') : undefined;
 }
 
 export function isStrongEtag(etag: string | undefined): etag is string {

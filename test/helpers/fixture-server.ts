@@ -57,6 +57,8 @@ export interface AddFileOptions {
   /** Default: the time addFile was called, to the second. */
   lastModified?: Date;
   fault?: Fault;
+  /** Extra headers on HEAD and 200 responses (about the whole object), e.g. Content-MD5. */
+  wholeHeaders?: Record<string, string>;
 }
 
 interface FaultState {
@@ -72,6 +74,7 @@ interface Entry {
   etagExplicit: boolean;
   lastModified: Date;
   fault?: FaultState;
+  wholeHeaders?: Record<string, string>;
   /** GET/HEAD requests seen since the fault was set; drives 'etag-change'. */
   requestsSeen: number;
   changed: boolean;
@@ -135,6 +138,7 @@ export class FixtureServer {
       lastModified: new Date(Math.floor(lastModified.getTime() / 1000) * 1000),
       requestsSeen: 0,
       changed: false,
+      wholeHeaders: opts.wholeHeaders,
     };
     this.files.set(path, entry);
     this.setFault(path, opts.fault);
@@ -282,6 +286,7 @@ export class FixtureServer {
       'Content-Length': String(end - start + 1),
     };
     if (range !== undefined) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
+    else Object.assign(headers, entry.wholeHeaders);
     record.status = status;
     res.writeHead(status, headers);
     if (isHead) {

@@ -128,6 +128,17 @@ test('an object changed between runs restarts with a warning; a corrupted byte i
   assert.match(r.stderr, /x\.bin changed on the server since the last run \(ETag changed\); starting it again/);
   assert.ok((await readFile(join(out, 'x.bin'))).equals(v2));
 
+  // A server that states the object's MD5 (Content-MD5) is checked even without a manifest MD5.
+  const stated = seededBytes(9, 500_000);
+  const wrong = Buffer.from(stated);
+  wrong[99] ^= 1;
+  server.addFile('/stated/s.bin', wrong, { wholeHeaders: { 'Content-MD5': createHash('md5').update(stated).digest('base64') } });
+  const ms = join(work, 'stated.tsv');
+  await writeFile(ms, `url\tpath\n${server.url('/stated/s.bin')}\ts.bin\n`);
+  const st = await download(['-m', ms, '-d', join(work, 'stated-out')]);
+  assert.equal(st.code, 1, st.stderr);
+  assert.match(st.stderr, /s\.bin: MD5 [0-9a-f]{32} is not the server's [0-9a-f]{32}/);
+
   const good = seededBytes(8, 2_000_000);
   const bad = Buffer.from(good);
   bad[1_234_567] ^= 0xff;

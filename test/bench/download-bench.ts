@@ -1,0 +1,790 @@
+/**
+ * `slicefs download` against `curl -o` (one stream) and `aria2c -x8 -s8` (8 connections, 8 splits),
+ * side by side in one run, on one generated file (default 1 GiB, seeded, `.bench/data/random-<size>-s<seed>.bin`,
+ * made by ./prng.ts and reused when present) served by nginx on 127.0.0.1: on loopback and through
+ * the latency proxy (20 ms RTT, 1 Gbit/s). Each download is a new process writing into a fresh
+ * directory under .bench/ (the same disk as the data); the output is removed and `sync` run between
+ * downloads; the runs of the tools are interleaved. Reports MB/s (10^6 bytes) of the median of N
+ * runs, wall clock from spawn to exit, and the ratios slicefs/aria2c and slicefs/curl per link.
+ * Every download is checked (size and MD5 against the source's, computed once) outside the timing.
+ *
+ * slicefs syncs each part to disk before it journals it; curl and aria2c leave dirty pages. So the
+ * tables also show MB/s "to durable": the wall clock plus an fdatasync of the output, done by the
+ * benchmark right after the tool exits (for slicefs it finds nothing left to write).
+ *
+ * Also:
+ *   resume   `slicefs download --limit-rate 200M` on loopback, SIGKILLed (its process group) after
+ *            ~2 s; its journal (NAME.part.journal, `done` ranges) read right after the kill says what
+ *            was complete; the same command again, and nginx's log says what that second run fetched.
+ *            Re-fetched beyond what was missing = fetched - (size - complete). 3 tries.
+ *   limit    --limit-rate 50M and 200M (binary units: 52.4 and 209.7 MB/s) on loopback: average rate
+ *            (size / wall clock, and the session's own bytes/seconds from --json) and the fastest 1 s
+ *            window. The window rate is sampled every 100 ms with `ss -ti` on the client sockets to
+ *            nginx: bytes the process read = tcpi_bytes_received - Recv-Q ("app"), and bytes that
+ *            reached the host = tcpi_bytes_received ("wire"). (/proc/PID/io rchar would count the
+ *            MD5's read-back of the part file as well as the sockets: its total is shown, to see.)
+ *   sweep    --parallel 4, 8, 16 x --part-size 4M, 8M, 16M, 32M, once each, on the latency link
+ *            (optional: --sweep).
+ *   profile  one slicefs download on loopback under `node --cpu-prof`: top self-time functions,
+ *            mapped to src/ through the bundle's source maps.
+ *
+ * slicefs runs from a copy of bin/ and dist/ taken at the start (under .bench/), so a rebuild during
+ * the run does not change what is measured.
+ *
+ *   node dist/test/bench/download-bench.js [--runs 3] [--size 1G] [--sweep]
+ *        [--only loopback,wan,resume,limit,sweep,profile] [--cmd-timeout 300] [--timeout 1800]
+ */
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { cp, mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { SourceMap } from 'node:module';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import { startLatencyProxy, type LatencyProxy } from './latency-proxy.js';
+import { startNginx, type AccessLogSummary, type NginxServer } from './nginx.js';
+import { ensureDataFile } from './prng.js';
+import { childEnv, onCleanup, runCleanups, sleep } from './proc.js';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const execFileP = promisify(execFile);
+/** util-linux setpriv: a child that outlives a SIGKILLed benchmark is killed with it. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+const MiB = 1024 * 1024;
+const MB = 1e6;
+
+type Tool = 'curl' | 'aria2c' | 'slicefs';
+const TOOLS: Tool[] = ['curl', 'aria2c', 'slicefs'];
+
+// ---------------------------------------------------------------------------------------------
+// Processes.
+
+interface Exit {
+  wallS: number;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** user + system CPU seconds (GNU time), NaN when it was killed. */
+  cpuS: number;
+  rssMiB: number;
+  timedOut: boolean;
+  killed: boolean;
+}
+
+interface Launched {
+  /** The pid of GNU time; the tool is its only child. */
+  pid: number;
+  done: Promise<Exit>;
+  /** SIGKILL to the whole process group (time and the tool). */
+  kill(): void;
+}
+
+/**
+ * Runs `cmd` under GNU time (CPU seconds, peak RSS) in its own process group, stdout and stderr
+ * kept (capped). With setpriv, both time and the tool get a parent-death SIGKILL. Killed after
+ * `timeoutMs`.
+ */
+function launch(cmd: string, args: string[], opts: { cwd: string; timeoutMs: number; env?: NodeJS.ProcessEnv }): Launched {
+  const t0 = performance.now();
+  const pd = (argv: string[]) => (SETPRIV ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...argv] : argv);
+  const argv = pd(['/usr/bin/time', '-f', 'SLICEFS_BENCH_TIME=%e %U %S %M', ...pd([cmd, ...args])]);
+  const p = spawn(argv[0], argv.slice(1), { cwd: opts.cwd, env: opts.env ?? childEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let killed = false;
+  const kill = () => {
+    killed = true;
+    try {
+      if (p.pid) process.kill(-p.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  const unregister = onCleanup(`${basename(cmd)} (download-bench)`, kill);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    kill();
+  }, opts.timeoutMs);
+  let stdout = '';
+  let stderr = '';
+  p.stdout.setEncoding('utf8').on('data', (d: string) => {
+    if (stdout.length < 1 << 20) stdout += d;
+  });
+  p.stderr.setEncoding('utf8').on('data', (d: string) => {
+    if (stderr.length < 1 << 20) stderr += d;
+  });
+  const done = new Promise<Exit>((res) => {
+    const finish = (code: number | null) => {
+      clearTimeout(timer);
+      unregister();
+      const m = /SLICEFS_BENCH_TIME=(\S+) (\S+) (\S+) (\d+)/.exec(stderr);
+      stderr = stderr.replace(/^(Command (exited with non-zero status|terminated by signal) .*\n)?SLICEFS_BENCH_TIME=.*\n?/m, '');
+      res({
+        wallS: (performance.now() - t0) / 1000,
+        code,
+        stdout,
+        stderr,
+        cpuS: m ? Number(m[2]) + Number(m[3]) : NaN,
+        rssMiB: m ? Number(m[4]) / 1024 : NaN,
+        timedOut,
+        killed,
+      });
+    };
+    p.on('close', finish);
+    p.on('error', (e) => {
+      stderr += String(e);
+      finish(127);
+    });
+  });
+  return { pid: p.pid ?? 0, done, kill };
+}
+
+/** The pid of the tool under `launch` (time's only child; setpriv exec'ed into it). */
+async function toolPid(timePid: number, waitMs = 2000): Promise<number | undefined> {
+  const deadline = Date.now() + waitMs;
+  const pid = timePid;
+  // setpriv (if any) execs time in place; time forks setpriv, which execs the tool.
+  while (Date.now() < deadline) {
+    const kids = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+    const first = Number(kids.trim().split(/\s+/)[0]);
+    if (first > 0) return first;
+    await sleep(5);
+  }
+  return undefined;
+}
+
+async function quiet(cmd: string, args: string[]): Promise<void> {
+  await execFileP(cmd, args, { env: childEnv() }).catch(() => {});
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI snapshot (as view-bench).
+
+/**
+ * A copy of the CLI (bin/ and dist/ without dist/test) taken once at the start, so every download
+ * runs the same build even if dist/ is rebuilt meanwhile. It lives under .bench/ (git-ignored)
+ * inside the repository so that node_modules and package.json ("type": "module") resolve upwards.
+ */
+async function snapshotCli(): Promise<{ dir: string; bin: string; remove: () => Promise<void> }> {
+  const dir = join(REPO, '.bench', `download-bench-cli-${process.pid}`);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const remove = () => rm(dir, { recursive: true, force: true });
+  const unregister = onCleanup('download-bench CLI snapshot', remove);
+  await cp(join(REPO, 'bin'), join(dir, 'bin'), { recursive: true });
+  const distTest = join(REPO, 'dist', 'test');
+  await cp(join(REPO, 'dist'), join(dir, 'dist'), {
+    recursive: true,
+    filter: (src) => src !== distTest && !src.startsWith(distTest + sep),
+  });
+  const bin = join(dir, 'bin', 'slicefs.js');
+  const check = await launch(process.execPath, [bin, '--version'], { cwd: dir, timeoutMs: 60_000 }).done;
+  if (check.code !== 0) throw new Error(`the CLI copy in ${dir} does not run (is dist/ built?):\n${check.stderr.slice(-2000)}`);
+  return {
+    dir,
+    bin,
+    remove: async () => {
+      await remove();
+      unregister();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const mb = (bytes: number, digits = 1) => (bytes / MB).toFixed(digits);
+const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`;
+
+async function md5File(path: string): Promise<string> {
+  const h = createHash('md5');
+  for await (const chunk of createReadStream(path, { highWaterMark: 8 * MiB })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** `4M`-style sizes (binary units, as slicefs parses them). */
+function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)([KMG]?)$/i.exec(text.trim());
+  if (!m) throw new Error(`not a size: ${text}`);
+  return Math.round(Number(m[1]) * { '': 1, K: 1024, M: MiB, G: 1024 * MiB }[m[2].toUpperCase() as '' | 'K' | 'M' | 'G']);
+}
+
+interface SliceJson {
+  bytesFetched: number;
+  seconds: number;
+  bytesPerSecond: number;
+  retries: number;
+  interrupted: boolean;
+  files: { status: string; md5?: string; error?: string }[];
+}
+
+function parseJson(stdout: string): SliceJson | undefined {
+  try {
+    return JSON.parse(stdout) as SliceJson;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Socket byte counters (for the rate windows): `ss -ti` on the client sockets to nginx's port.
+
+interface Sample {
+  t: number;
+  /** Bytes the client read from its sockets (tcpi_bytes_received - Recv-Q), summed over sockets. */
+  app: number;
+  /** Bytes that reached the client's TCP (tcpi_bytes_received). */
+  wire: number;
+  /** /proc/PID/io rchar of the tool (NaN when unknown). */
+  rchar: number;
+}
+
+function startSampler(port: number, pid: () => number | undefined, everyMs = 100) {
+  const samples: Sample[] = [];
+  const last = new Map<string, { app: number; wire: number }>();
+  let app = 0;
+  let wire = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const t0 = performance.now();
+      const out = await execFileP('ss', ['-tinH', 'state', 'established', `dport = :${port}`], { env: childEnv() }).then(
+        (r) => r.stdout,
+        () => '',
+      );
+      const t1 = performance.now();
+      // A socket is a line "Recv-Q Send-Q local peer", then an indented line of tcp_info.
+      const lines = out.split('\n');
+      for (let i = 0; i < lines.length; i++) {
+        const head = /^(\d+)\s+\d+\s+(\S+)\s+\S+/.exec(lines[i]);
+        if (!head) continue;
+        const info = lines[i + 1] ?? '';
+        const received = Number(/bytes_received:(\d+)/.exec(info)?.[1] ?? 0);
+        const now = { app: Math.max(0, received - Number(head[1])), wire: received };
+        const prev = last.get(head[2]);
+        // A counter that went down is a new socket on the same local port.
+        app += prev && now.wire >= prev.wire ? now.app - prev.app : now.app;
+        wire += prev && now.wire >= prev.wire ? now.wire - prev.wire : now.wire;
+        last.set(head[2], now);
+      }
+      const p = pid();
+      let rchar = NaN;
+      if (p) {
+        const io = await readFile(`/proc/${p}/io`, 'utf8').catch(() => '');
+        rchar = Number(/^rchar:\s+(\d+)/m.exec(io)?.[1] ?? NaN);
+      }
+      samples.push({ t: (t0 + t1) / 2, app, wire, rchar });
+      await sleep(Math.max(0, everyMs - (performance.now() - t0)));
+    }
+  })();
+  return {
+    samples,
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+/** The highest rate (bytes/s) over any window of at least `windowMs` between samples. */
+function maxWindowRate(samples: Sample[], key: 'app' | 'wire', windowMs = 1000): number {
+  let best = 0;
+  let j = 0;
+  for (let i = 0; i < samples.length; i++) {
+    if (j < i) j = i;
+    while (j < samples.length && samples[j].t - samples[i].t < windowMs) j++;
+    if (j >= samples.length) break;
+    best = Math.max(best, ((samples[j][key] - samples[i][key]) * 1000) / (samples[j].t - samples[i].t));
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU profile.
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+}
+
+/** Top self-time entries of a .cpuprofile, positions mapped through the bundle's source maps. */
+function topSelf(profilePath: string, snapshotDir: string, n: number): { name: string; where: string; ms: number; share: number }[] {
+  const prof = JSON.parse(readFileSync(profilePath, 'utf8')) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
+  const byId = new Map(prof.nodes.map((x) => [x.id, x]));
+  const self = new Map<string, { name: string; where: string; us: number }>();
+  const maps = new Map<string, SourceMap | null>();
+  const mapFor = (url: string): SourceMap | null => {
+    if (!maps.has(url)) {
+      let sm: SourceMap | null = null;
+      try {
+        sm = new SourceMap(JSON.parse(readFileSync(fileURLToPath(url) + '.map', 'utf8')));
+      } catch {
+        sm = null;
+      }
+      maps.set(url, sm);
+    }
+    return maps.get(url)!;
+  };
+  let total = 0;
+  for (let i = 0; i < prof.samples.length; i++) {
+    const node = byId.get(prof.samples[i]);
+    if (!node) continue;
+    const us = prof.timeDeltas[i + 1] ?? 0; // the time until the next sample is this one's
+    const cf = node.callFrame;
+    if (cf.functionName === '(idle)') continue;
+    total += us;
+    const key = `${cf.functionName}|${cf.url}|${cf.lineNumber}|${cf.columnNumber}`;
+    let e = self.get(key);
+    if (!e) {
+      let where = `${cf.url.startsWith('file:') ? relative(snapshotDir, fileURLToPath(cf.url)) : cf.url}:${cf.lineNumber + 1}`;
+      if (cf.url.startsWith('file:') && cf.url.includes('/dist/bundle/')) {
+        const entry = mapFor(cf.url)?.findEntry(cf.lineNumber, cf.columnNumber) as { originalSource?: string; originalLine?: number } | undefined;
+        if (entry?.originalSource) {
+          const src = entry.originalSource.startsWith('file:') ? fileURLToPath(entry.originalSource) : resolve(dirname(fileURLToPath(cf.url)), entry.originalSource);
+          where = `${relative(snapshotDir, src).replace(/^(\.\.\/)+/, '')}:${(entry.originalLine ?? 0) + 1}`;
+        }
+      } else if (!cf.url) where = '(native / VM)';
+      e = { name: cf.functionName || '(anonymous)', where, us: 0 };
+      self.set(key, e);
+    }
+    e.us += us;
+  }
+  return [...self.values()]
+    .sort((a, b) => b.us - a.us)
+    .slice(0, n)
+    .map((e) => ({ name: e.name, where: e.where, ms: e.us / 1000, share: e.us / total }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The benchmark.
+
+interface Ctx {
+  cli: { dir: string; bin: string };
+  nginx: NginxServer;
+  proxy: LatencyProxy;
+  work: string;
+  name: string;
+  size: number;
+  md5: string;
+  cmdTimeoutMs: number;
+  seq: number;
+}
+
+interface Download {
+  tool: Tool;
+  wallS: number;
+  syncS: number;
+  cpuS: number;
+  rssMiB: number;
+  log: AccessLogSummary;
+  json?: SliceJson;
+  error?: string;
+}
+
+function commandFor(ctx: Ctx, tool: Tool, url: string, dir: string, extra: string[] = [], nodeFlags: string[] = []): [string, string[]] {
+  switch (tool) {
+    case 'curl':
+      return ['curl', ['-sS', '-f', '-o', join(dir, ctx.name), url]];
+    case 'aria2c':
+      return [
+        'aria2c',
+        [
+          '--no-conf=true',
+          '-x8',
+          '-s8',
+          '--file-allocation=none',
+          '--allow-overwrite=true',
+          '--auto-file-renaming=false',
+          '--quiet=true',
+          '--summary-interval=0',
+          '-d',
+          dir,
+          '-o',
+          ctx.name,
+          url,
+        ],
+      ];
+    case 'slicefs':
+      return [process.execPath, [...nodeFlags, ctx.cli.bin, 'download', '--url', url, '-d', dir, '-q', '--json', ...extra]];
+  }
+}
+
+/** A readable form of a command for the report (paths shortened). */
+function showCommand(ctx: Ctx, cmd: string, args: string[]): string {
+  const short = (s: string) =>
+    s === process.execPath ? 'node' : s.startsWith(ctx.cli.dir) ? relative(ctx.cli.dir, s) : s.startsWith(ctx.work) ? s.slice(ctx.work.length).replace(/^\/[^/]+/, 'DIR') : s;
+  return [cmd, ...args].map(short).join(' ');
+}
+
+/**
+ * One download into a fresh directory: sync first, nginx's log reset; timed to exit; then the
+ * output fdatasync'ed (timed apart), nginx's log read, the file checked and removed.
+ */
+async function download(ctx: Ctx, tool: Tool, url: string, extra: string[] = [], opts: { nodeFlags?: string[]; keep?: boolean; sample?: boolean } = {}) {
+  const dir = join(ctx.work, `out-${++ctx.seq}`);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  await quiet('sync', []);
+  await ctx.nginx.resetLog();
+  const [cmd, args] = commandFor(ctx, tool, url, dir, extra, opts.nodeFlags);
+  const l = launch(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs });
+  let pid: number | undefined;
+  const sampler = opts.sample ? startSampler(ctx.nginx.port, () => pid) : undefined;
+  if (sampler) void toolPid(l.pid).then((p) => (pid = p));
+  const exit = await l.done;
+  await sampler?.stop();
+  const out = join(dir, ctx.name);
+  const d: Download = { tool, wallS: exit.wallS, syncS: NaN, cpuS: exit.cpuS, rssMiB: exit.rssMiB, log: await ctx.nginx.accessLog(), json: parseJson(exit.stdout) };
+  if (exit.code !== 0 || exit.timedOut) {
+    d.error = `${tool} ${exit.timedOut ? `timed out after ${ctx.cmdTimeoutMs / 1000} s` : `exited with ${exit.code}`}: ${showCommand(ctx, cmd, args)}\n${exit.stderr.slice(-3000)}${exit.stdout ? `\nstdout: ${exit.stdout.slice(-2000)}` : ''}`;
+  } else {
+    const st = await stat(out).catch(() => undefined);
+    if (!st) d.error = `${tool}: no ${out} after exit 0 (${(await readdir(dir)).join(', ')})`;
+    else {
+      const fh = await open(out, 'r');
+      const s0 = performance.now();
+      await fh.datasync();
+      d.syncS = (performance.now() - s0) / 1000;
+      await fh.close();
+      if (st.size !== ctx.size) d.error = `${tool}: ${st.size} bytes, expected ${ctx.size}`;
+      else {
+        const got = await md5File(out);
+        if (got !== ctx.md5) d.error = `${tool}: MD5 ${got}, expected ${ctx.md5}`;
+      }
+    }
+    if (exit.stderr.trim()) process.stderr.write(`download-bench: ${tool} stderr: ${exit.stderr.trim().slice(-2000)}\n`);
+  }
+  if (!opts.keep) await rm(dir, { recursive: true, force: true });
+  return { d, dir, samples: sampler?.samples ?? [], command: showCommand(ctx, cmd, args) };
+}
+
+interface Section {
+  title: string;
+  body: string;
+}
+
+async function compare(ctx: Ctx, runs: number, failures: string[], commands: Map<string, string>): Promise<Section> {
+  const links = [
+    ['loopback', ctx.nginx.origin],
+    ['wan 20ms/1G', `http://127.0.0.1:${ctx.proxy.port}`],
+  ] as const;
+  const rows: string[] = [];
+  const ratios: string[] = [];
+  for (const [link, origin] of links) {
+    const url = `${origin}/${ctx.name}`;
+    const res = new Map<Tool, Download[]>(TOOLS.map((t) => [t, []]));
+    for (let i = 0; i < runs; i++) {
+      for (const tool of TOOLS) {
+        process.stderr.write(`download-bench: ${link} ${tool} run ${i + 1}/${runs} … `);
+        const { d, command } = await download(ctx, tool, url);
+        commands.set(tool, command.replace(url, 'URL'));
+        if (d.error) {
+          failures.push(`${link} ${tool} run ${i + 1}: ${d.error}`);
+          process.stderr.write(`FAILED\n${d.error}\n`);
+          continue;
+        }
+        process.stderr.write(`${(ctx.size / d.wallS / MB).toFixed(1)} MB/s (${d.wallS.toFixed(2)} s, +${d.syncS.toFixed(2)} s fdatasync)\n`);
+        res.get(tool)!.push(d);
+      }
+    }
+    const rate = (ds: Download[]) => ctx.size / median(ds.map((d) => d.wallS)) / MB;
+    const durable = (ds: Download[]) => ctx.size / median(ds.map((d) => d.wallS + d.syncS)) / MB;
+    for (const tool of TOOLS) {
+      const ds = res.get(tool)!;
+      if (ds.length === 0) {
+        rows.push(`| ${link} | ${tool} | failed | | | | | | | |`);
+        continue;
+      }
+      // Requests, connections and bytes of the median run.
+      const m = [...ds].sort((a, b) => a.wallS - b.wallS)[Math.floor(ds.length / 2)];
+      rows.push(
+        `| ${link} | ${tool} | **${rate(ds).toFixed(1)}** | ${ds.map((d) => (ctx.size / d.wallS / MB).toFixed(0)).join(', ')} | ${median(ds.map((d) => d.wallS)).toFixed(2)} | ${durable(ds).toFixed(1)} | ${median(ds.map((d) => d.cpuS)).toFixed(2)} (${((median(ds.map((d) => d.cpuS)) / median(ds.map((d) => d.wallS))) * 100).toFixed(0)} %) | ${Math.max(...ds.map((d) => d.rssMiB)).toFixed(0)} | ${m.log.requests} / ${m.log.connections} | ${mb(m.log.bytes)} |`,
+      );
+    }
+    const s = res.get('slicefs')!;
+    const cell = (other: Tool, f: (ds: Download[]) => number) => (s.length && res.get(other)!.length ? `${(f(s) / f(res.get(other)!)).toFixed(2)}×` : '–');
+    ratios.push(`| ${link} | **${cell('aria2c', rate)}** | **${cell('curl', rate)}** | ${cell('aria2c', durable)} | ${cell('curl', durable)} |`);
+  }
+  return {
+    title: `Throughput (${runs} runs each, interleaved; median)`,
+    body:
+      '| link | tool | MB/s (median) | MB/s of each run | s | MB/s to durable (+ fdatasync after exit) | CPU s user+sys (% of wall) | peak RSS MiB | requests / connections | origin MB |\n' +
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n' +
+      rows.join('\n') +
+      '\n\n| link | slicefs / aria2c | slicefs / curl | to durable: slicefs / aria2c | to durable: slicefs / curl |\n|---|---:|---:|---:|---:|\n' +
+      ratios.join('\n'),
+  };
+}
+
+async function resumeAfterKill(ctx: Ctx, tries: number, failures: string[]): Promise<Section> {
+  const url = `${ctx.nginx.origin}/${ctx.name}`;
+  const partSize = 8 * MiB; // the default --part-size
+  const limit = 200 * MiB;
+  const extra = ['--limit-rate', '200M'];
+  const rows: string[] = [];
+  for (let i = 0; i < tries; i++) {
+    process.stderr.write(`download-bench: resume after kill -9, try ${i + 1}/${tries} … `);
+    const dir = join(ctx.work, `resume-${i}`);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    await quiet('sync', []);
+    const [cmd, args] = commandFor(ctx, 'slicefs', url, dir, extra);
+    const first = launch(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs });
+    // ~2 s: mid-way through 1 GiB at 200 MiB/s (about 40 % of a smaller --size).
+    await sleep(Math.min(2000, 300 + (0.4 * ctx.size * 1000) / limit));
+    first.kill();
+    const e1 = await first.done;
+    const killedAt = e1.wallS;
+    let complete = 0;
+    let journalNote = '';
+    try {
+      const j = JSON.parse(await readFile(join(dir, `${ctx.name}.part.journal`), 'utf8')) as { done: [number, number][] };
+      complete = j.done.reduce((n, [a, b]) => n + (b - a), 0);
+      journalNote = `${j.done.length} range${j.done.length === 1 ? '' : 's'}`;
+    } catch (err) {
+      journalNote = `no journal (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    }
+    const finishedEarly = !e1.killed || e1.code === 0;
+    await sleep(500); // nginx logs the aborted responses
+    await ctx.nginx.resetLog();
+    const second = launch(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs });
+    const e2 = await second.done;
+    const log = await ctx.nginx.accessLog();
+    const json = parseJson(e2.stdout);
+    let check = 'ok';
+    if (e2.code !== 0) check = `exit ${e2.code}`;
+    else {
+      const got = await md5File(join(dir, ctx.name)).catch((err: Error) => `(${err.message})`);
+      if (got !== ctx.md5) check = `MD5 ${got}`;
+    }
+    if (check !== 'ok' || finishedEarly) failures.push(`resume try ${i + 1}: ${finishedEarly ? 'the first run was not killed mid-way; ' : ''}${check}\n${e2.stderr.slice(-3000)}`);
+    const missing = ctx.size - complete;
+    const beyond = log.bytes - missing;
+    process.stderr.write(`${mb(complete)} MB complete at the kill, ${mb(beyond)} MB re-fetched beyond the missing ${mb(missing)} MB\n`);
+    if (e2.stderr.trim()) process.stderr.write(`download-bench: slicefs stderr (resume): ${e2.stderr.trim().slice(-2000)}\n`);
+    rows.push(
+      `| ${i + 1} | ${killedAt.toFixed(2)} | ${mb(complete)} (${journalNote}) | ${mb(missing)} | ${mb(log.bytes)} (${log.requests} requests; --json says ${json ? mb(json.bytesFetched) : '?'}) | **${mb(beyond)} MB (${(beyond / partSize).toFixed(2)} parts of ${mb(partSize, 2)} MB)** | ${e2.wallS.toFixed(2)} | ${check} |`,
+    );
+    await rm(dir, { recursive: true, force: true });
+  }
+  return {
+    title: `Resume after kill -9 (loopback, \`--limit-rate 200M\`, SIGKILL after ~2 s, then the same command again; default --parallel 8 --part-size 8M)`,
+    body:
+      '| try | killed at s | complete at the kill, MB (journal) | missing MB | second run fetched MB (nginx log) | re-fetched beyond what was missing | second run s | result |\n' +
+      '|---|---:|---:|---:|---:|---:|---:|---|\n' +
+      rows.join('\n'),
+  };
+}
+
+async function limitRate(ctx: Ctx, failures: string[]): Promise<Section> {
+  const url = `${ctx.nginx.origin}/${ctx.name}`;
+  const rows: string[] = [];
+  for (const limit of ['50M', '200M']) {
+    const want = parseSize(limit);
+    process.stderr.write(`download-bench: --limit-rate ${limit} … `);
+    const { d, samples } = await download(ctx, 'slicefs', url, ['--limit-rate', limit], { sample: true });
+    if (d.error) {
+      failures.push(`--limit-rate ${limit}: ${d.error}`);
+      process.stderr.write(`FAILED\n${d.error}\n`);
+      rows.push(`| ${limit} | failed | | | | | |`);
+      continue;
+    }
+    const avg = ctx.size / d.wallS;
+    const session = d.json ? d.json.bytesFetched / d.json.seconds : NaN;
+    const app = maxWindowRate(samples, 'app');
+    const wire = maxWindowRate(samples, 'wire');
+    const appTotal = samples.at(-1)?.app ?? 0;
+    const rchar = samples.filter((s) => Number.isFinite(s.rchar)).at(-1)?.rchar ?? NaN;
+    process.stderr.write(`${mb(avg)} MB/s average, ${mb(app)} MB/s max 1 s\n`);
+    rows.push(
+      `| ${limit} (${mb(want)} MB/s) | ${d.wallS.toFixed(2)} | ${mb(avg)} (${pct(avg / want - 1)}) | ${mb(session)} (${pct(session / want - 1)}) | **${mb(app)} (${pct(app / want - 1)})** | ${mb(wire)} (${pct(wire / want - 1)}) | ${samples.length} samples; socket reads seen ${mb(appTotal)} MB; rchar at the last sample ${mb(rchar)} MB |`,
+    );
+  }
+  return {
+    title: '--limit-rate accuracy (loopback, 1 download each; MB/s, error vs the limit)',
+    body:
+      '| --limit-rate | s | average: size / wall clock | session: bytesFetched / seconds (--json) | max over any 1 s window: bytes read from the sockets | max 1 s window: bytes at the host\'s TCP | sampling |\n' +
+      '|---|---:|---:|---:|---:|---:|---|\n' +
+      rows.join('\n'),
+  };
+}
+
+async function sweep(ctx: Ctx, failures: string[]): Promise<Section> {
+  const url = `http://127.0.0.1:${ctx.proxy.port}/${ctx.name}`;
+  const parallels = [4, 8, 16];
+  const parts = ['4M', '8M', '16M', '32M'];
+  const rows: string[] = [];
+  let best = { rate: 0, label: '' };
+  for (const p of parallels) {
+    const cells: string[] = [];
+    for (const s of parts) {
+      process.stderr.write(`download-bench: sweep wan --parallel ${p} --part-size ${s} … `);
+      const { d } = await download(ctx, 'slicefs', url, ['--parallel', String(p), '--part-size', s]);
+      if (d.error) {
+        failures.push(`sweep --parallel ${p} --part-size ${s}: ${d.error}`);
+        process.stderr.write(`FAILED\n${d.error}\n`);
+        cells.push('failed');
+        continue;
+      }
+      const rate = ctx.size / d.wallS / MB;
+      process.stderr.write(`${rate.toFixed(1)} MB/s\n`);
+      if (rate > best.rate) best = { rate, label: `--parallel ${p} --part-size ${s}` };
+      cells.push(`${rate.toFixed(1)} (${d.log.requests} req, CPU ${d.cpuS.toFixed(1)} s)`);
+    }
+    rows.push(`| ${p} | ${cells.join(' | ')} |`);
+  }
+  return {
+    title: 'Sweep on the latency link (20 ms RTT, 1 Gbit/s = 125 MB/s): slicefs MB/s, one run each',
+    body:
+      `| --parallel \\ --part-size | ${parts.join(' | ')} |\n|---|${parts.map(() => '---:').join('|')}|\n` +
+      rows.join('\n') +
+      `\n\nFastest: ${best.label} (${best.rate.toFixed(1)} MB/s); one run per cell, so differences of a few % are noise.`,
+  };
+}
+
+async function profile(ctx: Ctx, failures: string[]): Promise<Section> {
+  const url = `${ctx.nginx.origin}/${ctx.name}`;
+  const profDir = join(ctx.work, 'cpu-prof');
+  await rm(profDir, { recursive: true, force: true });
+  await mkdir(profDir, { recursive: true });
+  process.stderr.write('download-bench: slicefs under --cpu-prof (loopback) … ');
+  const { d } = await download(ctx, 'slicefs', url, [], { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', profDir] });
+  if (d.error) {
+    failures.push(`--cpu-prof run: ${d.error}`);
+    process.stderr.write(`FAILED\n${d.error}\n`);
+    return { title: 'CPU profile', body: 'failed (see stderr)' };
+  }
+  process.stderr.write(`${(ctx.size / d.wallS / MB).toFixed(1)} MB/s\n`);
+  const files = (await readdir(profDir)).filter((f) => f.endsWith('.cpuprofile'));
+  const parts: string[] = [];
+  for (const f of files) {
+    const top = topSelf(join(profDir, f), ctx.cli.dir, 12);
+    parts.push(
+      `${f} (${files.length > 1 ? 'one thread of several' : 'main thread'}):\n\n| # | function | where | self ms | % of non-idle |\n|---:|---|---|---:|---:|\n` +
+        top.map((e, i) => `| ${i + 1} | \`${e.name}\` | ${e.where} | ${e.ms.toFixed(0)} | ${(e.share * 100).toFixed(1)} |`).join('\n'),
+    );
+  }
+  return {
+    title: `CPU profile: one slicefs download on loopback under \`node --cpu-prof\` (${(ctx.size / d.wallS / MB).toFixed(1)} MB/s, ${d.wallS.toFixed(2)} s wall, ${d.cpuS.toFixed(2)} s CPU user+sys of the process)`,
+    body: parts.join('\n\n'),
+  };
+}
+
+const SECTIONS = ['loopback', 'wan', 'resume', 'limit', 'sweep', 'profile'] as const;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '3' },
+      size: { type: 'string', default: '1G' },
+      seed: { type: 'string', default: '1' },
+      sweep: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      'resume-tries': { type: 'string', default: '3' },
+      'cmd-timeout': { type: 'string', default: '300' },
+      timeout: { type: 'string', default: '1800' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(
+      'usage: node dist/test/bench/download-bench.js [--runs 3] [--size 1G] [--seed 1] [--sweep] [--only ' +
+        SECTIONS.join(',') +
+        '] [--resume-tries 3] [--cmd-timeout 300] [--timeout 1800]\n',
+    );
+    return;
+  }
+  const runs = Math.max(1, Math.trunc(Number(values.runs)));
+  if (!Number.isFinite(runs)) throw new Error(`--runs: not a number: ${values.runs}`);
+  const size = parseSize(values.size);
+  const seed = Number(values.seed);
+  const tries = Math.max(1, Math.trunc(Number(values['resume-tries'])));
+  const cmdTimeoutMs = Number(values['cmd-timeout']) * 1000;
+  if (!(cmdTimeoutMs > 0)) throw new Error(`--cmd-timeout: not a positive number of seconds: ${values['cmd-timeout']}`);
+  const only = new Set(values.only ? values.only.split(',').map((s) => s.trim()) : SECTIONS.filter((s) => s !== 'sweep' || values.sweep));
+  for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown section ${s} (${SECTIONS.join(', ')})`);
+  for (const tool of ['curl', 'aria2c', 'ss', '/usr/bin/time']) {
+    const found = tool.startsWith('/') ? existsSync(tool) : await execFileP('sh', ['-c', `command -v ${tool}`]).then(() => true, () => false);
+    if (!found) throw new Error(`${tool} not found (bash scripts/setup.sh installs curl and aria2; ss is iproute2, /usr/bin/time is GNU time)`);
+  }
+  const globalTimer = setTimeout(() => {
+    process.stderr.write(`download-bench: --timeout ${values.timeout} s reached, stopping\n`);
+    void runCleanups().finally(() => process.exit(124));
+  }, Number(values.timeout) * 1000);
+  globalTimer.unref();
+
+  const t0 = performance.now();
+  const cli = await snapshotCli();
+  const dataDir = join(REPO, '.bench/data');
+  process.stderr.write(`download-bench: data file of ${size} bytes (seed ${seed}) …\n`);
+  const dataPath = await ensureDataFile(dataDir, size, seed);
+  const md5 = await md5File(dataPath); // also brings it into the page cache: nginx serves from memory
+  const nginx = await startNginx(dataDir);
+  const proxy = await startLatencyProxy({ upstreamPort: nginx.port, oneWayDelayMs: 10, rateBitsPerSec: 1e9 });
+  const work = join(REPO, '.bench', `download-bench-${process.pid}`);
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  const unregisterWork = onCleanup('download-bench output dir', () => rm(work, { recursive: true, force: true }));
+  const ctx: Ctx = { cli, nginx, proxy, work, name: basename(dataPath), size, md5, cmdTimeoutMs, seq: 0 };
+  const failures: string[] = [];
+  const commands = new Map<string, string>();
+  const sections: Section[] = [];
+  try {
+    if (only.has('loopback') || only.has('wan')) {
+      const full = await compare(ctx, runs, failures, commands);
+      // compare() runs both links; drop the one not asked for.
+      if (!(only.has('loopback') && only.has('wan'))) {
+        const keep = only.has('loopback') ? 'loopback' : 'wan';
+        full.body = full.body
+          .split('\n')
+          .filter((l) => !/^\| (loopback|wan)/.test(l) || l.startsWith(`| ${keep}`))
+          .join('\n');
+      }
+      sections.push(full);
+    }
+    if (only.has('resume')) sections.push(await resumeAfterKill(ctx, tries, failures));
+    if (only.has('limit')) sections.push(await limitRate(ctx, failures));
+    if (only.has('sweep')) sections.push(await sweep(ctx, failures));
+    if (only.has('profile')) sections.push(await profile(ctx, failures));
+  } finally {
+    const ps = proxy.stats();
+    await proxy.close();
+    await nginx.stop();
+    await rm(work, { recursive: true, force: true });
+    unregisterWork();
+    await cli.remove();
+    await runCleanups();
+    if (ps.connections > 0) process.stderr.write(`download-bench: latency proxy: ${ps.connections} connections, ${mb(ps.deliveredDown)} MB delivered down\n`);
+  }
+  const cmdLines = [...commands.entries()].map(([t, c]) => `- ${t}: \`${c}\``);
+  if (cmdLines.length === 0) cmdLines.push(`- slicefs: \`node bin/slicefs.js download --url URL -d DIR -q --json\` (+ the options shown)`);
+  process.stdout.write(
+    `# slicefs download vs curl and aria2c\n\n` +
+      `\`node dist/test/bench/download-bench.js${process.argv.length > 2 ? ' ' + process.argv.slice(2).join(' ') : ''}\`\n\n` +
+      `File: ${relative(REPO, dataPath)}, ${size} bytes (${mb(size)} MB), MD5 ${md5}; nginx on 127.0.0.1 (sendfile, page cache warm); ` +
+      `wan = test/bench/latency-proxy (10 ms each way, 1 Gbit/s aggregate, one RTT per new connection). MB = 10^6 bytes; ` +
+      `wall clock from spawn to exit, process start-up included. Host: ${(await readFile('/proc/cpuinfo', 'utf8')).split('\n').filter((l) => l.startsWith('processor')).length} CPUs, Node ${process.version}.\n\n` +
+      `Commands (URL = http://127.0.0.1:PORT/${ctx.name}, DIR = a fresh directory per run):\n\n${cmdLines.join('\n')}\n\n` +
+      sections.map((s) => `## ${s.title}\n\n${s.body}\n`).join('\n') +
+      `\n${((performance.now() - t0) / 60_000).toFixed(1)} min in all.\n`,
+  );
+  if (failures.length > 0) throw new Error(`${failures.length} failure(s):\n${failures.join('\n\n')}`);
+}
+
+// The tools run in their own process groups (see `launch`), so a Ctrl-C does not reach them: stop them here.
+for (const [sig, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+  ['SIGHUP', 129],
+] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`download-bench: ${sig}, stopping\n`);
+    void runCleanups().finally(() => process.exit(code));
+  });
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`download-bench: ${e.message}\n`);
+  void runCleanups().finally(() => process.exit(1));
+});

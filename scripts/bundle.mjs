@@ -5,7 +5,8 @@
 // (docs/benchmarks.md: 0.49 s → 0.30 s for a 1 kb region). Code splitting keeps what a command
 // imports lazily (the mount's FUSE session, the view's run, BAM vs CRAM readers) in chunks loaded
 // only when used. fuse-native stays external: it loads a native addon from its own directory.
-// The fetch worker is its own entry point: worker-transport starts `./fetch-worker.js` next to it.
+// The workers are their own entry points: worker-transport starts `./fetch-worker.js` next to it,
+// the download's hasher `./md5-worker.js`.
 import { build } from 'esbuild';
 import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -16,7 +17,7 @@ const outdir = join(root, 'dist/bundle');
 await rm(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
-  entryPoints: { main: 'dist/src/cli/main.js', 'fetch-worker': 'dist/src/transport/fetch-worker.js' },
+  entryPoints: { main: 'dist/src/cli/main.js', 'fetch-worker': 'dist/src/transport/fetch-worker.js', 'md5-worker': 'dist/src/download/md5-worker.js' },
   outdir,
   bundle: true,
   splitting: true,

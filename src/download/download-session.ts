@@ -16,14 +16,15 @@
  *      buffer; a rate limiter, when set, is awaited per chunk (real backpressure on the socket).
  *   5. A finished part is synced (fdatasync), then added to the journal (written atomically). So a
  *      crash at any point, SIGKILL included, loses at most the parts in flight.
- *   6. The MD5 is computed as the contiguous prefix grows, reading back the bytes just written
- *      (from the page cache, not the network); a resumed file re-reads its prefix from disk once.
+ *   6. The MD5 is computed as the contiguous prefix grows, on a worker thread that reads back the
+ *      bytes just written (from the page cache, not the network); a resumed file re-reads its
+ *      prefix from disk once.
  *   7. A complete file is checked against the manifest's MD5: a mismatch is kept aside as
  *      `NAME.md5-mismatch` and reported; a match is renamed to NAME (atomic) and catalogued.
  *   8. Ctrl-C stops the streams, keeps the journals and says how to resume; a full disk stops
  *      everything the same way; any other failure stops only its file.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdir, open, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SlicefsError, messageOf } from '../errors.js';
@@ -34,6 +35,7 @@ import { CATALOGUE_NAME, readCatalogue, writeCatalogue, type CatalogueEntry } fr
 import { loadJournal, removeJournal, saveJournal, JOURNAL_FORMAT } from './journal.js';
 import { checkNoEscape, type PlannedFile } from './layout.js';
 import { lockDir } from './lock.js';
+import { Md5Hasher } from './md5-hasher.js';
 import type { ProgressReporter } from './progress.js';
 import { RangeSet } from './range-set.js';
 
@@ -89,7 +91,7 @@ export const journalPath = (abs: string) => `${abs}.part.journal`;
 
 /** Bytes collected from a stream before one write: fewer, larger writes. */
 const WRITE_BUFFER = 1024 * 1024;
-/** Bytes read back per step when hashing what was written. */
+/** Bytes read per step when hashing a file already present. */
 const HASH_STEP = 4 * 1024 * 1024;
 /** HEAD requests in flight while planning. */
 const PROBE_CONCURRENCY = 16;
@@ -134,9 +136,8 @@ class FileTask {
   done = new RangeSet();
   fh?: FileHandle;
   private opening?: Promise<FileHandle>;
-  private hash: Hash = createHash('md5');
-  private hashedTo = 0;
-  private hashing: Promise<void> = Promise.resolve();
+  private md5?: ReturnType<Md5Hasher['file']>;
+  private hashing: Promise<unknown> = Promise.resolve();
   private journaling: Promise<void> = Promise.resolve();
   private journalDirty = false;
   failed?: Error;
@@ -147,6 +148,7 @@ class FileTask {
   constructor(
     readonly job: DownloadJob,
     readonly id: string,
+    private readonly hasher: Md5Hasher,
   ) {}
 
   get rel(): string {
@@ -180,32 +182,28 @@ class FileTask {
     return this.journaling;
   }
 
-  /** Hashes the bytes of the contiguous prefix not hashed yet (reading them back). */
-  advanceHash(): Promise<void> {
-    this.hashing = this.hashing.then(async () => {
-      const to = this.done.prefixEnd();
-      const fh = await this.open();
-      const buf = Buffer.allocUnsafe(Math.min(HASH_STEP, Math.max(1, to - this.hashedTo)));
-      while (this.hashedTo < to) {
-        const n = Math.min(buf.length, to - this.hashedTo);
-        const { bytesRead } = await fh.read(buf, 0, n, this.hashedTo);
-        if (bytesRead === 0) throw new SlicefsError('BAD_RESPONSE', `${partPath(this.abs)}: shorter than its journal says`);
-        this.hash.update(buf.subarray(0, bytesRead));
-        this.hashedTo += bytesRead;
-      }
-    });
+  /** Asks the hashing worker to hash the contiguous prefix (it reads the bytes back from disk). */
+  advanceHash(): Promise<unknown> {
+    this.md5 ??= this.hasher.file(partPath(this.abs));
+    const to = this.done.prefixEnd();
+    const md5 = this.md5;
+    this.hashing = this.hashing.then(() => md5.advance(to));
     return this.hashing;
   }
 
   async digest(): Promise<string> {
-    await this.advanceHash();
-    if (this.hashedTo !== this.version.size) throw new Error(`internal: hashed ${this.hashedTo} of ${this.version.size} bytes`);
-    return this.hash.digest('hex');
+    this.md5 ??= this.hasher.file(partPath(this.abs));
+    await this.hashing.catch(() => {});
+    const md5 = this.md5;
+    this.md5 = undefined;
+    return md5.digest(this.version.size);
   }
 
   async close(): Promise<void> {
     await this.journaling.catch(() => {});
     await this.hashing.catch(() => {});
+    this.md5?.forget();
+    this.md5 = undefined;
     const fh = this.fh;
     this.fh = undefined;
     this.opening = undefined;
@@ -233,7 +231,8 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
   o.signal.addEventListener('abort', onAbort);
   let bytesFetched = 0;
   let diskFull = false;
-  const tasks = o.jobs.map((job, i) => new FileTask(job, String(i)));
+  const hasher = new Md5Hasher();
+  const tasks = o.jobs.map((job, i) => new FileTask(job, String(i), hasher));
   try {
     for (const t of tasks) await checkNoEscape(o.dir, t.job.file, o.manifestFile);
     const catalogue = await readCatalogue(o.dir);
@@ -487,6 +486,7 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
   } finally {
     o.signal.removeEventListener('abort', onAbort);
     for (const t of tasks) await t.close();
+    await hasher.close();
     await lock.release();
   }
 }

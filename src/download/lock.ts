@@ -12,13 +12,17 @@ import { SlicefsError } from '../errors.js';
 
 export const LOCK_NAME = '.slicefs-download.lock';
 
-function alive(pid: number): boolean {
+/** Whether `pid` is a running process. A zombie (dead, not yet reaped by its parent) is not. */
+async function alive(pid: number): Promise<boolean> {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+  // /proc/PID/stat: "pid (comm) STATE ..."; comm may hold spaces and parentheses, STATE follows the last ')'.
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  const state = stat?.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state !== 'Z' && state !== 'X';
 }
 
 export interface DirLock {
@@ -45,7 +49,7 @@ export async function lockDir(dir: string): Promise<DirLock> {
     }
     const [pidText, host] = (await readFile(path, 'utf8').catch(() => '')).trim().split(/\s+/);
     const pid = Number(pidText);
-    if (host === hostname() && Number.isInteger(pid) && pid > 0 && !alive(pid)) {
+    if (host === hostname() && Number.isInteger(pid) && pid > 0 && !(await alive(pid))) {
       await rm(path, { force: true }); // stale: its owner is gone
       continue;
     }

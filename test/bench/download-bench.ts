@@ -7,16 +7,21 @@
  * downloads; the runs of the tools are interleaved. Reports MB/s (10^6 bytes) of the median of N
  * runs, wall clock from spawn to exit, and the ratios slicefs/aria2c and slicefs/curl per link.
  * Every download is checked (size and MD5 against the source's, computed once) outside the timing.
+ * Also per tool: CPU seconds and peak RSS (GNU time), nginx's CPU seconds (/proc), requests,
+ * connections and bytes (nginx's access log).
  *
- * slicefs syncs each part to disk before it journals it; curl and aria2c leave dirty pages. So the
- * tables also show MB/s "to durable": the wall clock plus an fdatasync of the output, done by the
- * benchmark right after the tool exits (for slicefs it finds nothing left to write).
+ * slicefs syncs each part to disk before it journals it, and aria2c fsyncs its file before it exits;
+ * curl leaves dirty pages. So the tables also show MB/s "to durable": the wall clock plus an
+ * fdatasync of the output, done by the benchmark right after the tool exits (for slicefs and aria2c
+ * it finds nothing left to write).
  *
  * Also:
- *   resume   `slicefs download --limit-rate 200M` on loopback, SIGKILLed (its process group) after
- *            ~2 s; its journal (NAME.part.journal, `done` ranges) read right after the kill says what
- *            was complete; the same command again, and nginx's log says what that second run fetched.
- *            Re-fetched beyond what was missing = fetched - (size - complete). 3 tries.
+ *   resume   `slicefs download --limit-rate 200M` on loopback, SIGKILLed (the node process only, so
+ *            its parent reaps it at once, as a shell would) after ~2 s; its journal
+ *            (NAME.part.journal, `done` ranges) read right after the kill says what was complete; the
+ *            same command again, and nginx's log says what that second run fetched. Re-fetched beyond
+ *            what was missing = fetched - (size - complete); lost to the kill = what the killed run
+ *            had read from its sockets (ss, just before the kill) - complete. 3 tries.
  *   limit    --limit-rate 50M and 200M (binary units: 52.4 and 209.7 MB/s) on loopback: average rate
  *            (size / wall clock, and the session's own bytes/seconds from --json) and the fastest 1 s
  *            window. The window rate is sampled every 100 ms with `ss -ti` on the client sockets to
@@ -24,21 +29,23 @@
  *            reached the host = tcpi_bytes_received ("wire"). (/proc/PID/io rchar would count the
  *            MD5's read-back of the part file as well as the sockets: its total is shown, to see.)
  *   sweep    --parallel 4, 8, 16 x --part-size 4M, 8M, 16M, 32M, once each, on the latency link
- *            (optional: --sweep).
+ *            (about 2.5 of the ~6 minutes of a default run; --no-sweep skips it).
  *   profile  one slicefs download on loopback under `node --cpu-prof`: top self-time functions,
- *            mapped to src/ through the bundle's source maps.
+ *            mapped to src/ through the bundle's source maps, each with its nearest caller in src/.
  *
  * slicefs runs from a copy of bin/ and dist/ taken at the start (under .bench/), so a rebuild during
  * the run does not change what is measured.
  *
- *   node dist/test/bench/download-bench.js [--runs 3] [--size 1G] [--sweep]
- *        [--only loopback,wan,resume,limit,sweep,profile] [--cmd-timeout 300] [--timeout 1800]
+ *   node dist/test/bench/download-bench.js [--runs 3] [--size 1G] [--no-sweep]
+ *        [--only loopback,wan,resume,limit,sweep,profile] [--resume-tries 3]
+ *        [--curl-args "…"] [--aria2c-args "…"] [--slicefs-args "…"] [--cmd-timeout 300] [--timeout 1800]
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { cp, mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { SourceMap } from 'node:module';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
@@ -153,6 +160,31 @@ async function toolPid(timePid: number, waitMs = 2000): Promise<number | undefin
   return undefined;
 }
 
+/** user + system CPU seconds of a live process (from /proc/PID/stat), NaN when unknown. */
+async function cpuSeconds(pid: number | undefined, clkTck: number): Promise<number> {
+  if (!pid) return NaN;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is the state; utime, stime are f[11], f[12]
+  return f.length > 12 ? (Number(f[11]) + Number(f[12])) / clkTck : NaN;
+}
+
+/**
+ * nginx.ts keeps its pid file in its temp dir `slicefs-bench-nginx-<our pid>-*`, the one whose
+ * config listens on the port (as view-bench finds the access log); with master_process off it is
+ * the one process that serves.
+ */
+async function findNginxPid(nginx: NginxServer): Promise<number | undefined> {
+  const prefix = `slicefs-bench-nginx-${process.pid}-`;
+  for (const name of await readdir(tmpdir())) {
+    if (!name.startsWith(prefix)) continue;
+    const conf = await readFile(join(tmpdir(), name, 'nginx.conf'), 'utf8').catch(() => '');
+    if (!conf.includes(`listen 127.0.0.1:${nginx.port};`)) continue;
+    const pid = Number((await readFile(join(tmpdir(), name, 'nginx.pid'), 'utf8').catch(() => '')).trim());
+    return pid > 0 ? pid : undefined;
+  }
+  return undefined;
+}
+
 async function quiet(cmd: string, args: string[]): Promise<void> {
   await execFileP(cmd, args, { env: childEnv() }).catch(() => {});
 }
@@ -165,7 +197,7 @@ async function quiet(cmd: string, args: string[]): Promise<void> {
  * runs the same build even if dist/ is rebuilt meanwhile. It lives under .bench/ (git-ignored)
  * inside the repository so that node_modules and package.json ("type": "module") resolve upwards.
  */
-async function snapshotCli(): Promise<{ dir: string; bin: string; remove: () => Promise<void> }> {
+async function snapshotCli(): Promise<{ dir: string; bin: string; startupS: number; remove: () => Promise<void> }> {
   const dir = join(REPO, '.bench', `download-bench-cli-${process.pid}`);
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
@@ -180,9 +212,13 @@ async function snapshotCli(): Promise<{ dir: string; bin: string; remove: () => 
   const bin = join(dir, 'bin', 'slicefs.js');
   const check = await launch(process.execPath, [bin, '--version'], { cwd: dir, timeoutMs: 60_000 }).done;
   if (check.code !== 0) throw new Error(`the CLI copy in ${dir} does not run (is dist/ built?):\n${check.stderr.slice(-2000)}`);
+  // Start-up: `slicefs download --help` loads the CLI and the command's options (median of 5).
+  const startup: number[] = [];
+  for (let i = 0; i < 5; i++) startup.push((await launch(process.execPath, [bin, 'download', '--help'], { cwd: dir, timeoutMs: 60_000 }).done).wallS);
   return {
     dir,
     bin,
+    startupS: median(startup),
     remove: async () => {
       await remove();
       unregister();
@@ -240,6 +276,24 @@ interface Sample {
   rchar: number;
 }
 
+/** Per client socket to 127.0.0.1:`port` (by local address): bytes read by the process and bytes received by TCP. */
+async function readSockets(port: number): Promise<Map<string, { app: number; wire: number }>> {
+  const out = await execFileP('ss', ['-tinH', 'state', 'established', `dport = :${port}`], { env: childEnv() }).then(
+    (r) => r.stdout,
+    () => '',
+  );
+  const sockets = new Map<string, { app: number; wire: number }>();
+  // A socket is a line "Recv-Q Send-Q local peer", then an indented line of tcp_info.
+  const lines = out.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const head = /^(\d+)\s+\d+\s+(\S+)\s+\S+/.exec(lines[i]);
+    if (!head) continue;
+    const received = Number(/bytes_received:(\d+)/.exec(lines[i + 1] ?? '')?.[1] ?? 0);
+    sockets.set(head[2], { app: Math.max(0, received - Number(head[1])), wire: received });
+  }
+  return sockets;
+}
+
 function startSampler(port: number, pid: () => number | undefined, everyMs = 100) {
   const samples: Sample[] = [];
   const last = new Map<string, { app: number; wire: number }>();
@@ -249,24 +303,14 @@ function startSampler(port: number, pid: () => number | undefined, everyMs = 100
   const loop = (async () => {
     while (!stopped) {
       const t0 = performance.now();
-      const out = await execFileP('ss', ['-tinH', 'state', 'established', `dport = :${port}`], { env: childEnv() }).then(
-        (r) => r.stdout,
-        () => '',
-      );
+      const sockets = await readSockets(port);
       const t1 = performance.now();
-      // A socket is a line "Recv-Q Send-Q local peer", then an indented line of tcp_info.
-      const lines = out.split('\n');
-      for (let i = 0; i < lines.length; i++) {
-        const head = /^(\d+)\s+\d+\s+(\S+)\s+\S+/.exec(lines[i]);
-        if (!head) continue;
-        const info = lines[i + 1] ?? '';
-        const received = Number(/bytes_received:(\d+)/.exec(info)?.[1] ?? 0);
-        const now = { app: Math.max(0, received - Number(head[1])), wire: received };
-        const prev = last.get(head[2]);
+      for (const [key, now] of sockets) {
+        const prev = last.get(key);
         // A counter that went down is a new socket on the same local port.
         app += prev && now.wire >= prev.wire ? now.app - prev.app : now.app;
         wire += prev && now.wire >= prev.wire ? now.wire - prev.wire : now.wire;
-        last.set(head[2], now);
+        last.set(key, now);
       }
       const p = pid();
       let rchar = NaN;
@@ -287,11 +331,16 @@ function startSampler(port: number, pid: () => number | undefined, everyMs = 100
   };
 }
 
-/** The highest rate (bytes/s) over any window of at least `windowMs` between samples. */
-function maxWindowRate(samples: Sample[], key: 'app' | 'wire', windowMs = 1000): number {
+/**
+ * The highest rate (bytes/s) over any window of at least `windowMs` between samples; with `skipMs`,
+ * only windows that start that long after the first bytes.
+ */
+function maxWindowRate(samples: Sample[], key: 'app' | 'wire', windowMs = 1000, skipMs = 0): number {
   let best = 0;
   let j = 0;
+  const first = samples.find((s) => s[key] > 0)?.t ?? Infinity;
   for (let i = 0; i < samples.length; i++) {
+    if (samples[i].t < first + skipMs) continue;
     if (j < i) j = i;
     while (j < samples.length && samples[j].t - samples[i].t < windowMs) j++;
     if (j >= samples.length) break;
@@ -308,11 +357,15 @@ interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
 }
 
-/** Top self-time entries of a .cpuprofile, positions mapped through the bundle's source maps. */
-function topSelf(profilePath: string, snapshotDir: string, n: number): { name: string; where: string; ms: number; share: number }[] {
-  const prof = JSON.parse(readFileSync(profilePath, 'utf8')) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
+/**
+ * Top self-time entries of a .cpuprofile, positions mapped through the bundle's source maps; for
+ * each, the nearest caller in src/ (the frame up the stack that maps to src/, weighted by time).
+ */
+function topSelf(profilePath: string, snapshotDir: string, n: number): { name: string; where: string; caller: string; ms: number; share: number }[] {
+  const prof = JSON.parse(readFileSync(profilePath, 'utf8')) as { nodes: (ProfileNode & { children?: number[] })[]; samples: number[]; timeDeltas: number[] };
   const byId = new Map(prof.nodes.map((x) => [x.id, x]));
-  const self = new Map<string, { name: string; where: string; us: number }>();
+  const parent = new Map<number, number>();
+  for (const x of prof.nodes) for (const c of x.children ?? []) parent.set(c, x.id);
   const maps = new Map<string, SourceMap | null>();
   const mapFor = (url: string): SourceMap | null => {
     if (!maps.has(url)) {
@@ -326,6 +379,31 @@ function topSelf(profilePath: string, snapshotDir: string, n: number): { name: s
     }
     return maps.get(url)!;
   };
+  const located = new Map<number, string>();
+  const locate = (node: ProfileNode): string => {
+    let where = located.get(node.id);
+    if (where !== undefined) return where;
+    const cf = node.callFrame;
+    where = cf.url ? `${cf.url.startsWith('file:') ? relative(snapshotDir, fileURLToPath(cf.url)) : cf.url}:${cf.lineNumber + 1}` : '(native / VM)';
+    if (cf.url.startsWith('file:') && cf.url.includes('/dist/bundle/')) {
+      const entry = mapFor(cf.url)?.findEntry(cf.lineNumber, cf.columnNumber) as { originalSource?: string; originalLine?: number } | undefined;
+      if (entry?.originalSource) {
+        const src = entry.originalSource.startsWith('file:') ? fileURLToPath(entry.originalSource) : resolve(dirname(fileURLToPath(cf.url)), entry.originalSource);
+        where = `${relative(snapshotDir, src).replace(/^(\.\.\/)+/, '')}:${(entry.originalLine ?? 0) + 1}`;
+      }
+    }
+    located.set(node.id, where);
+    return where;
+  };
+  const callerInSrc = (id: number): string => {
+    for (let p = parent.get(id); p !== undefined; p = parent.get(p)) {
+      const node = byId.get(p)!;
+      const where = locate(node);
+      if (where.startsWith('src/')) return `\`${node.callFrame.functionName || '(anonymous)'}\` ${where}`;
+    }
+    return '–';
+  };
+  const self = new Map<string, { name: string; where: string; us: number; callers: Map<string, number> }>();
   let total = 0;
   for (let i = 0; i < prof.samples.length; i++) {
     const node = byId.get(prof.samples[i]);
@@ -337,30 +415,30 @@ function topSelf(profilePath: string, snapshotDir: string, n: number): { name: s
     const key = `${cf.functionName}|${cf.url}|${cf.lineNumber}|${cf.columnNumber}`;
     let e = self.get(key);
     if (!e) {
-      let where = `${cf.url.startsWith('file:') ? relative(snapshotDir, fileURLToPath(cf.url)) : cf.url}:${cf.lineNumber + 1}`;
-      if (cf.url.startsWith('file:') && cf.url.includes('/dist/bundle/')) {
-        const entry = mapFor(cf.url)?.findEntry(cf.lineNumber, cf.columnNumber) as { originalSource?: string; originalLine?: number } | undefined;
-        if (entry?.originalSource) {
-          const src = entry.originalSource.startsWith('file:') ? fileURLToPath(entry.originalSource) : resolve(dirname(fileURLToPath(cf.url)), entry.originalSource);
-          where = `${relative(snapshotDir, src).replace(/^(\.\.\/)+/, '')}:${(entry.originalLine ?? 0) + 1}`;
-        }
-      } else if (!cf.url) where = '(native / VM)';
-      e = { name: cf.functionName || '(anonymous)', where, us: 0 };
+      e = { name: cf.functionName || '(anonymous)', where: locate(node), us: 0, callers: new Map() };
       self.set(key, e);
     }
     e.us += us;
+    const caller = callerInSrc(node.id);
+    e.callers.set(caller, (e.callers.get(caller) ?? 0) + us);
   }
   return [...self.values()]
     .sort((a, b) => b.us - a.us)
     .slice(0, n)
-    .map((e) => ({ name: e.name, where: e.where, ms: e.us / 1000, share: e.us / total }));
+    .map((e) => ({
+      name: e.name,
+      where: e.where,
+      caller: [...e.callers.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '–',
+      ms: e.us / 1000,
+      share: e.us / total,
+    }));
 }
 
 // ---------------------------------------------------------------------------------------------
 // The benchmark.
 
 interface Ctx {
-  cli: { dir: string; bin: string };
+  cli: { dir: string; bin: string; startupS: number };
   nginx: NginxServer;
   proxy: LatencyProxy;
   work: string;
@@ -369,6 +447,12 @@ interface Ctx {
   md5: string;
   cmdTimeoutMs: number;
   seq: number;
+  /** --curl-args, --aria2c-args, --slicefs-args: added to every command of that tool. */
+  toolArgs: Record<Tool, string[]>;
+  nginxPid?: number;
+  clkTck: number;
+  /** Median MB/s of unlimited slicefs on loopback, once measured. */
+  slicefsLoopbackMBps?: number;
 }
 
 interface Download {
@@ -376,6 +460,8 @@ interface Download {
   wallS: number;
   syncS: number;
   cpuS: number;
+  /** nginx's CPU seconds during the download. */
+  nginxCpuS: number;
   rssMiB: number;
   log: AccessLogSummary;
   json?: SliceJson;
@@ -385,7 +471,7 @@ interface Download {
 function commandFor(ctx: Ctx, tool: Tool, url: string, dir: string, extra: string[] = [], nodeFlags: string[] = []): [string, string[]] {
   switch (tool) {
     case 'curl':
-      return ['curl', ['-sS', '-f', '-o', join(dir, ctx.name), url]];
+      return ['curl', ['-sS', '-f', ...ctx.toolArgs.curl, '-o', join(dir, ctx.name), url]];
     case 'aria2c':
       return [
         'aria2c',
@@ -398,6 +484,7 @@ function commandFor(ctx: Ctx, tool: Tool, url: string, dir: string, extra: strin
           '--auto-file-renaming=false',
           '--quiet=true',
           '--summary-interval=0',
+          ...ctx.toolArgs.aria2c,
           '-d',
           dir,
           '-o',
@@ -406,7 +493,7 @@ function commandFor(ctx: Ctx, tool: Tool, url: string, dir: string, extra: strin
         ],
       ];
     case 'slicefs':
-      return [process.execPath, [...nodeFlags, ctx.cli.bin, 'download', '--url', url, '-d', dir, '-q', '--json', ...extra]];
+      return [process.execPath, [...nodeFlags, ctx.cli.bin, 'download', '--url', url, '-d', dir, '-q', '--json', ...ctx.toolArgs.slicefs, ...extra]];
   }
 }
 
@@ -428,14 +515,25 @@ async function download(ctx: Ctx, tool: Tool, url: string, extra: string[] = [],
   await quiet('sync', []);
   await ctx.nginx.resetLog();
   const [cmd, args] = commandFor(ctx, tool, url, dir, extra, opts.nodeFlags);
+  const nginxCpu0 = await cpuSeconds(ctx.nginxPid, ctx.clkTck);
   const l = launch(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs });
   let pid: number | undefined;
   const sampler = opts.sample ? startSampler(ctx.nginx.port, () => pid) : undefined;
   if (sampler) void toolPid(l.pid).then((p) => (pid = p));
   const exit = await l.done;
+  const nginxCpuS = (await cpuSeconds(ctx.nginxPid, ctx.clkTck)) - nginxCpu0;
   await sampler?.stop();
   const out = join(dir, ctx.name);
-  const d: Download = { tool, wallS: exit.wallS, syncS: NaN, cpuS: exit.cpuS, rssMiB: exit.rssMiB, log: await ctx.nginx.accessLog(), json: parseJson(exit.stdout) };
+  const d: Download = {
+    tool,
+    wallS: exit.wallS,
+    syncS: NaN,
+    cpuS: exit.cpuS,
+    nginxCpuS,
+    rssMiB: exit.rssMiB,
+    log: await ctx.nginx.accessLog(),
+    json: parseJson(exit.stdout),
+  };
   if (exit.code !== 0 || exit.timedOut) {
     d.error = `${tool} ${exit.timedOut ? `timed out after ${ctx.cmdTimeoutMs / 1000} s` : `exited with ${exit.code}`}: ${showCommand(ctx, cmd, args)}\n${exit.stderr.slice(-3000)}${exit.stdout ? `\nstdout: ${exit.stdout.slice(-2000)}` : ''}`;
   } else {
@@ -493,24 +591,25 @@ async function compare(ctx: Ctx, runs: number, failures: string[], commands: Map
     for (const tool of TOOLS) {
       const ds = res.get(tool)!;
       if (ds.length === 0) {
-        rows.push(`| ${link} | ${tool} | failed | | | | | | | |`);
+        rows.push(`| ${link} | ${tool} | failed | | | | | | | | |`);
         continue;
       }
       // Requests, connections and bytes of the median run.
       const m = [...ds].sort((a, b) => a.wallS - b.wallS)[Math.floor(ds.length / 2)];
       rows.push(
-        `| ${link} | ${tool} | **${rate(ds).toFixed(1)}** | ${ds.map((d) => (ctx.size / d.wallS / MB).toFixed(0)).join(', ')} | ${median(ds.map((d) => d.wallS)).toFixed(2)} | ${durable(ds).toFixed(1)} | ${median(ds.map((d) => d.cpuS)).toFixed(2)} (${((median(ds.map((d) => d.cpuS)) / median(ds.map((d) => d.wallS))) * 100).toFixed(0)} %) | ${Math.max(...ds.map((d) => d.rssMiB)).toFixed(0)} | ${m.log.requests} / ${m.log.connections} | ${mb(m.log.bytes)} |`,
+        `| ${link} | ${tool} | **${rate(ds).toFixed(1)}** | ${ds.map((d) => (ctx.size / d.wallS / MB).toFixed(0)).join(', ')} | ${median(ds.map((d) => d.wallS)).toFixed(2)} | ${durable(ds).toFixed(1)} | ${median(ds.map((d) => d.cpuS)).toFixed(2)} (${((median(ds.map((d) => d.cpuS)) / median(ds.map((d) => d.wallS))) * 100).toFixed(0)} %) | ${median(ds.map((d) => d.nginxCpuS)).toFixed(2)} | ${Math.max(...ds.map((d) => d.rssMiB)).toFixed(0)} | ${m.log.requests} / ${m.log.connections} | ${mb(m.log.bytes)} |`,
       );
     }
     const s = res.get('slicefs')!;
+    if (link === 'loopback' && s.length) ctx.slicefsLoopbackMBps = rate(s);
     const cell = (other: Tool, f: (ds: Download[]) => number) => (s.length && res.get(other)!.length ? `${(f(s) / f(res.get(other)!)).toFixed(2)}×` : '–');
     ratios.push(`| ${link} | **${cell('aria2c', rate)}** | **${cell('curl', rate)}** | ${cell('aria2c', durable)} | ${cell('curl', durable)} |`);
   }
   return {
     title: `Throughput (${runs} runs each, interleaved; median)`,
     body:
-      '| link | tool | MB/s (median) | MB/s of each run | s | MB/s to durable (+ fdatasync after exit) | CPU s user+sys (% of wall) | peak RSS MiB | requests / connections | origin MB |\n' +
-      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n' +
+      '| link | tool | MB/s (median) | MB/s of each run | s | MB/s to durable (+ fdatasync after exit) | CPU s user+sys (% of wall) | nginx CPU s | peak RSS MiB | requests / connections | origin MB |\n' +
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n' +
       rows.join('\n') +
       '\n\n| link | slicefs / aria2c | slicefs / curl | to durable: slicefs / aria2c | to durable: slicefs / curl |\n|---|---:|---:|---:|---:|\n' +
       ratios.join('\n'),
@@ -530,12 +629,24 @@ async function resumeAfterKill(ctx: Ctx, tries: number, failures: string[]): Pro
     await mkdir(dir, { recursive: true });
     await quiet('sync', []);
     const [cmd, args] = commandFor(ctx, 'slicefs', url, dir, extra);
+    await ctx.nginx.resetLog();
     const first = launch(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs });
+    const pid = await toolPid(first.pid);
     // ~2 s: mid-way through 1 GiB at 200 MiB/s (about 40 % of a smaller --size).
     await sleep(Math.min(2000, 300 + (0.4 * ctx.size * 1000) / limit));
-    first.kill();
+    // SIGKILL to slicefs alone, as `kill -9 PID` from a shell: its parent (GNU time) reaps it at
+    // once. (Killing the whole group would leave a zombie for PID 1 to reap, and slicefs's lock
+    // takes a zombie's pid for a live owner.)
+    // What it has read from its sockets so far (the ss call takes a few ms: at 200 MiB/s, ~1 MB
+    // more is read before the kill lands).
+    let readAtKill = 0;
+    for (const v of (await readSockets(ctx.nginx.port)).values()) readAtKill += v.app;
+    const t = performance.now();
+    if (pid) process.kill(pid, 'SIGKILL');
+    else first.kill();
     const e1 = await first.done;
-    const killedAt = e1.wallS;
+    const killedAt = e1.wallS - (performance.now() - t) / 1000;
+    const finishedEarly = existsSync(join(dir, ctx.name));
     let complete = 0;
     let journalNote = '';
     try {
@@ -545,8 +656,8 @@ async function resumeAfterKill(ctx: Ctx, tries: number, failures: string[]): Pro
     } catch (err) {
       journalNote = `no journal (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
     }
-    const finishedEarly = !e1.killed || e1.code === 0;
     await sleep(500); // nginx logs the aborted responses
+    const log1 = await ctx.nginx.accessLog();
     await ctx.nginx.resetLog();
     const second = launch(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs });
     const e2 = await second.done;
@@ -561,19 +672,23 @@ async function resumeAfterKill(ctx: Ctx, tries: number, failures: string[]): Pro
     if (check !== 'ok' || finishedEarly) failures.push(`resume try ${i + 1}: ${finishedEarly ? 'the first run was not killed mid-way; ' : ''}${check}\n${e2.stderr.slice(-3000)}`);
     const missing = ctx.size - complete;
     const beyond = log.bytes - missing;
-    process.stderr.write(`${mb(complete)} MB complete at the kill, ${mb(beyond)} MB re-fetched beyond the missing ${mb(missing)} MB\n`);
+    const lost = readAtKill - complete;
+    process.stderr.write(
+      `${mb(complete)} MB complete at the kill, ${mb(beyond)} MB re-fetched beyond the missing ${mb(missing)} MB; ${mb(lost)} MB read by the killed run but not journaled\n`,
+    );
     if (e2.stderr.trim()) process.stderr.write(`download-bench: slicefs stderr (resume): ${e2.stderr.trim().slice(-2000)}\n`);
     rows.push(
-      `| ${i + 1} | ${killedAt.toFixed(2)} | ${mb(complete)} (${journalNote}) | ${mb(missing)} | ${mb(log.bytes)} (${log.requests} requests; --json says ${json ? mb(json.bytesFetched) : '?'}) | **${mb(beyond)} MB (${(beyond / partSize).toFixed(2)} parts of ${mb(partSize, 2)} MB)** | ${e2.wallS.toFixed(2)} | ${check} |`,
+      `| ${i + 1} | ${killedAt.toFixed(2)} | ${mb(readAtKill)} / ${mb(log1.bytes)} | ${mb(complete)} (${journalNote}) | ${mb(missing)} | ${mb(log.bytes)} (${log.requests} requests; --json says ${json ? mb(json.bytesFetched) : '?'}) | **${mb(beyond)} MB (${(beyond / partSize).toFixed(2)} parts of ${mb(partSize, 2)} MB)** | ${mb(lost)} MB (${(lost / partSize).toFixed(2)} parts) | ${e2.wallS.toFixed(2)} | ${check} |`,
     );
     await rm(dir, { recursive: true, force: true });
   }
   return {
     title: `Resume after kill -9 (loopback, \`--limit-rate 200M\`, SIGKILL after ~2 s, then the same command again; default --parallel 8 --part-size 8M)`,
     body:
-      '| try | killed at s | complete at the kill, MB (journal) | missing MB | second run fetched MB (nginx log) | re-fetched beyond what was missing | second run s | result |\n' +
-      '|---|---:|---:|---:|---:|---:|---:|---|\n' +
-      rows.join('\n'),
+      '| try | killed at s | killed run: MB read from its sockets (ss, just before the kill) / MB nginx sent | complete at the kill, MB (journal) | missing MB (size - complete) | second run fetched MB (nginx log) | re-fetched beyond what was missing (second run - missing) | lost to the kill: read by the killed run but not in its journal | second run s | result |\n' +
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n' +
+      rows.join('\n') +
+      '\n\nThe journal names a part only once it is synced, so the parts in flight at the kill count as missing: the second run fetching exactly what was missing is the check (0 beyond); what the kill cost is the last column, the in-flight parts the killed run had partly read (at most --parallel of them).',
   };
 }
 
@@ -594,19 +709,27 @@ async function limitRate(ctx: Ctx, failures: string[]): Promise<Section> {
     const session = d.json ? d.json.bytesFetched / d.json.seconds : NaN;
     const app = maxWindowRate(samples, 'app');
     const wire = maxWindowRate(samples, 'wire');
+    const appLater = maxWindowRate(samples, 'app', 1000, 2000);
+    const wireLater = maxWindowRate(samples, 'wire', 1000, 2000);
     const appTotal = samples.at(-1)?.app ?? 0;
     const rchar = samples.filter((s) => Number.isFinite(s.rchar)).at(-1)?.rchar ?? NaN;
     process.stderr.write(`${mb(avg)} MB/s average, ${mb(app)} MB/s max 1 s\n`);
     rows.push(
-      `| ${limit} (${mb(want)} MB/s) | ${d.wallS.toFixed(2)} | ${mb(avg)} (${pct(avg / want - 1)}) | ${mb(session)} (${pct(session / want - 1)}) | **${mb(app)} (${pct(app / want - 1)})** | ${mb(wire)} (${pct(wire / want - 1)}) | ${samples.length} samples; socket reads seen ${mb(appTotal)} MB; rchar at the last sample ${mb(rchar)} MB |`,
+      `| ${limit} (${mb(want)} MB/s) | ${d.wallS.toFixed(2)} | ${mb(avg)} (${pct(avg / want - 1)}) | ${mb(session)} (${pct(session / want - 1)}) | **${mb(app)} (${pct(app / want - 1)})**; after the first 2 s: ${mb(appLater)} (${pct(appLater / want - 1)}) | ${mb(wire)} (${pct(wire / want - 1)}); after 2 s: ${mb(wireLater)} (${pct(wireLater / want - 1)}) | ${samples.length} samples; socket reads seen ${mb(appTotal)} MB; rchar at the last sample ${mb(rchar)} MB |`,
     );
   }
+  const ceiling = ctx.slicefsLoopbackMBps
+    ? `\n\nslicefs without a limit did ${ctx.slicefsLoopbackMBps.toFixed(1)} MB/s on loopback (median above): a limit near that is a limit on a process that cannot go much faster anyway.`
+    : '';
   return {
     title: '--limit-rate accuracy (loopback, 1 download each; MB/s, error vs the limit)',
     body:
       '| --limit-rate | s | average: size / wall clock | session: bytesFetched / seconds (--json) | max over any 1 s window: bytes read from the sockets | max 1 s window: bytes at the host\'s TCP | sampling |\n' +
       '|---|---:|---:|---:|---:|---:|---|\n' +
-      rows.join('\n'),
+      rows.join('\n') +
+      '\n\nWindows: `ss -ti` every 100 ms on the client sockets to nginx; "read from the sockets" = tcpi_bytes_received - Recv-Q. ' +
+      '/proc/PID/io rchar (last column) also counts the MD5 read-back of the part file, about as many bytes again, so it is not used for the rate.' +
+      ceiling,
   };
 }
 
@@ -661,8 +784,8 @@ async function profile(ctx: Ctx, failures: string[]): Promise<Section> {
   for (const f of files) {
     const top = topSelf(join(profDir, f), ctx.cli.dir, 12);
     parts.push(
-      `${f} (${files.length > 1 ? 'one thread of several' : 'main thread'}):\n\n| # | function | where | self ms | % of non-idle |\n|---:|---|---|---:|---:|\n` +
-        top.map((e, i) => `| ${i + 1} | \`${e.name}\` | ${e.where} | ${e.ms.toFixed(0)} | ${(e.share * 100).toFixed(1)} |`).join('\n'),
+      `${f} (${files.length > 1 ? 'one thread of several' : 'main thread'}):\n\n| # | function | where | nearest caller in src/ (most of its time) | self ms | % of non-idle |\n|---:|---|---|---|---:|---:|\n` +
+        top.map((e, i) => `| ${i + 1} | \`${e.name}\` | ${e.where} | ${e.caller} | ${e.ms.toFixed(0)} | ${(e.share * 100).toFixed(1)} |`).join('\n'),
     );
   }
   return {
@@ -679,7 +802,10 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '3' },
       size: { type: 'string', default: '1G' },
       seed: { type: 'string', default: '1' },
-      sweep: { type: 'boolean', default: false },
+      'no-sweep': { type: 'boolean', default: false },
+      'slicefs-args': { type: 'string', default: '' },
+      'aria2c-args': { type: 'string', default: '' },
+      'curl-args': { type: 'string', default: '' },
       only: { type: 'string' },
       'resume-tries': { type: 'string', default: '3' },
       'cmd-timeout': { type: 'string', default: '300' },
@@ -689,9 +815,9 @@ async function main(): Promise<void> {
   });
   if (values.help) {
     process.stdout.write(
-      'usage: node dist/test/bench/download-bench.js [--runs 3] [--size 1G] [--seed 1] [--sweep] [--only ' +
+      'usage: node dist/test/bench/download-bench.js [--runs 3] [--size 1G] [--seed 1] [--no-sweep] [--only ' +
         SECTIONS.join(',') +
-        '] [--resume-tries 3] [--cmd-timeout 300] [--timeout 1800]\n',
+        '] [--resume-tries 3] [--curl-args "…"] [--aria2c-args "…"] [--slicefs-args "…"] [--cmd-timeout 300] [--timeout 1800]\n',
     );
     return;
   }
@@ -702,7 +828,7 @@ async function main(): Promise<void> {
   const tries = Math.max(1, Math.trunc(Number(values['resume-tries'])));
   const cmdTimeoutMs = Number(values['cmd-timeout']) * 1000;
   if (!(cmdTimeoutMs > 0)) throw new Error(`--cmd-timeout: not a positive number of seconds: ${values['cmd-timeout']}`);
-  const only = new Set(values.only ? values.only.split(',').map((s) => s.trim()) : SECTIONS.filter((s) => s !== 'sweep' || values.sweep));
+  const only = new Set(values.only ? values.only.split(',').map((s) => s.trim()) : SECTIONS.filter((s) => s !== 'sweep' || !values['no-sweep']));
   for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown section ${s} (${SECTIONS.join(', ')})`);
   for (const tool of ['curl', 'aria2c', 'ss', '/usr/bin/time']) {
     const found = tool.startsWith('/') ? existsSync(tool) : await execFileP('sh', ['-c', `command -v ${tool}`]).then(() => true, () => false);
@@ -726,7 +852,11 @@ async function main(): Promise<void> {
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
   const unregisterWork = onCleanup('download-bench output dir', () => rm(work, { recursive: true, force: true }));
-  const ctx: Ctx = { cli, nginx, proxy, work, name: basename(dataPath), size, md5, cmdTimeoutMs, seq: 0 };
+  const words = (s: string) => s.split(/\s+/).filter(Boolean);
+  const toolArgs = { curl: words(values['curl-args']), aria2c: words(values['aria2c-args']), slicefs: words(values['slicefs-args']) };
+  const clkTck = Number((await execFileP('getconf', ['CLK_TCK']).catch(() => ({ stdout: '100' }))).stdout.trim()) || 100;
+  const ctx: Ctx = { cli, nginx, proxy, work, name: basename(dataPath), size, md5, cmdTimeoutMs, seq: 0, toolArgs, nginxPid: await findNginxPid(nginx), clkTck };
+  if (!ctx.nginxPid) process.stderr.write('download-bench: cannot find the pid of nginx: its CPU is not shown\n');
   const failures: string[] = [];
   const commands = new Map<string, string>();
   const sections: Section[] = [];
@@ -767,6 +897,11 @@ async function main(): Promise<void> {
       `wall clock from spawn to exit, process start-up included. Host: ${(await readFile('/proc/cpuinfo', 'utf8')).split('\n').filter((l) => l.startsWith('processor')).length} CPUs, Node ${process.version}.\n\n` +
       `Commands (URL = http://127.0.0.1:PORT/${ctx.name}, DIR = a fresh directory per run):\n\n${cmdLines.join('\n')}\n\n` +
       sections.map((s) => `## ${s.title}\n\n${s.body}\n`).join('\n') +
+      '\nNotes:\n\n' +
+      '- slicefs fdatasyncs every part before it journals it, and aria2c fsyncs its file before it exits (seen with strace), so both exit with the data on disk ' +
+      '(the fdatasync after them finds nothing); curl exits with up to the whole file dirty in the page cache. "To durable" compares the three on equal terms.\n' +
+      `- Start-up of the CLI: \`node bin/slicefs.js download --help\` takes ${cli.startupS.toFixed(2)} s here (median of 5), part of every slicefs wall clock above.\n` +
+      '- aria2c\'s first request is a GET of the whole file (no Range), closed once its first split is done: nginx sends a few MB more than the file (origin MB).\n' +
       `\n${((performance.now() - t0) / 60_000).toFixed(1)} min in all.\n`,
   );
   if (failures.length > 0) throw new Error(`${failures.length} failure(s):\n${failures.join('\n\n')}`);

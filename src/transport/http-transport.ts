@@ -198,6 +198,38 @@ export class HttpTransport implements Transport {
     }
   }
 
+  /**
+   * GET of a small JSON document (an API's answer, e.g. Score's object specification), with the
+   * same retry policy as data reads. The body is capped at `maxBytes`; a non-JSON answer (some
+   * deployments answer errors with an HTML page) is BAD_RESPONSE.
+   */
+  async getJson(url: string, headers: Record<string, string> = {}, maxBytes = 16 * 1024 * 1024): Promise<unknown> {
+    const what = `GET ${safeUrl(url)}`;
+    return this.retrying(what, async (signal) => {
+      const res = await this.send(url, 'GET', { accept: 'application/json', ...headers }, signal);
+      if (res.statusCode !== 200) {
+        discard(res, ERROR_BODY_KEEP);
+        checkRetryableStatus(res.statusCode, res.headers['retry-after']);
+        throw statusError(what, res.statusCode);
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > maxBytes) {
+          discard(res);
+          throw new SlicefsError('BAD_RESPONSE', `${what}: answer larger than ${maxBytes} bytes`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+      try {
+        return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+      } catch {
+        throw new SlicefsError('BAD_RESPONSE', `${what}: the answer is not JSON`);
+      }
+    });
+  }
+
   private async send(
     url: string,
     method: 'GET' | 'HEAD',

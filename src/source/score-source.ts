@@ -1,0 +1,146 @@
+/**
+ * An object of a Score storage service (ICGC ARGO, and other Overture deployments) as an
+ * ObjectSource. Facts from ../../../shared/reference/score-protocol.md:
+ *
+ *   - `GET {storage}/download/{objectId}?offset=0&length=-1&external=true` with
+ *     `Authorization: Bearer <token>` answers the object specification: `objectSize`, `objectMd5`
+ *     and one part whose `url` is a presigned object-store URL for the whole object.
+ *   - Reads go to that URL with Range (no token); it expires (a day by default) and then answers 403.
+ *
+ * The presigned URL is kept until shortly before its expiry (read from the URL, ./presigned.ts)
+ * and replaced then, or when the object store refuses it (403: an expiry of an unknown form, a
+ * clock skew): the read continues from its first missing byte with the new URL, so a mount, a view
+ * or a download never restarts a file because a URL expired (score-client restarts whole files).
+ * The version is pinned on the first URL (HEAD: size and ETag) and checked on every later one, so
+ * bytes of two versions are never mixed; the token never appears in a label, a log or an error.
+ */
+import { SlicefsError } from '../errors.js';
+import type { Transport } from '../transport/transport.js';
+import type { ObjectVersion } from '../transport/version.js';
+import type { HttpTransport } from '../transport/http-transport.js';
+import { presignedNeedsRefresh } from './presigned.js';
+import type { ObjectSource } from './object-source.js';
+
+/** A URL expiring within this is replaced before a read starts: the read and its retries fit. */
+const REFRESH_MARGIN_MS = 5 * 60 * 1000;
+
+interface ObjectSpec {
+  objectId: string;
+  objectSize: number;
+  objectMd5?: string;
+  parts: { url: string; offset: number; partSize: number }[];
+}
+
+function parseSpec(raw: unknown, what: string): ObjectSpec {
+  const s = raw as Partial<ObjectSpec> | null;
+  const part = s?.parts?.[0];
+  if (!s || typeof s.objectSize !== 'number' || !Array.isArray(s.parts) || s.parts.length === 0 || typeof part?.url !== 'string') {
+    throw new SlicefsError('BAD_RESPONSE', `${what}: not a Score object specification`);
+  }
+  return s as ObjectSpec;
+}
+
+export interface ScoreEndpoint {
+  /** The storage service's base URL (`STORAGE_URL`). */
+  storageUrl: string;
+  /** The access token: sent as a Bearer token to the storage service only. */
+  token: string;
+}
+
+export class ScoreSource implements ObjectSource {
+  readonly identity: string;
+  readonly label: string;
+  pinned?: ObjectVersion;
+  private pinning?: Promise<ObjectVersion>;
+  private url?: string;
+  private resolving?: Promise<string>;
+  /** The MD5 the storage service states for the object. */
+  md5?: string;
+
+  constructor(
+    /** For the storage service's JSON answers. */
+    private readonly api: Pick<HttpTransport, 'getJson'>,
+    /** For the object store's bytes (the mount's worker transport, or the same HttpTransport). */
+    private readonly transport: Transport,
+    private readonly endpoint: ScoreEndpoint,
+    readonly objectId: string,
+    readonly knownSize?: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    const base = new URL(endpoint.storageUrl);
+    this.identity = `score:${base.host}${base.pathname.replace(/\/$/, '')}/${objectId}`;
+    this.label = `score object ${objectId}`;
+  }
+
+  /** A presigned URL for the whole object: the cached one, or a new one when it is near its expiry. */
+  private presigned(force = false): Promise<string> {
+    if (!force && this.url && !presignedNeedsRefresh(this.url, this.now(), REFRESH_MARGIN_MS)) return Promise.resolve(this.url);
+    if (!this.resolving) {
+      const specUrl = `${this.endpoint.storageUrl.replace(/\/$/, '')}/download/${encodeURIComponent(this.objectId)}?offset=0&length=-1&external=true`;
+      const what = `${this.label}: the storage service`;
+      this.resolving = this.api
+        .getJson(specUrl, { authorization: `Bearer ${this.endpoint.token}` })
+        .then(
+          (raw) => {
+            const spec = parseSpec(raw, what);
+            if (this.knownSize !== undefined && spec.objectSize !== this.knownSize) {
+              throw new SlicefsError('STALE', `${this.label}: the storage service says ${spec.objectSize} bytes, the manifest ${this.knownSize}`);
+            }
+            if (spec.objectMd5) this.md5 = spec.objectMd5.toLowerCase();
+            this.url = spec.parts[0].url;
+            return this.url;
+          },
+          (err: unknown) => {
+            if (err instanceof SlicefsError && err.code === 'ACCESS_DENIED') {
+              throw new SlicefsError('ACCESS_DENIED', `${this.label}: the storage service refused the token (401/403: wrong or expired token, or no access to this object's project)`, {
+                status: err.status,
+              });
+            }
+            if (err instanceof SlicefsError && err.code === 'NOT_FOUND') throw new SlicefsError('NOT_FOUND', `${this.label}: no such object in the storage service`);
+            throw err;
+          },
+        )
+        .finally(() => (this.resolving = undefined));
+    }
+    return this.resolving;
+  }
+
+  version(): Promise<ObjectVersion> {
+    if (this.pinned) return Promise.resolve(this.pinned);
+    this.pinning ??= (async () => {
+      try {
+        let v: ObjectVersion;
+        try {
+          v = await this.transport.probe(await this.presigned());
+        } catch (err) {
+          if (!(err instanceof SlicefsError && err.code === 'ACCESS_DENIED')) throw err;
+          v = await this.transport.probe(await this.presigned(true));
+        }
+        if (v.size !== (this.knownSize ?? v.size)) throw new SlicefsError('STALE', `${this.label}: the object store has ${v.size} bytes, the manifest says ${this.knownSize}`);
+        if (this.md5 && !v.md5) v = { ...v, md5: this.md5 };
+        this.pinned = v;
+        return v;
+      } catch (err) {
+        this.pinning = undefined;
+        throw err;
+      }
+    })();
+    return this.pinning;
+  }
+
+  async read(start: number, end: number, onData: (chunk: Buffer) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
+    const version = await this.version();
+    let pos = start;
+    const counted = (chunk: Buffer) => {
+      pos += chunk.length;
+      return onData(chunk);
+    };
+    try {
+      await this.transport.fetchRange(await this.presigned(), pos, end, { version, onData: counted, signal });
+    } catch (err) {
+      // A refused URL (expired, or revoked) is replaced once; the read goes on from where it stopped.
+      if (!(err instanceof SlicefsError && err.code === 'ACCESS_DENIED')) throw err;
+      await this.transport.fetchRange(await this.presigned(true), pos, end, { version, onData: counted, signal });
+    }
+  }
+}

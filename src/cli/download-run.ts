@@ -8,6 +8,7 @@ import { loadManifest } from '../manifest/load.js';
 import { urlBasename } from '../manifest/tree-path.js';
 import type { ManifestEntry } from '../manifest/types.js';
 import { HttpSource } from '../source/object-source.js';
+import { ScoreSource } from '../source/score-source.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { formatBytes, parseByteSize } from '../util/size.js';
@@ -17,12 +18,14 @@ import { createProgress } from '../download/progress.js';
 import { RateLimiter } from '../download/rate-limiter.js';
 import { EXIT_FAILURE, say, transportConfig } from './common.js';
 import type { DownloadArgs } from './download.js';
+import { scoreEndpoint } from './score.js';
 
 /** Exit status after Ctrl-C (128 + SIGINT), as shells report it. */
 const EXIT_INTERRUPTED = 130;
 
 export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>): Promise<void> {
-  if ((args.manifest === undefined) === (args.url === undefined)) throw new SlicefsError('USAGE', 'give one of --manifest FILE or --url URL');
+  const given = [args.manifest, args.url, args['object-id']].filter((x) => x !== undefined).length;
+  if (given !== 1) throw new SlicefsError('USAGE', 'give one of --manifest FILE, --url URL or --object-id ID');
   if (!Number.isInteger(args.parallel) || args.parallel < 1 || args.parallel > 256) throw new SlicefsError('USAGE', '--parallel must be an integer from 1 to 256');
   const partSize = parseByteSize(args['part-size'], '--part-size');
   if (partSize < 64 * 1024) throw new SlicefsError('USAGE', '--part-size must be at least 64K');
@@ -40,6 +43,10 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
       entries = entries.filter((e) => wanted.delete(e.path));
       if (wanted.size > 0) throw new SlicefsError('USAGE', `${args.manifest}: no entry with path ${[...wanted].map((p) => `'${p}'`).join(', ')}`);
     }
+  } else if (args['object-id']) {
+    manifestFile = '--object-id';
+    const base = (args['storage-url'] ?? process.env.STORAGE_URL ?? 'score:').replace(/\/$/, '');
+    entries = args['object-id'].map((id, i) => ({ path: id, url: `${base}/download/${encodeURIComponent(id)}`, id, objectId: id, line: i + 1 }));
   } else {
     const url = args.url!;
     if (!/^https?:\/\//i.test(url)) throw new SlicefsError('USAGE', '--url must be an http(s) URL');
@@ -47,6 +54,7 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
     entries = [{ path: urlBasename(url), url, line: 1 }];
   }
   const files = planOutputs(entries, args['output-dir'], args['output-layout'] as OutputLayout, args.index, manifestFile);
+  const endpoint = files.some((f) => f.entry.objectId) ? await scoreEndpoint(args, say) : undefined;
 
   const stats = new Stats();
   const mode = args.quiet ? 'quiet' : process.stderr.isTTY && process.env.TERM !== 'dumb' ? 'tty' : 'plain';
@@ -68,7 +76,10 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
   try {
     summary = await runDownload({
       dir: args['output-dir'],
-      jobs: files.map((f) => ({ file: f, source: new HttpSource(transport, f.url, f.size) })),
+      jobs: files.map((f) => ({
+        file: f,
+        source: f.entry.objectId && !f.isIndex ? new ScoreSource(transport, transport, endpoint!, f.entry.objectId, f.size) : new HttpSource(transport, f.url, f.size),
+      })),
       config: { partSize, parallel: args.parallel },
       force: args.force,
       verifyOnly: args.verify,

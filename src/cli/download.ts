@@ -5,8 +5,9 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { reportError, type TransportArgs } from './common.js';
+import { withScoreOptions, type ScoreArgs } from './score.js';
 
-export interface DownloadArgs extends TransportArgs {
+export interface DownloadArgs extends TransportArgs, ScoreArgs {
   manifest?: string;
   url?: string;
   'output-dir': string;
@@ -26,7 +27,7 @@ export const downloadCommand: CommandModule<object, DownloadArgs> = {
   command: 'download',
   describe: 'Download the files of a manifest: parallel, resumable after any interruption, verified',
   builder: (y: Argv) =>
-    y
+    withScoreOptions(y)
       .option('manifest', { alias: 'm', type: 'string', describe: 'manifest of the files' })
       .option('url', { type: 'string', describe: 'one file by URL instead of a manifest' })
       .option('output-dir', { alias: 'd', type: 'string', demandOption: true, describe: 'directory to download into (created if missing)' })

@@ -13,6 +13,8 @@ import { SlicefsError } from '../errors.js';
 import { loadManifest } from '../manifest/load.js';
 import { LocalSource } from '../source/local-source.js';
 import { HttpSource, type ObjectSource } from '../source/object-source.js';
+import { ScoreMetadata } from '../source/score-metadata.js';
+import { ScoreSource } from '../source/score-source.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { safeUrl } from '../util/redact.js';
@@ -21,6 +23,7 @@ import { parseRegion, type Region } from '../view/region.js';
 import { localFai } from '../view/reference.js';
 import { formatOfName, indexNames, runView, type DataFormat, type ReferenceInput } from '../view/view-session.js';
 import { cacheConfig, say, timestamped, transportConfig } from './common.js';
+import { scoreEndpoint } from './score.js';
 import type { ViewArgs } from './view.js';
 
 const VERSION = '0.1.0';
@@ -60,22 +63,47 @@ async function resolveInput(args: ArgumentsCamelCase<ViewArgs>, remote: (url: st
 
 export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void> {
   const t0 = performance.now();
-  const given = [args.url, args['input-file'], args.manifest].filter((x) => x !== undefined).length;
-  if (given !== 1) throw new SlicefsError('USAGE', 'give exactly one of --url, --input-file or --manifest (with --path)');
+  const given = [args.url, args['input-file'], args.manifest, args['object-id']].filter((x) => x !== undefined).length;
+  if (given !== 1) throw new SlicefsError('USAGE', 'give exactly one of --url, --input-file, --manifest (with --path) or --object-id');
   if (args['header-only'] && !args.header) throw new SlicefsError('USAGE', '--header-only and --no-header contradict each other');
   const stats = new Stats();
   const transport = new HttpTransport(transportConfig(args, timestamped), stats, say);
   try {
     const remote = (u: string) => new HttpSource(transport, u);
-    const { data, name: dataName, index: indexGiven } = await resolveInput(args, remote);
-    const sourceFor = (name: string): ObjectSource => (isUrl(name) ? remote(name) : new LocalSource(name));
-    const dataPath = isUrl(dataName) ? new URL(dataName).pathname : dataName;
-    const candidates = (format: DataFormat): ObjectSource[] =>
-      indexGiven
-        ? [sourceFor(indexGiven)]
-        : isUrl(dataName)
-          ? indexNames(dataPath, format).map((p) => remote(withPath(dataName, p)))
-          : indexNames(dataName, format).map((p) => new LocalSource(p));
+    let data: ObjectSource;
+    let dataPath: string;
+    let candidates: (format: DataFormat) => ObjectSource[];
+    if (args['object-id']) {
+      // A Score object: its index is --index-object-id, else the analysis' `<fileName>.bai|.crai|…`.
+      if (args['object-id'].length !== 1) throw new SlicefsError('USAGE', 'view reads one --object-id');
+      const id = args['object-id'][0];
+      const endpoint = await scoreEndpoint(args, say);
+      data = new ScoreSource(transport, transport, endpoint, id);
+      let indexId = args['index-object-id'];
+      let fileName = '';
+      if (!indexId) {
+        const meta = new ScoreMetadata(transport, args['metadata-url'] ?? process.env.METADATA_URL ?? endpoint.storageUrl, endpoint.token);
+        fileName = (await meta.entity(id)).fileName;
+        indexId = await meta.indexOf(id);
+        if (!indexId) throw new SlicefsError('NOT_FOUND', `no index of object ${id} (${fileName}) in its analysis; give --index-object-id`);
+      }
+      const index = new ScoreSource(transport, transport, endpoint, indexId);
+      dataPath = fileName;
+      candidates = () => [index];
+    } else {
+      const input = await resolveInput(args, remote);
+      const { name: dataName, index: indexGiven } = input;
+      data = input.data;
+      const sourceFor = (name: string): ObjectSource => (isUrl(name) ? remote(name) : new LocalSource(name));
+      dataPath = isUrl(dataName) ? new URL(dataName).pathname : dataName;
+      const path = dataPath;
+      candidates = (format: DataFormat): ObjectSource[] =>
+        indexGiven
+          ? [sourceFor(indexGiven)]
+          : isUrl(dataName)
+            ? indexNames(path, format).map((p) => remote(withPath(dataName, p)))
+            : indexNames(dataName, format).map((p) => new LocalSource(p));
+    }
     if (args['reference-file'] && args['reference-url']) throw new SlicefsError('USAGE', 'give one of --reference-file or --reference-url');
     let reference: ReferenceInput | undefined;
     if (args['reference-file']) {

@@ -8,9 +8,12 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { reportError, type CacheArgs, type TransportArgs } from './common.js';
+import { withScoreOptions, type ScoreArgs } from './score.js';
 
 /** `view` has no --readahead-max: it prefetches exactly the chunks the index names. */
-export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'> {
+export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'>, ScoreArgs {
+  'index-object-id'?: string;
+  'metadata-url'?: string;
   url?: string;
   'input-file'?: string;
   manifest?: string;
@@ -35,7 +38,9 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
   command: 'view',
   describe: 'Stream the records of regions of a remote BAM or CRAM (SAM or BAM on stdout), fetching only what overlaps',
   builder: (y: Argv) =>
-    y
+    withScoreOptions(y)
+      .option('index-object-id', { type: 'string', describe: "with --object-id: the index's object id (default: found through the metadata service)" })
+      .option('metadata-url', { type: 'string', describe: 'the Score metadata service (default: $METADATA_URL, else the storage URL)' })
       .option('url', { type: 'string', describe: 'URL of the BAM or CRAM' })
       .option('input-file', { type: 'string', describe: 'a local BAM or CRAM instead of a URL' })
       .option('manifest', { alias: 'm', type: 'string', describe: 'manifest with the file (with --path)' })

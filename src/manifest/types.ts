@@ -11,6 +11,8 @@ export interface ManifestEntry {
   indexUrl?: string;
   /** A stable id of the object (the `id` column), for `download --output-layout id`. */
   id?: string;
+  /** A Score object id: the bytes come from the Score storage service, not from `url`. */
+  objectId?: string;
   /** 1-based line of the manifest the entry came from (for messages). */
   line: number;
 }

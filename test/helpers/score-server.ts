@@ -15,6 +15,8 @@ export class ScoreServer {
   /** Lifetime of the presigned URLs handed out from now on. */
   urlLifetimeS = 86_400;
   private readonly objects = new Map<string, { path: string; size: number; md5: string }>();
+  /** What the metadata service knows: id, file name, analysis. */
+  readonly entities: { id: string; fileName: string; gnosId: string }[] = [];
 
   private constructor(
     private readonly server: Server,
@@ -30,6 +32,21 @@ export class ScoreServer {
     await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
     const s = new ScoreServer(server, (server.address() as AddressInfo).port, data, token);
     server.on('request', (req, res) => {
+      const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      const ent = /^\/entities(?:\/([^/?]+))?(?:\?(.*))?$/.exec(req.url ?? '');
+      if (ent) {
+        if (req.headers.authorization !== `Bearer ${s.token}`) return json(401, { message: 'unauthorized' });
+        if (ent[1]) {
+          const e = s.entities.find((x) => x.id === decodeURIComponent(ent[1]));
+          return e ? json(200, { ...e, projectCode: 'TEST-XX', access: 'controlled' }) : json(404, { message: 'not found' });
+        }
+        const q = new URLSearchParams(ent[2] ?? '');
+        const all = s.entities.filter((x) => x.gnosId === q.get('gnosId'));
+        const size = Number(q.get('size') ?? 20);
+        const page = Number(q.get('page') ?? 0);
+        const content = all.slice(page * size, (page + 1) * size);
+        return json(200, { content, last: (page + 1) * size >= all.length, totalElements: all.length, number: page, size });
+      }
       const m = /^\/download\/([^/?]+)\?/.exec(req.url ?? '');
       if (!m) {
         res.writeHead(404).end();
@@ -53,9 +70,10 @@ export class ScoreServer {
     return s;
   }
 
-  /** Registers an object whose bytes the FixtureServer serves at `path`. */
-  addObject(objectId: string, path: string, bytes: Buffer): void {
+  /** Registers an object whose bytes the FixtureServer serves at `path` (and its metadata entity). */
+  addObject(objectId: string, path: string, bytes: Buffer, entity?: { fileName: string; gnosId: string }): void {
     this.data.addFile(path, bytes);
+    if (entity) this.entities.push({ id: objectId, ...entity });
     this.objects.set(objectId, { path, size: bytes.length, md5: createHash('md5').update(bytes).digest('hex') });
   }
 

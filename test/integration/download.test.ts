@@ -243,7 +243,8 @@ test('a full disk: refused up front when it cannot fit; mid-way it stops with th
     let err = '';
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((res) => p.once('exit', res));
-    await new Promise((res) => setTimeout(res, 300));
+    // Wait until the download is under way (a first part journaled): the free-space check is behind it.
+    for (let i = 0; i < 200 && !(await readdir(out).catch(() => [] as string[])).includes('x.bin.part.journal'); i++) await new Promise((res) => setTimeout(res, 50));
     // Something else fills the disk while the download runs.
     await writeFile(join(mnt, 'filler'), Buffer.alloc(4_000_000)).catch(() => {});
     assert.equal(await exited, 1, err);

@@ -20,6 +20,11 @@ let work: string;
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
+/** Waits (up to 10 s) until `dir` holds `name`: a run under way, however slowly node started. */
+async function until(dir: string, name: string): Promise<void> {
+  for (let i = 0; i < 200 && !(await readdir(dir).catch(() => [] as string[])).includes(name); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
 interface Served {
   path: string;
   data: Buffer;
@@ -118,7 +123,7 @@ test('an object changed between runs restarts with a warning; a corrupted byte i
   await writeFile(m, `url\tpath\n${server.url('/change/x.bin')}\tx.bin\n`);
   const p = spawn(process.execPath, [BIN, 'download', '-m', m, '-d', out, '--part-size', '256K', '--parallel', '2', '--limit-rate', '2M', '-q'], { stdio: 'ignore' });
   const exited = new Promise((r) => p.once('exit', r));
-  await new Promise((r) => setTimeout(r, 700));
+  await until(out, 'x.bin.part.journal');
   p.kill('SIGKILL');
   await exited;
   assert.ok((await readdir(out)).includes('x.bin.part.journal'), 'a journal was left');
@@ -196,7 +201,7 @@ test('two runs on one directory: the second is refused; --verify checks what is 
   const out = join(work, 'lock-out');
   const first = spawn(process.execPath, [BIN, 'download', '-m', m, '-d', out, '--limit-rate', '2M', '-q'], { stdio: 'ignore' });
   const firstExit = new Promise<number | null>((r) => first.once('exit', r));
-  await new Promise((r) => setTimeout(r, 500));
+  await until(out, '.slicefs-download.lock');
   const second = await download(['-m', m, '-d', out]);
   assert.equal(second.code, 2, second.stderr);
   assert.match(second.stderr, /is being downloaded into by another slicefs download \(pid \d+\)/);
@@ -243,8 +248,8 @@ test('a full disk: refused up front when it cannot fit; mid-way it stops with th
     let err = '';
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((res) => p.once('exit', res));
-    // Wait until the download is under way (a first part journaled): the free-space check is behind it.
-    for (let i = 0; i < 200 && !(await readdir(out).catch(() => [] as string[])).includes('x.bin.part.journal'); i++) await new Promise((res) => setTimeout(res, 50));
+    // Once the download is under way (a first part journaled): its free-space check is behind it.
+    await until(out, 'x.bin.part.journal');
     // Something else fills the disk while the download runs.
     await writeFile(join(mnt, 'filler'), Buffer.alloc(4_000_000)).catch(() => {});
     assert.equal(await exited, 1, err);
@@ -267,7 +272,7 @@ test('Ctrl-C (SIGINT) stops quickly, keeps the finished parts and says how to re
   let err = '';
   p.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((res) => p.once('exit', res));
-  await new Promise((res) => setTimeout(res, 1500));
+  await until(out, 'i.bin.part.journal');
   const t0 = Date.now();
   p.kill('SIGINT');
   assert.equal(await exited, 130, err);

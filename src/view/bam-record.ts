@@ -20,3 +20,32 @@ export function recordEnd(rec: Uint8Array, dv: DataView): number {
   }
   return pos + (rlen === 0 ? 1 : rlen);
 }
+
+/** A region as the views test records against it: reference id and 0-based half-open positions. */
+export interface WantedRange {
+  tid: number;
+  start: number;
+  end: number;
+}
+
+/**
+ * htslib's overlap rule for a record at `pos` (0-based) ending at `end` (exclusive, bam_endpos) on
+ * reference `tid`: some region on that reference with `pos < region.end` and `end > region.start`;
+ * with `contained`, the record must also lie inside it. An `end` of Infinity means "not known yet":
+ * whether a record starting there could be wanted (the containment test waits for the real end).
+ */
+export function overlapsAny(wanted: readonly WantedRange[], contained: boolean, tid: number, pos: number, end: number): boolean {
+  for (const w of wanted) {
+    if (w.tid !== tid || pos >= w.end || end <= w.start) continue;
+    if (!contained || end === Infinity || (pos >= w.start && end <= w.end)) return true;
+  }
+  return false;
+}
+
+/** Whether a BAM record is wanted; its CIGAR is only read when its start could be. */
+export function recordWanted(rec: Buffer, wanted: readonly WantedRange[], contained: boolean): boolean {
+  const tid = rec.readInt32LE(0);
+  const pos = rec.readInt32LE(4);
+  if (!overlapsAny(wanted, contained, tid, pos, Infinity)) return false;
+  return overlapsAny(wanted, contained, tid, pos, recordEnd(rec, new DataView(rec.buffer, rec.byteOffset, rec.byteLength)));
+}

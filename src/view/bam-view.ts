@@ -12,7 +12,7 @@ import type { GenericFilehandle } from 'generic-filehandle2';
 import { SlicefsError } from '../errors.js';
 import { ObjectFilehandle } from '../reader/object-filehandle.js';
 import type { RangeReader } from '../reader/range-reader.js';
-import { recordEnd } from './bam-record.js';
+import { recordWanted, type WantedRange } from './bam-record.js';
 import { chunkEndByte, recordsBetween, type VOffset } from './bgzf.js';
 import type { Contig, Region } from './region.js';
 
@@ -61,7 +61,7 @@ export class BamView {
     const index = this.bam.index;
     if (!index) throw new SlicefsError('USAGE', 'no index');
     const tidOf = new Map(this.contigs.map((c, i) => [c.name, i]));
-    const wanted: { tid: number; start: number; end: number }[] = [];
+    const wanted: WantedRange[] = [];
     let spans: Span[] = [];
     let unmapped = false;
     for (const r of regions) {
@@ -94,20 +94,7 @@ export class BamView {
       // reader (a bounded number of requests ahead of the writer), and nothing beyond it.
       const readAt = this.aheadReader(chunkEndByte(s.maxv, size));
       for await (const batch of recordsBetween(readAt, size, s.minv, s.maxv)) {
-        const kept: Buffer[] = [];
-        for (const rec of batch) {
-          const tid = rec.readInt32LE(0);
-          const pos = rec.readInt32LE(4);
-          let end = -1;
-          for (const w of wanted) {
-            if (w.tid !== tid || pos >= w.end) continue;
-            if (end < 0) end = recordEnd(rec, new DataView(rec.buffer, rec.byteOffset, rec.byteLength));
-            if (end > w.start && (!contained || (pos >= w.start && end <= w.end))) {
-              kept.push(rec);
-              break;
-            }
-          }
-        }
+        const kept = batch.filter((rec) => recordWanted(rec, wanted, contained));
         if (kept.length > 0) yield kept;
       }
     }

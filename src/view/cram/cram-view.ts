@@ -2,9 +2,9 @@
  * Records of regions of a CRAM file, streamed as BAM records: the CRAI index names the slices that
  * overlap each region; their bytes are prefetched (a bounded window ahead of the decoder, nearby
  * ranges merged into one request), each slice is decoded once by ./slice-decoder.ts (the reference
- * fetched for just that slice), and each record kept if it overlaps a region with htslib's rule,
- * as in ../bam-view.ts. Several regions give each record once, in file order; `*` gives the
- * unplaced unmapped reads.
+ * fetched for just that slice), and each record kept if it overlaps a region with htslib's rule
+ * (../bam-record.ts, shared with ../bam-view.ts), tested by the decoder before it builds a record.
+ * Several regions give each record once, in file order; `*` gives the unplaced unmapped reads.
  *
  * Containers, blocks and codecs come from @gmod/cram, reading through ObjectFilehandle (so through
  * our reader, block cache and transport).
@@ -14,7 +14,7 @@ import { CramFile } from '@gmod/cram';
 import { SlicefsError } from '../../errors.js';
 import { ObjectFilehandle } from '../../reader/object-filehandle.js';
 import type { RangeReader } from '../../reader/range-reader.js';
-import { recordEnd } from '../bam-record.js';
+import { overlapsAny, type WantedRange } from '../bam-record.js';
 import type { Contig, Region } from '../region.js';
 import { decodeSlice, type CompressionScheme, type DecodeContext, type Preservation, type RecordFilter, type ReferenceFetch, type SliceHeaderContent, type SliceParts } from './slice-decoder.js';
 
@@ -151,7 +151,7 @@ export class CramView {
   /** The BAM-encoded records of `regions`, each once, in file order, in batches (one per slice). */
   async *records(regions: Region[], contained: boolean): AsyncGenerator<Buffer[]> {
     const tidOf = new Map(this.contigs.map((c, i) => [c.name, i]));
-    const wanted: { tid: number; start: number; end: number }[] = [];
+    const wanted: WantedRange[] = [];
     let unmapped = false;
     const slices = new Map<string, SliceRef>();
     const add = (e: CraiEntry) => slices.set(`${e.containerStart}:${e.sliceStart}`, e);
@@ -210,33 +210,13 @@ export class CramView {
       for (const r of joined) this.referencePrefetch?.(this.contigs[r.refId].name, r.start, r.end);
     };
 
-    // The same overlap rule as below, on positions alone: only these records are built.
-    const overlaps = (tid: number, pos: number, end: number) =>
-      tid === -1
-        ? unmapped
-        : wanted.some((w) => w.tid === tid && pos < w.end && end > w.start && (!contained || end === Infinity || (pos >= w.start && end <= w.end)));
+    // The overlap rule on positions (the decoder knows each record's end from its read features,
+    // before building it), so only the records that are wanted are built: nothing to filter after.
+    const wantedRecord = (tid: number, pos: number, end: number) => (tid === -1 ? unmapped : overlapsAny(wanted, contained, tid, pos, end));
     for (const s of order) {
       prefetchTo(s.containerStart + s.sliceStart);
-      const recs = await this.decode(s, overlaps);
-      const kept: Buffer[] = [];
-      for (const rec of recs) {
-        const tid = rec.readInt32LE(0);
-        if (tid === -1) {
-          if (unmapped) kept.push(rec);
-          continue;
-        }
-        const pos = rec.readInt32LE(4);
-        let end = -1;
-        for (const w of wanted) {
-          if (w.tid !== tid || pos >= w.end) continue;
-          if (end < 0) end = recordEnd(rec, new DataView(rec.buffer, rec.byteOffset, rec.byteLength));
-          if (end > w.start && (!contained || (pos >= w.start && end <= w.end))) {
-            kept.push(rec);
-            break;
-          }
-        }
-      }
-      if (kept.length > 0) yield kept;
+      const recs = await this.decode(s, wantedRecord);
+      if (recs.length > 0) yield recs;
     }
   }
 

@@ -43,16 +43,16 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
-import { cp, mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { SourceMap } from 'node:module';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { startLatencyProxy, type LatencyProxy } from './latency-proxy.js';
 import { startNginx, type AccessLogSummary, type NginxServer } from './nginx.js';
 import { ensureDataFile } from './prng.js';
-import { childEnv, onCleanup, runCleanups, sleep } from './proc.js';
+import { childEnv, copyCli, onCleanup, runBenchMain, runCleanups, sleep } from './proc.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const execFileP = promisify(execFile);
@@ -198,18 +198,7 @@ async function quiet(cmd: string, args: string[]): Promise<void> {
  * inside the repository so that node_modules and package.json ("type": "module") resolve upwards.
  */
 async function snapshotCli(): Promise<{ dir: string; bin: string; startupS: number; remove: () => Promise<void> }> {
-  const dir = join(REPO, '.bench', `download-bench-cli-${process.pid}`);
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
-  const remove = () => rm(dir, { recursive: true, force: true });
-  const unregister = onCleanup('download-bench CLI snapshot', remove);
-  await cp(join(REPO, 'bin'), join(dir, 'bin'), { recursive: true });
-  const distTest = join(REPO, 'dist', 'test');
-  await cp(join(REPO, 'dist'), join(dir, 'dist'), {
-    recursive: true,
-    filter: (src) => src !== distTest && !src.startsWith(distTest + sep),
-  });
-  const bin = join(dir, 'bin', 'slicefs.js');
+  const { dir, bin, remove } = await copyCli(REPO, 'download-bench');
   const check = await launch(process.execPath, [bin, '--version'], { cwd: dir, timeoutMs: 60_000 }).done;
   if (check.code !== 0) throw new Error(`the CLI copy in ${dir} does not run (is dist/ built?):\n${check.stderr.slice(-2000)}`);
   // Start-up: `slicefs download --help` loads the CLI and the command's options (median of 5).
@@ -219,10 +208,7 @@ async function snapshotCli(): Promise<{ dir: string; bin: string; startupS: numb
     dir,
     bin,
     startupS: median(startup),
-    remove: async () => {
-      await remove();
-      unregister();
-    },
+    remove,
   };
 }
 
@@ -907,19 +893,4 @@ async function main(): Promise<void> {
   if (failures.length > 0) throw new Error(`${failures.length} failure(s):\n${failures.join('\n\n')}`);
 }
 
-// The tools run in their own process groups (see `launch`), so a Ctrl-C does not reach them: stop them here.
-for (const [sig, code] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-  ['SIGHUP', 129],
-] as const) {
-  process.once(sig, () => {
-    process.stderr.write(`download-bench: ${sig}, stopping\n`);
-    void runCleanups().finally(() => process.exit(code));
-  });
-}
-
-main().catch((e: Error) => {
-  process.stderr.write(`download-bench: ${e.message}\n`);
-  void runCleanups().finally(() => process.exit(1));
-});
+runBenchMain('download-bench', main);

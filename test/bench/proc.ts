@@ -1,8 +1,10 @@
 // Process, port, mount and cleanup helpers shared by the benchmark scripts (test/bench only).
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { cp, mkdir, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { join, sep } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -262,9 +264,9 @@ export function mountTypeAt(dir: string): string | null {
   for (const line of info.split('\n')) {
     const parts = line.split(' ');
     if (parts.length < 10) continue;
-    const sep = parts.indexOf('-');
-    if (sep < 0) continue;
-    if (unescapeMountinfo(parts[4]) === dir) found = parts[sep + 1]; // the last one wins (stacked)
+    const dash = parts.indexOf('-');
+    if (dash < 0) continue;
+    if (unescapeMountinfo(parts[4]) === dir) found = parts[dash + 1]; // the last one wins (stacked)
   }
   return found;
 }
@@ -338,4 +340,53 @@ export function isMain(importMetaUrl: string): boolean {
   } catch {
     return false;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the benchmark scripts that run the CLI share.
+
+/**
+ * A copy of the CLI (bin/ and dist/ without dist/test) under `repo`/.bench/`name`-cli-<pid>, taken
+ * once at the start so every run of a benchmark uses the same build even if dist/ is rebuilt
+ * meanwhile. It lives inside the repository so node_modules and package.json ("type": "module")
+ * resolve upwards; it is removed by `remove()` or by the cleanups.
+ */
+export async function copyCli(repo: string, name: string): Promise<{ dir: string; bin: string; remove: () => Promise<void> }> {
+  const dir = join(repo, '.bench', `${name}-cli-${process.pid}`);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const removeDir = () => rm(dir, { recursive: true, force: true });
+  const unregister = onCleanup(`${name} CLI snapshot`, removeDir);
+  await cp(join(repo, 'bin'), join(dir, 'bin'), { recursive: true });
+  const distTest = join(repo, 'dist', 'test');
+  await cp(join(repo, 'dist'), join(dir, 'dist'), { recursive: true, filter: (src) => src !== distTest && !src.startsWith(distTest + sep) });
+  return {
+    dir,
+    bin: join(dir, 'bin', 'slicefs.js'),
+    remove: async () => {
+      await removeDir();
+      unregister();
+    },
+  };
+}
+
+/**
+ * Runs a benchmark's `main` with the cleanups on every way out: the tools run in their own process
+ * groups, so a Ctrl-C (or SIGTERM, SIGHUP) does not reach them and is turned into the cleanups here.
+ */
+export function runBenchMain(name: string, main: () => Promise<void>): void {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`${name}: ${sig}, stopping\n`);
+      void runCleanups().finally(() => process.exit(code));
+    });
+  }
+  main().catch((e: Error) => {
+    process.stderr.write(`${name}: ${e.message}\n`);
+    void runCleanups().finally(() => process.exit(1));
+  });
 }

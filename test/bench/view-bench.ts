@@ -21,15 +21,15 @@
  *   node dist/test/bench/view-bench.js [--runs 3] [--format bam|cram|both] [--cmd-timeout 600]
  */
 import { spawn } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureSampleData } from '../helpers/sample-data.js';
 import { startLatencyProxy } from './latency-proxy.js';
 import { startNginx, type NginxServer } from './nginx.js';
-import { childEnv, onCleanup, runCleanups, sleep } from './proc.js';
+import { childEnv, copyCli, onCleanup, runBenchMain, runCleanups, sleep } from './proc.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -95,26 +95,12 @@ function timed(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv,
  * the repository so that node_modules and package.json ("type": "module") still resolve upwards.
  */
 async function snapshotCli(): Promise<{ bin: string; remove: () => Promise<void> }> {
-  const dir = join(REPO, '.bench', `view-bench-cli-${process.pid}`);
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
-  const remove = () => rm(dir, { recursive: true, force: true });
-  const unregister = onCleanup('view-bench CLI snapshot', remove);
-  await cp(join(REPO, 'bin'), join(dir, 'bin'), { recursive: true });
-  const distTest = join(REPO, 'dist', 'test');
-  await cp(join(REPO, 'dist'), join(dir, 'dist'), {
-    recursive: true,
-    filter: (src) => src !== distTest && !src.startsWith(distTest + sep),
-  });
-  const bin = join(dir, 'bin', 'slicefs.js');
+  const { dir, bin, remove } = await copyCli(REPO, 'view-bench');
   const check = await timed(process.execPath, [bin, '--version'], dir, childEnv(), 60_000);
   if (check.code !== 0) throw new Error(`the CLI copy in ${dir} does not run (is dist/ built?):\n${check.err.slice(-2000)}`);
   return {
     bin,
-    remove: async () => {
-      await remove();
-      unregister();
-    },
+    remove,
   };
 }
 
@@ -307,19 +293,4 @@ async function main(): Promise<void> {
   if (failures.length > 0) throw new Error(`${failures.length} cell(s) failed:\n${failures.join('\n\n')}`);
 }
 
-// The tools run in their own process groups (see `timed`), so a Ctrl-C does not reach them: stop them here.
-for (const [sig, code] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-  ['SIGHUP', 129],
-] as const) {
-  process.once(sig, () => {
-    process.stderr.write(`view-bench: ${sig}, stopping\n`);
-    void runCleanups().finally(() => process.exit(code));
-  });
-}
-
-main().catch((e: Error) => {
-  process.stderr.write(`view-bench: ${e.message}\n`);
-  void runCleanups().finally(() => process.exit(1));
-});
+runBenchMain('view-bench', main);

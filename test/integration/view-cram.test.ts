@@ -10,25 +10,17 @@
 import assert from 'node:assert/strict';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { DEFAULT_CACHE, DEFAULT_READER, DEFAULT_TRANSPORT } from '../../src/config.js';
-import { HttpSource } from '../../src/source/object-source.js';
-import { Stats } from '../../src/stats.js';
-import { HttpTransport } from '../../src/transport/http-transport.js';
-import { parseRegion } from '../../src/view/region.js';
-import { runView } from '../../src/view/view-session.js';
 import { BIN, cleanup, run, tempDir } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { SeededRandom } from '../helpers/random.js';
 import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
+import { edgeRegions, randomRegions, regionName, viewText as viewTextOf, type ViewTextOptions } from '../helpers/view-text.js';
 
 let server: FixtureServer;
 let sample: SampleData;
 let work: string;
 let contigs: { name: string; length: number }[];
-
-const regionName = (name: string) => (name.includes(':') ? `{${name}}` : name);
 
 before(async () => {
   sample = await ensureSampleData();
@@ -43,45 +35,9 @@ after(async () => {
   await cleanup(work);
 });
 
-interface ViewTextOptions {
-  contained?: boolean;
-  header?: 'with' | 'without';
-  /** URL of the reference FASTA (its .fai beside it); default: the served ref.fa; null: none. */
-  referenceUrl?: string | null;
-}
-
-/** Runs the view engine in this process on a CRAM URL (its index at URL.crai). */
-async function viewText(url: string, regions: string[], opts: ViewTextOptions = {}): Promise<string> {
-  const stats = new Stats();
-  const transport = new HttpTransport(DEFAULT_TRANSPORT, stats);
-  const chunks: Buffer[] = [];
-  const out = new Writable({
-    write(c, _e, cb) {
-      chunks.push(Buffer.from(c));
-      cb();
-    },
-  });
-  const refUrl = opts.referenceUrl === undefined ? server.url('/d/ref.fa') : opts.referenceUrl;
-  try {
-    await runView({
-      data: new HttpSource(transport, url),
-      indexCandidates: (format) => (format === 'cram' ? [new HttpSource(transport, `${url}.crai`)] : []),
-      reference: refUrl ? { fasta: new HttpSource(transport, refUrl), fai: new HttpSource(transport, `${refUrl}.fai`) } : undefined,
-      regions: (c) => regions.map((r) => parseRegion(r, c)),
-      contained: opts.contained ?? false,
-      format: 'sam',
-      header: opts.header ?? 'without',
-      // The block size `slicefs view` uses (--block-size 64K).
-      cache: { ...DEFAULT_CACHE, blockSize: 64 * 1024 },
-      reader: DEFAULT_READER,
-      stats,
-      out,
-    });
-  } finally {
-    await transport.close();
-  }
-  return Buffer.concat(chunks).toString('latin1');
-}
+/** The view engine on a CRAM URL with the served reference (`referenceUrl: undefined`: none), in view's 64 KiB blocks. */
+const viewText = (url: string, regions: string[], opts: ViewTextOptions = {}) =>
+  viewTextOf(url, regions, { blockSize: 64 * 1024, referenceUrl: server.url('/d/ref.fa'), ...opts });
 
 async function samtoolsView(cram: string, args: string[], ref: string | null = sample.ref): Promise<string> {
   const r = await samtools(['view', ...(ref ? ['-T', ref] : []), cram, ...args]);
@@ -89,24 +45,8 @@ async function samtoolsView(cram: string, args: string[], ref: string | null = s
   return r.stdout.toString('latin1');
 }
 
-function edgeRegions(): string[] {
-  const out = ['*'];
-  for (const c of contigs) {
-    const n = regionName(c.name);
-    out.push(n, `${n}:1-1`, `${n}:${c.length}-${c.length}`, `${n}:${c.length - 200}`, `${n}:1-150`, `${n}:${c.length + 10}`, `${n}:${c.length - 5}-${c.length + 100}`);
-  }
-  return out.concat(sample.regions);
-}
-
 test('CRAM: 200 random regions and the edge regions equal samtools view -T, byte for byte', async () => {
-  const rnd = new SeededRandom(4202);
-  const regions = edgeRegions();
-  for (let i = 0; i < 200; i++) {
-    const c = rnd.pick(contigs.filter((x) => x.length > 0));
-    const beg = rnd.int(1, c.length);
-    const len = rnd.pick([1, 10, 150, 1000, 20000, 100000]);
-    regions.push(`${regionName(c.name)}:${beg}-${Math.min(c.length, beg + len)}`);
-  }
+  const regions = [...edgeRegions(contigs, sample.regions), ...randomRegions(new SeededRandom(4202), contigs, 200)];
   const url = server.url(`/d/${basename(sample.cram)}`);
   let nonEmpty = 0;
   for (const r of regions) {
@@ -199,7 +139,7 @@ test('CRAMs written with other encoder options decode the same as samtools', asy
     const withoutRef = name === 'noref' || name === 'embedded';
     for (const r of regions) {
       const want = await samtoolsView(file, [r], withoutRef ? null : sample.ref);
-      assert.equal(await viewText(server.url(`/v/${name}.cram`), [r], withoutRef ? { referenceUrl: null } : {}), want, `${name} ${r}`);
+      assert.equal(await viewText(server.url(`/v/${name}.cram`), [r], withoutRef ? { referenceUrl: undefined } : {}), want, `${name} ${r}`);
     }
   }
 });

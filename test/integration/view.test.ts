@@ -8,18 +8,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { DEFAULT_CACHE, DEFAULT_READER, DEFAULT_TRANSPORT } from '../../src/config.js';
-import { HttpSource } from '../../src/source/object-source.js';
-import { Stats } from '../../src/stats.js';
-import { HttpTransport } from '../../src/transport/http-transport.js';
-import { parseRegion } from '../../src/view/region.js';
-import { runView } from '../../src/view/view-session.js';
 import { BIN, cleanup, run, tempDir } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { SeededRandom } from '../helpers/random.js';
 import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
+import { edgeRegions, randomRegions, viewText } from '../helpers/view-text.js';
 
 let server: FixtureServer;
 let sample: SampleData;
@@ -51,54 +45,8 @@ after(async () => {
   await cleanup(work);
 });
 
-/** Runs the view engine in this process (fast enough for hundreds of regions). */
-async function viewText(url: string, regions: string[], opts: { contained?: boolean; header?: 'with' | 'without' } = {}): Promise<string> {
-  const stats = new Stats();
-  const transport = new HttpTransport(DEFAULT_TRANSPORT, stats);
-  const chunks: Buffer[] = [];
-  const out = new Writable({
-    write(c, _e, cb) {
-      chunks.push(Buffer.from(c));
-      cb();
-    },
-  });
-  try {
-    await runView({
-      data: new HttpSource(transport, url),
-      indexCandidates: () => [new HttpSource(transport, `${url}.bai`), new HttpSource(transport, `${url}.csi`)],
-      regions: (c) => regions.map((r) => parseRegion(r, c)),
-      contained: opts.contained ?? false,
-      format: 'sam',
-      header: opts.header ?? 'without',
-      cache: DEFAULT_CACHE,
-      reader: DEFAULT_READER,
-      stats,
-      out,
-    });
-  } finally {
-    await transport.close();
-  }
-  return Buffer.concat(chunks).toString('latin1');
-}
-
-function edgeRegions(): string[] {
-  const out = ['*'];
-  for (const c of contigs) {
-    const n = c.name.includes(':') ? `{${c.name}}` : c.name;
-    out.push(n, `${n}:1-1`, `${n}:${c.length}-${c.length}`, `${n}:${c.length - 200}`, `${n}:1-150`, `${n}:${c.length + 10}`, `${n}:${c.length - 5}-${c.length + 100}`);
-  }
-  return out.concat(sample.regions);
-}
-
 test('200 random regions and the edge regions: records equal samtools view, byte for byte', async () => {
-  const rnd = new SeededRandom(2024);
-  const regions = edgeRegions();
-  for (let i = 0; i < 200; i++) {
-    const c = rnd.pick(contigs);
-    const beg = rnd.int(1, c.length);
-    const len = rnd.pick([1, 10, 150, 1000, 20000, 100000]);
-    regions.push(`${c.name.includes(':') ? `{${c.name}}` : c.name}:${beg}-${Math.min(c.length, beg + len)}`);
-  }
+  const regions = [...edgeRegions(contigs, sample.regions), ...randomRegions(new SeededRandom(2024), contigs, 200)];
   for (const file of [sample.bam, sample.csiBam]) {
     const url = server.url(`/d/${basename(file)}`);
     for (const r of regions) {

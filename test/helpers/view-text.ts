@@ -1,0 +1,81 @@
+/**
+ * What the BAM and CRAM `view` tests share: the view engine run in this process on a URL (fast
+ * enough for hundreds of regions), and the regions they compare with samtools.
+ */
+import { Writable } from 'node:stream';
+import { DEFAULT_CACHE, DEFAULT_READER, DEFAULT_TRANSPORT } from '../../src/config.js';
+import { HttpSource, type ObjectSource } from '../../src/source/object-source.js';
+import { Stats } from '../../src/stats.js';
+import { HttpTransport } from '../../src/transport/http-transport.js';
+import { parseRegion } from '../../src/view/region.js';
+import { runView, type DataFormat, type ReferenceInput } from '../../src/view/view-session.js';
+import type { SeededRandom } from './random.js';
+
+export interface ViewTextOptions {
+  contained?: boolean;
+  header?: 'with' | 'without';
+  /** Index candidates for the data's format; default: `URL.bai`, `URL.csi`, `URL.crai`. */
+  index?: (source: (url: string) => ObjectSource, format: DataFormat) => ObjectSource[];
+  /** URL of a FASTA (its .fai beside it), for CRAM. */
+  referenceUrl?: string;
+  /** Cache block size; default: the mount's. */
+  blockSize?: number;
+}
+
+/** SAM text of `regions` of the file at `url`, as `slicefs view` writes it. */
+export async function viewText(url: string, regions: string[], opts: ViewTextOptions = {}): Promise<string> {
+  const stats = new Stats();
+  const transport = new HttpTransport(DEFAULT_TRANSPORT, stats);
+  const source = (u: string) => new HttpSource(transport, u);
+  const chunks: Buffer[] = [];
+  const out = new Writable({
+    write(c, _e, cb) {
+      chunks.push(Buffer.from(c));
+      cb();
+    },
+  });
+  const reference: ReferenceInput | undefined = opts.referenceUrl ? { fasta: source(opts.referenceUrl), fai: source(`${opts.referenceUrl}.fai`) } : undefined;
+  try {
+    await runView({
+      data: source(url),
+      indexCandidates: (format) => (opts.index ? opts.index(source, format) : format === 'cram' ? [source(`${url}.crai`)] : [source(`${url}.bai`), source(`${url}.csi`)]),
+      reference,
+      regions: (c) => regions.map((r) => parseRegion(r, c)),
+      contained: opts.contained ?? false,
+      format: 'sam',
+      header: opts.header ?? 'without',
+      cache: opts.blockSize ? { ...DEFAULT_CACHE, blockSize: opts.blockSize } : DEFAULT_CACHE,
+      reader: DEFAULT_READER,
+      stats,
+      out,
+    });
+  } finally {
+    await transport.close();
+  }
+  return Buffer.concat(chunks).toString('latin1');
+}
+
+/** A contig name as a region names it: in braces when it has colons. */
+export const regionName = (name: string) => (name.includes(':') ? `{${name}}` : name);
+
+/** `*`, and for every contig: whole, first and last base, near and past its end; then `extra`. */
+export function edgeRegions(contigs: readonly { name: string; length: number }[], extra: readonly string[]): string[] {
+  const out = ['*'];
+  for (const c of contigs) {
+    const n = regionName(c.name);
+    out.push(n, `${n}:1-1`, `${n}:${c.length}-${c.length}`, `${n}:${c.length - 200}`, `${n}:1-150`, `${n}:${c.length + 10}`, `${n}:${c.length - 5}-${c.length + 100}`);
+  }
+  return out.concat(extra);
+}
+
+/** `n` seeded regions of 1 b to 100 kb on random contigs. */
+export function randomRegions(rnd: SeededRandom, contigs: readonly { name: string; length: number }[], n: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = rnd.pick(contigs.filter((x) => x.length > 0));
+    const beg = rnd.int(1, c.length);
+    const len = rnd.pick([1, 10, 150, 1000, 20000, 100000]);
+    out.push(`${regionName(c.name)}:${beg}-${Math.min(c.length, beg + len)}`);
+  }
+  return out;
+}

@@ -289,3 +289,21 @@ test('Ctrl-C (SIGINT) stops quickly, keeps the finished parts and says how to re
   const had = journal.done.reduce((n, [a, b]) => n + (b - a), 0);
   assert.ok(fetched <= files[0].data.length - had, `the resume fetched ${fetched}, missing were ${files[0].data.length - had}`);
 });
+
+test('bad options are one clear line, exit 2, and nothing is written', async () => {
+  const m = await manifestOf('opts', [{ path: 'o.bin', data: seededBytes(51, 1000) }]);
+  const cases: [string[], RegExp][] = [
+    [['-m', m, '--url', server.url('/opts/o.bin')], /^slicefs: error: give one of --manifest FILE, --url URL or --object-id ID\n$/],
+    [['-m', m, '--parallel', '0'], /^slicefs: error: --parallel must be an integer from 1 to 256\n$/],
+    [['-m', m, '--part-size', '1K'], /^slicefs: error: --part-size must be at least 64K\n$/],
+    [['-m', m, '--limit-rate', '10'], /^slicefs: error: --limit-rate must be at least 1K \(bytes per second\)\n$/],
+    [['-m', m, '--path', 'missing.bin'], /^slicefs: error: .*opts\.tsv: no entry with path 'missing\.bin'\n$/],
+  ];
+  for (const [args, pattern] of cases) {
+    const out = join(work, 'opts-out');
+    const r = await download([...args, '-d', out]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, pattern);
+    assert.deepEqual(await readdir(out).catch(() => []), [], 'nothing written');
+  }
+});

@@ -10,7 +10,8 @@ import { prepareMountPoint, removeCreated, type PreparedMountPoint } from './fs/
 import { ReadOnlyFs, probeSizes } from './fs/readonly-fs.js';
 import { buildTree, walkFiles, type DirNode } from './fs/tree.js';
 import type { Manifest } from './manifest/types.js';
-import { HttpSource } from './source/object-source.js';
+import { anyScore, openSource } from './open-source.js';
+import type { ScoreEndpoint } from './source/score-source.js';
 import { Stats } from './stats.js';
 import { HttpTransport } from './transport/http-transport.js';
 import type { Transport } from './transport/transport.js';
@@ -25,6 +26,8 @@ export interface MountSessionOptions {
   reader: ReaderConfig;
   mount: MountConfig;
   probeConcurrency: number;
+  /** The storage service and token, for manifests of Score objects. */
+  score?: ScoreEndpoint;
   /** Fetch in a worker thread (default) or on the FUSE thread. */
   fetchWorker: boolean;
   /** Messages for the user (stderr). */
@@ -49,12 +52,20 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
   // The worker thread is created here but started below, after the manifest checks.
   const worker = o.fetchWorker ? new WorkerTransport(o.transport, stats, o.warn, o.cache.blockSize) : undefined;
   const transport: Transport = worker ?? new HttpTransport(o.transport, stats, o.warn);
+  // The storage service's JSON answers (Score objects) go over an HttpTransport on this thread:
+  // a few small requests per object per URL lifetime, not worth the worker's protocol.
+  const scoreUrls = anyScore(o.manifest.entries.flatMap((e) => [e.url, e.indexUrl]));
+  const api = scoreUrls ? (transport instanceof HttpTransport ? transport : new HttpTransport(o.transport, stats, o.warn)) : undefined;
+  const closeAll = async () => {
+    await transport.close().catch(() => {});
+    if (api && api !== transport) await api.close().catch(() => {});
+  };
   // The whole tree is checked (index names included) before anything starts or the mount point is touched.
   let root: DirNode;
   try {
-    root = buildTree(o.manifest, (url, size) => new HttpSource(transport, url, size));
+    root = buildTree(o.manifest, (url, size) => openSource({ transport, api, score: o.score }, url, size));
   } catch (err) {
-    await transport.close();
+    await closeAll();
     throw err;
   }
   let prepared: PreparedMountPoint | undefined;
@@ -83,13 +94,13 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
           try {
             await handle.unmount();
           } finally {
-            await transport.close().catch(() => {});
+            await closeAll();
           }
         })()),
-      abandon: () => transport.close().catch(() => {}),
+      abandon: closeAll,
     };
   } catch (err) {
-    await transport.close().catch(() => {});
+    await closeAll();
     // Leave the machine as we found it: a mount point we created is removed again.
     if (prepared) await removeCreated(prepared).catch(() => {});
     throw err;

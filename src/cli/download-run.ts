@@ -7,8 +7,9 @@ import { SlicefsError } from '../errors.js';
 import { loadManifest } from '../manifest/load.js';
 import { urlBasename } from '../manifest/tree-path.js';
 import type { ManifestEntry } from '../manifest/types.js';
-import { HttpSource } from '../source/object-source.js';
-import { ScoreSource } from '../source/score-source.js';
+import { scoreUrl } from '../manifest/score-ref.js';
+import { openSource } from '../open-source.js';
+import type { ScoreEndpoint } from '../source/score-source.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { formatBytes, parseByteSize } from '../util/size.js';
@@ -18,6 +19,7 @@ import { createProgress } from '../download/progress.js';
 import { RateLimiter } from '../download/rate-limiter.js';
 import { EXIT_FAILURE, say, transportConfig } from './common.js';
 import type { DownloadArgs } from './download.js';
+import { prepareManifest } from './score-manifest.js';
 import { scoreEndpoint } from './score.js';
 
 /** Exit status after Ctrl-C (128 + SIGINT), as shells report it. */
@@ -32,12 +34,20 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
   const rate = args['limit-rate'] !== undefined ? parseByteSize(args['limit-rate'], '--limit-rate') : undefined;
   if (rate !== undefined && rate < 1024) throw new SlicefsError('USAGE', '--limit-rate must be at least 1K (bytes per second)');
 
+  const stats = new Stats();
+  const tc = transportConfig({ ...args, timeout: args.timeout + 3 }, (l) => say(l));
   let entries: ManifestEntry[];
   let manifestFile: string;
+  let endpoint: ScoreEndpoint | undefined;
+  // `bundle` is the tree layout of that name, written as paths; the others are output layouts.
+  let layout = args['output-layout'] as OutputLayout | 'bundle';
   if (args.manifest) {
-    const m = await loadManifest(args.manifest);
+    const api = new HttpTransport(tc, stats, say);
+    const prepared = await prepareManifest(await loadManifest(args.manifest), layout === 'bundle' ? 'bundle' : 'path', args, api, say).finally(() => api.close());
+    if (layout === 'bundle') layout = 'path';
+    endpoint = prepared.endpoint;
     manifestFile = args.manifest;
-    entries = m.entries;
+    entries = prepared.manifest.entries;
     if (args.path?.length) {
       const wanted = new Set(args.path);
       entries = entries.filter((e) => wanted.delete(e.path));
@@ -45,25 +55,24 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
     }
   } else if (args['object-id']) {
     manifestFile = '--object-id';
-    const base = (args['storage-url'] ?? process.env.STORAGE_URL ?? 'score:').replace(/\/$/, '');
-    entries = args['object-id'].map((id, i) => ({ path: id, url: `${base}/download/${encodeURIComponent(id)}`, id, objectId: id, line: i + 1 }));
+    if (layout === 'bundle') throw new SlicefsError('USAGE', '--output-layout bundle needs a score manifest');
+    entries = args['object-id'].map((id, i) => ({ path: id, url: scoreUrl(id), id, objectId: id, line: i + 1 }));
+    endpoint = await scoreEndpoint(args, say);
   } else {
     const url = args.url!;
     if (!/^https?:\/\//i.test(url)) throw new SlicefsError('USAGE', '--url must be an http(s) URL');
     manifestFile = '--url';
     entries = [{ path: urlBasename(url), url, line: 1 }];
   }
-  const files = planOutputs(entries, args['output-dir'], args['output-layout'] as OutputLayout, args.index, manifestFile);
-  const endpoint = files.some((f) => f.entry.objectId) ? await scoreEndpoint(args, say) : undefined;
+  const files = planOutputs(entries, args['output-dir'], layout as OutputLayout, args.index, manifestFile);
 
-  const stats = new Stats();
   const mode = args.quiet ? 'quiet' : process.stderr.isTTY && process.env.TERM !== 'dumb' ? 'tty' : 'plain';
   const progress = createProgress({ mode, totalFiles: files.length, totalBytes: files.reduce((n, f) => n + (f.size ?? 0), 0), out: process.stderr });
   // Every line goes through the progress display, so bars are not garbled.
   const line = (msg: string) => progress.message(`slicefs: ${msg}`);
   // Downloads are not bound by the FUSE operation timeout: the retry budget is --timeout.
-  const tc = transportConfig({ ...args, timeout: args.timeout + 3 }, (l) => progress.message(`${new Date().toISOString()} ${l}`));
-  const transport = new HttpTransport({ ...tc, connectionsPerOrigin: Math.max(tc.connectionsPerOrigin, args.parallel), retry: { ...tc.retry, maxAttempts: 10, maxDelayMs: 10_000 } }, stats, line);
+  const log = tc.log ? (l: string) => progress.message(`${new Date().toISOString()} ${l}`) : undefined;
+  const transport = new HttpTransport({ ...tc, log, connectionsPerOrigin: Math.max(tc.connectionsPerOrigin, args.parallel), retry: { ...tc.retry, maxAttempts: 10, maxDelayMs: 10_000 } }, stats, line);
   const interrupt = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupt.signal.aborted) return;
@@ -78,7 +87,7 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
       dir: args['output-dir'],
       jobs: files.map((f) => ({
         file: f,
-        source: f.entry.objectId && !f.isIndex ? new ScoreSource(transport, transport, endpoint!, f.entry.objectId, f.size) : new HttpSource(transport, f.url, f.size),
+        source: openSource({ transport, api: transport, score: endpoint }, f.url, f.size),
       })),
       config: { partSize, parallel: args.parallel },
       force: args.force,

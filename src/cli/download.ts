@@ -27,7 +27,7 @@ export const downloadCommand: CommandModule<object, DownloadArgs> = {
   command: 'download',
   describe: 'Download the files of a manifest: parallel, resumable after any interruption, verified',
   builder: (y: Argv) =>
-    withScoreOptions(y)
+    withScoreOptions(y, { verifyConnection: true })
       .option('manifest', { alias: 'm', type: 'string', describe: 'manifest of the files' })
       .option('url', { type: 'string', describe: 'one file by URL instead of a manifest' })
       .option('output-dir', { alias: 'd', type: 'string', demandOption: true, describe: 'directory to download into (created if missing)' })
@@ -35,7 +35,7 @@ export const downloadCommand: CommandModule<object, DownloadArgs> = {
       .option('parallel', { alias: 'p', type: 'number', default: 8, describe: 'Range requests in flight, all files together' })
       .option('part-size', { type: 'string', default: '8M', describe: 'bytes per request (and per journal step)' })
       .option('index', { type: 'boolean', default: true, describe: 'download index files beside their files (--no-index: do not)' })
-      .option('output-layout', { type: 'string', default: 'path', choices: ['path', 'filename', 'id'], describe: 'names under the directory: the manifest path, its last segment, or the id column' })
+      .option('output-layout', { type: 'string', default: 'path', choices: ['path', 'bundle', 'filename', 'id'], describe: 'names under the directory: the manifest path, analysis_id/file_name (score manifests), the file name, or the object id (id column)' })
       .option('limit-rate', { type: 'string', describe: 'cap total throughput, bytes per second (e.g. 100M)' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress output' })
       .option('json', { type: 'boolean', default: false, describe: 'a JSON summary on stdout at the end' })

@@ -5,7 +5,10 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { EXIT_USAGE, say } from './common.js';
 import { downloadCommand } from './download.js';
+import { infoCommand } from './info.js';
+import { manifestCommand } from './manifest.js';
 import { mountCommand } from './mount.js';
+import { urlCommand } from './url.js';
 import { viewCommand } from './view.js';
 
 await yargs(hideBin(process.argv))
@@ -14,6 +17,9 @@ await yargs(hideBin(process.argv))
   .command(mountCommand)
   .command(viewCommand)
   .command(downloadCommand)
+  .command(manifestCommand)
+  .command(urlCommand)
+  .command(infoCommand)
   .demandCommand(1, 'give a command: slicefs mount --manifest FILE DIR, slicefs view --url URL --query REGION, or slicefs download --manifest FILE --output-dir DIR')
   .strict()
   .fail((msg, err) => {

@@ -7,10 +7,13 @@ import { DEFAULT_MOUNT, DEFAULT_PROBE_CONCURRENCY } from '../config.js';
 import { SlicefsError, errnoName, messageOf } from '../errors.js';
 import { isMounted } from '../fs/fuse/mount-point.js';
 import { loadManifest } from '../manifest/load.js';
+import { TREE_LAYOUTS, type TreeLayout } from '../manifest/tree-layout.js';
 import { cacheConfig, readerConfig, reportError, say, timestamped, transportConfig, type CacheArgs, type TransportArgs } from './common.js';
+import { withScoreOptions, type ScoreArgs } from './score.js';
 
-interface MountArgs extends TransportArgs, CacheArgs {
+interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs {
   manifest: string;
+  layout?: string;
   'mount-point'?: string;
   mountpoint?: string;
   'allow-other': boolean;
@@ -27,9 +30,10 @@ export const mountCommand: CommandModule<object, MountArgs> = {
   command: 'mount [mountpoint]',
   describe: 'Mount a manifest as a read-only directory tree (foreground; Ctrl-C unmounts)',
   builder: (y: Argv) =>
-    y
+    withScoreOptions(y, { verifyConnection: true })
       .positional('mountpoint', { type: 'string', describe: 'directory to mount on (created if missing; must be empty)' })
-      .option('manifest', { alias: 'm', type: 'string', demandOption: true, describe: 'manifest file (TSV with a url column, or one URL per line)' })
+      .option('manifest', { alias: 'm', type: 'string', demandOption: true, describe: 'manifest file (TSV with a url column, an ARGO or ICGC 25K score manifest, or one URL per line)' })
+      .option('layout', { type: 'string', choices: TREE_LAYOUTS, describe: 'tree of a score manifest: bundle (analysis_id/file_name, default), object-id (flat), or path (the manifest paths)' })
       .option('mount-point', { type: 'string', describe: 'same as the positional mountpoint' })
       .option('cache-size', { type: 'string', default: '256M', describe: 'memory budget of the block cache' })
       .option('block-size', { type: 'string', default: '1M', describe: 'cache block (and minimum request) size' })
@@ -60,7 +64,13 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   if (!(args.timeout >= 2 && args.timeout <= 600)) throw new SlicefsError('USAGE', '--timeout must be between 2 and 600 seconds');
   const probes = args['probe-concurrency'];
   if (!Number.isInteger(probes) || probes < 1 || probes > 1024) throw new SlicefsError('USAGE', '--probe-concurrency must be an integer from 1 to 1024');
-  const manifest = await loadManifest(args.manifest);
+  const loaded = await loadManifest(args.manifest);
+  const tc = transportConfig(args, (l) => timestamped(l));
+  // Score objects: the token and storage service, and analyses the layout needs, before mounting.
+  // Loaded here, not at the top: main.ts imports this module, and undici costs every command's start-up.
+  const [{ HttpTransport }, { Stats }, { prepareManifest }] = await Promise.all([import('../transport/http-transport.js'), import('../stats.js'), import('./score-manifest.js')]);
+  const api = new HttpTransport(tc, new Stats(), say);
+  const { manifest, endpoint } = await prepareManifest(loaded, args.layout as TreeLayout | undefined, args, api, say).finally(() => api.close());
   // Loaded on use: fuse-native's native addon and the worker code cost other commands' start-up.
   const { openMountSession } = await import('../mount-session.js');
   const log = (l: string) => timestamped(l);
@@ -71,7 +81,8 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     manifest,
     mountPoint: target,
     force: args.force,
-    transport: transportConfig(args, log),
+    transport: tc,
+    score: endpoint,
     cache: cacheConfig(args),
     reader: readerConfig(args),
     mount: { ...DEFAULT_MOUNT, allowOther: args['allow-other'], debug: args['debug-fuse'], opTimeoutMs: args.timeout * 1000 },

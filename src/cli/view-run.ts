@@ -12,9 +12,10 @@ import { DEFAULT_READER } from '../config.js';
 import { SlicefsError } from '../errors.js';
 import { loadManifest } from '../manifest/load.js';
 import { LocalSource } from '../source/local-source.js';
-import { HttpSource, type ObjectSource } from '../source/object-source.js';
+import { scoreObjectIdOf, scoreUrl } from '../manifest/score-ref.js';
+import { anyScore, openSource } from '../open-source.js';
+import type { ObjectSource } from '../source/object-source.js';
 import { ScoreMetadata } from '../source/score-metadata.js';
-import { ScoreSource } from '../source/score-source.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { safeUrl } from '../util/redact.js';
@@ -44,21 +45,33 @@ function withPath(url: string, path: string): string {
 
 const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
-/** The data to read and the index the user named, from --input-file, --url or --manifest/--path. */
-async function resolveInput(args: ArgumentsCamelCase<ViewArgs>, remote: (url: string) => ObjectSource): Promise<{ data: ObjectSource; name: string; index?: string }> {
-  if (args['input-file']) return { data: new LocalSource(args['input-file']), name: args['input-file'], index: args['index-url'] };
-  let url = args.url;
-  let index = args['index-url'];
-  if (args.manifest) {
-    if (!args.path) throw new SlicefsError('USAGE', '--manifest needs --path NAME (an entry of the manifest)');
-    const m = await loadManifest(args.manifest);
-    const entry = m.entries.find((e) => e.path === args.path);
-    if (!entry) throw new SlicefsError('USAGE', `${args.manifest}: no entry with path '${args.path}'`);
-    url = entry.url;
-    index ??= entry.indexUrl;
+interface ViewInput {
+  /** An http(s) URL, a `score:` URL, or a local file. */
+  data: string;
+  /** The index the user or the manifest named (same forms), if any. */
+  index?: string;
+  /** The file's name where the data is named by an id (a score manifest's file_name). */
+  fileName?: string;
+}
+
+/** The data to read and the index named, from --input-file, --url, --object-id or --manifest/--path. */
+async function resolveInput(args: ArgumentsCamelCase<ViewArgs>): Promise<ViewInput> {
+  if (args['input-file']) return { data: args['input-file'], index: args['index-url'] };
+  if (args['object-id']) {
+    if (args['object-id'].length !== 1) throw new SlicefsError('USAGE', 'view reads one --object-id');
+    const index = args['index-object-id'];
+    return { data: scoreUrl(args['object-id'][0]), index: index !== undefined ? scoreUrl(index) : args['index-url'] };
   }
+  if (args.manifest) {
+    if (!args.path) throw new SlicefsError('USAGE', '--manifest needs --path NAME (an entry of the manifest, or its object id)');
+    const m = await loadManifest(args.manifest);
+    const entry = m.entries.find((e) => e.path === args.path) ?? m.entries.find((e) => e.objectId === args.path);
+    if (!entry) throw new SlicefsError('USAGE', `${args.manifest}: no entry with path '${args.path}'`);
+    return { data: entry.url, index: args['index-url'] ?? entry.indexUrl, fileName: entry.fileName };
+  }
+  const url = args.url;
   if (!url || !isUrl(url)) throw new SlicefsError('USAGE', `--url: not an http(s) URL: '${safeUrl(url ?? '')}'`);
-  return { data: remote(url), name: url, index };
+  return { data: url, index: args['index-url'] };
 }
 
 export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void> {
@@ -69,32 +82,31 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
   const stats = new Stats();
   const transport = new HttpTransport(transportConfig(args, timestamped), stats, say);
   try {
-    const remote = (u: string) => new HttpSource(transport, u);
-    let data: ObjectSource;
+    const input = await resolveInput(args);
+    const score = anyScore([input.data, input.index]) ? await scoreEndpoint(args, say) : undefined;
+    const ctx = { transport, api: transport, score };
+    const remote = (u: string) => openSource(ctx, u);
+    const sourceFor = (name: string): ObjectSource => (isUrl(name) || scoreObjectIdOf(name) !== undefined ? remote(name) : new LocalSource(name));
+    const data = sourceFor(input.data);
     let dataPath: string;
     let candidates: (format: DataFormat) => ObjectSource[];
-    if (args['object-id']) {
-      // A Score object: its index is --index-object-id, else the analysis' `<fileName>.bai|.crai|…`.
-      if (args['object-id'].length !== 1) throw new SlicefsError('USAGE', 'view reads one --object-id');
-      const id = args['object-id'][0];
-      const endpoint = await scoreEndpoint(args, say);
-      data = new ScoreSource(transport, transport, endpoint, id);
-      let indexId = args['index-object-id'];
-      let fileName = '';
-      if (!indexId) {
-        const meta = new ScoreMetadata(transport, args['metadata-url'] ?? process.env.METADATA_URL ?? endpoint.storageUrl, endpoint.token);
-        fileName = (await meta.entity(id)).fileName;
-        indexId = await meta.indexOf(id);
-        if (!indexId) throw new SlicefsError('NOT_FOUND', `no index of object ${id} (${fileName}) in its analysis; give --index-object-id`);
+    const objectId = scoreObjectIdOf(input.data);
+    if (objectId !== undefined) {
+      // A Score object: its index is the one named, else the analysis' `<fileName>.bai|.crai|…`.
+      let index = input.index;
+      let fileName = input.fileName ?? '';
+      if (index === undefined) {
+        const meta = new ScoreMetadata(transport, args['metadata-url'] ?? score!.metadataUrl ?? score!.storageUrl, score!.token);
+        fileName = (await meta.entity(objectId)).fileName;
+        const indexId = await meta.indexOf(objectId);
+        if (!indexId) throw new SlicefsError('NOT_FOUND', `no index of object ${objectId} (${fileName}) in its analysis; give --index-object-id`);
+        index = scoreUrl(indexId);
       }
-      const index = new ScoreSource(transport, transport, endpoint, indexId);
+      const indexSource = sourceFor(index);
       dataPath = fileName;
-      candidates = () => [index];
+      candidates = () => [indexSource];
     } else {
-      const input = await resolveInput(args, remote);
-      const { name: dataName, index: indexGiven } = input;
-      data = input.data;
-      const sourceFor = (name: string): ObjectSource => (isUrl(name) ? remote(name) : new LocalSource(name));
+      const { data: dataName, index: indexGiven } = input;
       dataPath = isUrl(dataName) ? new URL(dataName).pathname : dataName;
       const path = dataPath;
       candidates = (format: DataFormat): ObjectSource[] =>

@@ -40,7 +40,6 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
   builder: (y: Argv) =>
     withScoreOptions(y)
       .option('index-object-id', { type: 'string', describe: "with --object-id: the index's object id (default: found through the metadata service)" })
-      .option('metadata-url', { type: 'string', describe: 'the Score metadata service (default: $METADATA_URL, else the storage URL)' })
       .option('url', { type: 'string', describe: 'URL of the BAM or CRAM' })
       .option('input-file', { type: 'string', describe: 'a local BAM or CRAM instead of a URL' })
       .option('manifest', { alias: 'm', type: 'string', describe: 'manifest with the file (with --path)' })

@@ -69,7 +69,7 @@ export function planOutputs(entries: readonly ManifestEntry[], dir: string, layo
     const relSlash = rel.split(sep).join('/');
     add({ rel: relSlash, abs, url: e.url, size: e.size, md5: e.md5, entry: e, isIndex: false });
     if (withIndex && e.indexUrl) {
-      const indexRel = indexNameFor(relSlash, e.indexUrl);
+      const indexRel = indexNameFor(relSlash, e.indexUrl, { indexFileName: e.indexFileName, dataFileName: e.fileName });
       add({ rel: indexRel, abs: join(root, ...indexRel.split('/')), url: e.indexUrl, entry: e, isIndex: true });
     }
   }

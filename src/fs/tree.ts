@@ -1,6 +1,6 @@
 /**
  * The directory tree of a mount, built once from the manifest (it does not change while mounted).
- * Directories come from entry paths; an entry's `index_url` appears beside its file under the name
+ * Directories come from entry paths; an entry's index appears beside its file under the name
  * samtools/htslib looks for: `x.bam.bai`, `x.bam.csi`, `x.cram.crai`, `x.vcf.gz.tbi`.
  * Lookups of names that are not in the tree (htslib probes `x.bam.csi` before `x.bam.bai`) are
  * answered from this map, with no request.
@@ -64,7 +64,7 @@ export function buildTree(
   for (const e of manifest.entries) {
     if (!e.indexUrl) continue;
     const dataName = e.path.split('/').at(-1)!;
-    const indexName = indexNameFor(dataName, e.indexUrl);
+    const indexName = indexNameFor(dataName, e.indexUrl, { indexFileName: e.indexFileName, dataFileName: e.fileName });
     const dirPart = e.path.split('/').slice(0, -1);
     const indexPath = [...dirPart, indexName].join('/');
     add(indexPath, { kind: 'file', name: indexName, source: sourceFor(e.indexUrl, undefined), size: undefined, mtime }, e.line);

@@ -1,15 +1,16 @@
 /**
  * Reads a manifest file: detects its format from the first meaningful line (formats are tried in
- * order; later issues add score/ARGO forms to FORMATS), parses it, and checks what no single row
- * can: duplicate paths, and a path that is both a file and a directory.
+ * order: the score manifests first, since their headers are the most specific), parses it, and
+ * checks what no single row can: duplicate paths, and a path that is both a file and a directory.
  */
 import { readFile } from 'node:fs/promises';
 import { SlicefsError } from '../errors.js';
 import { isBlankOrComment, manifestError } from './manifest-error.js';
+import { argoManifestFormat, icgc25kManifestFormat } from './score-tsv.js';
 import type { Manifest, ManifestEntry, ManifestFormat } from './types.js';
 import { urlListFormat, urlTsvFormat } from './url-tsv.js';
 
-export const FORMATS: ManifestFormat[] = [urlTsvFormat, urlListFormat];
+export const FORMATS: ManifestFormat[] = [argoManifestFormat, icgc25kManifestFormat, urlTsvFormat, urlListFormat];
 
 export async function loadManifest(file: string): Promise<Manifest> {
   let text: string;
@@ -32,7 +33,7 @@ export function parseManifest(text: string, file: string): Manifest {
       file,
       firstIdx + 1,
       1,
-      "unrecognised manifest: expected a TSV header with a 'url' column, or one http(s) URL per line",
+      "unrecognised manifest: expected a TSV header with a 'url' column, a score manifest (ARGO or ICGC 25K, with 'object_id'), or one http(s) URL per line",
     );
   }
   const entries = format.parse(text, file);
@@ -41,7 +42,7 @@ export function parseManifest(text: string, file: string): Manifest {
   return { file, format: format.name, entries };
 }
 
-function checkTree(entries: ManifestEntry[], file: string): void {
+export function checkTree(entries: ManifestEntry[], file: string): void {
   const files = new Map<string, ManifestEntry>();
   for (const e of entries) {
     const prev = files.get(e.path);

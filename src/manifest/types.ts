@@ -1,18 +1,27 @@
 /**
- * A manifest entry: one remote file and where it appears in the tree. Every manifest format
- * (plain URL TSV now; score/ARGO later) parses into these.
+ * A manifest entry: one remote file and where it appears in the tree. Every manifest format (plain
+ * URL TSV and lists; the ARGO and ICGC 25K score manifests) parses into these.
  */
 export interface ManifestEntry {
   /** Relative path in the tree, '/'-separated, validated (no '..', not absolute, no empty segment). */
   path: string;
+  /** An http(s) URL, or `score:<objectId>` for a Score object (./score-ref.ts). */
   url: string;
   size?: number;
   md5?: string;
+  /** The index: an http(s) URL, or `score:<objectId>` (a score manifest's `index_object_id`). */
   indexUrl?: string;
+  /** The index's own file name when the manifest lists it (names the index beside the file). */
+  indexFileName?: string;
   /** A stable id of the object (the `id` column), for `download --output-layout id`. */
   id?: string;
   /** A Score object id: the bytes come from the Score storage service, not from `url`. */
   objectId?: string;
+  /** Score manifests: the analysis (bundle) the file belongs to, and its file name there. */
+  bundle?: string;
+  fileName?: string;
+  /** Other columns of a score manifest (lists split at '|'), for `slicefs manifest --json`. */
+  columns?: Record<string, string | string[]>;
   /** 1-based line of the manifest the entry came from (for messages). */
   line: number;
 }

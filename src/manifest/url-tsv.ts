@@ -27,13 +27,13 @@ function checkUrl(file: string, line: number, col: number, value: string, column
 }
 
 /** The 1-based column (in characters) where field `index` of a tab-separated line starts. */
-function columnOf(fields: string[], index: number): number {
+export function columnOf(fields: string[], index: number): number {
   let col = 1;
   for (let i = 0; i < index; i++) col += fields[i].length + 1;
   return col;
 }
 
-function lines(text: string): string[] {
+export function lines(text: string): string[] {
   return text.replace(/^\uFEFF/, '').split(/\r?\n/);
 }
 

@@ -50,12 +50,3 @@ export function presignedExpiry(url: string): number | undefined {
   if (legacy !== undefined && /^\d{9,11}$/.test(legacy)) return Number(legacy) * 1000;
   return undefined;
 }
-
-/**
- * Whether `url` should be replaced now: it expires within `marginMs` (a read that starts now must
- * finish before the expiry, retries included). False when its expiry is unknown.
- */
-export function presignedNeedsRefresh(url: string, now: number, marginMs: number): boolean {
-  const expiry = presignedExpiry(url);
-  return expiry !== undefined && expiry - now <= marginMs;
-}

@@ -5,6 +5,7 @@
  */
 import { SlicefsError } from '../errors.js';
 import type { HttpTransport } from '../transport/http-transport.js';
+import { scoreError } from './score-errors.js';
 
 interface Entity {
   id: string;
@@ -26,12 +27,15 @@ export class ScoreMetadata {
     private readonly token: string,
   ) {}
 
-  private get(path: string): Promise<unknown> {
-    return this.api.getJson(`${this.metadataUrl.replace(/\/$/, '')}${path}`, { authorization: `Bearer ${this.token}` });
+  /** One answer of the service; failures are the one-line errors of ./score-errors.ts. */
+  private get(path: string, objectId?: string): Promise<unknown> {
+    return this.api.getJson(`${this.metadataUrl.replace(/\/$/, '')}${path}`, { authorization: `Bearer ${this.token}` }).catch((err: unknown) => {
+      throw scoreError(err, { service: 'metadata service', url: this.metadataUrl, objectId });
+    });
   }
 
   async entity(objectId: string): Promise<Entity> {
-    const e = (await this.get(`/entities/${encodeURIComponent(objectId)}`)) as Partial<Entity> | null;
+    const e = (await this.get(`/entities/${encodeURIComponent(objectId)}`, objectId)) as Partial<Entity> | null;
     if (!e || typeof e.fileName !== 'string') throw new SlicefsError('BAD_RESPONSE', `the metadata service has no file name for object ${objectId}`);
     return { id: objectId, fileName: e.fileName, gnosId: e.gnosId };
   }

@@ -13,16 +13,23 @@
  * or a download never restarts a file because a URL expired (score-client restarts whole files).
  * The version is pinned on the first URL (HEAD: size and ETag) and checked on every later one, so
  * bytes of two versions are never mixed; the token never appears in a label, a log or an error.
+ * The storage service's refusals become one clear line each (./score-errors.ts).
  */
 import { SlicefsError } from '../errors.js';
 import type { Transport } from '../transport/transport.js';
 import type { ObjectVersion } from '../transport/version.js';
 import type { HttpTransport } from '../transport/http-transport.js';
-import { presignedNeedsRefresh } from './presigned.js';
+import { presignedExpiry } from './presigned.js';
+import { networkCode, scoreError } from './score-errors.js';
 import type { ObjectSource } from './object-source.js';
 
 /** A URL expiring within this is replaced before a read starts: the read and its retries fit. */
 const REFRESH_MARGIN_MS = 5 * 60 * 1000;
+/**
+ * …or within this share of its lifetime, when that is shorter: a URL issued for minutes (some
+ * deployments, and the tests) is still used for most of its life rather than resolved per read.
+ */
+const REFRESH_SHARE = 0.2;
 
 interface ObjectSpec {
   objectId: string;
@@ -45,6 +52,8 @@ export interface ScoreEndpoint {
   storageUrl: string;
   /** The access token: sent as a Bearer token to the storage service only. */
   token: string;
+  /** The metadata service (`METADATA_URL`); on ARGO the same as the storage service. */
+  metadataUrl?: string;
 }
 
 export class ScoreSource implements ObjectSource {
@@ -53,6 +62,8 @@ export class ScoreSource implements ObjectSource {
   pinned?: ObjectVersion;
   private pinning?: Promise<ObjectVersion>;
   private url?: string;
+  /** When `url` must be replaced (epoch ms), or undefined when its expiry is unknown. */
+  private refreshAt?: number;
   private resolving?: Promise<string>;
   /** The MD5 the storage service states for the object. */
   md5?: string;
@@ -74,7 +85,7 @@ export class ScoreSource implements ObjectSource {
 
   /** A presigned URL for the whole object: the cached one, or a new one when it is near its expiry. */
   private presigned(force = false): Promise<string> {
-    if (!force && this.url && !presignedNeedsRefresh(this.url, this.now(), REFRESH_MARGIN_MS)) return Promise.resolve(this.url);
+    if (!force && this.url && (this.refreshAt === undefined || this.now() < this.refreshAt)) return Promise.resolve(this.url);
     if (!this.resolving) {
       const specUrl = `${this.endpoint.storageUrl.replace(/\/$/, '')}/download/${encodeURIComponent(this.objectId)}?offset=0&length=-1&external=true`;
       const what = `${this.label}: the storage service`;
@@ -88,16 +99,13 @@ export class ScoreSource implements ObjectSource {
             }
             if (spec.objectMd5) this.md5 = spec.objectMd5.toLowerCase();
             this.url = spec.parts[0].url;
+            const expiry = presignedExpiry(this.url);
+            const got = this.now();
+            this.refreshAt = expiry === undefined ? undefined : expiry - Math.min(REFRESH_MARGIN_MS, Math.max(0, expiry - got) * REFRESH_SHARE);
             return this.url;
           },
           (err: unknown) => {
-            if (err instanceof SlicefsError && err.code === 'ACCESS_DENIED') {
-              throw new SlicefsError('ACCESS_DENIED', `${this.label}: the storage service refused the token (401/403: wrong or expired token, or no access to this object's project)`, {
-                status: err.status,
-              });
-            }
-            if (err instanceof SlicefsError && err.code === 'NOT_FOUND') throw new SlicefsError('NOT_FOUND', `${this.label}: no such object in the storage service`);
-            throw err;
+            throw scoreError(err, { service: 'storage service', url: this.endpoint.storageUrl, objectId: this.objectId, subject: this.label });
           },
         )
         .finally(() => (this.resolving = undefined));
@@ -105,16 +113,29 @@ export class ScoreSource implements ObjectSource {
     return this.resolving;
   }
 
+  /**
+   * A presigned URL for the whole object, valid for at least a few minutes: for `slicefs url`, which
+   * hands it to another program (it is a secret until it expires: print it only when asked).
+   */
+  presignedUrl(): Promise<string> {
+    return this.presigned();
+  }
+
   version(): Promise<ObjectVersion> {
     if (this.pinned) return Promise.resolve(this.pinned);
     this.pinning ??= (async () => {
       try {
         let v: ObjectVersion;
+        const probe = (url: string) =>
+          this.transport.probe(url).catch((err: unknown) => {
+            // Only an unreachable object store gets a new message: a refusal is retried below.
+            throw networkCode(err) ? scoreError(err, { service: 'object storage', url, subject: this.label }) : err;
+          });
         try {
-          v = await this.transport.probe(await this.presigned());
+          v = await probe(await this.presigned());
         } catch (err) {
           if (!(err instanceof SlicefsError && err.code === 'ACCESS_DENIED')) throw err;
-          v = await this.transport.probe(await this.presigned(true));
+          v = await probe(await this.presigned(true));
         }
         if (v.size !== (this.knownSize ?? v.size)) throw new SlicefsError('STALE', `${this.label}: the object store has ${v.size} bytes, the manifest says ${this.knownSize}`);
         if (this.md5 && !v.md5) v = { ...v, md5: this.md5 };

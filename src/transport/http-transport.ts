@@ -201,32 +201,48 @@ export class HttpTransport implements Transport {
   /**
    * GET of a small JSON document (an API's answer, e.g. Score's object specification), with the
    * same retry policy as data reads. The body is capped at `maxBytes`; a non-JSON answer (some
-   * deployments answer errors with an HTML page) is BAD_RESPONSE.
+   * deployments answer errors with an HTML page) is BAD_RESPONSE, an HTML page named by its title.
    */
   async getJson(url: string, headers: Record<string, string> = {}, maxBytes = 16 * 1024 * 1024): Promise<unknown> {
     const what = `GET ${safeUrl(url)}`;
+    const text = await this.getBody(url, { accept: 'application/json', ...headers }, maxBytes);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      const title = htmlPageTitle(text);
+      if (title !== undefined) throw new HttpStatusError('BAD_RESPONSE', `${what}: an HTML page${title ? ` ("${title}")` : ''}, not JSON`, 200, title);
+      throw new SlicefsError('BAD_RESPONSE', `${what}: the answer is not JSON`);
+    }
+  }
+
+  /** GET of a small text document (e.g. Score's `/download/ping`, a bare URL), as getJson. */
+  async getText(url: string, headers: Record<string, string> = {}, maxBytes = 1024 * 1024): Promise<string> {
+    return this.getBody(url, { accept: 'text/plain, application/json', ...headers }, maxBytes);
+  }
+
+  /** The body of a 200 answer as text, at most `maxBytes`; any other status is a statusError. */
+  private getBody(url: string, headers: Record<string, string>, maxBytes: number): Promise<string> {
+    const what = `GET ${safeUrl(url)}`;
+    let lastPageTitle: string | undefined;
     return this.retrying(what, async (signal) => {
-      const res = await this.send(url, 'GET', { accept: 'application/json', ...headers }, signal);
+      const res = await this.send(url, 'GET', headers, signal);
       if (res.statusCode !== 200) {
-        discard(res, ERROR_BODY_KEEP);
+        // An HTML error page is read (it is small, and reading it keeps the socket) for its title only.
+        const isPage = /html/i.test(header(res, 'content-type') ?? '');
+        lastPageTitle = isPage ? (htmlPageTitle(await readCapped(res, ERROR_BODY_KEEP), true) ?? '') : undefined;
+        if (!isPage) discard(res, ERROR_BODY_KEEP);
         checkRetryableStatus(res.statusCode, res.headers['retry-after']);
-        throw statusError(what, res.statusCode);
+        throw statusError(what, res.statusCode, lastPageTitle);
       }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).length;
-        if (size > maxBytes) {
-          discard(res);
-          throw new SlicefsError('BAD_RESPONSE', `${what}: answer larger than ${maxBytes} bytes`);
-        }
-        chunks.push(chunk as Buffer);
+      const text = await readCapped(res, maxBytes);
+      if (text === undefined) throw new SlicefsError('BAD_RESPONSE', `${what}: answer larger than ${maxBytes} bytes`);
+      return text;
+    }).catch((err: unknown) => {
+      // A 5xx page that outlasted the retries: its final error names the status; add the page's title.
+      if (lastPageTitle !== undefined && err instanceof SlicefsError && err.status && !(err instanceof HttpStatusError)) {
+        throw new HttpStatusError(err.code, `${err.message}${pageNote(lastPageTitle)}`, err.status, lastPageTitle);
       }
-      try {
-        return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-      } catch {
-        throw new SlicefsError('BAD_RESPONSE', `${what}: the answer is not JSON`);
-      }
+      throw err;
     });
   }
 
@@ -278,7 +294,11 @@ function checkVersion(what: string, pinned: ObjectVersion, seen: ObjectVersion):
   if (why) throw new SlicefsError('STALE', `${what}: the object changed on the server (${why})`);
 }
 
-function statusError(what: string, status: number): SlicefsError {
+/**
+ * A final HTTP status as an error. `pageTitle`: the answer was an HTML page (some deployments
+ * answer errors so) with this title ('' without one): the message names it, never the page's body.
+ */
+function statusError(what: string, status: number, pageTitle?: string): SlicefsError {
   const code = codeForStatus(status);
   const hint =
     code === 'ACCESS_DENIED'
@@ -288,7 +308,55 @@ function statusError(what: string, status: number): SlicefsError {
         : code === 'STALE'
           ? ' (the object changed on the server)'
           : '';
-  return new SlicefsError(code, `${what}: HTTP ${status}${hint}`, { status });
+  if (pageTitle === undefined) return new SlicefsError(code, `${what}: HTTP ${status}${hint}`, { status });
+  return new HttpStatusError(code, `${what}: HTTP ${status}${hint}${pageNote(pageTitle)}`, status, pageTitle);
+}
+
+/** An error whose answer was an HTML page: `pageTitle` is its <title> text ('' when it has none). */
+export class HttpStatusError extends SlicefsError {
+  constructor(
+    code: SlicefsError['code'],
+    message: string,
+    status: number,
+    readonly pageTitle: string,
+  ) {
+    super(code, message, { status });
+  }
+}
+
+function pageNote(title: string): string {
+  return title ? `, an HTML page: "${title}"` : ', an HTML page';
+}
+
+/**
+ * The <title> of an HTML page, whitespace collapsed and cut to 100 characters; '' for a page
+ * without one; undefined when `text` does not look like HTML (and `knownHtml`, from the
+ * Content-Type, does not say it is). Only the title is ever shown: a page's body may
+ * echo the request (its URL with a signature, its headers with the token).
+ */
+export function htmlPageTitle(text: string | undefined, knownHtml = false): string | undefined {
+  if (text === undefined || !(knownHtml || /^\s*<(!doctype html|html|head|body|title)\b/i.test(text))) return undefined;
+  const m = /<title[^>]*>([^<]*)<\/title>/i.exec(text);
+  const title = (m?.[1] ?? '')
+    .replace(/&(amp|lt|gt|quot|#39);/g, (_, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[e] ?? '')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return title.length > 100 ? `${title.slice(0, 99)}…` : title;
+}
+
+/** Reads a whole body as UTF-8 text; undefined (and the rest dropped) when it exceeds `maxBytes`. */
+async function readCapped(res: Dispatcher.ResponseData, maxBytes: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) {
+      discard(res);
+      return undefined;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Parses `bytes a-b/size` (size may be `*`) and `bytes * /size`. */

@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { presignedExpiry, presignedNeedsRefresh } from '../../src/source/presigned.js';
+import { presignedExpiry } from '../../src/source/presigned.js';
 
 test('S3 SigV4, GCS v4, Azure SAS and S3 v2 URLs give their expiry; other URLs none', () => {
   const s3 =
@@ -19,13 +19,4 @@ test('S3 SigV4, GCS v4, Azure SAS and S3 v2 URLs give their expiry; other URLs n
   for (const plain of ['https://h/x.bam', 'https://h/x.bam?X-Amz-Date=bad&X-Amz-Expires=60', 'https://h/x?Expires=tomorrow', 'not a url']) {
     assert.equal(presignedExpiry(plain), undefined, plain);
   }
-});
-
-test('a URL is refreshed within the margin of its expiry, never when the expiry is unknown', () => {
-  const url = 'https://h/o?X-Amz-Date=20261123T100000Z&X-Amz-Expires=3600&X-Amz-Signature=s';
-  const expiry = Date.UTC(2026, 10, 23, 11, 0, 0);
-  assert.equal(presignedNeedsRefresh(url, expiry - 10 * 60_000, 5 * 60_000), false);
-  assert.equal(presignedNeedsRefresh(url, expiry - 4 * 60_000, 5 * 60_000), true);
-  assert.equal(presignedNeedsRefresh(url, expiry + 1, 0), true);
-  assert.equal(presignedNeedsRefresh('https://h/plain', Date.now(), 5 * 60_000), false);
 });

@@ -50,7 +50,7 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       .option('query', { alias: 'q', type: 'string', array: true, describe: 'region, samtools syntax (chr, chr:beg-end, {name:with:colons}:beg-end, *); repeatable' })
       .option('bed-query', { type: 'string', describe: 'BED file of regions (0-based, half-open)' })
       .option('contained', { type: 'boolean', default: false, describe: 'only records entirely inside a region' })
-      .option('output', { alias: 'o', type: 'string', describe: 'write to this file instead of stdout' })
+      .option('output', { alias: ['o', 'output-file'], type: 'string', describe: 'write to this file instead of stdout' })
       .option('output-format', { type: 'string', default: 'sam', choices: ['sam', 'bam'], describe: 'SAM text or BAM' })
       .option('header', { type: 'boolean', default: true, describe: 'print the header (--no-header: records only)' })
       .option('header-only', { type: 'boolean', default: false, describe: 'print only the header' })

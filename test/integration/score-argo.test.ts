@@ -134,6 +134,24 @@ test('a download interrupted and resumed across the expiry of its presigned URLs
   }
 });
 
+test('Azure SAS presigned URLs (se=): a download replaced across their expiry too', async () => {
+  score.resetCounters();
+  score.urlStyle = 'azure';
+  score.urlLifetimeS = 1;
+  try {
+    const dir = join(work, 'azure');
+    const r = await slicefs(['download', '--object-id', 'obj-small', '-d', dir, '--limit-rate', '200K', '--part-size', '64K', '--parallel', '1', '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok((await readFile(join(dir, 'obj-small'))).equals(small));
+    assert.ok(score.specRequests >= 2, `URLs replaced: ${score.specRequests} specification requests`);
+    assert.ok(score.log.some((l) => /[?&]se=/.test(l)), 'Azure-style URLs were used');
+    assert.ok(score.dataBytes <= small.length + 64 * 1024, `no restart: ${score.dataBytes} bytes served`);
+  } finally {
+    score.urlStyle = 's3';
+    score.urlLifetimeS = 86_400;
+  }
+});
+
 test('an ICGC 25K manifest: --output-layout bundle asks the metadata service for the analyses', async () => {
   const file = join(work, 'k25.tsv');
   await writeFile(

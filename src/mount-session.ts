@@ -41,6 +41,8 @@ export interface MountSession {
   mountPoint: string;
   files: number;
   stats: Stats;
+  /** Bytes in the block cache now, and its budget. */
+  cacheUsage(): { bytes: number; budget: number };
   /** Unmounts (lazily: a busy mount is detached) and closes the connections. */
   unmount(): Promise<void>;
   /** For a mount already gone (an external `fusermount -u`): closes the connections only. */
@@ -89,6 +91,7 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
       mountPoint,
       files: fs.totals().files,
       stats,
+      cacheUsage: () => ({ bytes: cache.cachedBytes, budget: o.cache.budgetBytes }),
       unmount: () =>
         (closing ??= (async () => {
           try {

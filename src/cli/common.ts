@@ -10,12 +10,30 @@ export const EXIT_FAILURE = 1;
 /** Bad input (usage, manifest): like most Unix tools, 2. */
 export const EXIT_USAGE = 2;
 
-export function say(msg: string): void {
-  process.stderr.write(`slicefs: ${msg}\n`);
+/** Where messages go instead of stderr (a mount's --log-file), with their level. */
+let logSink: ((level: 'ERROR' | 'WARN' | 'INFO' | 'DEBUG', msg: string) => void) | undefined;
+let levelOf: (msg: string) => 'ERROR' | 'WARN' | 'INFO' = () => 'INFO';
+
+export function setLogSink(sink: typeof logSink, classify?: typeof levelOf): void {
+  logSink = sink;
+  if (classify) levelOf = classify;
 }
 
+export function say(msg: string): void {
+  if (logSink) logSink(levelOf(msg), msg);
+  else process.stderr.write(`slicefs: ${msg}\n`);
+}
+
+/** A `--verbose` line: timestamped on stderr, DEBUG in a log file. */
 export function timestamped(msg: string): void {
-  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+  if (logSink) logSink('DEBUG', msg);
+  else process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+}
+
+/** A line printed as it is (the stats line), or INFO in a log file. */
+export function emit(line: string): void {
+  if (logSink) logSink('INFO', line);
+  else process.stderr.write(`${line}\n`);
 }
 
 /** Prints the one-line error and sets the exit code. */

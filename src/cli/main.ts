@@ -8,6 +8,8 @@ import { downloadCommand } from './download.js';
 import { infoCommand } from './info.js';
 import { manifestCommand } from './manifest.js';
 import { mountCommand } from './mount.js';
+import { statusCommand } from './status.js';
+import { unmountCommand } from './unmount.js';
 import { urlCommand } from './url.js';
 import { viewCommand } from './view.js';
 
@@ -15,6 +17,8 @@ await yargs(hideBin(process.argv))
   .scriptName('slicefs')
   .usage('$0 <command> [options]')
   .command(mountCommand)
+  .command(unmountCommand)
+  .command(statusCommand)
   .command(viewCommand)
   .command(downloadCommand)
   .command(manifestCommand)

@@ -1,6 +1,8 @@
 /**
- * `slicefs mount`: mounts a manifest read-only and serves it in the foreground until SIGINT/SIGTERM
- * (or an external `fusermount -u`), then unmounts and prints the stats. SIGUSR1 prints the stats.
+ * `slicefs mount`: mounts a manifest read-only and serves it until SIGINT/SIGTERM (or an external
+ * `fusermount -u`, or `slicefs unmount`), then unmounts and prints the stats. SIGUSR1 prints the
+ * stats. In the foreground by default; `--daemon` detaches once the mount is ready (./daemonize.ts).
+ * Every mount registers itself for `slicefs status` and `slicefs unmount` (./mount-registry.ts).
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { DEFAULT_MOUNT, DEFAULT_PROBE_CONCURRENCY } from '../config.js';
@@ -8,7 +10,12 @@ import { SlicefsError, errnoName, messageOf } from '../errors.js';
 import { isMounted } from '../fs/fuse/mount-point.js';
 import { loadManifest } from '../manifest/load.js';
 import { TREE_LAYOUTS, type TreeLayout } from '../manifest/tree-layout.js';
-import { cacheConfig, readerConfig, reportError, say, timestamped, transportConfig, type CacheArgs, type TransportArgs } from './common.js';
+import { writeFile, unlink } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { cacheConfig, emit, readerConfig, reportError, say, setLogSink, timestamped, transportConfig, type CacheArgs, type TransportArgs } from './common.js';
+import { DAEMON_CHILD_ENV, notifyParent } from './daemon-protocol.js';
+import { LogFile } from './log-file.js';
+import { removeRecord, writeRecord, type MountRecord } from './mount-registry.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
 
 interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs {
@@ -21,6 +28,9 @@ interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs {
   'probe-concurrency': number;
   'debug-fuse': boolean;
   'fetch-worker': boolean;
+  daemon: boolean;
+  'log-file'?: string;
+  'pid-file'?: string;
 }
 
 /** How often the daemon checks that its mount still exists (an external `fusermount -u`). */
@@ -45,12 +55,21 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       .option('force', { type: 'boolean', default: false, describe: 'clean up a stale mount left by a crashed slicefs first' })
       .option('fetch-worker', { type: 'boolean', default: true, describe: 'fetch in a worker thread (--no-fetch-worker: on the FUSE thread)' })
       .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every HTTP request (no query strings, no tokens)' })
-      .option('debug-fuse', { type: 'boolean', default: false, describe: "libfuse's own debug log" }) as unknown as Argv<MountArgs>,
+      .option('debug-fuse', { type: 'boolean', default: false, describe: "libfuse's own debug log" })
+      .option('daemon', { type: 'boolean', default: false, describe: 'detach once mounted (returns 0 only then), logging to a file' })
+      .option('log-file', { type: 'string', describe: 'log to this file instead of stderr (--daemon: default under ~/.local/state/slicefs/logs/)' })
+      .option('pid-file', { type: 'string', describe: "write the daemon's pid here (--daemon: default under ~/.local/state/slicefs/mounts/)" }) as unknown as Argv<MountArgs>,
   handler: async (args) => {
     try {
+      if (args.daemon && process.env[DAEMON_CHILD_ENV] !== '1') {
+        const { startDetached } = await import('./daemonize.js');
+        await startDetached(args);
+        return;
+      }
       await runMount(args);
     } catch (err) {
       reportError(err);
+      notifyParent({ kind: 'failed', message: messageOf(err).split('\n')[0], exitCode: Number(process.exitCode ?? 1) });
     }
   },
 };
@@ -62,6 +81,10 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     throw new SlicefsError('USAGE', 'two different mount points given');
   }
   if (!(args.timeout >= 2 && args.timeout <= 600)) throw new SlicefsError('USAGE', '--timeout must be between 2 and 600 seconds');
+  if (args['log-file']) {
+    const logFile = new LogFile(args['log-file']);
+    setLogSink((level, msg) => logFile.write(level, msg), LogFile.levelOf);
+  }
   const probes = args['probe-concurrency'];
   if (!Number.isInteger(probes) || probes < 1 || probes > 1024) throw new SlicefsError('USAGE', '--probe-concurrency must be an integer from 1 to 1024');
   const loaded = await loadManifest(args.manifest);
@@ -74,7 +97,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   // Loaded on use: fuse-native's native addon and the worker code cost other commands' start-up.
   const { openMountSession } = await import('../mount-session.js');
   const log = (l: string) => timestamped(l);
-  const tty = process.stderr.isTTY;
+  const tty = process.stderr.isTTY && !args['log-file'];
   let lastProgress = 0;
 
   const session = await openMountSession({
@@ -100,10 +123,31 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     },
   });
 
+  const detached = process.env[DAEMON_CHILD_ENV] === '1';
   say(
     `mounted ${session.files} files at ${session.mountPoint} (read-only); ` +
-      `unmount with Ctrl-C, 'kill ${process.pid}' or 'fusermount -u ${session.mountPoint}'`,
+      `unmount with ${detached ? '' : 'Ctrl-C, '}'slicefs unmount ${session.mountPoint}' or 'kill ${process.pid}'`,
   );
+  const started = new Date().toISOString();
+  const pidFile = args['pid-file'] ? resolve(args['pid-file']) : undefined;
+  const record = (): MountRecord => ({
+    pid: process.pid,
+    mountPoint: session.mountPoint,
+    manifest: resolve(args.manifest),
+    started,
+    updated: new Date().toISOString(),
+    daemon: detached,
+    ...(args['log-file'] ? { logFile: resolve(args['log-file']) } : {}),
+    ...(pidFile ? { pidFile } : {}),
+    files: session.files,
+    cache: session.cacheUsage(),
+    counters: { ...session.stats },
+  });
+  // What status and unmount read; a failure to write it costs those commands, not the mount.
+  const register = () => writeRecord(record()).catch((err: Error) => say(`warning: cannot record the mount for 'slicefs status': ${err.message}`));
+  await register();
+  if (pidFile) await writeFile(pidFile, `${process.pid}\n`, { mode: 0o644 });
+  notifyParent({ kind: 'ready', mountPoint: session.mountPoint, files: session.files, pid: process.pid });
 
   // The daemon must outlive any single failure: log, count, keep serving.
   process.on('unhandledRejection', (reason) => {
@@ -132,7 +176,9 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
           process.exitCode = 1;
         }
       }
-      process.stderr.write(session.stats.line() + '\n');
+      emit(session.stats.line());
+      await removeRecord(session.mountPoint);
+      if (pidFile) await unlink(pidFile).catch(() => {});
       // fuse-native keeps a native handle alive until its own unmount ran; after an external
       // unmount (or a failed one) that never happens, so leave explicitly.
       if (alreadyUnmounted || process.exitCode) process.exit();
@@ -141,10 +187,11 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGHUP', () => void stop('SIGHUP'));
-    process.on('SIGUSR1', () => process.stderr.write(session.stats.line() + '\n'));
+    process.on('SIGUSR1', () => emit(session.stats.line()));
     const watch = setInterval(() => {
       void isMounted(session.mountPoint).then((yes) => {
         if (!yes && !stopping) void stop('unmounted from outside', true);
+        else if (!stopping) void register();
       });
     }, MOUNT_WATCH_MS);
   });

@@ -21,3 +21,11 @@ export function urlPath(url: string): string {
     return safeUrl(url);
   }
 }
+
+/**
+ * A log line with every URL's query string cut and every Bearer credential masked: the last guard
+ * before a line reaches a log file, after each message was already built from safe parts.
+ */
+export function redactLine(line: string): string {
+  return line.replace(/(https?:\/\/[^\s?#"'<>]*)\?[^\s"'<>]*/gi, '$1?…').replace(/(Bearer\s+)\S+/gi, '$1****');
+}

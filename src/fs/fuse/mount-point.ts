@@ -70,7 +70,7 @@ export async function prepareMountPoint(dir: string, force: boolean): Promise<Pr
       if (!force) {
         throw new SlicefsError(
           'MOUNT',
-          `${abs} is a stale FUSE mount (an earlier slicefs crashed or was killed): run 'fusermount -u ${abs}' or mount again with --force`,
+          `${abs} is a stale FUSE mount (an earlier slicefs crashed or was killed): run 'slicefs unmount ${abs}' (or 'fusermount -u ${abs}'), or mount again with --force`,
         );
       }
       await unmountLazy(abs).catch((err: Error) => {

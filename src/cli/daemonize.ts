@@ -1,0 +1,92 @@
+/**
+ * `slicefs mount --daemon`: runs the same mount command as a detached child (its own session, no
+ * terminal, stdout and stderr into the log file) and waits until the child reports that the mount
+ * is ready or has failed (./daemon-protocol.ts). Only a ready mount returns 0; a failed one returns
+ * the child's exit code and its reason; a child that dies without a word is reported with the log's
+ * path. Ctrl-C while waiting stops the child too, so no half-started daemon is left behind.
+ *
+ * Paths are decided here, before the child starts, so the parent can print them: the log file
+ * (`--log-file`, default `~/.local/state/slicefs/logs/<mount>.log`) and the pid file (`--pid-file`,
+ * default `~/.local/state/slicefs/mounts/<mount>.pid`).
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, open } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { ArgumentsCamelCase } from 'yargs';
+import { SlicefsError } from '../errors.js';
+import { EXIT_FAILURE, say } from './common.js';
+import { DAEMON_CHILD_ENV, type DaemonMessage } from './daemon-protocol.js';
+import { mountKey, registryDir, stateDir } from './mount-registry.js';
+
+interface DaemonArgs {
+  mountpoint?: string;
+  'mount-point'?: string;
+  'log-file'?: string;
+  'pid-file'?: string;
+}
+
+/** The command line of the child: this one without --daemon, with the decided log and pid files. */
+function childArgv(logFile: string, pidFile: string): string[] {
+  const out: string[] = [];
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--daemon' || a === '--daemon=true') continue;
+    if (a === '--log-file' || a === '--pid-file') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('--log-file=') || a.startsWith('--pid-file=')) continue;
+    out.push(a);
+  }
+  return [...out, '--log-file', logFile, '--pid-file', pidFile];
+}
+
+export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promise<void> {
+  const target = args.mountpoint ?? args['mount-point'];
+  if (!target) throw new SlicefsError('USAGE', 'give a mount point: slicefs mount --daemon --manifest FILE DIR');
+  const key = mountKey(target);
+  const logFile = resolve(args['log-file'] ?? join(stateDir(), 'logs', `${key}.log`));
+  const pidFile = resolve(args['pid-file'] ?? join(registryDir(), `${key}.pid`));
+  await mkdir(dirname(logFile), { recursive: true, mode: 0o700 });
+  await mkdir(dirname(pidFile), { recursive: true, mode: 0o700 });
+  // The child's own stdout/stderr (a crash's stack trace) land in the log too.
+  const log = await open(logFile, 'a', 0o600);
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...childArgv(logFile, pidFile)], {
+    detached: true,
+    stdio: ['ignore', log.fd, log.fd, 'ipc'],
+    env: { ...process.env, [DAEMON_CHILD_ENV]: '1' },
+  });
+  await log.close();
+  const onSignal = () => {
+    child.kill('SIGTERM');
+    say('interrupted: the mount was stopped before it was ready');
+    process.exit(EXIT_FAILURE);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const outcome = await new Promise<DaemonMessage | { kind: 'exited'; code: number | null; signal: NodeJS.Signals | null }>((res) => {
+    child.once('message', (m) => res(m as DaemonMessage));
+    child.once('exit', (code, signal) => res({ kind: 'exited', code, signal }));
+    child.once('error', (err) => res({ kind: 'failed', message: `cannot start the daemon: ${err.message}`, exitCode: EXIT_FAILURE }));
+  });
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  if (outcome.kind === 'ready') {
+    if (child.connected) child.disconnect();
+    child.unref();
+    say(`mounted ${outcome.files} files at ${outcome.mountPoint} (read-only), daemon pid ${outcome.pid}`);
+    say(`log: ${logFile}`);
+    say(`pid file: ${pidFile}`);
+    say(`unmount with: slicefs unmount ${outcome.mountPoint}`);
+    return;
+  }
+  if (outcome.kind === 'failed') {
+    // The child already wrote the same line to its log; it exits on its own.
+    say(`error: ${outcome.message}`);
+    process.exitCode = outcome.exitCode || EXIT_FAILURE;
+    return;
+  }
+  const how = outcome.signal ? `was killed by ${outcome.signal}` : `exited with code ${outcome.code}`;
+  throw new SlicefsError('MOUNT', `the mount ${how} before it was ready; see ${logFile}`);
+}

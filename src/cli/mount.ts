@@ -144,10 +144,9 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     counters: { ...session.stats },
   });
   // What status and unmount read; a failure to write it costs those commands, not the mount.
-  const register = () => writeRecord(record()).catch((err: Error) => say(`warning: cannot record the mount for 'slicefs status': ${err.message}`));
-  await register();
-  if (pidFile) await writeFile(pidFile, `${process.pid}\n`, { mode: 0o644 });
-  notifyParent({ kind: 'ready', mountPoint: session.mountPoint, files: session.files, pid: process.pid });
+  let registering: Promise<void> = Promise.resolve();
+  const register = () =>
+    (registering = registering.then(() => writeRecord(record())).catch((err: Error) => say(`warning: cannot record the mount for 'slicefs status': ${err.message}`)));
 
   // The daemon must outlive any single failure: log, count, keep serving.
   process.on('unhandledRejection', (reason) => {
@@ -177,6 +176,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
         }
       }
       emit(session.stats.line());
+      await registering;
       await removeRecord(session.mountPoint);
       if (pidFile) await unlink(pidFile).catch(() => {});
       // fuse-native keeps a native handle alive until its own unmount ran; after an external
@@ -194,5 +194,13 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
         else if (!stopping) void register();
       });
     }, MOUNT_WATCH_MS);
+    // Only now, with the signals handled (a SIGTERM in between would kill the process and leave a
+    // stale mount): the record, the pid file, and "ready" for a --daemon parent.
+    void (async () => {
+      await register();
+      // In the same chain as the record, so that a stop (which awaits it) removes the file after it was written.
+      if (pidFile) await (registering = registering.then(() => writeFile(pidFile, `${process.pid}\n`, { mode: 0o644 })).catch((err: Error) => say(`warning: cannot write the pid file: ${err.message}`)));
+      if (!stopping) notifyParent({ kind: 'ready', mountPoint: session.mountPoint, files: session.files, pid: process.pid });
+    })();
   });
 }

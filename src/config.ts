@@ -104,6 +104,12 @@ export interface MountConfig {
   allowOther: boolean;
   /** `--debug-fuse`: libfuse's own request log. */
   debug: boolean;
+  /**
+   * Page-cache READs the kernel keeps in flight to this mount (its default is 12). 64: parallel
+   * readers (samtools threads, several files) are not serialised behind 12 slots; each waiting READ
+   * holds one libfuse thread, so this also bounds the threads.
+   */
+  maxBackground: number;
 }
 
 export const DEFAULT_MOUNT: MountConfig = {
@@ -112,6 +118,7 @@ export const DEFAULT_MOUNT: MountConfig = {
   opTimeoutMs: 15_000,
   allowOther: false,
   debug: false,
+  maxBackground: 64,
 };
 
 /** How many size probes (HEAD) run at once while mounting a manifest without sizes. */

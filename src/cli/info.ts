@@ -9,13 +9,12 @@
  * This module declares the options; the transport and the check are imported when they are used.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { delimiter, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { delimiter, join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { messageOf } from '../errors.js';
 import { serviceUrl } from '../source/score-errors.js';
 import { reportError, say, timestamped, transportConfig } from './common.js';
+import { slicefsVersion } from './version.js';
 import { endpointOf, resolvedSettings, withScoreEndpointOptions, type ResolvedSettings, type ScoreArgs, type Setting } from './score.js';
 
 interface InfoArgs extends Omit<ScoreArgs, 'object-id'> {
@@ -44,16 +43,6 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
 /** `3f9a…4a5b` for a token of 20 characters or more, else `****`: never enough to use it. */
 export function maskToken(token: string): string {
   return token.length >= 20 ? `${token.slice(0, 4)}…${token.slice(-4)}` : '****';
-}
-
-/** The version in slicefs's package.json, found upwards from this file (dist/src/cli or dist/bundle). */
-async function slicefsVersion(): Promise<string> {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++, dir = dirname(dir)) {
-    const pkg = (await readFile(join(dir, 'package.json'), 'utf8').then(JSON.parse, () => undefined)) as { name?: string; version?: string } | undefined;
-    if (pkg?.name === 'slicefs' && pkg.version) return pkg.version;
-  }
-  return 'unknown';
 }
 
 /** Whether a mount could work here: /dev/fuse and fusermount (checked without running anything). */

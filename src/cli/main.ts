@@ -11,6 +11,7 @@ import { mountCommand } from './mount.js';
 import { statusCommand } from './status.js';
 import { unmountCommand } from './unmount.js';
 import { urlCommand } from './url.js';
+import { slicefsVersion } from './version.js';
 import { viewCommand } from './view.js';
 
 await yargs(hideBin(process.argv))
@@ -33,7 +34,8 @@ await yargs(hideBin(process.argv))
   })
   .help()
   .alias('h', 'help')
-  .version()
+  // Only `--version` pays for reading package.json.
+  .version(process.argv.includes('--version') ? await slicefsVersion() : '')
   // yargs renders (and caches) the whole help text on every command run; wrapping it measures every
   // word's display width, ~30 ms of each start-up. Wrap only when the help is asked for.
   .wrap(process.argv.some((a) => a === '--help' || a === '-h') ? Math.min(110, process.stdout.columns || 100) : null)

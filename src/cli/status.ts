@@ -10,6 +10,7 @@
  * The stat runs in a child process, so a hung mount costs a timeout, not a hung status command.
  */
 import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
 import { unlink } from 'node:fs/promises';
 import type { Argv, CommandModule } from 'yargs';
 import { listMounts } from '../fs/fuse/mount-point.js';
@@ -20,6 +21,7 @@ import { readRecords, removeRecord, slicefsAlive, type MountRecord } from './mou
 interface StatusArgs {
   json: boolean;
   health: boolean;
+  'mount-point'?: string[];
 }
 
 /** A mount that takes longer than this to answer a stat is unhealthy (fuse-native's own timeout is 15 s). */
@@ -38,7 +40,8 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
   builder: (y: Argv) =>
     y
       .option('json', { type: 'boolean', default: false, describe: 'JSON on stdout' })
-      .option('health', { type: 'boolean', default: false, describe: 'exit 0 when every mount answers (a container HEALTHCHECK)' }) as unknown as Argv<StatusArgs>,
+      .option('health', { type: 'boolean', default: false, describe: 'exit 0 when every mount answers (a container HEALTHCHECK)' })
+      .option('mount-point', { type: 'string', array: true, describe: 'with --health: these must be mounted too (repeatable)' }) as unknown as Argv<StatusArgs>,
   handler: async (args) => {
     try {
       await runStatus(args);
@@ -79,6 +82,12 @@ async function runStatus(args: StatusArgs): Promise<void> {
   const all = await collect();
   if (args.health) {
     let bad = 0;
+    for (const wanted of (args['mount-point'] ?? []).map((p) => resolve(p))) {
+      if (!all.some((m) => m.mountPoint === wanted)) {
+        bad++;
+        say(`unhealthy: ${wanted}: not mounted by slicefs`);
+      }
+    }
     for (const m of all) {
       const why = m.state === 'mounted' ? await answers(m.mountPoint) : `${m.state} (pid ${m.pid}${m.alive ? '' : ', gone'})`;
       if (why) {

@@ -103,6 +103,7 @@ test('mount --daemon returns once the mount answers, with its log and pid file; 
   const table = await slicefs(['status']);
   assert.match(table.stdout, new RegExp(`^${mnt.replace(/[/.]/g, '\\$&')}\\s+${pid}\\s+mounted\\s+2\\s`, 'm'));
   assert.equal((await slicefs(['status', '--health'])).code, 0);
+  assert.equal((await slicefs(['status', '--health', '--mount-point', mnt])).code, 0);
 
   const u = await slicefs(['unmount', mnt]);
   assert.equal(u.code, 0, u.stderr);
@@ -110,6 +111,9 @@ test('mount --daemon returns once the mount answers, with its log and pid file; 
   await waitUntil('the daemon exits', () => !alive(pid));
   await assert.rejects(stat(pidFile), { code: 'ENOENT' });
   assert.match((await slicefs(['status'])).stderr, /no slicefs mounts/);
+  const health = await slicefs(['status', '--health', '--mount-point', mnt]);
+  assert.equal(health.code, 1);
+  assert.match(health.stderr, /unhealthy: .*m1: not mounted by slicefs/);
 
   const log = await readFile(logFile, 'utf8');
   assert.match(log, /^\S+Z INFO {2}mounted 2 files at /m);

@@ -22,7 +22,9 @@ export type ErrorCode =
   | 'BAD_HANDLE'
   | 'MANIFEST' // a malformed manifest (file, line and column in the message)
   | 'USAGE' // bad command-line input
-  | 'MOUNT'; // the mount point cannot be used
+  | 'MOUNT' // the mount point cannot be used
+  | 'KEY' // a Crypt4GH key that cannot be used: malformed, wrong passphrase, or no key opens the file
+  | 'DECRYPT'; // Crypt4GH data that fails: a MAC that does not verify, a malformed or unsupported file
 
 export type ErrnoName =
   | 'ENOENT'
@@ -64,6 +66,8 @@ const ERRNO_BY_CODE: Record<ErrorCode, ErrnoName> = {
   MANIFEST: 'EINVAL',
   USAGE: 'EINVAL',
   MOUNT: 'EIO',
+  KEY: 'EACCES',
+  DECRYPT: 'EIO',
 };
 
 /** The errno a failed operation reports. Anything that is not a SlicefsError is EIO. */

@@ -12,6 +12,7 @@ import { buildTree, walkFiles, type DirNode } from './fs/tree.js';
 import type { Manifest } from './manifest/types.js';
 import { anyScore, openSource } from './open-source.js';
 import type { ScoreEndpoint } from './source/score-source.js';
+import type { C4ghKeyPair } from './crypt4gh/keys.js';
 import { Stats } from './stats.js';
 import { HttpTransport } from './transport/http-transport.js';
 import type { Transport } from './transport/transport.js';
@@ -28,6 +29,8 @@ export interface MountSessionOptions {
   probeConcurrency: number;
   /** The storage service and token, for manifests of Score objects. */
   score?: ScoreEndpoint;
+  /** The reader's Crypt4GH keys, for encrypted objects. */
+  keys?: () => Promise<C4ghKeyPair[]>;
   /** Fetch in a worker thread (default) or on the FUSE thread. */
   fetchWorker: boolean;
   /** Messages for the user (stderr). */
@@ -65,7 +68,7 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
   // The whole tree is checked (index names included) before anything starts or the mount point is touched.
   let root: DirNode;
   try {
-    root = buildTree(o.manifest, (url, size) => openSource({ transport, api, score: o.score }, url, size));
+    root = buildTree(o.manifest, (url, size, encryption) => openSource({ transport, api, score: o.score, keys: o.keys }, url, size, encryption));
   } catch (err) {
     await closeAll();
     throw err;

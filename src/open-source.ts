@@ -4,9 +4,14 @@
  * presigned URLs that the storage service hands out for the user's token. Mount, view and download
  * all build their sources here, so each kind of entry behaves the same in every command.
  */
+import type { C4ghKeyPair } from './crypt4gh/keys.js';
 import { SlicefsError } from './errors.js';
 import { scoreObjectIdOf } from './manifest/score-ref.js';
+import type { EncryptionRef } from './manifest/types.js';
 import { HttpSource, type ObjectSource } from './source/object-source.js';
+import { safeUrl } from './util/redact.js';
+import { Crypt4ghSource } from './source/crypt4gh-source.js';
+import { PrefixedSource } from './source/prefixed-source.js';
 import { ScoreSource, type ScoreEndpoint } from './source/score-source.js';
 import type { HttpTransport } from './transport/http-transport.js';
 import type { Transport } from './transport/transport.js';
@@ -18,7 +23,10 @@ export interface SourceContext {
   api?: Pick<HttpTransport, 'getJson'>;
   /** The storage service and token, when the manifest lists Score objects. */
   score?: ScoreEndpoint;
+  /** The reader's Crypt4GH keys (loaded on first use), when the manifest lists encrypted objects. */
+  keys?: () => Promise<C4ghKeyPair[]>;
 }
+
 
 /** True when any of `urls` names a Score object (the command then needs a storage URL and token). */
 export function anyScore(urls: Iterable<string | undefined>): boolean {
@@ -26,9 +34,37 @@ export function anyScore(urls: Iterable<string | undefined>): boolean {
   return false;
 }
 
-export function openSource(ctx: SourceContext, url: string, size?: number): ObjectSource {
+/**
+ * The source of `url`; with `encryption`, the plaintext of the Crypt4GH object there (`size` is
+ * then the encrypted object's).
+ */
+export function openSource(ctx: SourceContext, url: string, size?: number, encryption?: EncryptionRef): ObjectSource {
+  if (encryption) {
+    if (!ctx.keys) throw new SlicefsError('USAGE', `${safeUrl(url)} is Crypt4GH-encrypted: give --private-key FILE (or C4GH_SECRET_KEY)`);
+    const inner = openSource(ctx, url, size);
+    const headerUrl = encryption.headerUrl;
+    const header = headerUrl ? () => readWhole(openSource(ctx, headerUrl)) : undefined;
+    return new Crypt4ghSource(inner, { keys: ctx.keys, header });
+  }
   const objectId = scoreObjectIdOf(url);
   if (objectId === undefined) return new HttpSource(ctx.transport, url, size);
   if (!ctx.score || !ctx.api) throw new SlicefsError('USAGE', `Score object ${objectId} needs the storage service and a token`);
   return new ScoreSource(ctx.api, ctx.transport, ctx.score, objectId, size);
+}
+
+/**
+ * The encrypted object as one Crypt4GH file, to save as it is: the object itself, or, when its
+ * header is served apart (`headerUrl`), that header followed by the object's data blocks.
+ */
+export function openEncryptedFile(ctx: SourceContext, url: string, size: number | undefined, encryption: EncryptionRef): ObjectSource {
+  const body = openSource(ctx, url, size);
+  const headerUrl = encryption.headerUrl;
+  return headerUrl ? new PrefixedSource(() => readWhole(openSource(ctx, headerUrl)), body) : body;
+}
+
+async function readWhole(src: ObjectSource): Promise<Buffer> {
+  const v = await src.version();
+  const parts: Buffer[] = [];
+  await src.read(0, v.size, (c) => void parts.push(c));
+  return Buffer.concat(parts);
 }

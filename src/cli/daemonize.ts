@@ -16,9 +16,11 @@ import type { ArgumentsCamelCase } from 'yargs';
 import { SlicefsError } from '../errors.js';
 import { EXIT_FAILURE, say } from './common.js';
 import { DAEMON_CHILD_ENV, type DaemonMessage } from './daemon-protocol.js';
+import { keyFilesOf } from './key-options.js';
 import { mountKey, registryDir, stateDir } from './mount-registry.js';
 
 interface DaemonArgs {
+  'private-key'?: string | string[];
   mountpoint?: string;
   'mount-point'?: string;
   'log-file'?: string;
@@ -51,11 +53,35 @@ export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promi
   await mkdir(dirname(logFile), { recursive: true, mode: 0o700 });
   await mkdir(dirname(pidFile), { recursive: true, mode: 0o700 });
   // The child's own stdout/stderr (a crash's stack trace) land in the log too.
+  // The detached mount has no terminal to ask a key's passphrase on: ask now, and hand it over in
+  // the child's environment (readable only by this user and root, as C4GH_PASSPHRASE would be).
+  const env: NodeJS.ProcessEnv = { ...process.env, [DAEMON_CHILD_ENV]: '1' };
+  const keyFiles = keyFilesOf(args);
+  if (keyFiles.length > 0 && !process.env.C4GH_PASSPHRASE) {
+    const { keyNeedsPassphrase, loadKeyPair, promptHidden } = await import('./keys.js');
+    const isProtected = await Promise.all(keyFiles.map((f) => keyNeedsPassphrase(f)));
+    if (isProtected.filter(Boolean).length > 1) throw new SlicefsError('USAGE', 'several protected keys: give their passphrase in C4GH_PASSPHRASE for --daemon');
+    const keyFile = keyFiles[isProtected.indexOf(true)];
+    if (keyFile !== undefined) {
+      const pass = await promptHidden(`Passphrase for ${keyFile}: `);
+      if (pass === undefined) throw new SlicefsError('USAGE', `${keyFile} is protected by a passphrase: set C4GH_PASSPHRASE (there is no terminal to ask on)`);
+      env.C4GH_PASSPHRASE = pass;
+      // Checked here, so a wrong passphrase is said now, not in the daemon's log.
+      const saved = process.env.C4GH_PASSPHRASE;
+      process.env.C4GH_PASSPHRASE = pass;
+      try {
+        await loadKeyPair(keyFile);
+      } finally {
+        if (saved === undefined) delete process.env.C4GH_PASSPHRASE;
+        else process.env.C4GH_PASSPHRASE = saved;
+      }
+    }
+  }
   const log = await open(logFile, 'a', 0o600);
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...childArgv(logFile, pidFile)], {
     detached: true,
     stdio: ['ignore', log.fd, log.fd, 'ipc'],
-    env: { ...process.env, [DAEMON_CHILD_ENV]: '1' },
+    env,
   });
   await log.close();
   const onSignal = () => {

@@ -8,13 +8,13 @@ import { loadManifest } from '../manifest/load.js';
 import { urlBasename } from '../manifest/tree-path.js';
 import type { ManifestEntry } from '../manifest/types.js';
 import { scoreUrl } from '../manifest/score-ref.js';
-import { openSource } from '../open-source.js';
+import { openEncryptedFile, openSource } from '../open-source.js';
 import type { ScoreEndpoint } from '../source/score-source.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { formatBytes, parseByteSize } from '../util/size.js';
 import { runDownload, type DownloadSummary } from '../download/download-session.js';
-import { planOutputs, type OutputLayout } from '../download/layout.js';
+import { planOutputs, type OutputLayout, type PlannedFile } from '../download/layout.js';
 import { createProgress } from '../download/progress.js';
 import { RateLimiter } from '../download/rate-limiter.js';
 import { EXIT_FAILURE, say, transportConfig } from './common.js';
@@ -64,7 +64,9 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
     manifestFile = '--url';
     entries = [{ path: urlBasename(url), url, line: 1 }];
   }
-  const files = planOutputs(entries, args['output-dir'], layout as OutputLayout, args.index, manifestFile);
+  const files = planOutputs(entries, args['output-dir'], layout as OutputLayout, args.index, manifestFile, args.decrypt);
+  const keys = args.decrypt ? (await import('./keys.js')).keysOf(args) : undefined;
+  if (args.decrypt && !keys && files.some((f) => f.entry.encryption)) throw new SlicefsError('USAGE', '--decrypt needs your Crypt4GH key: --private-key FILE (or C4GH_SECRET_KEY)');
 
   const mode = args.quiet ? 'quiet' : process.stderr.isTTY && process.env.TERM !== 'dumb' ? 'tty' : 'plain';
   const progress = createProgress({ mode, totalFiles: files.length, totalBytes: files.reduce((n, f) => n + (f.size ?? 0), 0), out: process.stderr });
@@ -73,6 +75,14 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
   // Downloads are not bound by the FUSE operation timeout: the retry budget is --timeout.
   const log = tc.log ? (l: string) => progress.message(`${new Date().toISOString()} ${l}`) : undefined;
   const transport = new HttpTransport({ ...tc, log, connectionsPerOrigin: Math.max(tc.connectionsPerOrigin, args.parallel), retry: { ...tc.retry, maxAttempts: 10, maxDelayMs: 10_000 } }, stats, line);
+  const ctx = { transport, api: transport, score: endpoint, keys };
+  // Encrypted files: saved as they are (a separate header put in front), or decrypted.
+  const sourceOf = (f: PlannedFile) => {
+    const encrypted = f.isIndex ? /\.c4gh$/i.test(new URL(f.url).pathname) : f.entry.encryption !== undefined;
+    if (!encrypted) return openSource(ctx, f.url, f.size);
+    const enc = f.isIndex ? {} : { headerUrl: f.entry.headerUrl };
+    return args.decrypt ? openSource(ctx, f.url, undefined, enc) : openEncryptedFile(ctx, f.url, f.size !== undefined && enc.headerUrl === undefined ? f.size : undefined, enc);
+  };
   const interrupt = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupt.signal.aborted) return;
@@ -87,7 +97,7 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
       dir: args['output-dir'],
       jobs: files.map((f) => ({
         file: f,
-        source: openSource({ transport, api: transport, score: endpoint }, f.url, f.size),
+        source: sourceOf(f),
       })),
       config: { partSize, parallel: args.parallel },
       force: args.force,

@@ -5,9 +5,11 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { reportError, type TransportArgs } from './common.js';
+import { withKeyOptions, type KeyArgs } from './key-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
 
-export interface DownloadArgs extends TransportArgs, ScoreArgs {
+export interface DownloadArgs extends TransportArgs, ScoreArgs, KeyArgs {
+  decrypt: boolean;
   manifest?: string;
   url?: string;
   'output-dir': string;
@@ -27,7 +29,8 @@ export const downloadCommand: CommandModule<object, DownloadArgs> = {
   command: 'download',
   describe: 'Download the files of a manifest: parallel, resumable after any interruption, verified',
   builder: (y: Argv) =>
-    withScoreOptions(y, { verifyConnection: true })
+    withKeyOptions(withScoreOptions(y, { verifyConnection: true }))
+      .option('decrypt', { type: 'boolean', default: false, describe: 'save Crypt4GH-encrypted files decrypted (default: as they are, NAME.c4gh)' })
       .option('manifest', { alias: 'm', type: 'string', describe: 'manifest of the files' })
       .option('url', { type: 'string', describe: 'one file by URL instead of a manifest' })
       .option('output-dir', { alias: 'd', type: 'string', demandOption: true, describe: 'directory to download into (created if missing)' })

@@ -4,6 +4,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { EXIT_USAGE, say } from './common.js';
+import { decryptCommand, keygenCommand } from './crypt4gh-commands.js';
 import { downloadCommand } from './download.js';
 import { infoCommand } from './info.js';
 import { manifestCommand } from './manifest.js';
@@ -23,6 +24,8 @@ await yargs(hideBin(process.argv))
   .command(viewCommand)
   .command(downloadCommand)
   .command(manifestCommand)
+  .command(decryptCommand)
+  .command(keygenCommand)
   .command(urlCommand)
   .command(infoCommand)
   .demandCommand(1, 'give a command: slicefs mount --manifest FILE DIR, slicefs view --url URL --query REGION, or slicefs download --manifest FILE --output-dir DIR')

@@ -16,9 +16,10 @@ import { cacheConfig, emit, readerConfig, reportError, say, setLogSink, timestam
 import { DAEMON_CHILD_ENV, notifyParent } from './daemon-protocol.js';
 import { LogFile } from './log-file.js';
 import { removeRecord, writeRecord, type MountRecord } from './mount-registry.js';
+import { withKeyOptions, type KeyArgs } from './key-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
 
-interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs {
+interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs, KeyArgs {
   manifest: string;
   layout?: string;
   'mount-point'?: string;
@@ -40,7 +41,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
   command: 'mount [mountpoint]',
   describe: 'Mount a manifest as a read-only directory tree (foreground; Ctrl-C unmounts)',
   builder: (y: Argv) =>
-    withScoreOptions(y, { verifyConnection: true })
+    withKeyOptions(withScoreOptions(y, { verifyConnection: true }))
       .positional('mountpoint', { type: 'string', describe: 'directory to mount on (created if missing; must be empty)' })
       .option('manifest', { alias: 'm', type: 'string', demandOption: true, describe: 'manifest file (TSV with a url column, an ARGO or ICGC 25K score manifest, or one URL per line)' })
       .option('layout', { type: 'string', choices: TREE_LAYOUTS, describe: 'tree of a score manifest: bundle (analysis_id/file_name, default), object-id (flat), or path (the manifest paths)' })
@@ -95,7 +96,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   const api = new HttpTransport(tc, new Stats(), say);
   const { manifest, endpoint } = await prepareManifest(loaded, args.layout as TreeLayout | undefined, args, api, say).finally(() => api.close());
   // Loaded on use: fuse-native's native addon and the worker code cost other commands' start-up.
-  const { openMountSession } = await import('../mount-session.js');
+  const [{ openMountSession }, { keysOf }] = await Promise.all([import('../mount-session.js'), import('./keys.js')]);
   const log = (l: string) => timestamped(l);
   const tty = process.stderr.isTTY && !args['log-file'];
   let lastProgress = 0;
@@ -106,6 +107,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     force: args.force,
     transport: tc,
     score: endpoint,
+    keys: keysOf(args),
     cache: cacheConfig(args),
     reader: readerConfig(args),
     mount: { ...DEFAULT_MOUNT, allowOther: args['allow-other'], debug: args['debug-fuse'], opTimeoutMs: args.timeout * 1000 },

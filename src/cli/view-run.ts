@@ -14,6 +14,8 @@ import { loadManifest } from '../manifest/load.js';
 import { LocalSource } from '../source/local-source.js';
 import { scoreObjectIdOf, scoreUrl } from '../manifest/score-ref.js';
 import { anyScore, openSource } from '../open-source.js';
+import type { EncryptionRef } from '../manifest/types.js';
+import { Crypt4ghSource } from '../source/crypt4gh-source.js';
 import type { ObjectSource } from '../source/object-source.js';
 import { ScoreMetadata } from '../source/score-metadata.js';
 import { Stats } from '../stats.js';
@@ -24,6 +26,7 @@ import { parseRegion, type Region } from '../view/region.js';
 import { localFai } from '../view/reference.js';
 import { formatOfName, indexNames, runView, type DataFormat, type ReferenceInput } from '../view/view-session.js';
 import { cacheConfig, say, timestamped, transportConfig } from './common.js';
+import { keysOf } from './keys.js';
 import { scoreEndpoint } from './score.js';
 import type { ViewArgs } from './view.js';
 
@@ -52,11 +55,15 @@ interface ViewInput {
   index?: string;
   /** The file's name where the data is named by an id (a score manifest's file_name). */
   fileName?: string;
+  /** Set when the data is Crypt4GH-encrypted. */
+  encryption?: EncryptionRef;
 }
+
+const isC4gh = (name: string) => /\.c4gh$/i.test(isUrl(name) ? new URL(name).pathname : name);
 
 /** The data to read and the index named, from --input-file, --url, --object-id or --manifest/--path. */
 async function resolveInput(args: ArgumentsCamelCase<ViewArgs>): Promise<ViewInput> {
-  if (args['input-file']) return { data: args['input-file'], index: args['index-url'] };
+  if (args['input-file']) return { data: args['input-file'], index: args['index-url'], encryption: isC4gh(args['input-file']) ? {} : undefined };
   if (args['object-id']) {
     if (args['object-id'].length !== 1) throw new SlicefsError('USAGE', 'view reads one --object-id');
     const index = args['index-object-id'];
@@ -67,11 +74,11 @@ async function resolveInput(args: ArgumentsCamelCase<ViewArgs>): Promise<ViewInp
     const m = await loadManifest(args.manifest);
     const entry = m.entries.find((e) => e.path === args.path) ?? m.entries.find((e) => e.objectId === args.path);
     if (!entry) throw new SlicefsError('USAGE', `${args.manifest}: no entry with path '${args.path}'`);
-    return { data: entry.url, index: args['index-url'] ?? entry.indexUrl, fileName: entry.fileName };
+    return { data: entry.url, index: args['index-url'] ?? entry.indexUrl, fileName: entry.fileName, encryption: entry.encryption ? { headerUrl: entry.headerUrl } : undefined };
   }
   const url = args.url;
   if (!url || !isUrl(url)) throw new SlicefsError('USAGE', `--url: not an http(s) URL: '${safeUrl(url ?? '')}'`);
-  return { data: url, index: args['index-url'] };
+  return { data: url, index: args['index-url'], encryption: isC4gh(url) ? {} : undefined };
 }
 
 export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void> {
@@ -84,10 +91,18 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
   try {
     const input = await resolveInput(args);
     const score = anyScore([input.data, input.index]) ? await scoreEndpoint(args, say) : undefined;
-    const ctx = { transport, api: transport, score };
-    const remote = (u: string) => openSource(ctx, u);
-    const sourceFor = (name: string): ObjectSource => (isUrl(name) || scoreObjectIdOf(name) !== undefined ? remote(name) : new LocalSource(name));
-    const data = sourceFor(input.data);
+    const keys = keysOf(args);
+    const ctx = { transport, api: transport, score, keys };
+    // A name ending in .c4gh (or the data's manifest entry) is read decrypted.
+    const remote = (u: string, enc: EncryptionRef | undefined = isC4gh(u) ? {} : undefined) => openSource(ctx, u, undefined, enc);
+    const sourceFor = (name: string, enc?: EncryptionRef): ObjectSource => {
+      if (isUrl(name) || scoreObjectIdOf(name) !== undefined) return remote(name, enc);
+      const local = new LocalSource(name);
+      if (!(enc ?? isC4gh(name))) return local;
+      if (!keys) throw new SlicefsError('USAGE', `${name} is Crypt4GH-encrypted: give --private-key FILE (or C4GH_SECRET_KEY)`);
+      return new Crypt4ghSource(local, { keys });
+    };
+    const data = sourceFor(input.data, input.encryption);
     let dataPath: string;
     let candidates: (format: DataFormat) => ObjectSource[];
     const objectId = scoreObjectIdOf(input.data);
@@ -107,14 +122,18 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       candidates = () => [indexSource];
     } else {
       const { data: dataName, index: indexGiven } = input;
-      dataPath = isUrl(dataName) ? new URL(dataName).pathname : dataName;
+      const rawPath = isUrl(dataName) ? new URL(dataName).pathname : dataName;
+      // The plaintext's name (`x.bam.c4gh` → `x.bam`) says the format and where indexes are.
+      dataPath = input.encryption && /\.c4gh$/i.test(rawPath) ? rawPath.slice(0, -5) : rawPath;
       const path = dataPath;
+      // Beside an encrypted file, its index may be encrypted too: `x.bam.bai.c4gh` first, then `x.bam.bai`.
+      const variants = (names: string[]) => (input.encryption ? names.flatMap((n) => [`${n}.c4gh`, n]) : names);
       candidates = (format: DataFormat): ObjectSource[] =>
         indexGiven
           ? [sourceFor(indexGiven)]
           : isUrl(dataName)
-            ? indexNames(path, format).map((p) => remote(withPath(dataName, p)))
-            : indexNames(dataName, format).map((p) => new LocalSource(p));
+            ? variants(indexNames(path, format)).map((p) => remote(withPath(dataName, p)))
+            : variants(indexNames(path, format)).map((p) => sourceFor(p));
     }
     if (args['reference-file'] && args['reference-url']) throw new SlicefsError('USAGE', 'give one of --reference-file or --reference-url');
     let reference: ReferenceInput | undefined;

@@ -8,10 +8,11 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { reportError, type CacheArgs, type TransportArgs } from './common.js';
+import { withKeyOptions, type KeyArgs } from './key-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
 
 /** `view` has no --readahead-max: it prefetches exactly the chunks the index names. */
-export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'>, ScoreArgs {
+export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'>, ScoreArgs, KeyArgs {
   'index-object-id'?: string;
   'metadata-url'?: string;
   url?: string;
@@ -38,7 +39,7 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
   command: 'view',
   describe: 'Stream the records of regions of a remote BAM or CRAM (SAM or BAM on stdout), fetching only what overlaps',
   builder: (y: Argv) =>
-    withScoreOptions(y)
+    withKeyOptions(withScoreOptions(y))
       .option('index-object-id', { type: 'string', describe: "with --object-id: the index's object id (default: found through the metadata service)" })
       .option('url', { type: 'string', describe: 'URL of the BAM or CRAM' })
       .option('input-file', { type: 'string', describe: 'a local BAM or CRAM instead of a URL' })

@@ -38,7 +38,7 @@ function badName(name: string): string | undefined {
 }
 
 /** The output files of `entries`, in manifest order (each entry followed by its index). */
-export function planOutputs(entries: readonly ManifestEntry[], dir: string, layout: OutputLayout, withIndex: boolean, manifestFile: string): PlannedFile[] {
+export function planOutputs(entries: readonly ManifestEntry[], dir: string, layout: OutputLayout, withIndex: boolean, manifestFile: string, decrypt = false): PlannedFile[] {
   const root = resolve(dir);
   const out: PlannedFile[] = [];
   const byName = new Map<string, PlannedFile>();
@@ -67,9 +67,18 @@ export function planOutputs(entries: readonly ManifestEntry[], dir: string, layo
     const rel = relative(root, abs);
     if (rel.startsWith('..') || isAbsolute(rel)) throw new SlicefsError('USAGE', `${manifestFile}:${e.line}: '${name}' would be written outside ${dir}`);
     const relSlash = rel.split(sep).join('/');
-    add({ rel: relSlash, abs, url: e.url, size: e.size, md5: e.md5, entry: e, isIndex: false });
+    // An encrypted file is saved as it is (`NAME.c4gh`, the manifest's size and MD5 apply), or
+    // with --decrypt as its plaintext (`NAME`, authenticated block by block instead).
+    const keep = e.encryption !== undefined && !decrypt;
+    const plain = e.encryption !== undefined && decrypt;
+    const dataRel = keep ? `${relSlash}.c4gh` : relSlash;
+    // A header served apart is put in front of the blocks: the manifest's size and MD5 (of the blocks) no longer apply.
+    const unchecked = plain || (keep && e.headerUrl !== undefined);
+    add({ rel: dataRel, abs: keep ? `${abs}.c4gh` : abs, url: e.url, size: unchecked ? undefined : e.size, md5: unchecked ? undefined : e.md5, entry: e, isIndex: false });
     if (withIndex && e.indexUrl) {
-      const indexRel = indexNameFor(relSlash, e.indexUrl, { indexFileName: e.indexFileName, dataFileName: e.fileName });
+      const indexEncrypted = /\.c4gh$/i.test(new URL(e.indexUrl).pathname);
+      const plainIndex = indexNameFor(relSlash, e.indexUrl, { indexFileName: e.indexFileName, dataFileName: e.fileName });
+      const indexRel = indexEncrypted && !decrypt ? `${plainIndex}.c4gh` : plainIndex;
       add({ rel: indexRel, abs: join(root, ...indexRel.split('/')), url: e.indexUrl, entry: e, isIndex: true });
     }
   }

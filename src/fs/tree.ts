@@ -6,9 +6,10 @@
  * answered from this map, with no request.
  */
 import { manifestError } from '../manifest/manifest-error.js';
-import type { Manifest, ManifestEntry } from '../manifest/types.js';
+import type { EncryptionRef, Manifest, ManifestEntry } from '../manifest/types.js';
 import type { ObjectSource } from '../source/object-source.js';
 import { indexNameFor } from '../manifest/index-name.js';
+import { isC4ghUrl } from '../manifest/url-tsv.js';
 
 export interface FileNode {
   kind: 'file';
@@ -33,7 +34,7 @@ export type TreeNode = FileNode | DirNode;
 /** Extensions of index files, and the suffix the index takes after the data file's own name. */
 export function buildTree(
   manifest: Manifest,
-  sourceFor: (url: string, size: number | undefined) => ObjectSource,
+  sourceFor: (url: string, size: number | undefined, encryption?: EncryptionRef) => ObjectSource,
   mtime = new Date(),
 ): DirNode {
   const root: DirNode = { kind: 'dir', name: '', children: new Map(), mtime };
@@ -59,7 +60,9 @@ export function buildTree(
     dir.children.set(name, node);
   };
   for (const e of manifest.entries) {
-    add(e.path, { kind: 'file', name: e.path.split('/').at(-1)!, source: sourceFor(e.url, e.size), size: e.size, mtime, entry: e }, e.line);
+    // An encrypted file's size is its plaintext's, known once its header is read (probed before mounting).
+    const encryption = e.encryption ? { headerUrl: e.headerUrl } : undefined;
+    add(e.path, { kind: 'file', name: e.path.split('/').at(-1)!, source: sourceFor(e.url, e.size, encryption), size: encryption ? undefined : e.size, mtime, entry: e }, e.line);
   }
   for (const e of manifest.entries) {
     if (!e.indexUrl) continue;
@@ -67,7 +70,7 @@ export function buildTree(
     const indexName = indexNameFor(dataName, e.indexUrl, { indexFileName: e.indexFileName, dataFileName: e.fileName });
     const dirPart = e.path.split('/').slice(0, -1);
     const indexPath = [...dirPart, indexName].join('/');
-    add(indexPath, { kind: 'file', name: indexName, source: sourceFor(e.indexUrl, undefined), size: undefined, mtime }, e.line);
+    add(indexPath, { kind: 'file', name: indexName, source: sourceFor(e.indexUrl, undefined, isC4ghUrl(e.indexUrl) ? {} : undefined), size: undefined, mtime }, e.line);
   }
   return root;
 }

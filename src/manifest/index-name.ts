@@ -33,7 +33,8 @@ export interface IndexNameHints {
  */
 export function indexNameFor(dataName: string, indexUrl: string, hints: IndexNameHints = {}): string {
   const score = scoreObjectIdOf(indexUrl) !== undefined;
-  const path = (score ? (hints.indexFileName ?? '') : new URL(indexUrl).pathname).toLowerCase();
+  // An encrypted index (`x.bam.bai.c4gh`) is shown decrypted, under the plain index's name.
+  const path = (score ? (hints.indexFileName ?? '') : new URL(indexUrl).pathname).toLowerCase().replace(/\.c4gh$/, '');
   const suffix = INDEX_SUFFIXES.find((s) => path.endsWith(s));
   if (suffix) return dataName + suffix;
   if (score) {

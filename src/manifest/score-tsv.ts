@@ -99,6 +99,11 @@ function scoreFormat(name: string, cols: Columns, detect: (names: string[]) => b
           throw fail(bundle && !validName(bundle) ? cols.bundle! : cols.fileName, (e as Error).message);
         }
         const entry: ManifestEntry = { path, url: scoreUrl(objectId), objectId, id: objectId, fileName, line };
+        if (/\.c4gh$/i.test(fileName) && fileName.length > 5) {
+          // A Crypt4GH file: shown (and, with --decrypt, saved) as its plaintext.
+          entry.encryption = 'crypt4gh';
+          entry.path = path.slice(0, -5);
+        }
         if (bundle) entry.bundle = bundle;
         const size = get(cols.size);
         if (size !== undefined) {

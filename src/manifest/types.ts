@@ -22,6 +22,13 @@ export interface ManifestEntry {
   fileName?: string;
   /** Other columns of a score manifest (lists split at '|'), for `slicefs manifest --json`. */
   columns?: Record<string, string | string[]>;
+  /**
+   * The object is Crypt4GH-encrypted (an `encryption` column saying `crypt4gh`, or a name ending in
+   * `.c4gh`): the tree shows its plaintext under `path` (without `.c4gh`).
+   */
+  encryption?: 'crypt4gh';
+  /** Where its Crypt4GH header is, when the object holds only the data blocks (`header_url`). */
+  headerUrl?: string;
   /** 1-based line of the manifest the entry came from (for messages). */
   line: number;
 }
@@ -39,4 +46,9 @@ export interface ManifestFormat {
   /** True when this format should parse a file whose first meaningful line is `firstLine`. */
   detect(firstLine: string): boolean;
   parse(text: string, file: string): ManifestEntry[];
+}
+
+/** How an object is encrypted: Crypt4GH, its header inline or at `headerUrl`. */
+export interface EncryptionRef {
+  headerUrl?: string;
 }

@@ -1,13 +1,29 @@
 /**
  * The plain-URL manifest: a TSV with a header row naming its columns (`url` required; `path`,
- * `size`, `md5`, `index_url`, `id` optional, any order, unknown columns ignored), or a list of bare URLs,
- * one per line. Blank lines and lines starting with '#' are skipped in both.
+ * `size`, `md5`, `index_url`, `id`, `encryption`, `header_url` optional, any order, unknown columns
+ * ignored), or a list of bare URLs, one per line. Blank lines and lines starting with '#' are
+ * skipped in both. A Crypt4GH object (`encryption` = `crypt4gh`, a `header_url`, or a URL ending in
+ * `.c4gh`) is listed under its plaintext name: `path` without `.c4gh`.
  */
 import { isBlankOrComment, manifestError } from './manifest-error.js';
 import { urlBasename, validateTreePath } from './tree-path.js';
 import type { ManifestEntry, ManifestFormat } from './types.js';
 
-const KNOWN = ['url', 'path', 'size', 'md5', 'index_url', 'id'] as const;
+const KNOWN = ['url', 'path', 'size', 'md5', 'index_url', 'id', 'encryption', 'header_url'] as const;
+
+/** `x.bam.c4gh` → `x.bam`: the name an encrypted file's plaintext takes. */
+export function withoutC4gh(name: string): string {
+  return /\.c4gh$/i.test(name) && name.length > 5 ? name.slice(0, -5) : name;
+}
+
+/** True when a URL's path names a Crypt4GH file. */
+export function isC4ghUrl(url: string): boolean {
+  try {
+    return /\.c4gh$/i.test(new URL(url).pathname);
+  } catch {
+    return false;
+  }
+}
 
 function isHttpUrl(s: string): boolean {
   return /^https?:\/\//i.test(s);
@@ -107,6 +123,19 @@ export const urlTsvFormat: ManifestFormat = {
       if (indexUrl !== undefined) entry.indexUrl = checkUrl(file, line, at('index_url'), indexUrl, 'index_url');
       const id = get('id');
       if (id !== undefined) entry.id = id;
+      const encryption = get('encryption')?.toLowerCase();
+      if (encryption !== undefined && encryption !== 'crypt4gh' && encryption !== 'none') {
+        throw manifestError(file, line, at('encryption'), `column 'encryption': '${encryption}' is not 'crypt4gh' or 'none'`);
+      }
+      const headerUrl = get('header_url');
+      if (headerUrl !== undefined) entry.headerUrl = checkUrl(file, line, at('header_url'), headerUrl, 'header_url');
+      if (encryption === 'crypt4gh' || (encryption === undefined && (isC4ghUrl(url) || headerUrl !== undefined))) {
+        entry.encryption = 'crypt4gh';
+        // The tree shows the plaintext: `x.bam.c4gh` appears as `x.bam`.
+        const segs = entry.path.split('/');
+        segs[segs.length - 1] = withoutC4gh(segs[segs.length - 1]);
+        entry.path = segs.join('/');
+      }
       entries.push(entry);
     }
     return entries;
@@ -133,7 +162,7 @@ export const urlListFormat: ManifestFormat = {
       } catch (e) {
         throw manifestError(file, line, col, (e as Error).message);
       }
-      entries.push({ path, url: v, line });
+      entries.push(isC4ghUrl(v) ? { path: withoutC4gh(path), url: v, line, encryption: 'crypt4gh' } : { path, url: v, line });
     });
     return entries;
   },

@@ -31,7 +31,7 @@ export class LocalSource implements ObjectSource {
     return this.pinned;
   }
 
-  async read(start: number, end: number, onData: (chunk: Buffer) => void): Promise<void> {
+  async read(start: number, end: number, onData: (chunk: Buffer) => void | Promise<void>): Promise<void> {
     await this.version();
     const fh = await open(this.path, 'r');
     try {
@@ -39,7 +39,7 @@ export class LocalSource implements ObjectSource {
         const buf = Buffer.allocUnsafe(Math.min(PIECE, end - p));
         const { bytesRead } = await fh.read(buf, 0, buf.length, p);
         if (bytesRead === 0) throw new SlicefsError('STALE', `${this.path}: file shrank while reading`);
-        onData(buf.subarray(0, bytesRead));
+        await onData(buf.subarray(0, bytesRead));
         p += bytesRead;
       }
     } finally {

@@ -1,0 +1,93 @@
+/**
+ * The work of `slicefs decrypt` and `slicefs keygen` (options in ./crypt4gh-commands.ts).
+ *
+ * decrypt: each `x.c4gh` is read through the same Crypt4ghSource as the mount (every block
+ * authenticated before a byte of it is written) into a hidden temporary file beside the output,
+ * which is renamed into place only once complete; a failure removes it, and an existing output is
+ * never replaced. One failed file does not stop the others; the exit code says any failed.
+ */
+import { createWriteStream } from 'node:fs';
+import { access, mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { ArgumentsCamelCase } from 'yargs';
+import { encodePrivateKey, encodePublicKey, generateKeyPair } from '../crypt4gh/keys.js';
+import { SlicefsError, messageOf } from '../errors.js';
+import { Crypt4ghSource } from '../source/crypt4gh-source.js';
+import { LocalSource } from '../source/local-source.js';
+import { formatBytes } from '../util/size.js';
+import { EXIT_FAILURE, say } from './common.js';
+import type { DecryptArgs, KeygenArgs } from './crypt4gh-commands.js';
+import { keysOf, promptHidden } from './keys.js';
+
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+export async function runDecrypt(args: ArgumentsCamelCase<DecryptArgs>): Promise<void> {
+  const keys = keysOf(args);
+  if (!keys) throw new SlicefsError('USAGE', 'decrypt needs your Crypt4GH key: --private-key FILE (or C4GH_SECRET_KEY)');
+  // The key is unlocked once, before the first file (a wrong passphrase is one error, not one per file).
+  await keys();
+  if (args['output-dir']) await mkdir(args['output-dir'], { recursive: true });
+  let failed = 0;
+  for (const file of args.files) {
+    try {
+      if (!/\.c4gh$/i.test(file) || basename(file).length <= 5) throw new SlicefsError('USAGE', 'not a .c4gh file name (the output is the name without .c4gh)');
+      const out = join(args['output-dir'] ?? dirname(file), basename(file).slice(0, -5));
+      if (await exists(out)) throw new SlicefsError('USAGE', `${out} already exists: not overwritten`);
+      const bytes = await decryptTo(new Crypt4ghSource(new LocalSource(file), { keys }), out);
+      if (!args.quiet) say(`decrypted ${file} → ${out} (${formatBytes(bytes)})`);
+    } catch (err) {
+      failed++;
+      const msg = messageOf(err).split('\n')[0];
+      say(`error: ${msg.startsWith(`${file}: `) || msg.includes(file) ? msg : `${file}: ${msg}`}`);
+    }
+  }
+  if (failed > 0) process.exitCode = EXIT_FAILURE;
+}
+
+/** Streams the plaintext into `out` through a temporary file; returns the bytes written. */
+async function decryptTo(src: Crypt4ghSource, out: string): Promise<number> {
+  const { size } = await src.version();
+  const tmp = join(dirname(out), `.${basename(out)}.slicefs-partial-${process.pid}`);
+  const stream = createWriteStream(tmp, { flags: 'wx', mode: 0o600 });
+  const opened = new Promise<void>((res, rej) => stream.once('open', () => res()).once('error', rej));
+  try {
+    await opened;
+    await src.read(0, size, (chunk) => {
+      if (!stream.write(chunk)) return new Promise<void>((res) => stream.once('drain', res));
+    });
+    await new Promise<void>((res, rej) => stream.end((err?: Error | null) => (err ? rej(err) : res())));
+    // A name taken while we wrote (another process) is not overwritten either.
+    if (await exists(out)) throw new SlicefsError('USAGE', `${out} appeared while decrypting: not overwritten`);
+    await rename(tmp, out);
+    return size;
+  } catch (err) {
+    stream.destroy();
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+}
+
+/** The passphrase for a new key: C4GH_PASSPHRASE, else typed twice on the terminal. */
+async function newPassphrase(file: string): Promise<string> {
+  const env = process.env.C4GH_PASSPHRASE;
+  if (env) return env;
+  const first = await promptHidden(`Passphrase for ${file}: `);
+  if (first === undefined) throw new SlicefsError('USAGE', 'no terminal to ask a passphrase on: set C4GH_PASSPHRASE, or use --nocrypt');
+  if (first === '') throw new SlicefsError('USAGE', 'an empty passphrase: use --nocrypt for a key without one');
+  const again = await promptHidden('The same passphrase again: ');
+  if (again !== first) throw new SlicefsError('USAGE', 'the passphrases differ');
+  return first;
+}
+
+export async function runKeygen(args: ArgumentsCamelCase<KeygenArgs>): Promise<void> {
+  const sec = `${args.out}.sec`;
+  const pub = `${args.out}.pub`;
+  for (const f of [sec, pub]) if (await exists(f)) throw new SlicefsError('USAGE', `${f} already exists: not overwritten`);
+  const passphrase = args.nocrypt ? undefined : await newPassphrase(sec);
+  const pair = generateKeyPair(args.comment);
+  await mkdir(dirname(sec), { recursive: true });
+  // 'wx': created here, never over a file that appeared meanwhile; the secret readable by its owner only.
+  await writeFile(sec, await encodePrivateKey(pair, passphrase), { flag: 'wx', mode: 0o600 });
+  await writeFile(pub, encodePublicKey(pair.public), { flag: 'wx', mode: 0o644 });
+  say(`wrote ${sec} (private, ${passphrase === undefined ? 'no passphrase' : 'scrypt-protected'}) and ${pub}`);
+}

@@ -1,0 +1,101 @@
+/**
+ * The reader's Crypt4GH key, from the command line and the environment (the only layer that reads
+ * them): `--private-key FILE`, else `C4GH_SECRET_KEY` (the reference tool's name). A protected key's
+ * passphrase comes from `C4GH_PASSPHRASE` or, on a terminal, from a prompt that does not echo; never
+ * from the command line (it would show in the process list and the shell's history). The key is
+ * read only when the first encrypted object is opened, and once.
+ */
+import { openSync, closeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { ReadStream, WriteStream } from 'node:tty';
+import type { C4ghKeyPair } from '../crypt4gh/keys.js';
+import { SlicefsError } from '../errors.js';
+import { keyFilesOf, type KeyArgs } from './key-options.js';
+
+/**
+ * Asks for a secret on the controlling terminal without echoing it (stdin may be a pipe: the
+ * terminal is opened directly). Undefined when there is no terminal.
+ */
+export async function promptHidden(question: string): Promise<string | undefined> {
+  let fd: number;
+  try {
+    fd = openSync('/dev/tty', 'r+');
+  } catch {
+    return undefined;
+  }
+  const input = new ReadStream(fd);
+  const output = new WriteStream(fd);
+  try {
+    input.setRawMode(true);
+    output.write(question);
+    return await new Promise<string>((resolve, reject) => {
+      let text = '';
+      input.on('data', (d: Buffer) => {
+        for (const ch of d.toString('utf8')) {
+          if (ch === '\r' || ch === '\n') return resolve(text);
+          if (ch === '\u0003') return reject(new SlicefsError('USAGE', 'interrupted at the passphrase prompt'));
+          if (ch === '\u007f' || ch === '\b') text = text.slice(0, -1);
+          else text += ch;
+        }
+      });
+    });
+  } finally {
+    output.write('\n');
+    input.setRawMode(false);
+    input.destroy();
+    output.destroy();
+    try {
+      closeSync(fd);
+    } catch {
+      // Already closed with the streams.
+    }
+  }
+}
+
+/** The passphrase: C4GH_PASSPHRASE, else a prompt, else an error saying how to give it. */
+async function passphraseFor(file: string): Promise<string> {
+  const env = process.env.C4GH_PASSPHRASE;
+  if (env !== undefined && env !== '') return env;
+  const typed = await promptHidden(`Passphrase for ${file}: `);
+  if (typed === undefined) throw new SlicefsError('USAGE', `${file} is protected by a passphrase: set C4GH_PASSPHRASE (there is no terminal to ask on)`);
+  return typed;
+}
+
+/** Reads and unlocks the key file (prompting at most once). */
+export async function loadKeyPair(file: string): Promise<C4ghKeyPair> {
+  const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new SlicefsError('USAGE', `--private-key ${file}: cannot read (${e.code ?? e.message})`);
+  });
+  // Loaded here: the key code (bcrypt-pbkdf among it) costs start-up only when a key is read.
+  const { parsePrivateKey } = await import('../crypt4gh/keys.js');
+  return parsePrivateKey(text, () => passphraseFor(file), file);
+}
+
+/** True when the key file is protected by a passphrase (read without unlocking it). */
+export async function keyNeedsPassphrase(file: string): Promise<boolean> {
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) return false;
+  const { decodePrivateKeyFile } = await import('../crypt4gh/keys.js');
+  try {
+    return decodePrivateKeyFile(text, file).cipher !== 'none';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The keys for a command's encrypted objects, loaded on first use; undefined when no key is given
+ * (opening an encrypted object then says to give one).
+ */
+export function keysOf(args: KeyArgs): (() => Promise<C4ghKeyPair[]>) | undefined {
+  const files = keyFilesOf(args);
+  if (files.length === 0) return undefined;
+  let loading: Promise<C4ghKeyPair[]> | undefined;
+  // One after the other: each may prompt on the terminal.
+  return () =>
+    (loading ??= (async () => {
+      const out: C4ghKeyPair[] = [];
+      for (const f of files) out.push(await loadKeyPair(f));
+      return out;
+    })());
+}

@@ -11,6 +11,8 @@ import type { EncryptionRef } from './manifest/types.js';
 import { HttpSource, type ObjectSource } from './source/object-source.js';
 import { safeUrl } from './util/redact.js';
 import { Crypt4ghSource } from './source/crypt4gh-source.js';
+import type { DrsClient, DrsObject } from './source/ghga/dcs.js';
+import { GhgaObjectSource } from './source/ghga/ghga-source.js';
 import { PrefixedSource } from './source/prefixed-source.js';
 import { ScoreSource, type ScoreEndpoint } from './source/score-source.js';
 import type { HttpTransport } from './transport/http-transport.js';
@@ -25,6 +27,21 @@ export interface SourceContext {
   score?: ScoreEndpoint;
   /** The reader's Crypt4GH keys (loaded on first use), when the manifest lists encrypted objects. */
   keys?: () => Promise<C4ghKeyPair[]>;
+  /** A GHGA work package's download service, for `ghga:<accession>` URLs. */
+  ghga?: GhgaContext;
+}
+
+export interface GhgaContext {
+  drs: DrsClient;
+  /** DRS objects already fetched while staging: their URLs are used first. */
+  staged: Map<string, DrsObject>;
+}
+
+const GHGA_SCHEME = 'ghga:';
+
+/** `ghga:<accession>`: a file of a GHGA work package (its body encrypted, its envelope apart). */
+export function ghgaUrl(accession: string): string {
+  return `${GHGA_SCHEME}${accession}`;
 }
 
 
@@ -39,6 +56,12 @@ export function anyScore(urls: Iterable<string | undefined>): boolean {
  * then the encrypted object's).
  */
 export function openSource(ctx: SourceContext, url: string, size?: number, encryption?: EncryptionRef): ObjectSource {
+  if (url.startsWith(GHGA_SCHEME)) {
+    // A GHGA file is always Crypt4GH: the body from the object store, the header from /envelopes.
+    const body = ghgaBody(ctx, url);
+    if (!ctx.keys) throw new SlicefsError('USAGE', 'GHGA files are Crypt4GH-encrypted: give --private-key FILE');
+    return new Crypt4ghSource(body, { keys: ctx.keys, header: () => body.envelope() });
+  }
   if (encryption) {
     if (!ctx.keys) throw new SlicefsError('USAGE', `${safeUrl(url)} is Crypt4GH-encrypted: give --private-key FILE (or C4GH_SECRET_KEY)`);
     const inner = openSource(ctx, url, size);
@@ -57,6 +80,10 @@ export function openSource(ctx: SourceContext, url: string, size?: number, encry
  * header is served apart (`headerUrl`), that header followed by the object's data blocks.
  */
 export function openEncryptedFile(ctx: SourceContext, url: string, size: number | undefined, encryption: EncryptionRef): ObjectSource {
+  if (url.startsWith(GHGA_SCHEME)) {
+    const ghga = ghgaBody(ctx, url);
+    return new PrefixedSource(() => ghga.envelope(), ghga);
+  }
   const body = openSource(ctx, url, size);
   const headerUrl = encryption.headerUrl;
   return headerUrl ? new PrefixedSource(() => readWhole(openSource(ctx, headerUrl)), body) : body;
@@ -67,4 +94,11 @@ async function readWhole(src: ObjectSource): Promise<Buffer> {
   const parts: Buffer[] = [];
   await src.read(0, v.size, (c) => void parts.push(c));
   return Buffer.concat(parts);
+}
+
+/** The encrypted body of a `ghga:` file. */
+export function ghgaBody(ctx: SourceContext, url: string): GhgaObjectSource {
+  const accession = url.slice(GHGA_SCHEME.length);
+  if (!ctx.ghga) throw new SlicefsError('USAGE', `GHGA file ${accession} needs --ghga`);
+  return new GhgaObjectSource(ctx.ghga.drs, ctx.transport, accession, { initial: ctx.ghga.staged.get(accession) });
 }

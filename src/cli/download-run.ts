@@ -117,7 +117,7 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
   report(summary, args, stats);
 }
 
-function report(s: DownloadSummary, args: ArgumentsCamelCase<DownloadArgs>, stats: Stats): void {
+export function report(s: DownloadSummary, args: ArgumentsCamelCase<DownloadArgs>, stats: Stats): void {
   const count = (st: string) => s.files.filter((f) => f.status === st).length;
   const bad = s.files.filter((f) => f.status === 'failed' || f.status === 'missing');
   const speed = s.seconds > 0 ? s.bytesFetched / s.seconds : 0;

@@ -5,10 +5,11 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { reportError, type TransportArgs } from './common.js';
+import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
 import { withKeyOptions, type KeyArgs } from './key-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
 
-export interface DownloadArgs extends TransportArgs, ScoreArgs, KeyArgs {
+export interface DownloadArgs extends TransportArgs, ScoreArgs, KeyArgs, GhgaArgs {
   decrypt: boolean;
   manifest?: string;
   url?: string;
@@ -29,7 +30,7 @@ export const downloadCommand: CommandModule<object, DownloadArgs> = {
   command: 'download',
   describe: 'Download the files of a manifest: parallel, resumable after any interruption, verified',
   builder: (y: Argv) =>
-    withKeyOptions(withScoreOptions(y, { verifyConnection: true }))
+    withGhgaOptions(withKeyOptions(withScoreOptions(y, { verifyConnection: true })))
       .option('decrypt', { type: 'boolean', default: false, describe: 'save Crypt4GH-encrypted files decrypted (default: as they are, NAME.c4gh)' })
       .option('manifest', { alias: 'm', type: 'string', describe: 'manifest of the files' })
       .option('url', { type: 'string', describe: 'one file by URL instead of a manifest' })
@@ -49,8 +50,13 @@ export const downloadCommand: CommandModule<object, DownloadArgs> = {
       .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every HTTP request (no query strings)' }) as unknown as Argv<DownloadArgs>,
   handler: async (args) => {
     try {
-      const { runDownloadCommand } = await import('./download-run.js');
-      await runDownloadCommand(args);
+      if (args.ghga) {
+        const { runGhgaDownload } = await import('./ghga-run.js');
+        await runGhgaDownload(args);
+      } else {
+        const { runDownloadCommand } = await import('./download-run.js');
+        await runDownloadCommand(args);
+      }
     } catch (err) {
       reportError(err);
     }

@@ -42,6 +42,11 @@ import { RangeSet } from './range-set.js';
 export interface DownloadJob {
   file: PlannedFile;
   source: ObjectSource;
+  /**
+   * A check of the finished file beyond its MD5 (GHGA: the plaintext's SHA-256), run on the
+   * complete `.part` before it is renamed into place; throwing keeps the bytes aside and fails it.
+   */
+  verify?: (partFile: string) => Promise<void>;
 }
 
 export interface DownloadConfig {
@@ -365,6 +370,16 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
           await rename(partPath(t.abs), aside);
           await removeJournal(journalPath(t.abs));
           throw new SlicefsError('BAD_RESPONSE', `MD5 ${md5} is not ${whose} ${expected}; the bytes are kept in ${aside}`);
+        }
+        if (t.job.verify) {
+          try {
+            await t.job.verify(partPath(t.abs));
+          } catch (err) {
+            const aside = `${t.abs}.checksum-mismatch`;
+            await rename(partPath(t.abs), aside);
+            await removeJournal(journalPath(t.abs));
+            throw new SlicefsError(err instanceof SlicefsError ? err.code : 'BAD_RESPONSE', `${messageOf(err)}; the bytes are kept in ${aside}`);
+          }
         }
         await rename(partPath(t.abs), t.abs);
         await removeJournal(journalPath(t.abs));

@@ -2,36 +2,32 @@
  * An object made of a few bytes held in memory followed by another source: a Crypt4GH file whose
  * header is served apart from its data blocks (a `header_url`, GHGA's envelope) downloaded as one
  * `.c4gh` file, header first, as the reference tool reads it. The version is the body's, with the
- * whole size; the identity says it is the body with that header (a header re-encrypted for
- * another key makes another object).
+ * whole size. The identity is the body's with a `+header` mark, not a hash of the header: GHGA seals
+ * a new envelope (new nonce, same data key) for every request, and any of them opens the same body
+ * for the same key, so a resumed download may keep the header it wrote before.
  */
-import { createHash } from 'node:crypto';
 import type { ObjectVersion } from '../transport/version.js';
 import type { ObjectSource } from './object-source.js';
 
 export class PrefixedSource implements ObjectSource {
+  readonly identity: string;
   readonly label: string;
   pinned?: ObjectVersion;
   private prefix?: Promise<Buffer>;
   private prefixBytes?: Buffer;
-  private identityValue?: string;
 
   constructor(
     private readonly getPrefix: () => Promise<Buffer>,
     private readonly body: ObjectSource,
   ) {
+    this.identity = `${body.identity}+header`;
     this.label = body.label;
-  }
-
-  get identity(): string {
-    return this.identityValue ?? `${this.body.identity}+header`;
   }
 
   private head(): Promise<Buffer> {
     this.prefix ??= this.getPrefix().then(
       (b) => {
         this.prefixBytes = b;
-        this.identityValue = `${this.body.identity}+header:${createHash('sha256').update(b).digest('hex').slice(0, 16)}`;
         return b;
       },
       (err: unknown) => {

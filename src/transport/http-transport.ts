@@ -14,7 +14,7 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import type { TransportConfig } from '../config.js';
-import { SlicefsError, codeForStatus } from '../errors.js';
+import { SlicefsError, codeForStatus, isRetryableStatus } from '../errors.js';
 import type { Stats } from '../stats.js';
 import { safeUrl, urlPath } from '../util/redact.js';
 import { checkRetryableStatus, withRetry } from './retry.js';
@@ -246,20 +246,56 @@ export class HttpTransport implements Transport {
     });
   }
 
+  /**
+   * One API request whose answer the caller interprets, whatever its status: for services that
+   * answer 201 and 202 or explain a refusal in a JSON body the caller must read (GHGA's, see
+   * src/source/ghga/). Statuses worth a retry (408, 429, 5xx) and broken connections are retried
+   * with the same policy as every request; any other status comes back with its headers and its
+   * body (at most `maxBytes`, as text) instead of being thrown.
+   */
+  async request(
+    url: string,
+    opts: { method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; maxBytes?: number } = {},
+  ): Promise<ApiResponse> {
+    const method = opts.method ?? 'GET';
+    const maxBytes = opts.maxBytes ?? 1024 * 1024;
+    const what = `${method} ${safeUrl(url)}`;
+    return this.retrying(what, async (signal) => {
+      const res = await this.send(url, method, opts.headers ?? {}, signal, opts.body);
+      if (isRetryableStatus(res.statusCode)) {
+        discard(res, ERROR_BODY_KEEP);
+        checkRetryableStatus(res.statusCode, res.headers['retry-after']);
+      }
+      const body = await readCapped(res, maxBytes);
+      if (body === undefined) throw new SlicefsError('BAD_RESPONSE', `${what}: answer larger than ${maxBytes} bytes`);
+      const headers: Record<string, string | undefined> = {};
+      for (const name of Object.keys(res.headers)) headers[name] = header(res, name);
+      return { status: res.statusCode, headers, body };
+    });
+  }
+
   private async send(
     url: string,
-    method: 'GET' | 'HEAD',
+    method: 'GET' | 'HEAD' | 'POST',
     headers: Record<string, string>,
     signal: AbortSignal,
+    body?: string,
   ): Promise<Dispatcher.ResponseData> {
     this.stats.requests++;
     const t0 = performance.now();
-    const res = await request(url, { method, headers, signal, dispatcher: this.agent });
+    const res = await request(url, { method, headers, signal, dispatcher: this.agent, body });
     this.config.log?.(
       `${method} ${urlPath(url)} ${headers.range ?? '-'} ${res.statusCode} ${Math.round(performance.now() - t0)}ms`,
     );
     return res;
   }
+}
+
+/** An answer of `request()`: status, headers (one value each) and body text. */
+export interface ApiResponse {
+  status: number;
+  headers: Record<string, string | undefined>;
+  body: string;
 }
 
 class HeadRefused extends Error {}

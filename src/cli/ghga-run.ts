@@ -1,0 +1,202 @@
+/**
+ * `--ghga`: a GHGA work package (../../../shared/reference/ghga-protocol.md), for `download`,
+ * `mount` and `view` (options in ./ghga-options.ts).
+ *
+ * The session: the user's Crypt4GH key pair, the well-known values (service URLs), the download
+ * token (file, stdin or prompt), the work package's files; work-order tokens are fetched per call
+ * and renewed by the WPS client (../source/ghga/services.ts).
+ *
+ * `download --ghga` does what `ghga-connector download` does, compatibly: `<accession><ext>.c4gh`
+ * (the envelope put in front of the data blocks: a complete Crypt4GH file for the user's key), or
+ * `<accession><ext>` decrypted with `--decrypt`. Better: every file is asked for at once (staging
+ * runs in parallel at the DCS), each is polled by its own Retry-After, and a staged file downloads
+ * while the others still stage; each file goes through the same resumable, journalled download as
+ * any other (a kill -9 costs the parts in flight), with bounded memory; and the plaintext's SHA-256
+ * is checked against the DRS `checksums` (decrypting the finished file from disk when it is kept
+ * encrypted), which the connector never does.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import type { ArgumentsCamelCase } from 'yargs';
+import type { C4ghKeyPair } from '../crypt4gh/keys.js';
+import { planOutputs } from '../download/layout.js';
+import { runDownload, type DownloadSummary } from '../download/download-session.js';
+import { createProgress } from '../download/progress.js';
+import { RateLimiter } from '../download/rate-limiter.js';
+import { SlicefsError } from '../errors.js';
+import { ghgaUrl, openEncryptedFile, openSource, type GhgaContext } from '../open-source.js';
+import { Crypt4ghSource } from '../source/crypt4gh-source.js';
+import { DrsClient, type DrsObject } from '../source/ghga/dcs.js';
+import { DEFAULT_GHGA_URL, WorkPackageClient, wellKnownValues, type WorkPackage } from '../source/ghga/services.js';
+import { stageAll, type StagingEvent } from '../source/ghga/staging.js';
+import { LocalSource } from '../source/local-source.js';
+import { Stats } from '../stats.js';
+import { HttpTransport } from '../transport/http-transport.js';
+import { parseByteSize } from '../util/size.js';
+import { say, transportConfig, type TransportArgs } from './common.js';
+import { report } from './download-run.js';
+import type { DownloadArgs } from './download.js';
+import type { GhgaArgs } from './ghga-options.js';
+import type { KeyArgs } from './key-options.js';
+import { keysOf, promptHidden } from './keys.js';
+
+/** The connector's default for how long staging may take (`max_wait_time`). */
+const DEFAULT_MAX_WAIT_S = 3600;
+
+export interface GhgaSession {
+  api: HttpTransport;
+  pair: C4ghKeyPair;
+  keys: () => Promise<C4ghKeyPair[]>;
+  workPackage: WorkPackage;
+  drs: DrsClient;
+  maxWaitS: number;
+}
+
+/** The download token: a file no one else may read, else stdin when piped, else a hidden prompt. */
+async function downloadToken(args: GhgaArgs): Promise<string> {
+  const file = args['download-token-file'];
+  if (file !== undefined) {
+    const st = await stat(file).catch(() => undefined);
+    if (!st) throw new SlicefsError('USAGE', `--download-token-file ${file}: no such file`);
+    if (st.mode & 0o077) throw new SlicefsError('USAGE', `--download-token-file ${file}: readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
+    return (await readFile(file, 'utf8')).trim();
+  }
+  if (!process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/).find((l) => l.trim() !== '');
+    if (line === undefined) throw new SlicefsError('USAGE', 'no download token on standard input (or give --download-token-file FILE)');
+    return line.trim();
+  }
+  const typed = await promptHidden('Please paste the complete download token that you copied from the GHGA data portal: ');
+  if (!typed) throw new SlicefsError('USAGE', 'no download token given');
+  return typed.trim();
+}
+
+export async function openGhga(args: GhgaArgs & KeyArgs & TransportArgs, log: (line: string) => void): Promise<GhgaSession> {
+  const keys = keysOf(args);
+  if (!keys) throw new SlicefsError('USAGE', '--ghga needs your Crypt4GH key pair: --private-key FILE (the one whose public key you gave the GHGA data portal)');
+  const maxWaitS = args['max-wait'] ?? (Number(process.env.GHGA_CONNECTOR_MAX_WAIT_TIME) || DEFAULT_MAX_WAIT_S);
+  if (!(maxWaitS > 0)) throw new SlicefsError('USAGE', '--max-wait must be a positive number of seconds');
+  const api = new HttpTransport(transportConfig(args, log), new Stats(), log);
+  try {
+    const [pair] = await keys();
+    const token = await downloadToken(args);
+    const values = await wellKnownValues(api, args['ghga-url'] ?? (process.env.GHGA_CONNECTOR_WKVS_API_URL || DEFAULT_GHGA_URL));
+    const client = new WorkPackageClient(api, values.wpsUrl, token, pair);
+    const workPackage = await client.workPackage();
+    return { api, pair, keys, workPackage, drs: new DrsClient(api, values.dcsUrl, client), maxWaitS };
+  } catch (err) {
+    await api.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** A line per staging event, as the connector prints them. */
+function stagingLine(e: StagingEvent): string {
+  if (e.type === 'staging') return `${e.accession}: ${e.first ? 'being staged' : 'still being staged'}, asking again in ${e.retryAfterS} s`;
+  if (e.type === 'ready') return `${e.accession}: ready for download${e.waitedS > 0 ? ` after ${Math.round(e.waitedS)} s of staging` : ''}`;
+  return `${e.accession}: not available at the download service`;
+}
+
+/** Stages every file of the work package (all asked for at once) and waits for all of them. */
+export async function stageWorkPackage(s: GhgaSession, accessions: string[], log: (line: string) => void): Promise<Map<string, DrsObject>> {
+  const run = stageAll(accessions, s.drs, { maxWaitS: s.maxWaitS, onEvent: (e) => log(stagingLine(e)) });
+  const staged = new Map<string, DrsObject>();
+  for (const f of await run.done) staged.set(f.accession, f.object);
+  return staged;
+}
+
+/** The SHA-256 (hex) of the plaintext of a finished file on disk: decrypted first when kept encrypted. */
+async function plaintextSha256(file: string, keys: () => Promise<C4ghKeyPair[]>, encrypted: boolean): Promise<string> {
+  const hash = createHash('sha256');
+  const local = new LocalSource(file);
+  const src = encrypted ? new Crypt4ghSource(local, { keys }) : local;
+  const { size } = await src.version();
+  await src.read(0, size, (c) => void hash.update(c));
+  return hash.digest('hex');
+}
+
+export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & GhgaArgs>): Promise<void> {
+  if (args.manifest || args.url || args['object-id']) throw new SlicefsError('USAGE', '--ghga downloads a work package: no --manifest, --url or --object-id with it');
+  const partSize = parseByteSize(args['part-size'], '--part-size');
+  const rate = args['limit-rate'] !== undefined ? parseByteSize(args['limit-rate'], '--limit-rate') : undefined;
+  const s = await openGhga(args, say);
+  const stats = new Stats();
+  const mode = args.quiet ? 'quiet' : process.stderr.isTTY && process.env.TERM !== 'dumb' ? 'tty' : 'plain';
+  const files = [...s.workPackage.files];
+  const progress = createProgress({ mode, totalFiles: files.length, totalBytes: 0, out: process.stderr });
+  const line = (msg: string) => progress.message(`slicefs: ${msg}`);
+  const tc = transportConfig({ ...args, timeout: args.timeout + 3 }, (l) => progress.message(`${new Date().toISOString()} ${l}`));
+  const transport = new HttpTransport({ ...tc, connectionsPerOrigin: Math.max(tc.connectionsPerOrigin, args.parallel), retry: { ...tc.retry, maxAttempts: 10, maxDelayMs: 10_000 } }, stats, line);
+  // The connector's layout: `<accession><ext>.c4gh`, or the plaintext's `<accession><ext>`.
+  const entries = files.map(([acc, ext], i) => ({ path: `${acc}${ext}${args.decrypt ? '' : '.c4gh'}`, url: ghgaUrl(acc), id: acc, line: i + 1 }));
+  const planned = planOutputs(entries, args['output-dir'], 'path', false, 'the work package');
+  const ghga: GhgaContext = { drs: s.drs, staged: new Map() };
+  const ctx = { transport, api: transport, keys: s.keys, ghga };
+  const interrupt = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupt.signal.aborted) return;
+    progress.message(`${sig}: stopping; finished parts are kept`);
+    interrupt.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const limiter = rate !== undefined ? new RateLimiter(rate) : undefined;
+  const summary: DownloadSummary = { files: [], bytesFetched: 0, seconds: 0, interrupted: false, diskFull: false };
+  const t0 = performance.now();
+  try {
+    line(`work package ${s.workPackage.id}: ${files.length} file${files.length === 1 ? '' : 's'}${s.workPackage.expires ? `, valid until ${s.workPackage.expires.toISOString()}` : ''}`);
+    // Every file is asked for now; each downloads as soon as it is staged, while the others stage.
+    const run = stageAll(files.map(([acc]) => acc), s.drs, { maxWaitS: s.maxWaitS, onEvent: (e) => line(stagingLine(e)), signal: interrupt.signal });
+    try {
+      for await (const staged of run) {
+        ghga.staged.set(staged.accession, staged.object);
+        const file = planned.find((p) => p.entry.id === staged.accession)!;
+        const expected = staged.object.plaintextSha256;
+        const result = await runDownload({
+          dir: args['output-dir'],
+          jobs: [
+            {
+              file,
+              source: args.decrypt ? openSource(ctx, file.url) : openEncryptedFile(ctx, file.url, undefined, {}),
+              verify: expected
+                ? async (part) => {
+                    const got = await plaintextSha256(part, s.keys, !args.decrypt);
+                    if (got !== expected) throw new SlicefsError('BAD_RESPONSE', `the decrypted file's SHA-256 ${got} is not the ${expected} the download service states`);
+                  }
+                : undefined,
+            },
+          ],
+          config: { partSize, parallel: args.parallel },
+          force: args.force,
+          verifyOnly: args.verify,
+          limiter,
+          progress,
+          signal: interrupt.signal,
+          warn: (l) => progress.message(l),
+          manifestFile: 'the work package',
+        });
+        summary.files.push(...result.files);
+        summary.bytesFetched += result.bytesFetched;
+        summary.interrupted ||= result.interrupted;
+        summary.diskFull ||= result.diskFull;
+        if (result.interrupted || result.diskFull) break;
+      }
+    } catch (err) {
+      if (!interrupt.signal.aborted) throw err;
+      summary.interrupted = true;
+    } finally {
+      run.cancel();
+    }
+  } finally {
+    summary.seconds = (performance.now() - t0) / 1000;
+    progress.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await transport.close().catch(() => {});
+    await s.api.close().catch(() => {});
+  }
+  // Files never reached (a staging failure ends the run first) are not reported as done.
+  report(summary, args, stats);
+}

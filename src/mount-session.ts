@@ -10,7 +10,7 @@ import { prepareMountPoint, removeCreated, type PreparedMountPoint } from './fs/
 import { ReadOnlyFs, probeSizes } from './fs/readonly-fs.js';
 import { buildTree, walkFiles, type DirNode } from './fs/tree.js';
 import type { Manifest } from './manifest/types.js';
-import { anyScore, openSource } from './open-source.js';
+import { anyScore, openSource, type GhgaContext } from './open-source.js';
 import type { ScoreEndpoint } from './source/score-source.js';
 import type { C4ghKeyPair } from './crypt4gh/keys.js';
 import { Stats } from './stats.js';
@@ -31,6 +31,8 @@ export interface MountSessionOptions {
   score?: ScoreEndpoint;
   /** The reader's Crypt4GH keys, for encrypted objects. */
   keys?: () => Promise<C4ghKeyPair[]>;
+  /** A GHGA work package's download service (`--ghga`), closed with the session. */
+  ghga?: GhgaContext & { close(): Promise<void> };
   /** Fetch in a worker thread (default) or on the FUSE thread. */
   fetchWorker: boolean;
   /** Messages for the user (stderr). */
@@ -64,11 +66,12 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
   const closeAll = async () => {
     await transport.close().catch(() => {});
     if (api && api !== transport) await api.close().catch(() => {});
+    await o.ghga?.close().catch(() => {});
   };
   // The whole tree is checked (index names included) before anything starts or the mount point is touched.
   let root: DirNode;
   try {
-    root = buildTree(o.manifest, (url, size, encryption) => openSource({ transport, api, score: o.score, keys: o.keys }, url, size, encryption));
+    root = buildTree(o.manifest, (url, size, encryption) => openSource({ transport, api, score: o.score, keys: o.keys, ghga: o.ghga }, url, size, encryption));
   } catch (err) {
     await closeAll();
     throw err;

@@ -20,6 +20,8 @@ import { keyFilesOf } from './key-options.js';
 import { mountKey, registryDir, stateDir } from './mount-registry.js';
 
 interface DaemonArgs {
+  ghga?: boolean;
+  'download-token-file'?: string;
   'private-key'?: string | string[];
   mountpoint?: string;
   'mount-point'?: string;
@@ -47,6 +49,8 @@ function childArgv(logFile: string, pidFile: string): string[] {
 export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promise<void> {
   const target = args.mountpoint ?? args['mount-point'];
   if (!target) throw new SlicefsError('USAGE', 'give a mount point: slicefs mount --daemon --manifest FILE DIR');
+  // The detached mount cannot ask for a GHGA download token either.
+  if (args.ghga && !args['download-token-file']) throw new SlicefsError('USAGE', 'mount --ghga --daemon needs --download-token-file FILE (a detached mount cannot ask for the token)');
   const key = mountKey(target);
   const logFile = resolve(args['log-file'] ?? join(stateDir(), 'logs', `${key}.log`));
   const pidFile = resolve(args['pid-file'] ?? join(registryDir(), `${key}.pid`));

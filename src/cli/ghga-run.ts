@@ -24,6 +24,8 @@ import { runDownload, type DownloadSummary } from '../download/download-session.
 import { createProgress } from '../download/progress.js';
 import { RateLimiter } from '../download/rate-limiter.js';
 import { SlicefsError } from '../errors.js';
+import { checkTree } from '../manifest/load.js';
+import type { Manifest, ManifestEntry } from '../manifest/types.js';
 import { ghgaUrl, openEncryptedFile, openSource, type GhgaContext } from '../open-source.js';
 import { Crypt4ghSource } from '../source/crypt4gh-source.js';
 import { DrsClient, type DrsObject } from '../source/ghga/dcs.js';
@@ -199,4 +201,55 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
   }
   // Files never reached (a staging failure ends the run first) are not reported as done.
   report(summary, args, stats);
+}
+
+/**
+ * The mount's manifest of a work package: `<accession><ext>` for each file, decrypted. An index
+ * that is the only one matching a data file (`.bam` → `.bam.bai`, `.bai`, `.csi`; `.cram` →
+ * `.crai`) appears beside it under the name samtools looks for (`GHGAF1.bam.bai`), not under its
+ * own accession.
+ */
+export function workPackageManifest(s: GhgaSession): Manifest {
+  const files = [...s.workPackage.files];
+  const indexOf = new Map<string, string>();
+  for (const [acc, ext] of files) {
+    if (!/\.(bam|cram)$/i.test(ext)) continue;
+    const found = indexCandidates(files, acc, ext);
+    if (found.length === 1 && ![...indexOf.values()].includes(found[0][0])) indexOf.set(acc, found[0][0]);
+  }
+  const paired = new Set(indexOf.values());
+  const entries: ManifestEntry[] = [];
+  files.forEach(([acc, ext], i) => {
+    if (paired.has(acc)) return;
+    const index = indexOf.get(acc);
+    entries.push({ path: `${acc}${ext}`, url: ghgaUrl(acc), id: acc, line: i + 1, ...(index ? { indexUrl: ghgaUrl(index), indexFileName: `${index}${s.workPackage.files.get(index)}` } : {}) });
+  });
+  checkTree(entries, 'the work package');
+  return { file: 'the work package', format: 'ghga', entries };
+}
+
+/** The files of the package whose extension is an index's of `ext` (the data file's). */
+function indexCandidates(files: [string, string][], accession: string, ext: string): [string, string][] {
+  const wanted = ['.bai', '.csi', '.crai'].flatMap((x) => [`${ext}${x}`, ext.replace(/\.(bam|cram)$/i, x)].map((w) => w.toLowerCase()));
+  return files.filter(([acc, e]) => acc !== accession && wanted.includes(e.toLowerCase()));
+}
+
+/** The data file and its index in the work package, for `view --ghga --accession`. */
+export function viewFiles(s: GhgaSession, accession: string | undefined, indexAccession: string | undefined): { data: string; dataName: string; index: string } {
+  if (!accession) throw new SlicefsError('USAGE', 'view --ghga needs --accession GHGAF… (a file of the work package)');
+  const files = s.workPackage.files;
+  const ext = files.get(accession);
+  if (ext === undefined) throw new SlicefsError('NOT_FOUND', `${accession} is not a file of work package ${s.workPackage.id}`);
+  let index = indexAccession;
+  if (index === undefined) {
+    // The index is another file of the package whose extension is the data's plus an index's.
+    const found = indexCandidates([...files], accession, ext);
+    if (found.length !== 1) {
+      throw new SlicefsError('USAGE', `${found.length === 0 ? 'no index' : 'several indexes'} for ${accession}${ext} in the work package: give --index-accession`);
+    }
+    index = found[0][0];
+  } else if (!files.has(index)) {
+    throw new SlicefsError('NOT_FOUND', `${index} is not a file of work package ${s.workPackage.id}`);
+  }
+  return { data: ghgaUrl(accession), dataName: `${accession}${ext}`, index: ghgaUrl(index) };
 }

@@ -10,17 +10,21 @@ import { SlicefsError, errnoName, messageOf } from '../errors.js';
 import { isMounted } from '../fs/fuse/mount-point.js';
 import { loadManifest } from '../manifest/load.js';
 import { TREE_LAYOUTS, type TreeLayout } from '../manifest/tree-layout.js';
+import type { Manifest } from '../manifest/types.js';
+import type { MountSessionOptions } from '../mount-session.js';
+import type { ScoreEndpoint } from '../source/score-source.js';
 import { writeFile, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { cacheConfig, emit, readerConfig, reportError, say, setLogSink, timestamped, transportConfig, type CacheArgs, type TransportArgs } from './common.js';
 import { DAEMON_CHILD_ENV, notifyParent } from './daemon-protocol.js';
 import { LogFile } from './log-file.js';
 import { removeRecord, writeRecord, type MountRecord } from './mount-registry.js';
+import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
 import { withKeyOptions, type KeyArgs } from './key-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
 
-interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs, KeyArgs {
-  manifest: string;
+interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs, KeyArgs, GhgaArgs {
+  manifest?: string;
   layout?: string;
   'mount-point'?: string;
   mountpoint?: string;
@@ -41,9 +45,9 @@ export const mountCommand: CommandModule<object, MountArgs> = {
   command: 'mount [mountpoint]',
   describe: 'Mount a manifest as a read-only directory tree (foreground; Ctrl-C unmounts)',
   builder: (y: Argv) =>
-    withKeyOptions(withScoreOptions(y, { verifyConnection: true }))
+    withGhgaOptions(withKeyOptions(withScoreOptions(y, { verifyConnection: true })))
       .positional('mountpoint', { type: 'string', describe: 'directory to mount on (created if missing; must be empty)' })
-      .option('manifest', { alias: 'm', type: 'string', demandOption: true, describe: 'manifest file (TSV with a url column, an ARGO or ICGC 25K score manifest, or one URL per line)' })
+      .option('manifest', { alias: 'm', type: 'string', describe: 'manifest file (TSV with a url column, an ARGO or ICGC 25K score manifest, or one URL per line)' })
       .option('layout', { type: 'string', choices: TREE_LAYOUTS, describe: 'tree of a score manifest: bundle (analysis_id/file_name, default), object-id (flat), or path (the manifest paths)' })
       .option('mount-point', { type: 'string', describe: 'same as the positional mountpoint' })
       .option('cache-size', { type: 'string', default: '256M', describe: 'memory budget of the block cache' })
@@ -88,15 +92,36 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   }
   const probes = args['probe-concurrency'];
   if (!Number.isInteger(probes) || probes < 1 || probes > 1024) throw new SlicefsError('USAGE', '--probe-concurrency must be an integer from 1 to 1024');
-  const loaded = await loadManifest(args.manifest);
+  if ((args.manifest === undefined) === !args.ghga) throw new SlicefsError('USAGE', 'give one of --manifest FILE or --ghga (a GHGA work package)');
   const tc = transportConfig(args, (l) => timestamped(l));
-  // Score objects: the token and storage service, and analyses the layout needs, before mounting.
-  // Loaded here, not at the top: main.ts imports this module, and undici costs every command's start-up.
-  const [{ HttpTransport }, { Stats }, { prepareManifest }] = await Promise.all([import('../transport/http-transport.js'), import('../stats.js'), import('./score-manifest.js')]);
-  const api = new HttpTransport(tc, new Stats(), say);
-  const { manifest, endpoint } = await prepareManifest(loaded, args.layout as TreeLayout | undefined, args, api, say).finally(() => api.close());
+  let manifest: Manifest;
+  let endpoint: ScoreEndpoint | undefined;
+  let ghga: MountSessionOptions['ghga'];
+  let keys: MountSessionOptions['keys'];
+  if (args.ghga) {
+    // A work package: every file staged first (the mount lists them all), then mounted decrypted.
+    const { openGhga, stageWorkPackage, workPackageManifest } = await import('./ghga-run.js');
+    const s = await openGhga(args, say);
+    try {
+      const staged = await stageWorkPackage(s, [...s.workPackage.files.keys()], say);
+      manifest = workPackageManifest(s);
+      ghga = { drs: s.drs, staged, close: () => s.api.close() };
+      keys = s.keys;
+    } catch (err) {
+      await s.api.close().catch(() => {});
+      throw err;
+    }
+  } else {
+    const loaded = await loadManifest(args.manifest!);
+    // Score objects: the token and storage service, and analyses the layout needs, before mounting.
+    // Loaded here, not at the top: main.ts imports this module, and undici costs every command's start-up.
+    const [{ HttpTransport }, { Stats }, { prepareManifest }] = await Promise.all([import('../transport/http-transport.js'), import('../stats.js'), import('./score-manifest.js')]);
+    const api = new HttpTransport(tc, new Stats(), say);
+    ({ manifest, endpoint } = await prepareManifest(loaded, args.layout as TreeLayout | undefined, args, api, say).finally(() => api.close()));
+  }
   // Loaded on use: fuse-native's native addon and the worker code cost other commands' start-up.
   const [{ openMountSession }, { keysOf }] = await Promise.all([import('../mount-session.js'), import('./keys.js')]);
+  keys ??= keysOf(args);
   const log = (l: string) => timestamped(l);
   const tty = process.stderr.isTTY && !args['log-file'];
   let lastProgress = 0;
@@ -107,7 +132,8 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     force: args.force,
     transport: tc,
     score: endpoint,
-    keys: keysOf(args),
+    keys,
+    ghga,
     cache: cacheConfig(args),
     reader: readerConfig(args),
     mount: { ...DEFAULT_MOUNT, allowOther: args['allow-other'], debug: args['debug-fuse'], opTimeoutMs: args.timeout * 1000 },
@@ -135,7 +161,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   const record = (): MountRecord => ({
     pid: process.pid,
     mountPoint: session.mountPoint,
-    manifest: resolve(args.manifest),
+    manifest: args.manifest ? resolve(args.manifest) : 'GHGA work package',
     started,
     updated: new Date().toISOString(),
     daemon: detached,

@@ -13,7 +13,7 @@ import { SlicefsError } from '../errors.js';
 import { loadManifest } from '../manifest/load.js';
 import { LocalSource } from '../source/local-source.js';
 import { scoreObjectIdOf, scoreUrl } from '../manifest/score-ref.js';
-import { anyScore, openSource } from '../open-source.js';
+import { anyScore, openSource, type GhgaContext } from '../open-source.js';
 import type { EncryptionRef } from '../manifest/types.js';
 import { Crypt4ghSource } from '../source/crypt4gh-source.js';
 import type { ObjectSource } from '../source/object-source.js';
@@ -83,20 +83,35 @@ async function resolveInput(args: ArgumentsCamelCase<ViewArgs>): Promise<ViewInp
 
 export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void> {
   const t0 = performance.now();
-  const given = [args.url, args['input-file'], args.manifest, args['object-id']].filter((x) => x !== undefined).length;
-  if (given !== 1) throw new SlicefsError('USAGE', 'give exactly one of --url, --input-file, --manifest (with --path) or --object-id');
+  const given = [args.url, args['input-file'], args.manifest, args['object-id'], args.ghga ? true : undefined].filter((x) => x !== undefined).length;
+  if (given !== 1) throw new SlicefsError('USAGE', 'give exactly one of --url, --input-file, --manifest (with --path), --object-id or --ghga (with --accession)');
   if (args['header-only'] && !args.header) throw new SlicefsError('USAGE', '--header-only and --no-header contradict each other');
   const stats = new Stats();
   const transport = new HttpTransport(transportConfig(args, timestamped), stats, say);
+  const closeLater: (() => Promise<void>)[] = [];
   try {
-    const input = await resolveInput(args);
+    let input: ViewInput;
+    let ghga: GhgaContext | undefined;
+    let keys = keysOf(args);
+    if (args.ghga) {
+      // A file of a GHGA work package and its index, staged first, read decrypted.
+      const { openGhga, stageWorkPackage, viewFiles } = await import('./ghga-run.js');
+      const s = await openGhga(args, say);
+      closeLater.push(() => s.api.close());
+      const files = viewFiles(s, args.accession, args['index-accession']);
+      const accessions = [files.data, files.index].map((u) => u.slice('ghga:'.length));
+      ghga = { drs: s.drs, staged: await stageWorkPackage(s, accessions, args.stats ? say : () => {}) };
+      keys = s.keys;
+      input = { data: files.data, index: files.index, fileName: files.dataName };
+    } else {
+      input = await resolveInput(args);
+    }
     const score = anyScore([input.data, input.index]) ? await scoreEndpoint(args, say) : undefined;
-    const keys = keysOf(args);
-    const ctx = { transport, api: transport, score, keys };
+    const ctx = { transport, api: transport, score, keys, ghga };
     // A name ending in .c4gh (or the data's manifest entry) is read decrypted.
     const remote = (u: string, enc: EncryptionRef | undefined = isC4gh(u) ? {} : undefined) => openSource(ctx, u, undefined, enc);
     const sourceFor = (name: string, enc?: EncryptionRef): ObjectSource => {
-      if (isUrl(name) || scoreObjectIdOf(name) !== undefined) return remote(name, enc);
+      if (isUrl(name) || scoreObjectIdOf(name) !== undefined || name.startsWith('ghga:')) return remote(name, enc);
       const local = new LocalSource(name);
       if (!(enc ?? isC4gh(name))) return local;
       if (!keys) throw new SlicefsError('USAGE', `${name} is Crypt4GH-encrypted: give --private-key FILE (or C4GH_SECRET_KEY)`);
@@ -106,7 +121,11 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
     let dataPath: string;
     let candidates: (format: DataFormat) => ObjectSource[];
     const objectId = scoreObjectIdOf(input.data);
-    if (objectId !== undefined) {
+    if (ghga) {
+      const indexSource = sourceFor(input.index!);
+      dataPath = input.fileName!;
+      candidates = () => [indexSource];
+    } else if (objectId !== undefined) {
       // A Score object: its index is the one named, else the analysis' `<fileName>.bai|.crai|…`.
       let index = input.index;
       let fileName = input.fileName ?? '';
@@ -182,5 +201,6 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
     }
   } finally {
     await transport.close().catch(() => {});
+    for (const close of closeLater) await close().catch(() => {});
   }
 }

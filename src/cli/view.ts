@@ -8,11 +8,12 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { reportError, type CacheArgs, type TransportArgs } from './common.js';
+import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
 import { withKeyOptions, type KeyArgs } from './key-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
 
 /** `view` has no --readahead-max: it prefetches exactly the chunks the index names. */
-export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'>, ScoreArgs, KeyArgs {
+export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'>, ScoreArgs, KeyArgs, GhgaArgs {
   'index-object-id'?: string;
   'metadata-url'?: string;
   url?: string;
@@ -39,7 +40,7 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
   command: 'view',
   describe: 'Stream the records of regions of a remote BAM or CRAM (SAM or BAM on stdout), fetching only what overlaps',
   builder: (y: Argv) =>
-    withKeyOptions(withScoreOptions(y))
+    withGhgaOptions(withKeyOptions(withScoreOptions(y)), { view: true })
       .option('index-object-id', { type: 'string', describe: "with --object-id: the index's object id (default: found through the metadata service)" })
       .option('url', { type: 'string', describe: 'URL of the BAM or CRAM' })
       .option('input-file', { type: 'string', describe: 'a local BAM or CRAM instead of a URL' })

@@ -32,7 +32,8 @@ export interface IndexNameHints {
  * the kind of the data file (`x.cram` → `x.cram.crai`).
  */
 export function indexNameFor(dataName: string, indexUrl: string, hints: IndexNameHints = {}): string {
-  const score = scoreObjectIdOf(indexUrl) !== undefined;
+  // An index known by an id (a Score object, a GHGA accession) is named from its file name.
+  const score = scoreObjectIdOf(indexUrl) !== undefined || indexUrl.startsWith('ghga:');
   // An encrypted index (`x.bam.bai.c4gh`) is shown decrypted, under the plain index's name.
   const path = (score ? (hints.indexFileName ?? '') : new URL(indexUrl).pathname).toLowerCase().replace(/\.c4gh$/, '');
   const suffix = INDEX_SUFFIXES.find((s) => path.endsWith(s));

@@ -55,7 +55,7 @@ export function parseStats(line: string): Record<string, number> {
 /** Spawns `slicefs mount` and waits until it is mounted (or exits, which rejects with its stderr). */
 export async function startDaemon(manifest: string, mountPoint: string, extra: string[] = [], env: Record<string, string | undefined> = {}): Promise<Daemon> {
   requireFuse();
-  const proc = spawn(process.execPath, [BIN, 'mount', '--manifest', manifest, mountPoint, ...extra], {
+  const proc = spawn(process.execPath, [BIN, 'mount', ...(manifest ? ['--manifest', manifest] : []), mountPoint, ...extra], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...env },
   });

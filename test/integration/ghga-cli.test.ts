@@ -153,5 +153,18 @@ test('errors are one line: malformed token, token for another key, expired or re
       ghga[flag] = false;
     }
   }
+  // Staging that takes longer than --max-wait, and a file that is not in the work package.
+  ghga.setStagingDelay('GHGAF00000000000002', 30);
+  try {
+    const r = await slicefs(ghgaArgs(join(work, 'staging'), ['--max-wait', '1', '-q']));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /GHGAF00000000000002 was still being staged after 1 s/);
+  } finally {
+    ghga.setStagingDelay('GHGAF00000000000002', 0);
+  }
+  const notIn = await slicefs(['view', '--ghga', '--ghga-url', ghga.wkvsUrl, '--private-key', keyFile, '--download-token-file', tokenFile, '--accession', 'GHGAF99999999999999', '-q', 'chr1']);
+  assert.equal(notIn.code, 1);
+  assert.equal(notIn.stderr.trim().split('\n').length, 1, notIn.stderr);
+  assert.match(notIn.stderr, /GHGAF99999999999999 is not a file of work package/);
   assert.deepEqual((await readdir(dir).catch(() => [])).filter((n) => !n.startsWith('.') && !n.startsWith('slicefs-')), []);
 });

@@ -141,7 +141,7 @@ test('bad inputs: one clear line, the right exit code', async () => {
     [['--url', server.url('/bad/presigned.bam') + '?X-Amz-Signature=SECRET', '-q', 'chr2'], 1, /no index found \(tried .*presigned\.bam\.bai\?…, .*\) \(3 refused with 401\/403: a presigned URL signs one object, so its index needs its own URL\); give one with --index-url\n$/],
     [['--url', server.url('/bad/truncated.bam'), '-q', 'chr2'], 1, /^slicefs: error: .*(truncated|BGZF|BAM)/],
     [['--url', server.url('/bad/garbage.bam'), '-q', 'chr1'], 1, /^slicefs: error: .*(index|BAM|readable)/i],
-    [['--url', server.url('/d/sample.bam'), '--input-file', 'x.bam'], 2, /^slicefs: error: give exactly one of --url, --input-file, --manifest \(with --path\) or --object-id$/m],
+    [['--url', server.url('/d/sample.bam'), '--input-file', 'x.bam'], 2, /^slicefs: error: give exactly one of --url, --input-file, --manifest \(with --path\), --object-id or --ghga \(with --accession\)$/m],
   ];
   for (const [args, code, pattern] of cases) {
     const r = await run(process.execPath, [BIN, 'view', '--cache-dir', join(work, 'cache'), ...args]);

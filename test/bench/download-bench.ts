@@ -40,7 +40,7 @@
  *        [--only loopback,wan,resume,limit,sweep,profile] [--resume-tries 3]
  *        [--curl-args "…"] [--aria2c-args "…"] [--slicefs-args "…"] [--cmd-timeout 300] [--timeout 1800]
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -52,12 +52,10 @@ import { parseArgs, promisify } from 'node:util';
 import { startLatencyProxy, type LatencyProxy } from './latency-proxy.js';
 import { startNginx, type AccessLogSummary, type NginxServer } from './nginx.js';
 import { ensureDataFile } from './prng.js';
-import { childEnv, copyCli, onCleanup, runBenchMain, runCleanups, sleep } from './proc.js';
+import { childEnv, copyCli, launchTimed, onCleanup, runBenchMain, runCleanups, sleep } from './proc.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const execFileP = promisify(execFile);
-/** util-linux setpriv: a child that outlives a SIGKILLed benchmark is killed with it. */
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 const MiB = 1024 * 1024;
 const MB = 1e6;
 
@@ -67,86 +65,7 @@ const TOOLS: Tool[] = ['curl', 'aria2c', 'slicefs'];
 // ---------------------------------------------------------------------------------------------
 // Processes.
 
-interface Exit {
-  wallS: number;
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** user + system CPU seconds (GNU time), NaN when it was killed. */
-  cpuS: number;
-  rssMiB: number;
-  timedOut: boolean;
-  killed: boolean;
-}
-
-interface Launched {
-  /** The pid of GNU time; the tool is its only child. */
-  pid: number;
-  done: Promise<Exit>;
-  /** SIGKILL to the whole process group (time and the tool). */
-  kill(): void;
-}
-
-/**
- * Runs `cmd` under GNU time (CPU seconds, peak RSS) in its own process group, stdout and stderr
- * kept (capped). With setpriv, both time and the tool get a parent-death SIGKILL. Killed after
- * `timeoutMs`.
- */
-function launch(cmd: string, args: string[], opts: { cwd: string; timeoutMs: number; env?: NodeJS.ProcessEnv }): Launched {
-  const t0 = performance.now();
-  const pd = (argv: string[]) => (SETPRIV ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...argv] : argv);
-  const argv = pd(['/usr/bin/time', '-f', 'SLICEFS_BENCH_TIME=%e %U %S %M', ...pd([cmd, ...args])]);
-  const p = spawn(argv[0], argv.slice(1), { cwd: opts.cwd, env: opts.env ?? childEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let killed = false;
-  const kill = () => {
-    killed = true;
-    try {
-      if (p.pid) process.kill(-p.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  };
-  const unregister = onCleanup(`${basename(cmd)} (download-bench)`, kill);
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    kill();
-  }, opts.timeoutMs);
-  let stdout = '';
-  let stderr = '';
-  p.stdout.setEncoding('utf8').on('data', (d: string) => {
-    if (stdout.length < 1 << 20) stdout += d;
-  });
-  p.stderr.setEncoding('utf8').on('data', (d: string) => {
-    if (stderr.length < 1 << 20) stderr += d;
-  });
-  const done = new Promise<Exit>((res) => {
-    const finish = (code: number | null) => {
-      clearTimeout(timer);
-      unregister();
-      const m = /SLICEFS_BENCH_TIME=(\S+) (\S+) (\S+) (\d+)/.exec(stderr);
-      stderr = stderr.replace(/^(Command (exited with non-zero status|terminated by signal) .*\n)?SLICEFS_BENCH_TIME=.*\n?/m, '');
-      res({
-        wallS: (performance.now() - t0) / 1000,
-        code,
-        stdout,
-        stderr,
-        cpuS: m ? Number(m[2]) + Number(m[3]) : NaN,
-        rssMiB: m ? Number(m[4]) / 1024 : NaN,
-        timedOut,
-        killed,
-      });
-    };
-    p.on('close', finish);
-    p.on('error', (e) => {
-      stderr += String(e);
-      finish(127);
-    });
-  });
-  return { pid: p.pid ?? 0, done, kill };
-}
-
-/** The pid of the tool under `launch` (time's only child; setpriv exec'ed into it). */
+/** The pid of the tool under `launchTimed` (time's only child; setpriv exec'ed into it). */
 async function toolPid(timePid: number, waitMs = 2000): Promise<number | undefined> {
   const deadline = Date.now() + waitMs;
   const pid = timePid;
@@ -199,11 +118,11 @@ async function quiet(cmd: string, args: string[]): Promise<void> {
  */
 async function snapshotCli(): Promise<{ dir: string; bin: string; startupS: number; remove: () => Promise<void> }> {
   const { dir, bin, remove } = await copyCli(REPO, 'download-bench');
-  const check = await launch(process.execPath, [bin, '--version'], { cwd: dir, timeoutMs: 60_000 }).done;
+  const check = await launchTimed(process.execPath, [bin, '--version'], { cwd: dir, timeoutMs: 60_000, owner: 'download-bench' }).done;
   if (check.code !== 0) throw new Error(`the CLI copy in ${dir} does not run (is dist/ built?):\n${check.stderr.slice(-2000)}`);
   // Start-up: `slicefs download --help` loads the CLI and the command's options (median of 5).
   const startup: number[] = [];
-  for (let i = 0; i < 5; i++) startup.push((await launch(process.execPath, [bin, 'download', '--help'], { cwd: dir, timeoutMs: 60_000 }).done).wallS);
+  for (let i = 0; i < 5; i++) startup.push((await launchTimed(process.execPath, [bin, 'download', '--help'], { cwd: dir, timeoutMs: 60_000, owner: 'download-bench' }).done).wallS);
   return {
     dir,
     bin,
@@ -502,7 +421,7 @@ async function download(ctx: Ctx, tool: Tool, url: string, extra: string[] = [],
   await ctx.nginx.resetLog();
   const [cmd, args] = commandFor(ctx, tool, url, dir, extra, opts.nodeFlags);
   const nginxCpu0 = await cpuSeconds(ctx.nginxPid, ctx.clkTck);
-  const l = launch(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs });
+  const l = launchTimed(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs, owner: 'download-bench' });
   let pid: number | undefined;
   const sampler = opts.sample ? startSampler(ctx.nginx.port, () => pid) : undefined;
   if (sampler) void toolPid(l.pid).then((p) => (pid = p));
@@ -616,7 +535,7 @@ async function resumeAfterKill(ctx: Ctx, tries: number, failures: string[]): Pro
     await quiet('sync', []);
     const [cmd, args] = commandFor(ctx, 'slicefs', url, dir, extra);
     await ctx.nginx.resetLog();
-    const first = launch(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs });
+    const first = launchTimed(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs, owner: 'download-bench' });
     const pid = await toolPid(first.pid);
     // ~2 s: mid-way through 1 GiB at 200 MiB/s (about 40 % of a smaller --size).
     await sleep(Math.min(2000, 300 + (0.4 * ctx.size * 1000) / limit));
@@ -645,7 +564,7 @@ async function resumeAfterKill(ctx: Ctx, tries: number, failures: string[]): Pro
     await sleep(500); // nginx logs the aborted responses
     const log1 = await ctx.nginx.accessLog();
     await ctx.nginx.resetLog();
-    const second = launch(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs });
+    const second = launchTimed(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs, owner: 'download-bench' });
     const e2 = await second.done;
     const log = await ctx.nginx.accessLog();
     const json = parseJson(e2.stdout);

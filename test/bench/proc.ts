@@ -4,7 +4,7 @@ import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { cp, mkdir, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { join, sep } from 'node:path';
+import { basename, join, sep } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -125,6 +125,90 @@ export function runTimed(
     });
     child.on('close', done);
   });
+}
+
+/** How a command run by `launchTimed` ended. */
+export interface TimedExit {
+  /** Wall clock from spawn to exit. */
+  wallS: number;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** user + system CPU seconds (GNU time), NaN when it was killed. */
+  cpuS: number;
+  /** Peak RSS (GNU time), NaN when it was killed. */
+  rssMiB: number;
+  timedOut: boolean;
+  /** Killed by `kill()`, the timeout or the cleanups. */
+  killed: boolean;
+}
+
+export interface Launched {
+  /** The pid of GNU time; the tool is its only child. */
+  pid: number;
+  done: Promise<TimedExit>;
+  /** SIGKILL to the whole process group (time and the tool). */
+  kill(): void;
+}
+
+/**
+ * Runs `cmd` under GNU time (/usr/bin/time: CPU seconds, peak RSS) in its own process group,
+ * stdout and stderr kept (capped at 1 MiB each; time's line taken out of stderr). With setpriv,
+ * both time and the tool get a parent-death SIGKILL. Killed after `timeoutMs`, and by the cleanups
+ * (registered as "<cmd's name> (<owner>)") while it runs. `env` defaults to `childEnv()`.
+ */
+export function launchTimed(cmd: string, args: string[], opts: { cwd: string; timeoutMs: number; env?: NodeJS.ProcessEnv; owner: string }): Launched {
+  const t0 = performance.now();
+  const pd = (argv: string[]) => (SETPRIV ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...argv] : argv);
+  const argv = pd(['/usr/bin/time', '-f', 'SLICEFS_BENCH_TIME=%e %U %S %M', ...pd([cmd, ...args])]);
+  const p = spawn(argv[0], argv.slice(1), { cwd: opts.cwd, env: opts.env ?? childEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let killed = false;
+  const kill = () => {
+    killed = true;
+    try {
+      if (p.pid) process.kill(-p.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  const unregister = onCleanup(`${basename(cmd)} (${opts.owner})`, kill);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    kill();
+  }, opts.timeoutMs);
+  let stdout = '';
+  let stderr = '';
+  p.stdout.setEncoding('utf8').on('data', (d: string) => {
+    if (stdout.length < 1 << 20) stdout += d;
+  });
+  p.stderr.setEncoding('utf8').on('data', (d: string) => {
+    if (stderr.length < 1 << 20) stderr += d;
+  });
+  const done = new Promise<TimedExit>((res) => {
+    const finish = (code: number | null) => {
+      clearTimeout(timer);
+      unregister();
+      const m = /SLICEFS_BENCH_TIME=(\S+) (\S+) (\S+) (\d+)/.exec(stderr);
+      stderr = stderr.replace(/^(Command (exited with non-zero status|terminated by signal) .*\n)?SLICEFS_BENCH_TIME=.*\n?/m, '');
+      res({
+        wallS: (performance.now() - t0) / 1000,
+        code,
+        stdout,
+        stderr,
+        cpuS: m ? Number(m[2]) + Number(m[3]) : NaN,
+        rssMiB: m ? Number(m[4]) / 1024 : NaN,
+        timedOut,
+        killed,
+      });
+    };
+    p.on('close', finish);
+    p.on('error', (e) => {
+      stderr += String(e);
+      finish(127);
+    });
+  });
+  return { pid: p.pid ?? 0, done, kill };
 }
 
 /** Resolves when the child has exited (immediately if it already has). */

@@ -11,20 +11,23 @@
 //   samtools  `samtools view -c FILE REGION` (100 kb) through a slicefs mount vs samtools on the
 //             http:// URL, on both links: time, HTTP requests and body bytes from nginx's access log
 //   memory    peak RSS (VmHWM) of the slicefs daemon after each sequential read
+//   crypt4gh  ./crypt4gh-e2e-bench.js as a child (same --size, --seed, --runs), its tables appended:
+//             encrypted vs plaintext through one mount, `download --ghga --decrypt` vs `download`
 // The page cache is dropped before every run (then the origin's file is read once so nginx serves
 // from memory): kernel_cache mounts must not answer from pages of an earlier run. Each slicefs run
 // uses a fresh daemon (cold block cache).
 //
 // Everything it starts (nginx, the proxy, FUSE mounts, daemons) is stopped on exit, on error, on
 // SIGINT/SIGTERM and on the global --timeout; children also get a parent-death signal.
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startLatencyProxy, type LatencyProxy } from './latency-proxy.js';
+import { startSlicefsMount, type SlicefsMount } from './mount-daemon.js';
 import { startNginx, type AccessLogSummary, type NginxServer } from './nginx.js';
 import { ensureDataFile } from './prng.js';
 import {
@@ -34,10 +37,8 @@ import {
   isFuseMounted,
   lineWatcher,
   onCleanup,
-  procMemory,
   runCleanups,
   runTimed,
-  sleep,
   spawnChild,
   stopChild,
 } from './proc.js';
@@ -75,7 +76,7 @@ const USAGE = `usage: node dist/test/bench/run.js [options]
   --slicefs-verbose    pass --verbose to the daemon (its log is kept in the temp dir)
   --bam / --no-bam     run the samtools part (default on; builds test/helpers' bench BAM once)
   --region R           samtools region (default: 100 kb in the middle of the longest contig)
-  --only LIST          comma list of sections: loopback,wan,samtools (default all)
+  --only LIST          comma list of sections: loopback,wan,samtools,crypt4gh (default all)
   --no-drop-caches     do not drop the page cache between runs
   --verify             also cmp the FUSE files against the origin file once
   --timeout SEC        hard limit for the whole benchmark (default 3600)
@@ -107,7 +108,7 @@ function parseOptions(argv: string[]): Options {
     slicefsArgs: [],
     slicefsVerbose: false,
     bam: true,
-    sections: new Set(['loopback', 'wan', 'samtools']),
+    sections: new Set(['loopback', 'wan', 'samtools', 'crypt4gh']),
     dropCaches: true,
     timeoutSec: 3600,
     cmdTimeoutSec: 0,
@@ -187,7 +188,7 @@ function parseOptions(argv: string[]): Options {
     }
   }
   for (const s of o.sections) {
-    if (!['loopback', 'wan', 'samtools'].includes(s)) throw new Error(`--only: unknown section '${s}'`);
+    if (!['loopback', 'wan', 'samtools', 'crypt4gh'].includes(s)) throw new Error(`--only: unknown section '${s}'`);
   }
   if (o.size < 1 || o.size % 4 !== 0) throw new Error('--size must be a positive multiple of 4 bytes');
   if (!o.cmdTimeoutSec) o.cmdTimeoutSec = Math.max(60, Math.ceil(o.size / 4e6));
@@ -212,6 +213,7 @@ const BENCH_DIR = join(ROOT, '.bench');
 const DATA_DIR = join(BENCH_DIR, 'data');
 const SLICEFS_BIN = join(ROOT, 'bin', 'slicefs.js');
 const MEMFS_JS = fileURLToPath(new URL('./memfs-mount.js', import.meta.url));
+const CRYPT4GH_JS = fileURLToPath(new URL('./crypt4gh-e2e-bench.js', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
 // Samples and rows.
@@ -385,28 +387,12 @@ async function startMemfs(size: number, seed: number): Promise<MemfsMount> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// slicefs daemon (the CLI contract: manifest TSV url/path/size, `mounted` on stderr, SIGUSR1 prints
-// `slicefs stats: k=v ...`, SIGTERM unmounts and exits).
+// slicefs daemon (./mount-daemon.ts; the manifest is a TSV url/path/size).
 
 interface ManifestRow {
   url: string;
   path: string;
   size?: number;
-}
-
-interface SlicefsMount {
-  dir: string;
-  pid: number;
-  stats(): Promise<Record<string, number> | null>;
-  peakRssKiB(): number | undefined;
-  stop(): Promise<string | undefined>;
-}
-
-function parseStats(line: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  const at = line.indexOf('slicefs stats:');
-  for (const m of line.slice(at + 'slicefs stats:'.length).matchAll(/(\w+)=(\d+(?:\.\d+)?)/g)) out[m[1]] = Number(m[2]);
-  return out;
 }
 
 async function mountSlicefs(rows: ManifestRow[]): Promise<SlicefsMount> {
@@ -424,76 +410,7 @@ async function mountSlicefs(rows: ManifestRow[]): Promise<SlicefsMount> {
   const args = [SLICEFS_BIN, 'mount', '--manifest', manifest, '--mount-point', dir, '--cache-size', opts.cacheSize];
   if (opts.slicefsVerbose) args.push('--verbose');
   args.push(...opts.slicefsArgs);
-  const logFile = createWriteStream(join(logDir, `slicefs-${n}.log`));
-  logFile.on('error', () => {});
-  const child: ChildProcess = spawnChild(process.execPath, args, {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    deathSignal: 'SIGTERM',
-  });
-  child.stdout!.on('data', (d: Buffer) => logFile.write(d));
-  const err = lineWatcher(child.stderr!, (l) => logFile.write(l + '\n'));
-  let exited = false;
-  child.on('exit', () => {
-    exited = true;
-  });
-  const stop = async (): Promise<string | undefined> => {
-    const how = await stopChild(child, 15_000);
-    let note: string | undefined;
-    if (how === 'killed') note = 'daemon did not exit on SIGTERM (killed)';
-    else if (child.exitCode !== 0) note = `daemon exit ${child.exitCode ?? child.signalCode}`;
-    if (isFuseMounted(dir)) {
-      forceUnmount(dir);
-      note = `${note ? note + '; ' : ''}left mounted (lazy-unmounted)`;
-    }
-    logFile.end();
-    return note;
-  };
-  const unregister = onCleanup(`slicefs mount ${dir}`, async () => {
-    await stop();
-  });
-  try {
-    await Promise.race([
-      err.waitFor((l) => /\bmounted\b/.test(l), 60_000),
-      once(child, 'exit').then(([code, sig]) => {
-        throw new Error(`exited (${code ?? sig}) before mounting`);
-      }),
-      once(child, 'error').then(([e]) => {
-        throw e as Error;
-      }),
-    ]);
-    const deadline = Date.now() + 5_000;
-    while (!isFuseMounted(dir)) {
-      if (Date.now() > deadline || exited) throw new Error('said mounted, but nothing is mounted');
-      await sleep(20);
-    }
-  } catch (e) {
-    await stop();
-    unregister();
-    const tail = err.tail().split('\n').slice(-5).join(' / ');
-    const why = exited ? `daemon exited (${child.exitCode ?? child.signalCode}) before mounting` : (e as Error).message;
-    throw new Error(`${why}${tail ? `: ${tail}` : ''}`);
-  }
-  return {
-    dir,
-    pid: child.pid!,
-    async stats() {
-      if (exited) return null;
-      const line = err.waitFor((l) => l.includes('slicefs stats:'), 3_000);
-      child.kill('SIGUSR1');
-      try {
-        return parseStats(await line);
-      } catch {
-        return null;
-      }
-    },
-    peakRssKiB: () => procMemory(child.pid!)?.hwmKiB,
-    async stop() {
-      const note = await stop();
-      unregister();
-      return note;
-    },
-  };
+  return startSlicefsMount({ args, dir, cwd: ROOT, logFile: join(logDir, `slicefs-${n}.log`), mountedTimeoutMs: 60_000 });
 }
 
 /** Mounts, or records why slicefs is not available (and then stays unavailable for the run). */
@@ -703,6 +620,26 @@ async function samtoolsSection(nginx: NginxServer, link: Link, b: Bam): Promise<
     }
   }
   return [direct, mount];
+}
+
+/**
+ * ./crypt4gh-e2e-bench.js as a child (its own nginx, mount and servers; stopped with it), run after
+ * the other sections; its markdown, headings one level down, is appended to the report.
+ */
+async function crypt4ghSection(): Promise<string> {
+  checkAborted();
+  log('crypt4gh: node dist/test/bench/crypt4gh-e2e-bench.js');
+  const args = [CRYPT4GH_JS, '--size', String(opts.size), '--seed', String(opts.seed), '--runs', String(opts.runs), '--cmd-timeout', String(opts.cmdTimeoutSec)];
+  const child = spawnChild(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], deathSignal: 'SIGTERM' });
+  const unregister = onCleanup('crypt4gh-e2e-bench', async () => void (await stopChild(child, 30_000)));
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const err = lineWatcher(child.stderr!, (l) => process.stderr.write(`${l}\n`));
+  const [code] = (await once(child, 'close')) as [number | null];
+  unregister();
+  const body = out.replace(/^#/gm, '##').trim();
+  if (code !== 0) return `\n## Crypt4GH and GHGA\n\nfailed (exit ${code}): ${err.tail().split('\n').slice(-5).join(' / ')}\n${body ? `\n${body}\n` : ''}`;
+  return `\n${body}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -972,8 +909,9 @@ async function main(): Promise<void> {
 
   await proxy.close();
   await nginx.stop();
+  const c4gh = opts.sections.has('crypt4gh') ? await crypt4ghSection() : '';
   clearTimeout(watchdog);
-  const text = report(started, seqRows, samRows, bam, (Date.now() - t0) / 1000);
+  const text = report(started, seqRows, samRows, bam, (Date.now() - t0) / 1000) + c4gh;
   await mkdir(BENCH_DIR, { recursive: true });
   const out = resolve(opts.out ?? join(BENCH_DIR, `results-${started.toISOString().replace(/[:.]/g, '-')}.md`));
   await writeFile(out, text);

@@ -32,6 +32,13 @@ export interface TransportConfig {
   /** Longest silence inside a body before the attempt is abandoned (and resumed where it stopped). */
   bodyIdleTimeoutMs: number;
   retry: RetryConfig;
+  /**
+   * `--cache-proxy`: base URL of a shared cache tier (nginx, docker/cache-tier/) that object-byte
+   * requests (probes and ranged GETs) are sent through, rewritten to its
+   * `/fetch/<scheme>/<host>/<path>?<query>` form; API calls never are. A tier that fails a request
+   * is bypassed for it, with one warning (src/transport/cache-proxy.ts). Unset: no tier.
+   */
+  cacheProxy?: string;
   /** Called with one line per HTTP request when `--verbose` (never with a query string or token). */
   log?: (line: string) => void;
 }
@@ -123,3 +130,69 @@ export const DEFAULT_MOUNT: MountConfig = {
 
 /** How many size probes (HEAD) run at once while mounting a manifest without sizes. */
 export const DEFAULT_PROBE_CONCURRENCY = 32;
+
+export interface DiskCacheConfig {
+  /** The tier's directory: `<--cache-dir>/blocks` (the view's index cache is `<--cache-dir>/index`). */
+  dir: string;
+  /**
+   * Byte budget of the directory (`--disk-cache-size`); undefined: the default, `defaultBudgetBytes`
+   * but at most `freeSpaceShare` of (free space + what the tier already holds) at start.
+   */
+  budgetBytes?: number;
+  /**
+   * 10 GiB: the working set of a re-run analysis (indexes and the regions of a few dozen BAMs, a
+   * whole BAM or two) on a node's local disk, small next to today's disks.
+   */
+  defaultBudgetBytes: number;
+  /**
+   * 0.5: a cache is a convenience and must never be what fills the disk that the analysis writes
+   * its outputs (and `download` its files) to. Counting the tier's own bytes as free keeps the
+   * default stable from one start to the next (a full cache does not shrink its own next budget).
+   */
+  freeSpaceShare: number;
+  /**
+   * Size and alignment of a chunk file. 1 MiB: the mount's block size, so one BlockCache miss is
+   * one chunk file read or fetched, whole; 10 GiB is ~10,000 files, so a scan for eviction stays in
+   * the tens of milliseconds and the 64-byte header is 0.006 %. Smaller chunks multiply files and
+   * syscalls per byte; larger ones make a cold `view` of a small region fetch more (each region's
+   * extent is rounded out to whole chunks).
+   */
+  chunkBytes: number;
+  /**
+   * Eviction deletes down to this share of the budget, not to the budget itself, so that it runs
+   * once per ~10 % of the budget written, not on every chunk.
+   */
+  lowWaterShare: number;
+  /**
+   * Rescan the directory after this share of the budget was written by this process since the
+   * last scan: the other processes sharing the directory are seen at least that often, so the
+   * directory exceeds its budget by at most this share per writing process between scans.
+   */
+  rescanShare: number;
+  /**
+   * A chunk read from disk gets a new mtime (its "last used" time for eviction) only when its mtime
+   * is older than this: least-recently-used to the minute, with one utimes per chunk per minute.
+   */
+  touchAfterMs: number;
+  /**
+   * Chunks waiting to be written are dropped (not cached) beyond this many bytes: a slow disk must
+   * not make the process hold the network's bytes in memory.
+   */
+  maxPendingWriteBytes: number;
+  /** Temporary files older than this are left by a crashed process: eviction removes them. */
+  staleTmpMs: number;
+  /** How often a process writes its hit/miss counters into the directory (and at exit). */
+  statsFlushMs: number;
+}
+
+export const DEFAULT_DISK_CACHE: Omit<DiskCacheConfig, 'dir'> = {
+  defaultBudgetBytes: 10 * 1024 * MiB,
+  freeSpaceShare: 0.5,
+  chunkBytes: 1 * MiB,
+  lowWaterShare: 0.9,
+  rescanShare: 1 / 16,
+  touchAfterMs: 60_000,
+  maxPendingWriteBytes: 64 * MiB,
+  staleTmpMs: 3600_000,
+  statsFlushMs: 30_000,
+};

@@ -4,7 +4,8 @@
  * order of shutdown (unmount first, then close the sockets).
  */
 import { BlockCache } from './cache/block-cache.js';
-import type { CacheConfig, MountConfig, ReaderConfig, TransportConfig } from './config.js';
+import { DiskTier } from './cache/disk-tier.js';
+import type { CacheConfig, DiskCacheConfig, MountConfig, ReaderConfig, TransportConfig } from './config.js';
 import { mountFuse } from './fs/fuse/fuse-adapter.js';
 import { prepareMountPoint, removeCreated, type PreparedMountPoint } from './fs/fuse/mount-point.js';
 import { ReadOnlyFs, probeSizes } from './fs/readonly-fs.js';
@@ -24,6 +25,8 @@ export interface MountSessionOptions {
   force: boolean;
   transport: TransportConfig;
   cache: CacheConfig;
+  /** The disk tier below the block cache (`--cache-dir`, `--disk-cache-size`); undefined: off. */
+  disk?: DiskCacheConfig;
   reader: ReaderConfig;
   mount: MountConfig;
   probeConcurrency: number;
@@ -63,15 +66,19 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
   // a few small requests per object per URL lifetime, not worth the worker's protocol.
   const scoreUrls = anyScore(o.manifest.entries.flatMap((e) => [e.url, e.indexUrl]));
   const api = scoreUrls ? (transport instanceof HttpTransport ? transport : new HttpTransport(o.transport, stats, o.warn)) : undefined;
+  // Below the block cache and below decryption (what is on disk of an encrypted object is ciphertext).
+  const disk = o.disk ? await DiskTier.open(o.disk, o.warn, stats) : undefined;
   const closeAll = async () => {
     await transport.close().catch(() => {});
     if (api && api !== transport) await api.close().catch(() => {});
     await o.ghga?.close().catch(() => {});
+    // Chunks still being written are finished, the budget kept, the counters recorded.
+    await disk?.close().catch(() => {});
   };
   // The whole tree is checked (index names included) before anything starts or the mount point is touched.
   let root: DirNode;
   try {
-    root = buildTree(o.manifest, (url, size, encryption) => openSource({ transport, api, score: o.score, keys: o.keys, ghga: o.ghga }, url, size, encryption));
+    root = buildTree(o.manifest, (url, size, encryption) => openSource({ transport, api, score: o.score, keys: o.keys, ghga: o.ghga, disk }, url, size, encryption));
   } catch (err) {
     await closeAll();
     throw err;

@@ -4,6 +4,7 @@
  * presigned URLs that the storage service hands out for the user's token. Mount, view and download
  * all build their sources here, so each kind of entry behaves the same in every command.
  */
+import type { DiskTier } from './cache/disk-tier.js';
 import type { C4ghKeyPair } from './crypt4gh/keys.js';
 import { SlicefsError } from './errors.js';
 import { scoreObjectIdOf } from './manifest/score-ref.js';
@@ -29,7 +30,16 @@ export interface SourceContext {
   keys?: () => Promise<C4ghKeyPair[]>;
   /** A GHGA work package's download service, for `ghga:<accession>` URLs. */
   ghga?: GhgaContext;
+  /**
+   * The disk tier: remote objects (plain URLs, Score objects, GHGA bodies) are read through it.
+   * Below Crypt4ghSource, so encrypted objects are kept on disk as ciphertext. Not for whole-file
+   * downloads (they write the file itself).
+   */
+  disk?: DiskTier;
 }
+
+/** `source` through the disk tier, when there is one. */
+const onDisk = (ctx: SourceContext, source: ObjectSource): ObjectSource => (ctx.disk ? ctx.disk.wrap(source) : source);
 
 export interface GhgaContext {
   drs: DrsClient;
@@ -60,7 +70,7 @@ export function openSource(ctx: SourceContext, url: string, size?: number, encry
     // A GHGA file is always Crypt4GH: the body from the object store, the header from /envelopes.
     const body = ghgaBody(ctx, url);
     if (!ctx.keys) throw new SlicefsError('USAGE', 'GHGA files are Crypt4GH-encrypted: give --private-key FILE');
-    return new Crypt4ghSource(body, { keys: ctx.keys, header: () => body.envelope() });
+    return new Crypt4ghSource(onDisk(ctx, body), { keys: ctx.keys, header: () => body.envelope() });
   }
   if (encryption) {
     if (!ctx.keys) throw new SlicefsError('USAGE', `${safeUrl(url)} is Crypt4GH-encrypted: give --private-key FILE (or C4GH_SECRET_KEY)`);
@@ -70,9 +80,9 @@ export function openSource(ctx: SourceContext, url: string, size?: number, encry
     return new Crypt4ghSource(inner, { keys: ctx.keys, header });
   }
   const objectId = scoreObjectIdOf(url);
-  if (objectId === undefined) return new HttpSource(ctx.transport, url, size);
+  if (objectId === undefined) return onDisk(ctx, new HttpSource(ctx.transport, url, size));
   if (!ctx.score || !ctx.api) throw new SlicefsError('USAGE', `Score object ${objectId} needs the storage service and a token`);
-  return new ScoreSource(ctx.api, ctx.transport, ctx.score, objectId, size);
+  return onDisk(ctx, new ScoreSource(ctx.api, ctx.transport, ctx.score, objectId, size));
 }
 
 /**

@@ -17,12 +17,15 @@ export class Stats {
   cacheMisses = 0;
   /** Bytes served to readers (FUSE reads, view, download). */
   bytesServed = 0;
+  /** Chunks of the disk tier read from disk, and fetched from the network (cache/disk-tier.ts). */
+  diskHits = 0;
+  diskMisses = 0;
 
   line(): string {
     return (
       `slicefs stats: requests=${this.requests} bytes=${this.bytesFetched} hits=${this.cacheHits} ` +
       `misses=${this.cacheMisses} retries=${this.retries} errors=${this.errors} ` +
-      `served=${this.bytesServed} range_ignored=${this.rangeIgnored}`
+      `served=${this.bytesServed} range_ignored=${this.rangeIgnored} disk_hits=${this.diskHits} disk_misses=${this.diskMisses}`
     );
   }
 }

@@ -2,8 +2,11 @@
  * What every command shares: turning options into layer Configs, the one-line error and exit code,
  * and stderr messages. The only place (with the command modules) that reads argv and env.
  */
+import type { Argv } from 'yargs';
 import { DEFAULT_CACHE, DEFAULT_READER, DEFAULT_TRANSPORT, type CacheConfig, type ReaderConfig, type TransportConfig } from '../config.js';
 import { SlicefsError, messageOf } from '../errors.js';
+import { parseCacheProxy } from '../transport/cache-proxy.js';
+import { safeUrl } from '../util/redact.js';
 import { parseByteSize } from '../util/size.js';
 
 export const EXIT_FAILURE = 1;
@@ -47,6 +50,8 @@ export interface TransportArgs {
   connections: number;
   verbose: boolean;
   timeout: number;
+  /** `--cache-proxy` (mount, view, download); false or '' (`--no-cache-proxy`): none. */
+  'cache-proxy'?: string | false;
 }
 
 export interface CacheArgs {
@@ -63,7 +68,30 @@ export function transportConfig(a: TransportArgs, log: (l: string) => void): Tra
     // The retry budget stays 3 s inside the per-operation timeout.
     retry: { ...DEFAULT_TRANSPORT.retry, budgetMs: Math.max(1000, a.timeout * 1000 - 3000) },
     log: a.verbose ? log : undefined,
+    cacheProxy: cacheProxyOf(a['cache-proxy']),
   };
+}
+
+/** The environment variable that sets `--cache-proxy` for every mount, view and download. */
+export const CACHE_PROXY_ENV = 'SLICEFS_CACHE_PROXY';
+
+/** `--cache-proxy URL`, declared once for mount, view and download (default: $SLICEFS_CACHE_PROXY). */
+export function withCacheProxyOption<T>(y: Argv<T>): Argv<T> {
+  const fromEnv = process.env[CACHE_PROXY_ENV];
+  return y.option('cache-proxy', {
+    type: 'string',
+    default: fromEnv === '' ? undefined : fromEnv,
+    defaultDescription: `$${CACHE_PROXY_ENV}`,
+    describe: 'read object bytes through this shared cache tier (http(s)://HOST:PORT, docs/deploy/cluster.md); API calls go direct',
+  }) as unknown as Argv<T>;
+}
+
+function cacheProxyOf(v: string | false | undefined): string | undefined {
+  if (v === undefined || v === false || v === '') return undefined;
+  const url = parseCacheProxy(v);
+  // Shown as given, unless it holds what may be a secret (user:password, a query).
+  if (url === undefined) throw new SlicefsError('USAGE', `--cache-proxy: not an http(s) URL without query or credentials: '${/[@?#]/.test(v) ? safeUrl(v) : v}'`);
+  return url;
 }
 
 export function cacheConfig(a: Pick<CacheArgs, 'cache-size' | 'block-size'>): CacheConfig {

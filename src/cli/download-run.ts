@@ -18,6 +18,7 @@ import { planOutputs, type OutputLayout, type PlannedFile } from '../download/la
 import { createProgress } from '../download/progress.js';
 import { RateLimiter } from '../download/rate-limiter.js';
 import { EXIT_FAILURE, say, transportConfig } from './common.js';
+import { diskCacheConfig } from './disk-cache-options.js';
 import type { DownloadArgs } from './download.js';
 import { prepareManifest } from './score-manifest.js';
 import { scoreEndpoint } from './score.js';
@@ -31,6 +32,7 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
   if (!Number.isInteger(args.parallel) || args.parallel < 1 || args.parallel > 256) throw new SlicefsError('USAGE', '--parallel must be an integer from 1 to 256');
   const partSize = parseByteSize(args['part-size'], '--part-size');
   if (partSize < 64 * 1024) throw new SlicefsError('USAGE', '--part-size must be at least 64K');
+  const diskConfig = diskCacheConfig(args);
   const rate = args['limit-rate'] !== undefined ? parseByteSize(args['limit-rate'], '--limit-rate') : undefined;
   if (rate !== undefined && rate < 1024) throw new SlicefsError('USAGE', '--limit-rate must be at least 1K (bytes per second)');
 
@@ -75,9 +77,14 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
   // Downloads are not bound by the FUSE operation timeout: the retry budget is --timeout.
   const log = tc.log ? (l: string) => progress.message(`${new Date().toISOString()} ${l}`) : undefined;
   const transport = new HttpTransport({ ...tc, log, connectionsPerOrigin: Math.max(tc.connectionsPerOrigin, args.parallel), retry: { ...tc.retry, maxAttempts: 10, maxDelayMs: 10_000 } }, stats, line);
-  const ctx = { transport, api: transport, score: endpoint, keys };
+  const dataCtx = { transport, api: transport, score: endpoint, keys };
+  // The disk tier serves index files only. A downloaded file is its own copy on disk: caching it
+  // too would write every byte twice and evict what mounts and views read again.
+  const disk = diskConfig && !args.verify && files.some((f) => f.isIndex) ? await (await import('../cache/disk-tier.js')).DiskTier.open(diskConfig, line, stats) : undefined;
+  const indexCtx = { ...dataCtx, disk };
   // Encrypted files: saved as they are (a separate header put in front), or decrypted.
   const sourceOf = (f: PlannedFile) => {
+    const ctx = f.isIndex ? indexCtx : dataCtx;
     const encrypted = f.isIndex ? /\.c4gh$/i.test(new URL(f.url).pathname) : f.entry.encryption !== undefined;
     if (!encrypted) return openSource(ctx, f.url, f.size);
     const enc = f.isIndex ? {} : { headerUrl: f.entry.headerUrl };
@@ -113,6 +120,7 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await transport.close().catch(() => {});
+    await disk?.close().catch(() => {});
   }
   report(summary, args, stats);
 }

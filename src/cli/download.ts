@@ -4,12 +4,13 @@
  * the command runs.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { reportError, type TransportArgs } from './common.js';
+import { reportError, withCacheProxyOption, type TransportArgs } from './common.js';
+import { withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
 import { withKeyOptions, type KeyArgs } from './key-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
 
-export interface DownloadArgs extends TransportArgs, ScoreArgs, KeyArgs, GhgaArgs {
+export interface DownloadArgs extends TransportArgs, ScoreArgs, KeyArgs, GhgaArgs, DiskCacheArgs {
   decrypt: boolean;
   manifest?: string;
   url?: string;
@@ -30,7 +31,7 @@ export const downloadCommand: CommandModule<object, DownloadArgs> = {
   command: 'download',
   describe: 'Download the files of a manifest: parallel, resumable after any interruption, verified',
   builder: (y: Argv) =>
-    withGhgaOptions(withKeyOptions(withScoreOptions(y, { verifyConnection: true })))
+    withDiskCacheOptions(withCacheProxyOption(withGhgaOptions(withKeyOptions(withScoreOptions(y, { verifyConnection: true })))), { download: true })
       .option('decrypt', { type: 'boolean', default: false, describe: 'save Crypt4GH-encrypted files decrypted (default: as they are, NAME.c4gh)' })
       .option('manifest', { alias: 'm', type: 'string', describe: 'manifest of the files' })
       .option('url', { type: 'string', describe: 'one file by URL instead of a manifest' })

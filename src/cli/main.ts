@@ -3,6 +3,7 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { cacheCommand } from './cache.js';
 import { EXIT_USAGE, say } from './common.js';
 import { decryptCommand, keygenCommand } from './crypt4gh-commands.js';
 import { downloadCommand } from './download.js';
@@ -23,6 +24,7 @@ await yargs(hideBin(process.argv))
   .command(statusCommand)
   .command(viewCommand)
   .command(downloadCommand)
+  .command(cacheCommand)
   .command(manifestCommand)
   .command(decryptCommand)
   .command(keygenCommand)

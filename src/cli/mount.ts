@@ -15,15 +15,16 @@ import type { MountSessionOptions } from '../mount-session.js';
 import type { ScoreEndpoint } from '../source/score-source.js';
 import { writeFile, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { cacheConfig, emit, readerConfig, reportError, say, setLogSink, timestamped, transportConfig, type CacheArgs, type TransportArgs } from './common.js';
+import { cacheConfig, emit, readerConfig, reportError, say, setLogSink, timestamped, transportConfig, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
 import { DAEMON_CHILD_ENV, notifyParent } from './daemon-protocol.js';
+import { diskCacheConfig, withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { LogFile } from './log-file.js';
 import { removeRecord, writeRecord, type MountRecord } from './mount-registry.js';
 import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
 import { withKeyOptions, type KeyArgs } from './key-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
 
-interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs, KeyArgs, GhgaArgs {
+interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs, KeyArgs, GhgaArgs, DiskCacheArgs {
   manifest?: string;
   layout?: string;
   'mount-point'?: string;
@@ -45,7 +46,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
   command: 'mount [mountpoint]',
   describe: 'Mount a manifest as a read-only directory tree (foreground; Ctrl-C unmounts)',
   builder: (y: Argv) =>
-    withGhgaOptions(withKeyOptions(withScoreOptions(y, { verifyConnection: true })))
+    withDiskCacheOptions(withCacheProxyOption(withGhgaOptions(withKeyOptions(withScoreOptions(y, { verifyConnection: true })))))
       .positional('mountpoint', { type: 'string', describe: 'directory to mount on (created if missing; must be empty)' })
       .option('manifest', { alias: 'm', type: 'string', describe: 'manifest file (TSV with a url column, an ARGO or ICGC 25K score manifest, or one URL per line)' })
       .option('layout', { type: 'string', choices: TREE_LAYOUTS, describe: 'tree of a score manifest: bundle (analysis_id/file_name, default), object-id (flat), or path (the manifest paths)' })
@@ -94,6 +95,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   if (!Number.isInteger(probes) || probes < 1 || probes > 1024) throw new SlicefsError('USAGE', '--probe-concurrency must be an integer from 1 to 1024');
   if ((args.manifest === undefined) === !args.ghga) throw new SlicefsError('USAGE', 'give one of --manifest FILE or --ghga (a GHGA work package)');
   const tc = transportConfig(args, (l) => timestamped(l));
+  const disk = diskCacheConfig(args);
   let manifest: Manifest;
   let endpoint: ScoreEndpoint | undefined;
   let ghga: MountSessionOptions['ghga'];
@@ -135,6 +137,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     keys,
     ghga,
     cache: cacheConfig(args),
+    disk,
     reader: readerConfig(args),
     mount: { ...DEFAULT_MOUNT, allowOther: args['allow-other'], debug: args['debug-fuse'], opTimeoutMs: args.timeout * 1000 },
     probeConcurrency: args['probe-concurrency'],

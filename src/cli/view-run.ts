@@ -4,8 +4,8 @@
  */
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { DiskTier } from '../cache/disk-tier.js';
 import { FileCache } from '../cache/file-cache.js';
 import type { ArgumentsCamelCase } from 'yargs';
 import { DEFAULT_READER } from '../config.js';
@@ -26,18 +26,12 @@ import { parseRegion, type Region } from '../view/region.js';
 import { localFai } from '../view/reference.js';
 import { formatOfName, indexNames, runView, type DataFormat, type ReferenceInput } from '../view/view-session.js';
 import { cacheConfig, say, timestamped, transportConfig } from './common.js';
+import { cacheRoot, diskCacheConfig } from './disk-cache-options.js';
 import { keysOf } from './keys.js';
 import { scoreEndpoint } from './score.js';
 import type { ViewArgs } from './view.js';
 
 const VERSION = '0.1.0';
-
-/** The cache directory: --cache-dir, else $XDG_CACHE_HOME/slicefs, else ~/.cache/slicefs. */
-function cacheDir(given: string | undefined): string {
-  if (given) return given;
-  const xdg = process.env.XDG_CACHE_HOME;
-  return xdg ? join(xdg, 'slicefs') : join(homedir(), '.cache', 'slicefs');
-}
 
 /** The URL with its path replaced (the query string, e.g. a signature, is kept). */
 function withPath(url: string, path: string): string {
@@ -87,6 +81,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
   if (given !== 1) throw new SlicefsError('USAGE', 'give exactly one of --url, --input-file, --manifest (with --path), --object-id or --ghga (with --accession)');
   if (args['header-only'] && !args.header) throw new SlicefsError('USAGE', '--header-only and --no-header contradict each other');
   const stats = new Stats();
+  const diskConfig = diskCacheConfig(args);
   const transport = new HttpTransport(transportConfig(args, timestamped), stats, say);
   const closeLater: (() => Promise<void>)[] = [];
   try {
@@ -107,7 +102,12 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       input = await resolveInput(args);
     }
     const score = anyScore([input.data, input.index]) ? await scoreEndpoint(args, say) : undefined;
-    const ctx = { transport, api: transport, score, keys, ghga };
+    // Chunks of the remote objects read (below decryption: ciphertext), kept between runs; not
+    // opened (no directory made) when everything read is local.
+    const remoteName = (n: string | undefined) => n !== undefined && (isUrl(n) || scoreObjectIdOf(n) !== undefined || n.startsWith('ghga:'));
+    const disk = diskConfig && [input.data, input.index, args['reference-url']].some(remoteName) ? await DiskTier.open(diskConfig, say, stats) : undefined;
+    if (disk) closeLater.push(() => disk.close());
+    const ctx = { transport, api: transport, score, keys, ghga, disk };
     // A name ending in .c4gh (or the data's manifest entry) is read decrypted.
     const remote = (u: string, enc: EncryptionRef | undefined = isC4gh(u) ? {} : undefined) => openSource(ctx, u, undefined, enc);
     const sourceFor = (name: string, enc?: EncryptionRef): ObjectSource => {
@@ -193,11 +193,11 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       reader: DEFAULT_READER,
       stats,
       out,
-      indexCache: args['index-cache'] ? new FileCache(join(cacheDir(args['cache-dir']), 'index'), say) : undefined,
+      indexCache: args['index-cache'] ? new FileCache(join(cacheRoot(args['cache-dir']), 'index'), say) : undefined,
     });
     if (args.output) await new Promise<void>((res) => out.end(() => res()));
     if (args.stats) {
-      say(`view: records=${result.records} requests=${stats.requests} bytes=${stats.bytesFetched} time=${((performance.now() - t0) / 1000).toFixed(3)}s`);
+      say(`view: records=${result.records} requests=${stats.requests} bytes=${stats.bytesFetched} disk_hits=${stats.diskHits} disk_misses=${stats.diskMisses} time=${((performance.now() - t0) / 1000).toFixed(3)}s`);
     }
   } finally {
     await transport.close().catch(() => {});

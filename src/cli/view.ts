@@ -7,13 +7,14 @@
  * runs, so that `slicefs mount` and `--help` do not load (and compile) the view's dependencies.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { reportError, type CacheArgs, type TransportArgs } from './common.js';
+import { reportError, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
+import { withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
 import { withKeyOptions, type KeyArgs } from './key-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
 
 /** `view` has no --readahead-max: it prefetches exactly the chunks the index names. */
-export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'>, ScoreArgs, KeyArgs, GhgaArgs {
+export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'>, ScoreArgs, KeyArgs, GhgaArgs, DiskCacheArgs {
   'index-object-id'?: string;
   'metadata-url'?: string;
   url?: string;
@@ -32,7 +33,6 @@ export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'
   'header-only': boolean;
   pg: boolean;
   stats: boolean;
-  'cache-dir'?: string;
   'index-cache': boolean;
 }
 
@@ -40,7 +40,7 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
   command: 'view',
   describe: 'Stream the records of regions of a remote BAM or CRAM (SAM or BAM on stdout), fetching only what overlaps',
   builder: (y: Argv) =>
-    withGhgaOptions(withKeyOptions(withScoreOptions(y)), { view: true })
+    withDiskCacheOptions(withCacheProxyOption(withGhgaOptions(withKeyOptions(withScoreOptions(y)), { view: true })))
       .option('index-object-id', { type: 'string', describe: "with --object-id: the index's object id (default: found through the metadata service)" })
       .option('url', { type: 'string', describe: 'URL of the BAM or CRAM' })
       .option('input-file', { type: 'string', describe: 'a local BAM or CRAM instead of a URL' })
@@ -58,7 +58,6 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       .option('header-only', { type: 'boolean', default: false, describe: 'print only the header' })
       .option('pg', { alias: 'PG', type: 'boolean', default: true, describe: 'add a @PG line for slicefs (--no-PG / --no-pg: do not)' })
       .option('stats', { type: 'boolean', default: false, describe: 'print requests, bytes, records and time to stderr' })
-      .option('cache-dir', { type: 'string', describe: 'where indexes are kept between runs (default: $XDG_CACHE_HOME/slicefs or ~/.cache/slicefs)' })
       .option('index-cache', { type: 'boolean', default: true, describe: 'keep indexes on disk (--no-index-cache: fetch every time)' })
       // A view reads each byte once: the cache only holds what is read ahead (16 MiB) and the header.
       .option('cache-size', { type: 'string', default: '64M', describe: 'memory budget of the block cache' })

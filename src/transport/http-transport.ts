@@ -17,6 +17,7 @@ import type { TransportConfig } from '../config.js';
 import { SlicefsError, codeForStatus, isRetryableStatus } from '../errors.js';
 import type { Stats } from '../stats.js';
 import { safeUrl, urlPath } from '../util/redact.js';
+import { CacheProxyRouter, tierDeclined } from './cache-proxy.js';
 import { checkRetryableStatus, withRetry } from './retry.js';
 import type { FetchRangeOptions, Transport } from './transport.js';
 import { isStrongEtag, statedMd5, versionMismatch, type ObjectVersion } from './version.js';
@@ -27,6 +28,8 @@ const HEAD_REFUSED = new Set([400, 403, 405, 501]);
 export class HttpTransport implements Transport {
   private readonly agent: Agent;
   private readonly warnedIgnoredRange = new Set<string>();
+  /** `--cache-proxy`: the shared cache tier that data requests (probe, fetchRange) go through. */
+  private readonly tier?: CacheProxyRouter;
 
   constructor(
     readonly config: TransportConfig,
@@ -42,6 +45,7 @@ export class HttpTransport implements Transport {
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 120_000,
     });
+    if (config.cacheProxy) this.tier = new CacheProxyRouter(config.cacheProxy, warn);
   }
 
   async close(): Promise<void> {
@@ -55,7 +59,7 @@ export class HttpTransport implements Transport {
     const what = `HEAD ${safeUrl(url)}`;
     try {
       return await this.retrying(what, async (signal) => {
-        const res = await this.send(url, 'HEAD', headers, signal);
+        const res = await this.sendData(url, 'HEAD', headers, signal);
         discard(res, ERROR_BODY_KEEP);
         if (res.statusCode === 200) {
           const size = Number(header(res, 'content-length'));
@@ -71,7 +75,7 @@ export class HttpTransport implements Transport {
     }
     const getWhat = `GET ${safeUrl(url)} (size probe)`;
     return this.retrying(getWhat, async (signal) => {
-      const res = await this.send(url, 'GET', { ...headers, range: 'bytes=0-0' }, signal);
+      const res = await this.sendData(url, 'GET', { ...headers, range: 'bytes=0-0' }, signal);
       if (res.statusCode === 206) {
         discard(res, ERROR_BODY_KEEP);
         const cr = parseContentRange(header(res, 'content-range'));
@@ -110,7 +114,7 @@ export class HttpTransport implements Transport {
       async (signal, progress) => {
         const headers: Record<string, string> = { ...opts.headers, range: `bytes=${pos}-${end - 1}` };
         if (isStrongEtag(version.etag)) headers['if-match'] = version.etag;
-        const res = await this.send(url, 'GET', headers, signal);
+        const res = await this.sendData(url, 'GET', headers, signal);
         if (res.statusCode !== 206 && res.statusCode !== 200) {
           discard(res, ERROR_BODY_KEEP);
           checkRetryableStatus(res.statusCode, res.headers['retry-after']);
@@ -272,6 +276,35 @@ export class HttpTransport implements Transport {
       for (const name of Object.keys(res.headers)) headers[name] = header(res, name);
       return { status: res.statusCode, headers, body };
     });
+  }
+
+  /**
+   * A request for object bytes: through the cache tier when there is one (see ./cache-proxy.ts), and
+   * to the origin directly when the tier fails it (no answer, 5xx, 421). The answer is checked by
+   * the caller as any origin's: the tier passes Content-Range, ETag and If-Match through.
+   */
+  private async sendData(
+    url: string,
+    method: 'GET' | 'HEAD',
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<Dispatcher.ResponseData> {
+    const viaTier = this.tier?.route(url, headers);
+    if (this.tier && viaTier !== undefined) {
+      try {
+        const res = await this.send(viaTier, method, headers, signal);
+        // An empty object has no first slice: the tier answers a HEAD with 416. Ask the origin.
+        const empty = method === 'HEAD' && res.statusCode === 416;
+        if (!tierDeclined(res.statusCode) && !empty) return res;
+        discard(res, ERROR_BODY_KEEP);
+        if (!empty) this.tier.failed(res.statusCode === 421 ? 'HTTP 421: not one of its origins' : `HTTP ${res.statusCode}`, false);
+      } catch (err) {
+        // The reader gave up or the budget ran out: not the tier's failure.
+        if (signal.aborted) throw err;
+        this.tier.failed((err as { code?: string }).code ?? 'no answer', true);
+      }
+    }
+    return this.send(url, method, headers, signal);
   }
 
   private async send(

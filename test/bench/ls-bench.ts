@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     const o = `http://127.0.0.1:${proxy.port}`;
     const rows = Array.from({ length: FILES }, (_, i) => `${o}/idx/s${i}.bam\td/s${i}.bam\t5000\t${o}/idx/s${i}.bam.bai`);
     await writeFile(join(work, 'm.tsv'), `url\tpath\tsize\tindex_url\n${rows.join('\n')}\n`);
-    const d = spawn(process.execPath, [join(REPO, 'bin/slicefs.js'), 'mount', '-m', join(work, 'm.tsv'), mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const d = spawn(process.execPath, [join(REPO, 'bin/slicefs.js'), 'mount', '-m', join(work, 'm.tsv'), mnt, '--disk-cache-size', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
     try {
       await new Promise<void>((res, rej) => {
         d.stderr!.on('data', (c: Buffer) => /mounted/.test(c.toString()) && res());

@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     for (const mode of ['--fetch-worker', '--no-fetch-worker']) {
       const mnt = join(work, `mnt${mode}`);
       dropCaches();
-      const d = spawn(process.execPath, [join(REPO, 'bin/slicefs.js'), 'mount', '-m', manifest, mnt, mode], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const d = spawn(process.execPath, [join(REPO, 'bin/slicefs.js'), 'mount', '-m', manifest, mnt, mode, '--disk-cache-size', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
       try {
         await new Promise<void>((res, rej) => {
           let err = '';

@@ -407,7 +407,8 @@ async function mountSlicefs(rows: ManifestRow[]): Promise<SlicefsMount> {
     manifest,
     'url\tpath\tsize\n' + rows.map((r) => `${r.url}\t${r.path}\t${r.size ?? ''}`).join('\n') + '\n',
   );
-  const args = [SLICEFS_BIN, 'mount', '--manifest', manifest, '--mount-point', dir, '--cache-size', opts.cacheSize];
+  // A fresh daemon is a cold one: the persistent disk tier (on by default) is turned off here.
+  const args = [SLICEFS_BIN, 'mount', '--manifest', manifest, '--mount-point', dir, '--cache-size', opts.cacheSize, '--disk-cache-size', '0'];
   if (opts.slicefsVerbose) args.push('--verbose');
   args.push(...opts.slicefsArgs);
   return startSlicefsMount({ args, dir, cwd: ROOT, logFile: join(logDir, `slicefs-${n}.log`), mountedTimeoutMs: 60_000 });

@@ -202,7 +202,7 @@ async function main(): Promise<void> {
           const result: Record<string, ToolResult> = {};
           let failed = '';
           const samtoolsArgs = format === 'cram' ? ['view', '-T', refUrl, url, region] : ['view', url, region];
-          const slicefsArgs = [cli.bin, 'view', '--cache-dir', join(cwd, 'cache'), '--url', url];
+          const slicefsArgs = [cli.bin, 'view', '--cache-dir', join(cwd, 'cache'), '--disk-cache-size', '0', '--url', url];
           if (format === 'cram') slicefsArgs.push('--reference-url', refUrl);
           slicefsArgs.push('-q', region, '--no-header');
           for (const [tool, cmd, args, env] of [

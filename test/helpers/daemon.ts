@@ -55,10 +55,13 @@ export function parseStats(line: string): Record<string, number> {
 /** Spawns `slicefs mount` and waits until it is mounted (or exits, which rejects with its stderr). */
 export async function startDaemon(manifest: string, mountPoint: string, extra: string[] = [], env: Record<string, string | undefined> = {}): Promise<Daemon> {
   requireFuse();
+  // Each daemon gets an empty disk cache of its own (tests count requests), unless the test names one.
+  const ownCache = extra.includes('--cache-dir') || 'XDG_CACHE_HOME' in env ? undefined : await mkdtemp(join(tmpdir(), 'slicefs-cache-'));
   const proc = spawn(process.execPath, [BIN, 'mount', ...(manifest ? ['--manifest', manifest] : []), mountPoint, ...extra], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...(ownCache ? { XDG_CACHE_HOME: ownCache } : {}), ...env },
   });
+  if (ownCache) proc.once('exit', () => void rm(ownCache, { recursive: true, force: true }));
   let err = '';
   const waiters: ((s: string) => void)[] = [];
   proc.stderr!.setEncoding('utf8');

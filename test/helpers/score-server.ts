@@ -14,7 +14,8 @@
  *     store's XML error body. The signature ignores the method: one URL serves GET and HEAD.
  *
  * Faults a client must survive are switches: `htmlErrors` (error pages in HTML, as some gateways
- * send), `failNext(n, status)` (a 503 from the service), `denied` (no access to a project),
+ * send), `headRefused` (HEAD refused with 403, as S3 does on a URL presigned for GET),
+ * `failNext(n, status)` (a 503 from the service), `denied` (no access to a project),
  * `urlLifetimeS` (short-lived URLs), `now` (the server's clock), `rotateKey()` (URLs refused before
  * their stated expiry). Counters and `log` (method and full URL of every request, signatures
  * included) let tests assert which requests a client made and that it never shows a signature.
@@ -96,6 +97,11 @@ export class ScoreServer {
   now: () => number = Date.now;
   /** Errors of the storage and metadata API as a large HTML page instead of JSON. */
   htmlErrors = false;
+  /**
+   * Refuse HEAD on the object endpoint with 403, as S3 does for a URL presigned for GET (the
+   * method is part of what is signed); GET keeps working.
+   */
+  headRefused = false;
   /** Object ids the token has no access to (another project, or not yet published): 403. */
   readonly denied = new Set<string>();
   /** The metadata service's entities, in the order added. */
@@ -382,6 +388,10 @@ export class ScoreServer {
       return storeError(res, isHead, refused.status, refused.code, refused.message);
     }
     if (req.method !== 'GET' && !isHead) return storeError(res, false, 405, 'MethodNotAllowed', 'The specified method is not allowed against this resource.', { allow: 'GET, HEAD' });
+    if (isHead && this.headRefused) {
+      this.rejectedSignatures++;
+      return storeError(res, true, 403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided. Check your key and signing method.');
+    }
     const obj = this.byKey.get(safeDecode(url.pathname.slice('/objects/'.length)));
     if (!obj) return storeError(res, isHead, 404, azure ? 'BlobNotFound' : 'NoSuchKey', 'The specified key does not exist.');
 

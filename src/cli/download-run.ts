@@ -12,13 +12,12 @@ import { openEncryptedFile, openSource } from '../open-source.js';
 import type { ScoreEndpoint } from '../source/score-source.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
-import { formatBytes, parseByteSize } from '../util/size.js';
+import { formatBytes } from '../util/size.js';
 import { runDownload, type DownloadSummary } from '../download/download-session.js';
 import { planOutputs, type OutputLayout, type PlannedFile } from '../download/layout.js';
-import { createProgress } from '../download/progress.js';
-import { RateLimiter } from '../download/rate-limiter.js';
 import { EXIT_FAILURE, say, transportConfig } from './common.js';
 import { diskCacheConfig } from './disk-cache-options.js';
+import { checkDownloadOptions, downloadPlumbing } from './download-plumbing.js';
 import type { DownloadArgs } from './download.js';
 import { prepareManifest } from './score-manifest.js';
 import { scoreEndpoint } from './score.js';
@@ -29,12 +28,8 @@ const EXIT_INTERRUPTED = 130;
 export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>): Promise<void> {
   const given = [args.manifest, args.url, args['object-id']].filter((x) => x !== undefined).length;
   if (given !== 1) throw new SlicefsError('USAGE', 'give one of --manifest FILE, --url URL or --object-id ID');
-  if (!Number.isInteger(args.parallel) || args.parallel < 1 || args.parallel > 256) throw new SlicefsError('USAGE', '--parallel must be an integer from 1 to 256');
-  const partSize = parseByteSize(args['part-size'], '--part-size');
-  if (partSize < 64 * 1024) throw new SlicefsError('USAGE', '--part-size must be at least 64K');
+  const checked = checkDownloadOptions(args);
   const diskConfig = diskCacheConfig(args);
-  const rate = args['limit-rate'] !== undefined ? parseByteSize(args['limit-rate'], '--limit-rate') : undefined;
-  if (rate !== undefined && rate < 1024) throw new SlicefsError('USAGE', '--limit-rate must be at least 1K (bytes per second)');
 
   const stats = new Stats();
   const tc = transportConfig({ ...args, timeout: args.timeout + 3 }, (l) => say(l));
@@ -70,13 +65,7 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
   const keys = args.decrypt ? (await import('./keys.js')).keysOf(args) : undefined;
   if (args.decrypt && !keys && files.some((f) => f.entry.encryption)) throw new SlicefsError('USAGE', '--decrypt needs your Crypt4GH key: --private-key FILE (or C4GH_SECRET_KEY)');
 
-  const mode = args.quiet ? 'quiet' : process.stderr.isTTY && process.env.TERM !== 'dumb' ? 'tty' : 'plain';
-  const progress = createProgress({ mode, totalFiles: files.length, totalBytes: files.reduce((n, f) => n + (f.size ?? 0), 0), out: process.stderr });
-  // Every line goes through the progress display, so bars are not garbled.
-  const line = (msg: string) => progress.message(`slicefs: ${msg}`);
-  // Downloads are not bound by the FUSE operation timeout: the retry budget is --timeout.
-  const log = tc.log ? (l: string) => progress.message(`${new Date().toISOString()} ${l}`) : undefined;
-  const transport = new HttpTransport({ ...tc, log, connectionsPerOrigin: Math.max(tc.connectionsPerOrigin, args.parallel), retry: { ...tc.retry, maxAttempts: 10, maxDelayMs: 10_000 } }, stats, line);
+  const { progress, line, transport, limiter, signal, close } = downloadPlumbing(args, checked, { files: files.length, bytes: files.reduce((n, f) => n + (f.size ?? 0), 0) }, stats);
   const dataCtx = { transport, api: transport, score: endpoint, keys };
   // The disk tier serves index files only. A downloaded file is its own copy on disk: caching it
   // too would write every byte twice and evict what mounts and views read again.
@@ -90,14 +79,6 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
     const enc = f.isIndex ? {} : { headerUrl: f.entry.headerUrl };
     return args.decrypt ? openSource(ctx, f.url, undefined, enc) : openEncryptedFile(ctx, f.url, f.size !== undefined && enc.headerUrl === undefined ? f.size : undefined, enc);
   };
-  const interrupt = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (interrupt.signal.aborted) return;
-    progress.message(`${sig}: stopping; finished parts are kept`);
-    interrupt.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   let summary: DownloadSummary;
   try {
     summary = await runDownload({
@@ -106,20 +87,17 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
         file: f,
         source: sourceOf(f),
       })),
-      config: { partSize, parallel: args.parallel },
+      config: { partSize: checked.partSize, parallel: args.parallel },
       force: args.force,
       verifyOnly: args.verify,
-      limiter: rate !== undefined ? new RateLimiter(rate) : undefined,
+      limiter,
       progress,
-      signal: interrupt.signal,
+      signal,
       warn: (line) => progress.message(line),
       manifestFile,
     });
   } finally {
-    progress.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await transport.close().catch(() => {});
+    await close();
     await disk?.close().catch(() => {});
   }
   report(summary, args, stats);

@@ -21,8 +21,6 @@ import type { ArgumentsCamelCase } from 'yargs';
 import type { C4ghKeyPair } from '../crypt4gh/keys.js';
 import { planOutputs } from '../download/layout.js';
 import { runDownload, type DownloadSummary } from '../download/download-session.js';
-import { createProgress } from '../download/progress.js';
-import { RateLimiter } from '../download/rate-limiter.js';
 import { SlicefsError } from '../errors.js';
 import { checkTree } from '../manifest/load.js';
 import type { Manifest, ManifestEntry } from '../manifest/types.js';
@@ -34,8 +32,8 @@ import { stageAll, type StagingEvent } from '../source/ghga/staging.js';
 import { LocalSource } from '../source/local-source.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
-import { parseByteSize } from '../util/size.js';
 import { say, transportConfig, type TransportArgs } from './common.js';
+import { checkDownloadOptions, downloadPlumbing } from './download-plumbing.js';
 import { report } from './download-run.js';
 import type { DownloadArgs } from './download.js';
 import type { GhgaArgs } from './ghga-options.js';
@@ -121,36 +119,22 @@ async function plaintextSha256(file: string, keys: () => Promise<C4ghKeyPair[]>,
 
 export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & GhgaArgs>): Promise<void> {
   if (args.manifest || args.url || args['object-id']) throw new SlicefsError('USAGE', '--ghga downloads a work package: no --manifest, --url or --object-id with it');
-  const partSize = parseByteSize(args['part-size'], '--part-size');
-  const rate = args['limit-rate'] !== undefined ? parseByteSize(args['limit-rate'], '--limit-rate') : undefined;
+  // Checked before the token is asked for: a bad option costs nothing.
+  const checked = checkDownloadOptions(args);
   const s = await openGhga(args, say);
-  const stats = new Stats();
-  const mode = args.quiet ? 'quiet' : process.stderr.isTTY && process.env.TERM !== 'dumb' ? 'tty' : 'plain';
   const files = [...s.workPackage.files];
-  const progress = createProgress({ mode, totalFiles: files.length, totalBytes: 0, out: process.stderr });
-  const line = (msg: string) => progress.message(`slicefs: ${msg}`);
-  const tc = transportConfig({ ...args, timeout: args.timeout + 3 }, (l) => progress.message(`${new Date().toISOString()} ${l}`));
-  const transport = new HttpTransport({ ...tc, connectionsPerOrigin: Math.max(tc.connectionsPerOrigin, args.parallel), retry: { ...tc.retry, maxAttempts: 10, maxDelayMs: 10_000 } }, stats, line);
+  const { stats, progress, line, transport, limiter, signal, close } = downloadPlumbing(args, checked, { files: files.length, bytes: 0 });
   // The connector's layout: `<accession><ext>.c4gh`, or the plaintext's `<accession><ext>`.
   const entries = files.map(([acc, ext], i) => ({ path: `${acc}${ext}${args.decrypt ? '' : '.c4gh'}`, url: ghgaUrl(acc), id: acc, line: i + 1 }));
   const planned = planOutputs(entries, args['output-dir'], 'path', false, 'the work package');
   const ghga: GhgaContext = { drs: s.drs, staged: new Map() };
   const ctx = { transport, api: transport, keys: s.keys, ghga };
-  const interrupt = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (interrupt.signal.aborted) return;
-    progress.message(`${sig}: stopping; finished parts are kept`);
-    interrupt.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const limiter = rate !== undefined ? new RateLimiter(rate) : undefined;
   const summary: DownloadSummary = { files: [], bytesFetched: 0, seconds: 0, interrupted: false, diskFull: false };
   const t0 = performance.now();
   try {
     line(`work package ${s.workPackage.id}: ${files.length} file${files.length === 1 ? '' : 's'}${s.workPackage.expires ? `, valid until ${s.workPackage.expires.toISOString()}` : ''}`);
     // Every file is asked for now; each downloads as soon as it is staged, while the others stage.
-    const run = stageAll(files.map(([acc]) => acc), s.drs, { maxWaitS: s.maxWaitS, onEvent: (e) => line(stagingLine(e)), signal: interrupt.signal });
+    const run = stageAll(files.map(([acc]) => acc), s.drs, { maxWaitS: s.maxWaitS, onEvent: (e) => line(stagingLine(e)), signal });
     try {
       for await (const staged of run) {
         ghga.staged.set(staged.accession, staged.object);
@@ -170,12 +154,12 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
                 : undefined,
             },
           ],
-          config: { partSize, parallel: args.parallel },
+          config: { partSize: checked.partSize, parallel: args.parallel },
           force: args.force,
           verifyOnly: args.verify,
           limiter,
           progress,
-          signal: interrupt.signal,
+          signal,
           warn: (l) => progress.message(l),
           manifestFile: 'the work package',
         });
@@ -186,17 +170,14 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
         if (result.interrupted || result.diskFull) break;
       }
     } catch (err) {
-      if (!interrupt.signal.aborted) throw err;
+      if (!signal.aborted) throw err;
       summary.interrupted = true;
     } finally {
       run.cancel();
     }
   } finally {
     summary.seconds = (performance.now() - t0) / 1000;
-    progress.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await transport.close().catch(() => {});
+    await close();
     await s.api.close().catch(() => {});
   }
   // Files never reached (a staging failure ends the run first) are not reported as done.

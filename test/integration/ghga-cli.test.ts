@@ -133,6 +133,7 @@ test('errors are one line: malformed token, token for another key, expired or re
   const cases: [string, () => Promise<{ code: number | null; stderr: string }>, RegExp][] = [
     ['malformed', () => slicefs(['download', '--ghga', '--ghga-url', ghga.wkvsUrl, '--private-key', keyFile, '-d', dir], { stdin: 'not-a-token\n' }), /malformed download token/],
     ['other key', () => slicefs(['download', '--ghga', '--ghga-url', ghga.wkvsUrl, '--private-key', keyFile, '-d', dir], { stdin: ghga.downloadToken({ publicKey: generateKeyPair().public }) + '\n' }), /not made for this key/],
+    ['bad option', () => slicefs([...ghgaArgs(dir), '--part-size', '1K']), /--part-size must be at least 64K/],
     ['no key', () => slicefs(['download', '--ghga', '--ghga-url', ghga.wkvsUrl, '--download-token-file', tokenFile, '-d', dir]), /--ghga needs your Crypt4GH key pair/],
     ['unreachable', () => slicefs(['download', '--ghga', '--ghga-url', 'http://127.0.0.1:9/.well-known', '--private-key', keyFile, '--download-token-file', tokenFile, '-d', dir]), /cannot reach the GHGA .*127\.0\.0\.1:9/],
   ];

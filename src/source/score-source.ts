@@ -19,7 +19,7 @@ import { SlicefsError } from '../errors.js';
 import type { Transport } from '../transport/transport.js';
 import type { ObjectVersion } from '../transport/version.js';
 import type { HttpTransport } from '../transport/http-transport.js';
-import { presignedExpiry } from './presigned.js';
+import { presignedExpiry, readThroughPresigned } from './presigned.js';
 import { networkCode, scoreError } from './score-errors.js';
 import type { ObjectSource } from './object-source.js';
 
@@ -151,17 +151,14 @@ export class ScoreSource implements ObjectSource {
 
   async read(start: number, end: number, onData: (chunk: Buffer) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
     const version = await this.version();
-    let pos = start;
-    const counted = (chunk: Buffer) => {
-      pos += chunk.length;
-      return onData(chunk);
-    };
-    try {
-      await this.transport.fetchRange(await this.presigned(), pos, end, { version, onData: counted, signal });
-    } catch (err) {
-      // A refused URL (expired, or revoked) is replaced once; the read goes on from where it stopped.
-      if (!(err instanceof SlicefsError && err.code === 'ACCESS_DENIED')) throw err;
-      await this.transport.fetchRange(await this.presigned(true), pos, end, { version, onData: counted, signal });
-    }
+    // A refused URL (expired, or revoked) is replaced; the read goes on from where it stopped.
+    await readThroughPresigned({
+      start,
+      end,
+      onData,
+      urlFor: (replace) => this.presigned(replace),
+      fetch: (url, from, counted) => this.transport.fetchRange(url, from, end, { version, onData: counted, signal }),
+      onDeadUrl: (err) => err,
+    });
   }
 }

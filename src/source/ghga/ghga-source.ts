@@ -21,6 +21,7 @@ import { SlicefsError } from '../../errors.js';
 import type { Transport } from '../../transport/transport.js';
 import type { ObjectVersion } from '../../transport/version.js';
 import type { ObjectSource } from '../object-source.js';
+import { readThroughPresigned } from '../presigned.js';
 import type { DrsClient, DrsObject } from './dcs.js';
 import { unreachable } from './ghga-errors.js';
 
@@ -144,28 +145,17 @@ export class GhgaObjectSource implements ObjectSource {
 
   async read(start: number, end: number, onData: (chunk: Buffer) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
     const version = await this.version();
-    let pos = start;
-    const counted = (chunk: Buffer) => {
-      pos += chunk.length;
-      return onData(chunk);
-    };
-    let refused: string | undefined;
-    while (true) {
-      const o = await this.object(refused);
-      const from = pos;
-      try {
-        await this.transport.fetchRange(o.url, pos, end, { version, onData: counted, signal, headers: { 'cache-control': 'no-store' } });
-        return;
-      } catch (err) {
-        // A refused URL (expired mid-read, or revoked) is replaced and the read goes on where it
-        // stopped; a URL refused without delivering a byte right after a refresh is final.
-        if (!isRefused(err)) throw unreachable(err, 'object storage', o.url);
-        if (refused !== undefined && pos === from) {
-          throw new SlicefsError('ACCESS_DENIED', `${this.label}: the object storage refused a presigned URL the download service had just issued (403)`, { status: 403 });
-        }
-        refused = o.url;
-      }
-    }
+    let last: string | undefined;
+    // A refused URL (expired mid-read, or revoked) is replaced and the read goes on where it stopped.
+    await readThroughPresigned({
+      start,
+      end,
+      onData,
+      urlFor: async (replace) => (last = (await this.object(replace ? last : undefined)).url),
+      fetch: (url, from, counted) => this.transport.fetchRange(url, from, end, { version, onData: counted, signal, headers: { 'cache-control': 'no-store' } }),
+      onDeadUrl: () => new SlicefsError('ACCESS_DENIED', `${this.label}: the object storage refused a presigned URL the download service had just issued (403)`, { status: 403 }),
+      mapError: (err, url) => unreachable(err, 'object storage', url),
+    });
   }
 }
 

@@ -19,7 +19,7 @@
  * A row that is another row's index (its object id is that row's `index_object_id`) is folded into
  * that row: the index appears beside its file, under the name htslib looks for, not twice.
  */
-import { isBlankOrComment, manifestError } from './manifest-error.js';
+import { byteCountCell, isBlankOrComment, manifestError, md5Cell } from './manifest-error.js';
 import { isValidObjectId, scoreUrl } from './score-ref.js';
 import { validateTreePath } from './tree-path.js';
 import type { ManifestEntry, ManifestFormat } from './types.js';
@@ -105,16 +105,17 @@ function scoreFormat(name: string, cols: Columns, detect: (names: string[]) => b
           entry.path = path.slice(0, -5);
         }
         if (bundle) entry.bundle = bundle;
+        const cell = <T>(c: string, value: string, parse: (v: string) => T): T => {
+          try {
+            return parse(value);
+          } catch (e) {
+            throw fail(c, (e as Error).message);
+          }
+        };
         const size = get(cols.size);
-        if (size !== undefined) {
-          if (!/^\d+$/.test(size) || !Number.isSafeInteger(Number(size))) throw fail(cols.size, `'${size}' is not a byte count`);
-          entry.size = Number(size);
-        }
+        if (size !== undefined) entry.size = cell(cols.size, size, byteCountCell);
         const md5 = get(cols.md5);
-        if (md5 !== undefined) {
-          if (!/^[0-9a-fA-F]{32}$/.test(md5)) throw fail(cols.md5, `'${md5}' is not an MD5 (32 hex digits)`);
-          entry.md5 = md5.toLowerCase();
-        }
+        if (md5 !== undefined) entry.md5 = cell(cols.md5, md5, md5Cell);
         const indexId = get(cols.indexObjectId);
         if (indexId !== undefined) {
           if (!isValidObjectId(indexId)) throw fail(cols.indexObjectId, `'${indexId.slice(0, 80)}' is not an object id`);

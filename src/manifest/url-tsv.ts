@@ -5,7 +5,7 @@
  * skipped in both. A Crypt4GH object (`encryption` = `crypt4gh`, a `header_url`, or a URL ending in
  * `.c4gh`) is listed under its plaintext name: `path` without `.c4gh`.
  */
-import { isBlankOrComment, manifestError } from './manifest-error.js';
+import { byteCountCell, isBlankOrComment, manifestError, md5Cell } from './manifest-error.js';
 import { urlBasename, validateTreePath } from './tree-path.js';
 import type { ManifestEntry, ManifestFormat } from './types.js';
 
@@ -107,18 +107,17 @@ export const urlTsvFormat: ManifestFormat = {
       } catch (e) {
         throw manifestError(file, line, col.path !== undefined ? at('path') : at('url'), (e as Error).message);
       }
-      const size = get('size');
-      if (size !== undefined) {
-        if (!/^\d+$/.test(size) || !Number.isSafeInteger(Number(size))) {
-          throw manifestError(file, line, at('size'), `column 'size': '${size}' is not a byte count`);
+      const cell = <T>(key: (typeof KNOWN)[number], value: string, parse: (v: string) => T): T => {
+        try {
+          return parse(value);
+        } catch (e) {
+          throw manifestError(file, line, at(key), `column '${key}': ${(e as Error).message}`);
         }
-        entry.size = Number(size);
-      }
+      };
+      const size = get('size');
+      if (size !== undefined) entry.size = cell('size', size, byteCountCell);
       const md5 = get('md5');
-      if (md5 !== undefined) {
-        if (!/^[0-9a-fA-F]{32}$/.test(md5)) throw manifestError(file, line, at('md5'), `column 'md5': '${md5}' is not an MD5 (32 hex digits)`);
-        entry.md5 = md5.toLowerCase();
-      }
+      if (md5 !== undefined) entry.md5 = cell('md5', md5, md5Cell);
       const indexUrl = get('index_url');
       if (indexUrl !== undefined) entry.indexUrl = checkUrl(file, line, at('index_url'), indexUrl, 'index_url');
       const id = get('id');

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { parseRange, type ByteRange } from './http-bits.js';
 
 export type Fault =
   /** Answer `status` to the first `times` requests, then behave normally. */
@@ -80,11 +81,6 @@ interface Entry {
   changed: boolean;
 }
 
-interface ByteRange {
-  start: number;
-  /** Inclusive. */
-  end: number;
-}
 
 /** Body slice per write: large enough for throughput, small enough that backpressure bounds memory. */
 const WRITE_CHUNK = 256 * 1024;
@@ -341,24 +337,6 @@ function etagMatches(header: string, etag: string | null): boolean {
   return header.split(',').some((candidate) => candidate.trim() === etag);
 }
 
-/**
- * Single-range parser for `bytes=a-b`, `bytes=a-`, `bytes=-n`. Syntactically invalid or
- * multi-range headers give undefined (serve the whole body, which RFC 9110 allows).
- */
-function parseRange(header: string, size: number): ByteRange | 'unsatisfiable' | undefined {
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === '' && m[2] === '')) return undefined;
-  if (m[1] === '') {
-    const suffix = Number(m[2]);
-    if (suffix === 0 || size === 0) return 'unsatisfiable';
-    return { start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(m[1]);
-  const last = m[2] === '' ? Infinity : Number(m[2]);
-  if (last < start) return undefined;
-  if (start >= size) return 'unsatisfiable';
-  return { start, end: Math.min(last, size - 1) };
-}
 
 /** The range one byte later (or earlier when already at the end of the file): a plausible server bug. */
 function shiftByOne(range: ByteRange, size: number): ByteRange {

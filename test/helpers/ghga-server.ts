@@ -32,6 +32,7 @@ import { encryptHeader } from '../../src/crypt4gh/header.js';
 import { generateKeyPair, type C4ghKeyPair } from '../../src/crypt4gh/keys.js';
 import { sealBox } from '../../src/crypt4gh/sealed-box.js';
 import { encryptC4gh } from './c4gh-encrypt.js';
+import { amzDate, parseAmzDate, parseRange, safeDecode, sendJson, storeError } from './http-bits.js';
 
 export type GhgaEndpoint = 'values' | 'workPackage' | 'wot' | 'health' | 'object' | 'envelope' | 'data' | 'other';
 
@@ -541,46 +542,8 @@ export class GhgaServer {
 
 // ---- helpers ----
 
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
 
-function amzDate(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-}
 
-function parseAmzDate(v: string): number {
-  const [y, mo, d, h, mi, s] = [v.slice(0, 4), v.slice(4, 6), v.slice(6, 8), v.slice(9, 11), v.slice(11, 13), v.slice(13, 15)].map(Number);
-  return Date.UTC(y!, mo! - 1, d, h, mi, s);
-}
 
-/** Single range `bytes=a-b`, `bytes=a-`, `bytes=-n`; anything else is ignored (whole body), as S3 does. */
-function parseRange(header: string, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === '' && m[2] === '')) return undefined;
-  if (m[1] === '') {
-    const suffix = Number(m[2]);
-    if (suffix === 0 || size === 0) return 'unsatisfiable';
-    return { start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(m[1]);
-  const last = m[2] === '' ? Infinity : Number(m[2]);
-  if (last < start) return undefined;
-  if (start >= size) return 'unsatisfiable';
-  return { start, end: Math.min(last, size - 1) };
-}
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) }).end(text);
-}
 
-function storeError(res: ServerResponse, isHead: boolean, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
-  const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>${randomBytes(8).toString('hex').toUpperCase()}</RequestId></Error>`;
-  res.writeHead(status, { ...headers, 'content-type': 'application/xml', 'content-length': String(Buffer.byteLength(body)) });
-  res.end(isHead ? undefined : body);
-}

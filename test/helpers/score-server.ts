@@ -23,6 +23,7 @@
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { amzDate, parseAmzDate, parseRange, safeDecode, storeError } from './http-bits.js';
 
 /** Which object store the presigned URLs imitate. */
 export type UrlStyle = 's3' | 'azure';
@@ -459,44 +460,14 @@ function objectPath(objectKey: string): string {
   return `/objects/${objectKey.split('/').map(encodeURIComponent).join('/')}`;
 }
 
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
 
-/** SigV4's basic ISO 8601 form, `YYYYMMDDTHHMMSSZ`. */
-function amzDate(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-}
 
-function parseAmzDate(v: string): number {
-  const [y, mo, d, h, mi, s] = [v.slice(0, 4), v.slice(4, 6), v.slice(6, 8), v.slice(9, 11), v.slice(11, 13), v.slice(13, 15)].map(Number);
-  return Date.UTC(y, mo - 1, d, h, mi, s);
-}
 
 /** Azure's `se` form: ISO 8601 to the second. */
 function isoSeconds(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
-/** Single range `bytes=a-b`, `bytes=a-`, `bytes=-n`; anything else is ignored (whole body), as S3 does. */
-function parseRange(header: string, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === '' && m[2] === '')) return undefined;
-  if (m[1] === '') {
-    const suffix = Number(m[2]);
-    if (suffix === 0 || size === 0) return 'unsatisfiable';
-    return { start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(m[1]);
-  const last = m[2] === '' ? Infinity : Number(m[2]);
-  if (last < start) return undefined;
-  if (start >= size) return 'unsatisfiable';
-  return { start, end: Math.min(last, size - 1) };
-}
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -507,16 +478,7 @@ function sendText(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'content-type': 'text/plain;charset=UTF-8', 'content-length': String(Buffer.byteLength(text)) }).end(text);
 }
 
-/** An object-store error: XML as S3 and Azure send it, and no body for HEAD (as both do). */
-function storeError(res: ServerResponse, isHead: boolean, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
-  const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${escapeXml(message)}</Message><RequestId>${randomBytes(8).toString('hex').toUpperCase()}</RequestId></Error>`;
-  res.writeHead(status, { ...headers, 'content-type': 'application/xml', 'content-length': String(Buffer.byteLength(body)) });
-  res.end(isHead ? undefined : body);
-}
 
-function escapeXml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
 
 /**
  * The kind of page a load balancer or SSO gateway sends for an error: about 5 KB of markup, a

@@ -6,7 +6,8 @@
  * finished parts. `close()` undoes all of it.
  */
 import type { ArgumentsCamelCase } from 'yargs';
-import { createProgress, type ProgressReporter } from '../download/progress.js';
+import type { DownloadOptions } from '../download/download-session.js';
+import { createProgress } from '../download/progress.js';
 import { RateLimiter } from '../download/rate-limiter.js';
 import { SlicefsError } from '../errors.js';
 import { Stats } from '../stats.js';
@@ -33,13 +34,13 @@ export function checkDownloadOptions(args: ArgumentsCamelCase<DownloadArgs>): Do
 
 export interface DownloadPlumbing {
   stats: Stats;
-  progress: ProgressReporter;
   /** A `slicefs: …` message through the progress display. */
   line: (msg: string) => void;
   transport: HttpTransport;
-  limiter?: RateLimiter;
   /** Aborted by SIGINT/SIGTERM. */
   signal: AbortSignal;
+  /** The options of every runDownload call, from the arguments and the above. */
+  session: Pick<DownloadOptions, 'config' | 'force' | 'verifyOnly' | 'limiter' | 'progress' | 'signal' | 'warn'>;
   close(): Promise<void>;
 }
 
@@ -57,13 +58,21 @@ export function downloadPlumbing(args: ArgumentsCamelCase<DownloadArgs>, checked
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const limiter = checked.rate !== undefined ? new RateLimiter(checked.rate) : undefined;
   return {
     stats,
-    progress,
     line,
     transport,
-    limiter: checked.rate !== undefined ? new RateLimiter(checked.rate) : undefined,
     signal: interrupt.signal,
+    session: {
+      config: { partSize: checked.partSize, parallel: args.parallel },
+      force: args.force,
+      verifyOnly: args.verify,
+      limiter,
+      progress,
+      signal: interrupt.signal,
+      warn: (l) => progress.message(l),
+    },
     async close() {
       progress.stop();
       process.off('SIGINT', onSignal);

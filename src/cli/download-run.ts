@@ -65,7 +65,7 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
   const keys = args.decrypt ? (await import('./keys.js')).keysOf(args) : undefined;
   if (args.decrypt && !keys && files.some((f) => f.entry.encryption)) throw new SlicefsError('USAGE', '--decrypt needs your Crypt4GH key: --private-key FILE (or C4GH_SECRET_KEY)');
 
-  const { progress, line, transport, limiter, signal, close } = downloadPlumbing(args, checked, { files: files.length, bytes: files.reduce((n, f) => n + (f.size ?? 0), 0) }, stats);
+  const { line, transport, session, close } = downloadPlumbing(args, checked, { files: files.length, bytes: files.reduce((n, f) => n + (f.size ?? 0), 0) }, stats);
   const dataCtx = { transport, api: transport, score: endpoint, keys };
   // The disk tier serves index files only. A downloaded file is its own copy on disk: caching it
   // too would write every byte twice and evict what mounts and views read again.
@@ -87,13 +87,7 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
         file: f,
         source: sourceOf(f),
       })),
-      config: { partSize: checked.partSize, parallel: args.parallel },
-      force: args.force,
-      verifyOnly: args.verify,
-      limiter,
-      progress,
-      signal,
-      warn: (line) => progress.message(line),
+      ...session,
       manifestFile,
     });
   } finally {

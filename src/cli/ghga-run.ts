@@ -123,7 +123,7 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
   const checked = checkDownloadOptions(args);
   const s = await openGhga(args, say);
   const files = [...s.workPackage.files];
-  const { stats, progress, line, transport, limiter, signal, close } = downloadPlumbing(args, checked, { files: files.length, bytes: 0 });
+  const { stats, line, transport, signal, session, close } = downloadPlumbing(args, checked, { files: files.length, bytes: 0 });
   // The connector's layout: `<accession><ext>.c4gh`, or the plaintext's `<accession><ext>`.
   const entries = files.map(([acc, ext], i) => ({ path: `${acc}${ext}${args.decrypt ? '' : '.c4gh'}`, url: ghgaUrl(acc), id: acc, line: i + 1 }));
   const planned = planOutputs(entries, args['output-dir'], 'path', false, 'the work package');
@@ -154,13 +154,7 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
                 : undefined,
             },
           ],
-          config: { partSize: checked.partSize, parallel: args.parallel },
-          force: args.force,
-          verifyOnly: args.verify,
-          limiter,
-          progress,
-          signal,
-          warn: (l) => progress.message(l),
+          ...session,
           manifestFile: 'the work package',
         });
         summary.files.push(...result.files);

@@ -8,6 +8,7 @@ import { SlicefsError, messageOf } from '../errors.js';
 import { parseCacheProxy } from '../transport/cache-proxy.js';
 import { safeUrl } from '../util/redact.js';
 import { parseByteSize } from '../util/size.js';
+import { chooseProfile, readConfigFile } from './config-file.js';
 
 export const EXIT_FAILURE = 1;
 /** Bad input (usage, manifest): like most Unix tools, 2. */
@@ -84,6 +85,18 @@ export function withCacheProxyOption<T>(y: Argv<T>): Argv<T> {
     defaultDescription: `$${CACHE_PROXY_ENV}`,
     describe: 'read object bytes through this shared cache tier (http(s)://HOST:PORT, docs/deploy/cluster.md); API calls go direct',
   }) as unknown as Argv<T>;
+}
+
+/**
+ * The config file's `cacheProxy` (the chosen profile's) as `--cache-proxy` when neither the flag nor
+ * $SLICEFS_CACHE_PROXY set one: flag > environment > profile > none. `--no-cache-proxy` (false or
+ * '') is a choice too, and keeps the file's tier off. For mount, view and download, before
+ * transportConfig.
+ */
+export async function applyConfigCacheProxy(args: TransportArgs & { config?: string; profile?: string }, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  if (args['cache-proxy'] !== undefined) return;
+  const chosen = chooseProfile(await readConfigFile(args.config, env), args.profile, env);
+  if (chosen.settings.cacheProxy !== undefined) args['cache-proxy'] = chosen.settings.cacheProxy;
 }
 
 function cacheProxyOf(v: string | false | undefined): string | undefined {

@@ -16,12 +16,16 @@
  * naming the file and where: bad JSON (line and column, never the text around it, which may be a
  * token), an unknown key, an unknown profile. A file that holds a token must not be readable by
  * group or others, like a `--token-file`. This module reads files only; the precedence of flags,
- * environment and profile is ./score.ts's.
+ * environment and profile is ./score.ts's (and ./common.ts's for `cacheProxy`).
+ *
+ * A profile may also name the shared cache tier (`cacheProxy`, as `--cache-proxy`): set once here, it
+ * need not be exported in every job script.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { SlicefsError } from '../errors.js';
+import { parseCacheProxy } from '../transport/cache-proxy.js';
 
 /** Where a setting's value came from, strongest first. */
 export type Origin = 'flag' | 'env' | 'profile' | 'default';
@@ -34,9 +38,11 @@ export interface ProfileSettings {
   token?: string;
   /** A file holding the token: `~` is the home directory, a relative path is from the config file's directory. */
   tokenFile?: string;
+  /** The shared cache tier, as `--cache-proxy` (normalised: no trailing slash). */
+  cacheProxy?: string;
 }
 
-const SETTING_KEYS = ['storageUrl', 'metadataUrl', 'token', 'tokenFile'] as const;
+const SETTING_KEYS = ['storageUrl', 'metadataUrl', 'token', 'tokenFile', 'cacheProxy'] as const;
 const TOP_KEYS = ['profile', 'profiles', ...SETTING_KEYS] as const;
 
 export interface ConfigFile {
@@ -171,6 +177,13 @@ function settingsOf(o: Record<string, unknown>, where: string, topLevel = false)
     if (v === undefined) continue;
     if (typeof v !== 'string' || v === '') throw new SlicefsError('USAGE', `${where} "${k}" must be a non-empty string`);
     s[k] = v;
+  }
+  if (s.cacheProxy !== undefined) {
+    // The rules of --cache-proxy, checked when the file is read; the value is not shown: a URL with
+    // user:password or a query may hold a secret.
+    const url = parseCacheProxy(s.cacheProxy);
+    if (url === undefined) throw new SlicefsError('USAGE', `${where} "cacheProxy" must be an http(s) URL without query or credentials (http(s)://HOST:PORT)`);
+    s.cacheProxy = url;
   }
   if (s.token !== undefined && s.tokenFile !== undefined) throw new SlicefsError('USAGE', `${where} give one of "token" or "tokenFile", not both`);
   return s;

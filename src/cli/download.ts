@@ -4,7 +4,7 @@
  * the command runs.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { reportError, withCacheProxyOption, type TransportArgs } from './common.js';
+import { applyConfigCacheProxy, reportError, withCacheProxyOption, type TransportArgs } from './common.js';
 import { withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
 import { withKeyOptions, type KeyArgs } from './key-options.js';
@@ -51,6 +51,7 @@ export const downloadCommand: CommandModule<object, DownloadArgs> = {
       .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every HTTP request (no query strings)' }) as unknown as Argv<DownloadArgs>,
   handler: async (args) => {
     try {
+      await applyConfigCacheProxy(args);
       if (args.ghga) {
         const { runGhgaDownload } = await import('./ghga-run.js');
         await runGhgaDownload(args);

@@ -15,7 +15,7 @@ import type { MountSessionOptions } from '../mount-session.js';
 import type { ScoreEndpoint } from '../source/score-source.js';
 import { writeFile, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { cacheConfig, emit, readerConfig, reportError, say, setLogSink, timestamped, transportConfig, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
+import { applyConfigCacheProxy, cacheConfig, emit, readerConfig, reportError, say, setLogSink, timestamped, transportConfig, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
 import { DAEMON_CHILD_ENV, notifyParent } from './daemon-protocol.js';
 import { diskCacheConfig, withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { LogFile } from './log-file.js';
@@ -94,6 +94,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   const probes = args['probe-concurrency'];
   if (!Number.isInteger(probes) || probes < 1 || probes > 1024) throw new SlicefsError('USAGE', '--probe-concurrency must be an integer from 1 to 1024');
   if ((args.manifest === undefined) === !args.ghga) throw new SlicefsError('USAGE', 'give one of --manifest FILE or --ghga (a GHGA work package)');
+  await applyConfigCacheProxy(args);
   const tc = transportConfig(args, (l) => timestamped(l));
   const disk = diskCacheConfig(args);
   let manifest: Manifest;

@@ -7,7 +7,7 @@
  * runs, so that `slicefs mount` and `--help` do not load (and compile) the view's dependencies.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { reportError, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
+import { applyConfigCacheProxy, reportError, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
 import { withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
 import { withKeyOptions, type KeyArgs } from './key-options.js';
@@ -67,6 +67,7 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every HTTP request (no query strings)' }) as unknown as Argv<ViewArgs>,
   handler: async (args) => {
     try {
+      await applyConfigCacheProxy(args);
       const { runViewCommand } = await import('./view-run.js');
       await runViewCommand(args);
     } catch (err) {

@@ -13,6 +13,8 @@
 //   memory    peak RSS (VmHWM) of the slicefs daemon after each sequential read
 //   crypt4gh  ./crypt4gh-e2e-bench.js as a child (same --size, --seed, --runs), its tables appended:
 //             encrypted vs plaintext through one mount, `download --ghga --decrypt` vs `download`
+//   cache-tier ./cache-tier-bench.js as a child (same --runs; --cmd-timeout when given), its table
+//             appended: cold vs warm disk tier vs a shared nginx cache tier, against samtools over HTTP
 // The page cache is dropped before every run (then the origin's file is read once so nginx serves
 // from memory): kernel_cache mounts must not answer from pages of an earlier run. Each slicefs run
 // uses a fresh daemon (cold block cache).
@@ -61,6 +63,8 @@ interface Options {
   dropCaches: boolean;
   timeoutSec: number;
   cmdTimeoutSec: number;
+  /** --cmd-timeout was given (not derived from --size, which the cache-tier bench does not read). */
+  cmdTimeoutGiven: boolean;
   verify: boolean;
   out?: string;
 }
@@ -76,12 +80,14 @@ const USAGE = `usage: node dist/test/bench/run.js [options]
   --slicefs-verbose    pass --verbose to the daemon (its log is kept in the temp dir)
   --bam / --no-bam     run the samtools part (default on; builds test/helpers' bench BAM once)
   --region R           samtools region (default: 100 kb in the middle of the longest contig)
-  --only LIST          comma list of sections: loopback,wan,samtools,crypt4gh (default all)
+  --only LIST          comma list of sections: loopback,wan,samtools,crypt4gh,cache-tier (default all)
   --no-drop-caches     do not drop the page cache between runs
   --verify             also cmp the FUSE files against the origin file once
   --timeout SEC        hard limit for the whole benchmark (default 3600)
   --cmd-timeout SEC    limit per timed command (default max(60, size / 4 MB/s))
   --out FILE           results file (default .bench/results-<date>.md)`;
+
+const SECTIONS = ['loopback', 'wan', 'samtools', 'crypt4gh', 'cache-tier'];
 
 function parseSize(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)?$/i.exec(s.trim());
@@ -108,10 +114,11 @@ function parseOptions(argv: string[]): Options {
     slicefsArgs: [],
     slicefsVerbose: false,
     bam: true,
-    sections: new Set(['loopback', 'wan', 'samtools', 'crypt4gh']),
+    sections: new Set(SECTIONS),
     dropCaches: true,
     timeoutSec: 3600,
     cmdTimeoutSec: 0,
+    cmdTimeoutGiven: false,
     verify: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -174,6 +181,7 @@ function parseOptions(argv: string[]): Options {
         break;
       case '--cmd-timeout':
         o.cmdTimeoutSec = num(v());
+        o.cmdTimeoutGiven = true;
         break;
       case '--out':
         o.out = v();
@@ -188,7 +196,7 @@ function parseOptions(argv: string[]): Options {
     }
   }
   for (const s of o.sections) {
-    if (!['loopback', 'wan', 'samtools', 'crypt4gh'].includes(s)) throw new Error(`--only: unknown section '${s}'`);
+    if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section '${s}' (known: ${SECTIONS.join(', ')})`);
   }
   if (o.size < 1 || o.size % 4 !== 0) throw new Error('--size must be a positive multiple of 4 bytes');
   if (!o.cmdTimeoutSec) o.cmdTimeoutSec = Math.max(60, Math.ceil(o.size / 4e6));
@@ -214,6 +222,7 @@ const DATA_DIR = join(BENCH_DIR, 'data');
 const SLICEFS_BIN = join(ROOT, 'bin', 'slicefs.js');
 const MEMFS_JS = fileURLToPath(new URL('./memfs-mount.js', import.meta.url));
 const CRYPT4GH_JS = fileURLToPath(new URL('./crypt4gh-e2e-bench.js', import.meta.url));
+const CACHE_TIER_JS = fileURLToPath(new URL('./cache-tier-bench.js', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
 // Samples and rows.
@@ -624,23 +633,40 @@ async function samtoolsSection(nginx: NginxServer, link: Link, b: Bam): Promise<
 }
 
 /**
- * ./crypt4gh-e2e-bench.js as a child (its own nginx, mount and servers; stopped with it), run after
- * the other sections; its markdown, headings one level down, is appended to the report.
+ * A benchmark script as a child (its own nginx, mounts and servers; stopped with it), run after the
+ * other sections; its markdown, headings one level down, is appended to the report. `title` heads a
+ * failure, and the output of a script that prints no heading of its own.
  */
-async function crypt4ghSection(): Promise<string> {
+async function childSection(name: string, script: string, args: string[], title: string): Promise<string> {
   checkAborted();
-  log('crypt4gh: node dist/test/bench/crypt4gh-e2e-bench.js');
-  const args = [CRYPT4GH_JS, '--size', String(opts.size), '--seed', String(opts.seed), '--runs', String(opts.runs), '--cmd-timeout', String(opts.cmdTimeoutSec)];
-  const child = spawnChild(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], deathSignal: 'SIGTERM' });
-  const unregister = onCleanup('crypt4gh-e2e-bench', async () => void (await stopChild(child, 30_000)));
+  log(`${name}: node ${relative(ROOT, script)} ${args.join(' ')}`);
+  const child = spawnChild(process.execPath, [script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], deathSignal: 'SIGTERM' });
+  const unregister = onCleanup(basename(script, '.js'), async () => void (await stopChild(child, 30_000)));
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   const err = lineWatcher(child.stderr!, (l) => process.stderr.write(`${l}\n`));
   const [code] = (await once(child, 'close')) as [number | null];
   unregister();
   const body = out.replace(/^#/gm, '##').trim();
-  if (code !== 0) return `\n## Crypt4GH and GHGA\n\nfailed (exit ${code}): ${err.tail().split('\n').slice(-5).join(' / ')}\n${body ? `\n${body}\n` : ''}`;
-  return `\n${body}\n`;
+  if (code !== 0) return `\n## ${title}\n\nfailed (exit ${code}): ${err.tail().split('\n').slice(-5).join(' / ')}\n${body ? `\n${body}\n` : ''}`;
+  return body.startsWith('#') ? `\n${body}\n` : `\n## ${title}\n\n${body}\n`;
+}
+
+/** ./crypt4gh-e2e-bench.js: encrypted vs plaintext through a mount, and GHGA downloads. */
+function crypt4ghSection(): Promise<string> {
+  const args = ['--size', String(opts.size), '--seed', String(opts.seed), '--runs', String(opts.runs), '--cmd-timeout', String(opts.cmdTimeoutSec)];
+  return childSection('crypt4gh', CRYPT4GH_JS, args, 'Crypt4GH and GHGA');
+}
+
+/**
+ * ./cache-tier-bench.js: the disk tier and a shared nginx tier. It reads the bench BAM, not the
+ * seeded file, so it takes no --size or --seed; --cmd-timeout only when given, since run.ts's
+ * default is derived from --size. Its origin access logs are kept with the daemon logs.
+ */
+function cacheTierSection(): Promise<string> {
+  const args = ['--runs', String(opts.runs), '--log-dir', join(logDir, 'cache-tier')];
+  if (opts.cmdTimeoutGiven) args.push('--cmd-timeout', String(opts.cmdTimeoutSec));
+  return childSection('cache-tier', CACHE_TIER_JS, args, 'Disk and shared cache tiers');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -911,8 +937,9 @@ async function main(): Promise<void> {
   await proxy.close();
   await nginx.stop();
   const c4gh = opts.sections.has('crypt4gh') ? await crypt4ghSection() : '';
+  const tiers = opts.sections.has('cache-tier') ? await cacheTierSection() : '';
   clearTimeout(watchdog);
-  const text = report(started, seqRows, samRows, bam, (Date.now() - t0) / 1000) + c4gh;
+  const text = report(started, seqRows, samRows, bam, (Date.now() - t0) / 1000) + c4gh + tiers;
   await mkdir(BENCH_DIR, { recursive: true });
   const out = resolve(opts.out ?? join(BENCH_DIR, `results-${started.toISOString().replace(/[:.]/g, '-')}.md`));
   await writeFile(out, text);

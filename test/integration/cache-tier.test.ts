@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -430,6 +430,29 @@ test('without --cache-proxy nothing changes; SLICEFS_CACHE_PROXY sets it, --no-c
   const bad = await viewUrls(presigned(), ['--cache-proxy', 'tier.example:8080']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--cache-proxy: not an http\(s\) URL/);
+});
+
+test('cacheProxy in the config file: used below --cache-proxy and SLICEFS_CACHE_PROXY; --no-cache-proxy turns it off', async () => {
+  const file = join(work, 'config-tier.json');
+  await writeFile(file, JSON.stringify({ cacheProxy: tier.url }));
+  let logged = (await tier.accessLog()).length;
+  const fromFile = await viewUrls(presigned(), ['--config', file]);
+  assert.equal(fromFile.code, 0, fromFile.stderr);
+  assert.ok(fromFile.stdout.equals(want));
+  assert.ok((await tier.accessLog()).length > logged, 'no request went through the tier');
+
+  logged = (await tier.accessLog()).length;
+  const negated = await viewUrls(presigned(), ['--config', file, '--no-cache-proxy']);
+  assert.equal(negated.code, 0, negated.stderr);
+  assert.ok(negated.stdout.equals(want));
+  assert.equal((await tier.accessLog()).length, logged, 'a request went through the tier');
+
+  // The environment is above the file: its tier (nothing listens there) is tried, the file's is not.
+  const env = await viewUrls(presigned(), ['--config', file], { SLICEFS_CACHE_PROXY: 'http://127.0.0.1:1' });
+  assert.equal(env.code, 0, env.stderr);
+  assert.ok(env.stdout.equals(want));
+  assert.match(env.stderr, /the cache tier http:\/\/127\.0\.0\.1:1 failed a request/);
+  assert.equal((await tier.accessLog()).length, logged, 'a request went through the tier');
 });
 
 test('nginx keeps no query string in its slice cache keys nor in its logs', async () => {

@@ -1,7 +1,8 @@
 /**
  * The config file of profiles and the precedence of Score settings: flag > environment > profile >
  * default, profiles chosen by --profile / SLICEFS_PROFILE / the file, and the one-line errors (bad
- * JSON with its line and column, unknown keys and profiles, a readable file holding a token).
+ * JSON with its line and column, unknown keys and profiles, a readable file holding a token), and
+ * `cacheProxy` under --cache-proxy and SLICEFS_CACHE_PROXY.
  */
 import assert from 'node:assert/strict';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { SlicefsError } from '../../src/errors.js';
+import { applyConfigCacheProxy, type TransportArgs } from '../../src/cli/common.js';
 import { defaultConfigPath, jsonErrorAt, parseConfig } from '../../src/cli/config-file.js';
 import { endpointOf, resolvedSettings, type ScoreArgs } from '../../src/cli/score.js';
 
@@ -174,13 +176,46 @@ test('the JSON scanner agrees with JSON.parse on what is valid', () => {
 test('unknown keys and wrong types are errors that say where', async () => {
   assert.throws(() => parseConfig('{"storageURL": "x"}', 'c.json'), /c\.json: unknown key "storageURL" \(did you mean "storageUrl"\?\); known: profile, profiles, storageUrl/);
   assert.throws(() => parseConfig('{"profiles": {"argo": {"token_file": "x"}}}', 'c.json'), /c\.json: profile "argo": unknown key "token_file" \(did you mean "tokenFile"\?\)/);
-  assert.throws(() => parseConfig('{"profiles": {"argo": {"colour": "x"}}}', 'c.json'), /unknown key "colour"; known: storageUrl, metadataUrl, token, tokenFile$/);
+  assert.throws(() => parseConfig('{"profiles": {"argo": {"colour": "x"}}}', 'c.json'), /unknown key "colour"; known: storageUrl, metadataUrl, token, tokenFile, cacheProxy$/);
   assert.throws(() => parseConfig('{"profiles": {"argo": {"storageUrl": 3}}}', 'c.json'), /profile "argo": "storageUrl" must be a non-empty string/);
   assert.throws(() => parseConfig('{"profiles": {"argo": {"token": "a", "tokenFile": "b"}}}', 'c.json'), /give one of "token" or "tokenFile"/);
   assert.throws(() => parseConfig('[]', 'c.json'), /c\.json: must be a JSON object/);
   assert.throws(() => parseConfig('{"profile": 1}', 'c.json'), /"profile" must be a string/);
   // A byte order mark is not a mistake.
   assert.deepEqual(parseConfig('\uFEFF{"storageUrl": "https://x"}', 'c.json').topLevel, { storageUrl: 'https://x' });
+});
+
+test('cacheProxy: the rules of --cache-proxy, checked when the file is read, the value never shown', () => {
+  const ok = parseConfig('{"cacheProxy": "http://tier.site:8080/", "profiles": {"argo": {"cacheProxy": "https://gw.site/tier/"}}}', 'c.json');
+  assert.equal(ok.topLevel.cacheProxy, 'http://tier.site:8080');
+  assert.equal(ok.profiles.argo.cacheProxy, 'https://gw.site/tier');
+  for (const bad of ['tier.site:8080', 'ftp://tier.site', 'http://tier.site/?sig=s3cr3t', 'http://user:s3cr3t@tier.site', 'http://tier.site/#s3cr3t']) {
+    assert.throws(
+      () => parseConfig(JSON.stringify({ profiles: { argo: { cacheProxy: bad } } }), 'c.json'),
+      (err: SlicefsError) => /^c\.json: profile "argo": "cacheProxy" must be an http\(s\) URL without query or credentials/.test(err.message) && !err.message.includes('s3cr3t'),
+      bad,
+    );
+  }
+  assert.throws(() => parseConfig('{"cacheProxy": ""}', 'c.json'), /c\.json: "cacheProxy" must be a non-empty string/);
+  assert.throws(() => parseConfig('{"cache-proxy": "http://t"}', 'c.json'), /unknown key "cache-proxy" \(did you mean "cacheProxy"\?\)/);
+  assert.throws(() => parseConfig('{"profiles": {"a": {"cache_proxy": "http://t"}}}', 'c.json'), /profile "a": unknown key "cache_proxy" \(did you mean "cacheProxy"\?\)/);
+});
+
+test('cacheProxy: --cache-proxy > SLICEFS_CACHE_PROXY > the profile > none; --no-cache-proxy keeps it off', async () => {
+  const file = await config({ cacheProxy: 'http://top.tier:8080', profile: 'argo', profiles: { argo: { cacheProxy: 'http://argo.tier:8080' }, collab: {} } });
+  // As yargs gives them: a flag or the environment (the option's default) is a string; --no-cache-proxy is false.
+  const applied = async (a: Partial<TransportArgs> & { profile?: string }) => {
+    const args = { connections: 1, verbose: false, timeout: 15, config: file, ...a };
+    await applyConfigCacheProxy(args, {});
+    return args['cache-proxy'];
+  };
+  assert.equal(await applied({}), 'http://argo.tier:8080');
+  assert.equal(await applied({ 'cache-proxy': 'http://flag.tier:8080' }), 'http://flag.tier:8080');
+  assert.equal(await applied({ 'cache-proxy': false }), false);
+  assert.equal(await applied({ 'cache-proxy': '' }), '');
+  assert.equal(await applied({ profile: 'default' }), 'http://top.tier:8080');
+  // A chosen profile does not inherit the top level's tier, as with every other setting.
+  assert.equal(await applied({ profile: 'collab' }), undefined);
 });
 
 test('a config file holding a token must not be readable by others; one without may be', async () => {

@@ -10,8 +10,9 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok
 # libfuse2 + fuse: fuse-native's prebuilt binary links libfuse.so.2 and unmounts with fusermount.
 # samtools: the oracle of the tests and the demo. nginx-light: the real server of the benchmarks.
 # aria2: the peer of the download benchmark (aria2c -x8 -s8). tini: the Docker image's init, whose
-# signal forwarding the tests check without a container.
-for p in libfuse2 fuse samtools nginx-light curl aria2 tini; do
+# signal forwarding the tests check without a container. gettext-base: envsubst, with which the
+# tests render the cache tier's nginx.conf as the nginx image of docker/cache-tier/compose.yaml does.
+for p in libfuse2 fuse samtools nginx-light curl aria2 tini gettext-base; do
   have_pkg "$p" || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -15,7 +15,8 @@ import { REPO } from './daemon.js';
 
 export const NGINX_BIN = '/usr/sbin/nginx';
 export const TIER_TEMPLATE = join(REPO, 'docker/cache-tier/nginx.conf');
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+/** setpriv, to give a spawned nginx PR_SET_PDEATHSIG (undefined when missing). */
+export const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 
 export interface TierOptions {
   /** Regex of allowed origins (`scheme://host:port`); default: any port of 127.0.0.1, http or https. */
@@ -188,7 +189,8 @@ export class CacheTier {
   }
 }
 
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (free when asked: a server started later may still lose it). */
+export async function freePort(): Promise<number> {
   const srv = net.createServer();
   await new Promise<void>((res, rej) => srv.once('error', rej).listen(0, '127.0.0.1', () => res()));
   const port = (srv.address() as net.AddressInfo).port;
@@ -197,7 +199,7 @@ async function freePort(): Promise<number> {
 }
 
 /** True once something accepts connections on the port; false if `dead()` or the time is up. */
-async function waitForPort(port: number, ms: number, dead: () => boolean): Promise<boolean> {
+export async function waitForPort(port: number, ms: number, dead: () => boolean): Promise<boolean> {
   const until = Date.now() + ms;
   while (Date.now() < until && !dead()) {
     const ok = await new Promise<boolean>((res) => {

@@ -151,13 +151,26 @@ export interface DiskCacheConfig {
    */
   freeSpaceShare: number;
   /**
-   * Size and alignment of a chunk file. 1 MiB: the mount's block size, so one BlockCache miss is
-   * one chunk file read or fetched, whole; 10 GiB is ~10,000 files, so a scan for eviction stays in
-   * the tens of milliseconds and the 64-byte header is 0.006 %. Smaller chunks multiply files and
-   * syscalls per byte; larger ones make a cold `view` of a small region fetch more (each region's
-   * extent is rounded out to whole chunks).
+   * Size and alignment of a chunk file's slot. 1 MiB: the mount's block size, so one BlockCache
+   * miss is one chunk file read or fetched, whole; 10 GiB is ~10,000 files, so a scan for eviction
+   * stays in the tens of milliseconds and the 64-byte header is 0.006 %. Smaller slots multiply
+   * files and syscalls per byte.
    */
   chunkBytes: number;
+  /**
+   * The unit a slot is filled in: a chunk file holds one contiguous run of pages of its slot, and a
+   * read is widened to whole pages, not whole slots. 64 KiB: the view's block size (a BGZF block is
+   * at most 64 KiB), so a cold `view` fetches what it fetches without the tier instead of a whole
+   * 1 MiB around each region (3.3× the bytes, measured in docs/benchmarks.md); later reads of the
+   * same slot grow its run.
+   */
+  pageBytes: number;
+  /**
+   * On shutdown, fetches under way (the mount's last readahead) are given this long to land on
+   * disk before the connections close: otherwise the next run fetches them again. Well inside
+   * `docker stop`'s 10 s and a user's patience with Ctrl-C.
+   */
+  drainMs: number;
   /**
    * Eviction deletes down to this share of the budget, not to the budget itself, so that it runs
    * once per ~10 % of the budget written, not on every chunk.
@@ -189,6 +202,8 @@ export const DEFAULT_DISK_CACHE: Omit<DiskCacheConfig, 'dir'> = {
   defaultBudgetBytes: 10 * 1024 * MiB,
   freeSpaceShare: 0.5,
   chunkBytes: 1 * MiB,
+  pageBytes: 64 * 1024,
+  drainMs: 3000,
   lowWaterShare: 0.9,
   rescanShare: 1 / 16,
   touchAfterMs: 60_000,

@@ -109,6 +109,8 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
         (closing ??= (async () => {
           try {
             await handle.unmount();
+            // The last readahead lands on disk (bounded), so a new mount does not fetch it again.
+            await disk?.drain().catch(() => {});
           } finally {
             await closeAll();
           }

@@ -1,13 +1,16 @@
 /**
- * The format of one chunk file of the disk tier: a 64-byte header, then the payload (a chunk of
- * the object's bytes).
+ * The format of one chunk file of the disk tier: a 64-byte header, then the payload: one
+ * contiguous extent of the chunk's slot (the object's bytes [index·C, (index+1)·C), C the slot
+ * size), starting at `lo` within the slot (a multiple of the page size) and ending at a page
+ * boundary or at the slot's end.
  *
  *     0..32   SHA-256 of bytes 32..end (the rest of the header and the payload)
- *    32..36   magic "SFC1"
- *    36..40   chunk size of the tier (u32 BE): a tier with another chunk size reads it as foreign
- *    40..44   chunk index in the object (u32 BE)
- *    44..48   payload length (u32 BE)
- *    48..64   the first 16 bytes of the object's key hash (the directory's name)
+ *    32..36   magic "SFC2"
+ *    36..40   slot size of the tier (u32 BE): a tier with another slot size reads it as foreign
+ *    40..44   chunk (slot) index in the object (u32 BE)
+ *    44..48   lo: where the payload starts in the slot (u32 BE)
+ *    48..52   payload length (u32 BE)
+ *    52..64   the first 12 bytes of the object's key hash (the directory's name)
  *
  * The checksum covers the header fields too, so a file renamed into the wrong place, a file of a
  * truncated write, a zeroed page after a crash, or a flipped bit all fail the check. SHA-256, not
@@ -18,9 +21,23 @@
 import { webcrypto } from 'node:crypto';
 
 export const CHUNK_HEADER_BYTES = 64;
-const MAGIC = 0x53464331; // "SFC1"
+const MAGIC = 0x53464332; // "SFC2"
+/** The format before extents (a whole slot per file): read as a plain miss, replaced silently. */
+const MAGIC_V1 = 0x53464331; // "SFC1"
 
-/** A buffer for a chunk of `length` bytes, header space in front (filled by `sealChunk`). */
+/** What a chunk file says it holds. */
+export interface ChunkShape {
+  /** Slot size of the tier. */
+  chunkBytes: number;
+  /** Page size: `lo` is a multiple of it, and so is the extent's end unless it is the slot's end. */
+  pageBytes: number;
+  index: number;
+  /** Bytes in the slot (the last slot of an object is shorter). */
+  slotLength: number;
+  keyHash: Buffer;
+}
+
+/** A buffer for an extent of `length` bytes, header space in front (filled by `sealChunk`). */
 export function allocChunk(length: number): Buffer {
   // Never pooled: a chunk buffer (and every view of it that is handed out) owns its memory.
   return Buffer.allocUnsafeSlow(CHUNK_HEADER_BYTES + length);
@@ -35,27 +52,38 @@ async function sha256(data: Buffer): Promise<Buffer> {
   return Buffer.from(await webcrypto.subtle.digest('SHA-256', data));
 }
 
-/** Writes the header of a chunk buffer whose payload is filled in. */
-export async function sealChunk(record: Buffer, chunkBytes: number, index: number, keyHash: Buffer): Promise<void> {
+/** Writes the header of a chunk buffer whose payload (the slot's bytes from `lo` on) is filled in. */
+export async function sealChunk(record: Buffer, chunkBytes: number, index: number, lo: number, keyHash: Buffer): Promise<void> {
   record.writeUInt32BE(MAGIC, 32);
   record.writeUInt32BE(chunkBytes, 36);
   record.writeUInt32BE(index, 40);
-  record.writeUInt32BE(record.length - CHUNK_HEADER_BYTES, 44);
-  keyHash.copy(record, 48, 0, 16);
+  record.writeUInt32BE(lo, 44);
+  record.writeUInt32BE(record.length - CHUNK_HEADER_BYTES, 48);
+  keyHash.copy(record, 52, 0, 12);
   (await sha256(record.subarray(32))).copy(record, 0);
 }
 
+/** A file of the format before extents: not damage, just not ours any more. */
+export function isOldFormat(file: Buffer): boolean {
+  return file.length >= CHUNK_HEADER_BYTES && file.readUInt32BE(32) === MAGIC_V1;
+}
+
 /**
- * Why the chunk file's bytes are not chunk `index` of `length` bytes of the object `keyHash`, or
- * undefined when they are.
+ * Where the chunk file's payload starts in the slot (`{ lo }`) when its bytes are an extent of
+ * chunk `shape.index` of the object `shape.keyHash`; else why not (a string).
  */
-export async function checkChunk(file: Buffer, chunkBytes: number, index: number, length: number, keyHash: Buffer): Promise<string | undefined> {
-  if (file.length !== CHUNK_HEADER_BYTES + length) return `${file.length} bytes, expected ${CHUNK_HEADER_BYTES + length}`;
+export async function checkChunk(file: Buffer, shape: ChunkShape): Promise<{ lo: number } | string> {
+  if (file.length <= CHUNK_HEADER_BYTES) return `${file.length} bytes, no payload`;
   if (file.readUInt32BE(32) !== MAGIC) return 'not a chunk file';
-  if (file.readUInt32BE(36) !== chunkBytes) return 'another chunk size';
-  if (file.readUInt32BE(40) !== index || file.readUInt32BE(44) !== length || !file.subarray(48, 64).equals(keyHash.subarray(0, 16))) {
-    return 'another chunk';
+  if (file.readUInt32BE(36) !== shape.chunkBytes) return 'another chunk size';
+  const lo = file.readUInt32BE(44);
+  const length = file.readUInt32BE(48);
+  if (length !== file.length - CHUNK_HEADER_BYTES) return `${file.length} bytes, expected ${CHUNK_HEADER_BYTES + length}`;
+  const hi = lo + length;
+  if (file.readUInt32BE(40) !== shape.index || !file.subarray(52, 64).equals(shape.keyHash.subarray(0, 12))) return 'another chunk';
+  if (lo % shape.pageBytes !== 0 || hi > shape.slotLength || (hi % shape.pageBytes !== 0 && hi !== shape.slotLength)) {
+    return `extent [${lo}, ${hi}) is not whole pages of the slot`;
   }
   if (!(await sha256(file.subarray(32))).equals(file.subarray(0, 32))) return 'checksum mismatch';
-  return undefined;
+  return { lo };
 }

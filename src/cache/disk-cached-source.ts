@@ -1,22 +1,26 @@
 /**
  * A remote source read through the disk tier (./disk-tier.ts): the same object, identity and
- * version, with its bytes kept on disk in aligned chunks.
+ * version, with its bytes kept on disk in extents of aligned slots.
  *
- * `read(start, end)` covers chunks ⌊start/C⌋ … ⌊(end−1)/C⌋. Chunks on disk (checked) are delivered
- * from disk; a chunk another read of this process is fetching is awaited; every run of contiguous
- * missing chunks is fetched with one ranged read of the inner source, widened to whole chunks, and
- * its bytes inside [start, end) are delivered as they arrive. Each missing chunk is collected
- * (copied: the transport's buffers go back to it once the block cache drops them) and written to
- * disk whole once complete. Delivery is in order, awaiting what `onData` returns.
+ * `read(start, end)` covers slots ⌊start/C⌋ … ⌊(end−1)/C⌋ and needs, in each, the read's bytes
+ * widened to whole pages (P). Per slot, in this order: an extent another read of this process is
+ * fetching that covers the need is awaited; an extent on disk (checked) that covers it is
+ * delivered; else what the disk lacks of the need is fetched: a piece on either side of the disk's
+ * extent, widened over a gap between the two, so that the slot keeps one contiguous extent (the
+ * disk's bytes in between are delivered from disk). Pieces that abut (a read over several missing slots) are fetched with one ranged read of
+ * the inner source, and their bytes inside [start, end) are delivered as they arrive. Each piece is
+ * collected (copied: the transport's buffers go back to it once the block cache drops them) and
+ * written to disk once complete, merged there with the slot's extent. Delivery is in order,
+ * awaiting what `onData` returns.
  *
  * The inner callback works synchronously: the worker transport does not wait for a returned
- * promise, so chunks are taken as they come and delivery goes through a queue per run.
+ * promise, so pieces are taken as they come and delivery goes through a queue per run.
  */
 import { SlicefsError } from '../errors.js';
 import type { ObjectSource } from '../source/object-source.js';
 import type { ObjectVersion } from '../transport/version.js';
 import { allocChunk, CHUNK_HEADER_BYTES, payloadOf } from './chunk-file.js';
-import type { DiskTier, TierObject } from './disk-tier.js';
+import type { DiskTier, Extent, InflightExtent, TierObject } from './disk-tier.js';
 
 /** A run's undelivered bytes above this make a transport that waits (HttpTransport) wait. */
 const QUEUE_HIGH_BYTES = 4 * 1024 * 1024;
@@ -86,7 +90,28 @@ class Run {
   }
 }
 
-type Part = { kind: 'have'; index: number; payload: Promise<Buffer> } | { kind: 'run'; run: Run };
+/**
+ * Bytes [from, to) delivered (as far as they are in the read) from an extent at hand, `base` the
+ * object offset of its first byte; or from a run.
+ */
+type Part = { kind: 'have'; base: number; from: number; to: number; payload: Promise<Buffer> } | { kind: 'run'; run: Run };
+
+/** A piece of a slot to fetch: object offsets [from, to), slot-relative [lo, hi). */
+interface Piece {
+  slot: number;
+  lo: number;
+  from: number;
+  to: number;
+  own: Deferred;
+  /** Its announcement to the other reads of this process (tier.announce). */
+  entry: InflightExtent;
+}
+
+/** A slot's plan: bytes at hand (before or after a piece to fetch), or a piece. */
+type Step = Extract<Part, { kind: 'have' }> | { kind: 'fetch'; piece: Piece };
+
+const covers = (e: { lo: number; hi: number }, lo: number, hi: number) => e.lo <= lo && e.hi >= hi;
+
 
 export class DiskCachedSource implements ObjectSource {
   readonly identity: string;
@@ -116,61 +141,116 @@ export class DiskCachedSource implements ObjectSource {
     if (stop <= start) return;
     const tier = this.tier;
     const C = tier.chunkBytes;
+    const P = tier.pageBytes;
     const obj = tier.object(this.inner, v);
     const first = Math.floor(start / C);
     const last = Math.floor((stop - 1) / C);
     const keyOf = (i: number) => `${obj.key}#${i}`;
+    /** What slot `i` needs: the read's bytes in it, widened to whole pages (slot-relative). */
+    const needOf = (i: number) => {
+      const base = i * C;
+      const length = tier.slotLength(obj, i);
+      const a = Math.max(start, base) - base;
+      const b = Math.min(stop, base + length) - base;
+      return { lo: Math.floor(a / P) * P, hi: Math.min(length, Math.ceil(b / P) * P) };
+    };
+    const sharedOf = (i: number) => {
+      const n = needOf(i);
+      return tier.fetching(keyOf(i), n.lo, n.hi);
+    };
 
-    // What each chunk comes from: a fetch under way in this process, else the disk, else the network.
-    const found = new Map<number, Promise<Buffer>>();
+    // What each slot comes from: a fetch under way in this process, else the disk, else the network.
+    const shared = new Map<number, InflightExtent>();
+    const onDisk = new Map<number, Extent>();
     const lookups: Promise<void>[] = [];
     for (let i = first; i <= last; i++) {
-      const shared = tier.inflight.get(keyOf(i));
-      if (shared) found.set(i, this.orFetchAlone(shared, obj, i, signal));
-      else lookups.push(tier.readChunk(obj, i).then((b) => void (b && found.set(i, Promise.resolve(b)))));
+      const e = sharedOf(i);
+      if (e) shared.set(i, e);
+      else lookups.push(tier.readChunk(obj, i).then((x) => void (x && onDisk.set(i, x))));
     }
     await Promise.all(lookups);
 
-    // The missing ones: registered as in flight in one synchronous step, so readers arriving meanwhile share them.
-    const own = new Map<number, Deferred>();
+    // The pieces to fetch: announced in one synchronous step, so readers arriving meanwhile share them.
+    const steps: Step[] = [];
     for (let i = first; i <= last; i++) {
-      if (found.has(i)) continue;
-      const shared = tier.inflight.get(keyOf(i));
-      if (shared) {
-        found.set(i, this.orFetchAlone(shared, obj, i, signal));
+      const base = i * C;
+      const n = needOf(i);
+      const disk = onDisk.get(i);
+      let e = shared.get(i);
+      if (!e && disk && covers({ lo: disk.lo, hi: disk.lo + disk.payload.length }, n.lo, n.hi)) {
+        steps.push({ kind: 'have', base: base + disk.lo, from: base + n.lo, to: base + n.hi, payload: Promise.resolve(disk.payload) });
         continue;
       }
-      const d = deferred();
-      own.set(i, d);
-      tier.inflight.set(keyOf(i), d.promise);
+      e ??= sharedOf(i);
+      if (e) {
+        steps.push({ kind: 'have', base: base + e.lo, from: base + n.lo, to: base + n.hi, payload: this.orFetchAlone(e, obj, i, signal) });
+        continue;
+      }
+      // What is at hand for this slot: its extent on disk and the extents being fetched. The need
+      // is walked from left to right: a stretch at hand is taken from the extent that reaches
+      // furthest, a stretch nowhere at hand is fetched. The walk is widened over a gap between the
+      // need and what is at hand, so that the slot's extent on disk stays one run.
+      const atHand: { lo: number; hi: number; payload: () => Promise<Buffer> }[] = tier.fetchingIn(keyOf(i)).map((x) => ({
+        lo: x.lo,
+        hi: x.hi,
+        payload: () => this.orFetchAlone(x, obj, i, signal),
+      }));
+      if (disk) atHand.push({ lo: disk.lo, hi: disk.lo + disk.payload.length, payload: () => Promise.resolve(disk.payload) });
+      let x = n.lo;
+      let end = n.hi;
+      // A write of this slot may have landed since the lookup: its bounds widen the walk too.
+      const bounds: { lo: number; hi: number }[] = [...atHand, tier.seenExtent(keyOf(i))].filter((b) => b !== undefined);
+      if (bounds.length > 0) {
+        const hullLo = Math.min(...bounds.map((h) => h.lo));
+        const hullHi = Math.max(...bounds.map((h) => h.hi));
+        if (hullHi < x) x = hullHi;
+        if (hullLo > end) end = hullLo;
+      }
+      while (x < end) {
+        let best: (typeof atHand)[number] | undefined;
+        for (const h of atHand) if (h.lo <= x && h.hi > x && (!best || h.hi > best.hi)) best = h;
+        if (best) {
+          const to = Math.min(best.hi, end);
+          steps.push({ kind: 'have', base: base + best.lo, from: base + x, to: base + to, payload: best.payload() });
+          x = to;
+          continue;
+        }
+        const to = Math.min(end, ...atHand.filter((h) => h.lo > x).map((h) => h.lo));
+        const own = deferred();
+        const piece: Piece = { slot: i, lo: x, from: base + x, to: base + to, own, entry: { lo: x, hi: to, payload: own.promise } };
+        tier.announce(keyOf(i), piece.entry);
+        steps.push({ kind: 'fetch', piece });
+        x = to;
+      }
     }
 
     const abort = new AbortController();
     const onAbort = () => abort.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     const parts: Part[] = [];
-    for (let i = first; i <= last; ) {
-      const have = found.get(i);
-      if (have) {
-        parts.push({ kind: 'have', index: i, payload: have });
-        i++;
+    for (let k = 0; k < steps.length; ) {
+      const step = steps[k];
+      if (step.kind === 'have') {
+        // Only bytes of the read: an extent at hand may lie wholly outside it (a gap was fetched).
+        parts.push(step);
+        k++;
         continue;
       }
-      let j = i;
-      while (j + 1 <= last && own.has(j + 1)) j++;
-      parts.push({ kind: 'run', run: this.fetchRun(obj, i, j, start, stop, own, abort.signal) });
-      i = j + 1;
+      const group = [step.piece];
+      k++;
+      for (let nx = steps[k]; nx?.kind === 'fetch' && nx.piece.from === group[group.length - 1].to; nx = steps[++k]) group.push(nx.piece);
+      parts.push({ kind: 'run', run: this.fetchRun(obj, group, start, stop, abort.signal) });
     }
 
     try {
       for (const part of parts) {
         if (part.kind === 'have') {
           const payload = await part.payload;
-          const base = part.index * C;
-          const a = Math.max(start, base) - base;
-          const b = Math.min(stop, base + payload.length) - base;
+          const a = Math.max(start, part.from) - part.base;
+          const b = Math.min(stop, part.to) - part.base;
+          if (b <= a) continue;
           let slice = payload.subarray(a, b);
-          // A small piece of a chunk is copied, so that it does not keep the whole chunk in memory.
+          // A small piece of an extent is copied, so that it does not keep the whole extent in memory.
           if (slice.length < payload.length / 2) slice = Buffer.from(slice);
           await onData(slice);
           continue;
@@ -188,7 +268,7 @@ export class DiskCachedSource implements ObjectSource {
         }
       }
     } catch (err) {
-      // The other runs stop; readers sharing their chunks fetch them on their own.
+      // The other runs stop; readers sharing their pieces fetch them on their own.
       abort.abort(err);
       for (const p of parts) if (p.kind === 'run') p.run.release();
       throw err;
@@ -197,78 +277,75 @@ export class DiskCachedSource implements ObjectSource {
     }
   }
 
-  /** A chunk another read is fetching; if that read fails, this one fetches the chunk itself. */
-  private orFetchAlone(shared: Promise<Buffer>, obj: TierObject, index: number, signal?: AbortSignal): Promise<Buffer> {
-    return shared.catch(async () => {
-      const C = this.tier.chunkBytes;
-      const record = allocChunk(this.tier.chunkLength(obj, index));
+  /** An extent another read is fetching; if that read fails, this one fetches the extent itself. */
+  private orFetchAlone(shared: InflightExtent, obj: TierObject, slot: number, signal?: AbortSignal): Promise<Buffer> {
+    return shared.payload.catch(async () => {
+      const from = slot * this.tier.chunkBytes + shared.lo;
+      const record = allocChunk(shared.hi - shared.lo);
       let filled = 0;
-      await this.inner.read(index * C, index * C + record.length - CHUNK_HEADER_BYTES, (c) => {
+      await this.inner.read(from, from + record.length - CHUNK_HEADER_BYTES, (c) => {
         c.copy(record, CHUNK_HEADER_BYTES + filled);
         filled += c.length;
       }, signal);
       if (filled !== record.length - CHUNK_HEADER_BYTES) throw new SlicefsError('BAD_RESPONSE', `${this.label}: ${filled} bytes of ${record.length - CHUNK_HEADER_BYTES} arrived`);
       this.tier.countMiss(filled);
-      void this.tier.storeChunk(obj, index, record);
+      void this.tier.storeChunk(obj, slot, shared.lo, record);
       return payloadOf(record);
     });
   }
 
   /**
-   * Fetches chunks [firstChunk, lastChunk] (all registered in `own`) with one read of the inner
-   * source; queues the bytes inside [start, stop) for delivery, and completes and stores each chunk.
+   * Fetches `pieces` (abutting, each registered in `tier.inflight` or owned alone) with one read of
+   * the inner source; queues the bytes inside [start, stop) for delivery, and completes and stores
+   * each piece.
    */
-  private fetchRun(obj: TierObject, firstChunk: number, lastChunk: number, start: number, stop: number, own: Map<number, Deferred>, signal: AbortSignal): Run {
+  private fetchRun(obj: TierObject, pieces: Piece[], start: number, stop: number, signal: AbortSignal): Run {
     const tier = this.tier;
-    const C = tier.chunkBytes;
-    const from = firstChunk * C;
-    const to = Math.min((lastChunk + 1) * C, obj.size);
+    const from = pieces[0].from;
+    const to = pieces[pieces.length - 1].to;
     const run = new Run();
     let pos = from;
-    let chunk = firstChunk;
-    let length = tier.chunkLength(obj, chunk);
-    let record = allocChunk(length);
+    let k = 0;
+    let record = allocChunk(pieces[0].to - pieces[0].from);
     let filled = 0;
-    const complete = (index: number, rec: Buffer) => {
-      const key = `${obj.key}#${index}`;
+    const release = (p: Piece) => tier.unannounce(`${obj.key}#${p.slot}`, p.entry);
+    const complete = (p: Piece, rec: Buffer) => {
       tier.countMiss(rec.length - CHUNK_HEADER_BYTES);
-      own.get(index)!.resolve(payloadOf(rec));
-      own.delete(index);
+      p.own.resolve(payloadOf(rec));
       // Shared until it is on disk, so that nobody fetches it again meanwhile.
-      const written = tier.storeChunk(obj, index, rec);
-      if (written) void written.finally(() => tier.inflight.delete(key));
-      else tier.inflight.delete(key);
+      const written = tier.storeChunk(obj, p.slot, p.lo, rec);
+      if (written) void written.finally(() => release(p));
+      else release(p);
     };
     const fail = (err: unknown) => {
-      for (const [index, d] of own) {
-        if (index < firstChunk || index > lastChunk) continue;
-        d.reject(err);
-        own.delete(index);
-        tier.inflight.delete(`${obj.key}#${index}`);
+      for (let j = k; j < pieces.length; j++) {
+        pieces[j].own.reject(err);
+        release(pieces[j]);
       }
+      k = pieces.length;
     };
-    const onPiece = (piece: Buffer): Promise<void> | undefined => {
+    const onPiece = (bytes: Buffer): Promise<void> | undefined => {
       const a = Math.max(pos, start);
-      const b = Math.min(pos + piece.length, stop);
+      const b = Math.min(pos + bytes.length, stop);
       let wait: Promise<void> | undefined;
-      if (b > a) wait = run.push(a === pos && b === pos + piece.length ? piece : piece.subarray(a - pos, b - pos));
+      if (b > a) wait = run.push(a === pos && b === pos + bytes.length ? bytes : bytes.subarray(a - pos, b - pos));
       let off = 0;
-      while (off < piece.length && chunk <= lastChunk) {
-        const take = Math.min(length - filled, piece.length - off);
-        piece.copy(record, CHUNK_HEADER_BYTES + filled, off, off + take);
+      while (off < bytes.length && k < pieces.length) {
+        const length = record.length - CHUNK_HEADER_BYTES;
+        const take = Math.min(length - filled, bytes.length - off);
+        bytes.copy(record, CHUNK_HEADER_BYTES + filled, off, off + take);
         filled += take;
         off += take;
         if (filled === length) {
-          complete(chunk, record);
-          chunk++;
-          if (chunk <= lastChunk) {
-            length = tier.chunkLength(obj, chunk);
-            record = allocChunk(length);
+          complete(pieces[k], record);
+          k++;
+          if (k < pieces.length) {
+            record = allocChunk(pieces[k].to - pieces[k].from);
             filled = 0;
           }
         }
       }
-      pos += piece.length;
+      pos += bytes.length;
       return wait;
     };
     this.inner.read(from, to, onPiece, signal).then(

@@ -1,7 +1,10 @@
 /**
- * The persistent disk tier: fixed-size, aligned chunks of remote objects in a directory shared by
- * every slicefs process of the user (`<cache-dir>/blocks`, layout in ./disk-layout.ts), read before
- * the network and kept under a byte budget, least recently used first. It sits below the memory
+ * The persistent disk tier: remote objects' bytes in a directory shared by every slicefs process of
+ * the user (`<cache-dir>/blocks`, layout in ./disk-layout.ts), read before the network and kept
+ * under a byte budget, least recently used first. An object is cut into aligned slots (1 MiB); a
+ * slot's chunk file holds one contiguous extent of it, in whole pages (64 KiB), so a small read
+ * fetches and keeps a few pages, not the whole slot, and later reads of the slot grow the extent
+ * (a write merges with the extent on disk). It sits below the memory
  * BlockCache and below Crypt4ghSource (ARCHITECTURE.md, decision record): `wrap()` puts a
  * DiskCachedSource around a remote source, so encrypted objects are cached as ciphertext.
  *
@@ -29,7 +32,7 @@ import type { DiskCacheConfig } from '../config.js';
 import { cacheKey, type ObjectSource } from '../source/object-source.js';
 import type { Stats } from '../stats.js';
 import { versionTag, type ObjectVersion } from '../transport/version.js';
-import { allocChunk, checkChunk, payloadOf, sealChunk } from './chunk-file.js';
+import { allocChunk, CHUNK_HEADER_BYTES, checkChunk, isOldFormat, payloadOf, sealChunk } from './chunk-file.js';
 import { DiskCachedSource } from './disk-cached-source.js';
 import { DIR_MODE, emptyTrash, FILE_MODE, META, OBJECTS, removeObjectDir, scanTier, STATS, type ObjectMeta } from './disk-layout.js';
 import { DiskStatsFile, foldEndedProcesses, zeroCounters, type DiskCounters } from './disk-stats.js';
@@ -46,14 +49,31 @@ export interface TierObject {
   ready?: Promise<void>;
 }
 
+/** An extent of a slot: its bytes from `lo` (slot-relative) on. */
+export interface Extent {
+  lo: number;
+  payload: Buffer;
+}
+
+/** An extent this process is fetching: [lo, hi) of its slot, its bytes once they are all in. */
+export interface InflightExtent {
+  lo: number;
+  hi: number;
+  payload: Promise<Buffer>;
+}
+
+/** Slots whose last seen extent is remembered (DiskTier.seen). */
+const SEEN_SLOTS = 65_536;
+
 const isFull = (code: string | undefined) => code === 'ENOSPC' || code === 'EDQUOT';
 
 export class DiskTier {
   readonly dir: string;
   readonly chunkBytes: number;
+  readonly pageBytes: number;
   readonly counters: DiskCounters = zeroCounters();
-  /** Chunks being fetched by this process: other readers of the same chunk wait for it. */
-  readonly inflight = new Map<string, Promise<Buffer>>();
+  /** Extents being fetched by this process, by `<object key>#<slot>`: readers they cover wait for them. */
+  private readonly inflight = new Map<string, InflightExtent[]>();
   private budget: number;
   private budgetFinal: boolean;
   private readonly objects = new Map<string, TierObject>();
@@ -63,6 +83,13 @@ export class DiskTier {
   private evicting?: Promise<void>;
   private evictAgain = false;
   private readonly writes = new Set<Promise<void>>();
+  private readonly slotWrites = new Map<string, Promise<void>>();
+  /**
+   * The last extent this process saw on disk (read or written) per slot, bounds only: a read that
+   * planned before a write of its slot landed still widens its piece to touch that extent, so
+   * the write merges instead of one of the two being dropped.
+   */
+  private readonly seen = new Map<string, { lo: number; hi: number }>();
   private pendingBytes = 0;
   private writesOff = false;
   private warnedCorrupt = false;
@@ -85,6 +112,7 @@ export class DiskTier {
   ) {
     this.dir = config.dir;
     this.chunkBytes = config.chunkBytes;
+    this.pageBytes = config.pageBytes;
     this.budget = budget;
     this.budgetFinal = budgetFinal;
     this.statsFile = new DiskStatsFile(this.dir);
@@ -148,14 +176,22 @@ export class DiskTier {
     return o;
   }
 
-  /** Bytes in chunk `index` of `obj` (the last chunk is shorter). */
-  chunkLength(obj: TierObject, index: number): number {
+  /** Bytes in slot `index` of `obj` (the last slot is shorter). */
+  slotLength(obj: TierObject, index: number): number {
     return Math.min(this.chunkBytes, obj.size - index * this.chunkBytes);
   }
 
-  /** Chunk `index` of `obj` from disk, checked; undefined when it is not there or not good (then deleted). */
-  async readChunk(obj: TierObject, index: number): Promise<Buffer | undefined> {
-    const length = this.chunkLength(obj, index);
+  /** The extent of slot `index` of `obj` on disk, checked; undefined when none is there or it is not good (then deleted). */
+  async readChunk(obj: TierObject, index: number): Promise<Extent | undefined> {
+    return this.load(obj, index, true);
+  }
+
+  /**
+   * Reads and checks a chunk file. `use`: a reader's lookup (counted as a hit, its mtime moved);
+   * else the merge before a write. A damaged file is counted, warned about once, and deleted.
+   */
+  private async load(obj: TierObject, index: number, use: boolean): Promise<Extent | undefined> {
+    const slotLength = this.slotLength(obj, index);
     const path = join(obj.dir, `c${index}`);
     let fh;
     try {
@@ -164,42 +200,51 @@ export class DiskTier {
       return undefined;
     }
     let bad: string | undefined;
+    let old = false;
     let ino = 0;
     try {
       const s = await fh.stat();
       ino = s.ino;
-      const record = allocChunk(length);
-      if (s.size !== record.length) {
-        bad = `${s.size} bytes, expected ${record.length}`;
+      if (s.size <= CHUNK_HEADER_BYTES || s.size > CHUNK_HEADER_BYTES + slotLength) {
+        bad = `${s.size} bytes, at most ${CHUNK_HEADER_BYTES + slotLength} expected`;
       } else {
+        const record = allocChunk(s.size - CHUNK_HEADER_BYTES);
         let got = 0;
         while (got < record.length) {
           const { bytesRead } = await fh.read(record, got, record.length - got, got);
           if (bytesRead === 0) break;
           got += bytesRead;
         }
-        bad = got < record.length ? 'short read' : await checkChunk(record, this.chunkBytes, index, length, obj.keyHash);
-        if (bad === undefined) {
-          const now = Date.now();
-          // Its "last used" time for eviction.
-          if (now - s.mtimeMs > this.config.touchAfterMs) await fh.utimes(now / 1000, now / 1000).catch(() => {});
-          this.counters.hits++;
-          this.counters.hitBytes += length;
-          if (this.stats) this.stats.diskHits++;
-          this.statsDirty = true;
-          return payloadOf(record);
+        const shape = { chunkBytes: this.chunkBytes, pageBytes: this.pageBytes, index, slotLength, keyHash: obj.keyHash };
+        const checked = got < record.length ? 'short read' : await checkChunk(record, shape);
+        if (typeof checked !== 'string') {
+          if (use) {
+            const now = Date.now();
+            // Its "last used" time for eviction.
+            if (now - s.mtimeMs > this.config.touchAfterMs) await fh.utimes(now / 1000, now / 1000).catch(() => {});
+            this.counters.hits++;
+            this.counters.hitBytes += record.length - CHUNK_HEADER_BYTES;
+            if (this.stats) this.stats.diskHits++;
+            this.statsDirty = true;
+          }
+          this.see(`${obj.key}#${index}`, checked.lo, checked.lo + record.length - CHUNK_HEADER_BYTES);
+          return { lo: checked.lo, payload: payloadOf(record) };
         }
+        bad = checked;
+        old = isOldFormat(record);
       }
     } catch {
       return undefined;
     } finally {
       await fh.close().catch(() => {});
     }
-    this.counters.corrupt++;
-    this.statsDirty = true;
-    if (!this.warnedCorrupt) {
-      this.warnedCorrupt = true;
-      this.warn(`warning: a cached chunk of ${obj.meta.identity} was damaged (${bad}); it was dropped and is fetched again`);
+    if (!old) {
+      this.counters.corrupt++;
+      this.statsDirty = true;
+      if (!this.warnedCorrupt) {
+        this.warnedCorrupt = true;
+        this.warn(`warning: a cached chunk of ${obj.meta.identity} was damaged (${bad}); it was dropped and is fetched again`);
+      }
     }
     // Only the file that was read: another process may have put a good one in its place since.
     const now = await stat(path).catch(() => undefined);
@@ -216,25 +261,69 @@ export class DiskTier {
   }
 
   /**
-   * Writes chunk `index` of `obj` (`record`: header space, then the payload; ./chunk-file.ts) in the
-   * background: sealed, written to a temporary file and renamed into place. Returns the write
-   * (it never fails), or undefined when the chunk is not written (writing stopped, or too many
-   * bytes waiting for the disk).
+   * Writes the extent of slot `index` of `obj` starting at `lo` (`record`: header space, then the
+   * payload; ./chunk-file.ts) in the background: merged with the extent on disk when the two
+   * touch, sealed, written to a temporary file and renamed into place. Returns the write (it never
+   * fails), or undefined when it is not written (writing stopped, or too many bytes waiting for the
+   * disk).
    */
-  storeChunk(obj: TierObject, index: number, record: Buffer): Promise<void> | undefined {
+  storeChunk(obj: TierObject, index: number, lo: number, record: Buffer, again = false): Promise<void> | undefined {
     if (this.writesOff || this.closed || this.pendingBytes + record.length > this.config.maxPendingWriteBytes) return undefined;
     this.pendingBytes += record.length;
-    const p = this.write(obj, index, record).finally(() => {
+    // One write at a time per slot: each merges with what the one before it put there.
+    const slot = `${obj.key}#${index}`;
+    const before = this.slotWrites.get(slot) ?? Promise.resolve();
+    const p: Promise<void> = before.then(() => this.write(obj, index, lo, record, again)).finally(() => {
       this.pendingBytes -= record.length;
       this.writes.delete(p);
+      if (this.slotWrites.get(slot) === p) this.slotWrites.delete(slot);
     });
+    this.slotWrites.set(slot, p);
     this.writes.add(p);
     return p;
   }
 
-  private async write(obj: TierObject, index: number, record: Buffer): Promise<void> {
+  /**
+   * What to write for a new extent [lo, lo + length) of a slot, given the one on disk: their union
+   * when they overlap or touch (one contiguous extent per slot); undefined when the disk's already
+   * holds it all; 'apart' when they neither overlap nor touch.
+   */
+  private async merged(obj: TierObject, index: number, lo: number, record: Buffer): Promise<{ lo: number; record: Buffer; replaced: number } | 'apart' | undefined> {
+    const have = await this.load(obj, index, false);
+    if (!have) return { lo, record, replaced: 0 };
+    const replaced = CHUNK_HEADER_BYTES + have.payload.length;
+    const hi = lo + record.length - CHUNK_HEADER_BYTES;
+    const haveHi = have.lo + have.payload.length;
+    if (have.lo <= lo && haveHi >= hi) return undefined;
+    if (haveHi < lo || hi < have.lo) return 'apart';
+    const from = Math.min(lo, have.lo);
+    const out = allocChunk(Math.max(hi, haveHi) - from);
+    have.payload.copy(out, CHUNK_HEADER_BYTES + have.lo - from);
+    record.copy(out, CHUNK_HEADER_BYTES + lo - from, CHUNK_HEADER_BYTES);
+    return { lo: from, record: out, replaced };
+  }
+
+  private async write(obj: TierObject, index: number, lo: number, given: Buffer, again: boolean): Promise<void> {
+    let added: number;
     try {
-      await sealChunk(record, this.chunkBytes, index, obj.keyHash);
+      let m = await this.merged(obj, index, lo, given);
+      if (m === 'apart') {
+        // Pieces of one slot can complete out of order (the one between them still in flight): this
+        // one is written again once the slot's fetches under way are in, merging with them then.
+        // Once only; then the longer of the two extents stays.
+        const pending = this.fetchingIn(`${obj.key}#${index}`).map((e) => e.payload.catch(() => {}));
+        if (!again && pending.length > 0) {
+          void Promise.all(pending).then(() => this.storeChunk(obj, index, lo, given, true));
+          return;
+        }
+        const have = await this.load(obj, index, false);
+        m = have && have.payload.length > given.length - CHUNK_HEADER_BYTES ? undefined : { lo, record: given, replaced: have ? CHUNK_HEADER_BYTES + have.payload.length : 0 };
+      }
+      if (!m) return;
+      const record = m.record;
+      added = record.length - m.replaced;
+      await sealChunk(record, this.chunkBytes, index, m.lo, obj.keyHash);
+      this.see(`${obj.key}#${index}`, m.lo, m.lo + record.length - CHUNK_HEADER_BYTES);
       for (let attempt = 0; ; attempt++) {
         try {
           await this.ensureObjectDir(obj);
@@ -254,8 +343,8 @@ export class DiskTier {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.stopWriting(e as NodeJS.ErrnoException);
       return;
     }
-    this.estimate += record.length;
-    this.writtenSinceScan += record.length;
+    this.estimate += added;
+    this.writtenSinceScan += Math.max(0, added);
     if (!this.scanned || this.estimate > this.budget || this.writtenSinceScan >= this.budget * this.config.rescanShare) this.scheduleEvict();
   }
 
@@ -366,6 +455,56 @@ export class DiskTier {
     if (!this.statsDirty) return;
     this.statsDirty = false;
     await this.statsFile.write(this.counters).catch(() => {});
+  }
+
+  /** An extent of slot `key` being fetched that covers [lo, hi), if any. */
+  fetching(key: string, lo: number, hi: number): InflightExtent | undefined {
+    return this.inflight.get(key)?.find((e) => e.lo <= lo && e.hi >= hi);
+  }
+
+  /** The last extent of slot `key` this process saw on disk (it may have changed since). */
+  seenExtent(key: string): { lo: number; hi: number } | undefined {
+    return this.seen.get(key);
+  }
+
+  private see(key: string, lo: number, hi: number): void {
+    this.seen.delete(key);
+    this.seen.set(key, { lo, hi });
+    // Bounds only, 2 numbers a slot: 64k slots (64 GiB read) before the oldest are forgotten.
+    if (this.seen.size > SEEN_SLOTS) this.seen.delete(this.seen.keys().next().value!);
+  }
+
+  /** The extents of slot `key` being fetched. */
+  fetchingIn(key: string): readonly InflightExtent[] {
+    return this.inflight.get(key) ?? [];
+  }
+
+  /** Announces a fetch, until `unannounce`: readers it covers share it. */
+  announce(key: string, e: InflightExtent): void {
+    const list = this.inflight.get(key);
+    if (list) list.push(e);
+    else this.inflight.set(key, [e]);
+  }
+
+  unannounce(key: string, e: InflightExtent): void {
+    const list = this.inflight.get(key);
+    const at = list?.indexOf(e) ?? -1;
+    if (at < 0) return;
+    list!.splice(at, 1);
+    if (list!.length === 0) this.inflight.delete(key);
+  }
+
+  /**
+   * Waits (at most `drainMs`) for the fetches under way to land on disk: called on shutdown
+   * before the connections close, so the last readahead is not fetched again by the next run.
+   */
+  async drain(): Promise<void> {
+    const pending = [...this.inflight.values()].flat().map((e) => e.payload.catch(() => {}));
+    if (pending.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(pending), new Promise((res) => (timer = setTimeout(res, this.config.drainMs)))]);
+    clearTimeout(timer);
+    await Promise.all([...this.writes]);
   }
 
   /** Waits for the writes under way, keeps the budget, records the counters. */

@@ -92,10 +92,10 @@ export async function runCacheStats(args: CacheCommandArgs): Promise<void> {
   const rows: [string, string][] = [
     ['directory', dir],
     ['objects', String(scan.objects.length)],
-    ['entries', `${chunks} chunks of ${formatBytes(DEFAULT_DISK_CACHE.chunkBytes)}`],
+    ['entries', `${chunks} chunk files (extents of ${formatBytes(DEFAULT_DISK_CACHE.chunkBytes)} slots)`],
     ['bytes', `${formatBytes(scan.totalBytes)} (default budget here: ${formatBytes(defaultBudget)})`],
-    ['hits', `${counters.hits} chunks (${formatBytes(counters.hitBytes)})`],
-    ['misses', `${counters.misses} chunks fetched (${formatBytes(counters.missBytes)})`],
+    ['hits', `${counters.hits} chunk reads (${formatBytes(counters.hitBytes)})`],
+    ['misses', `${counters.misses} pieces fetched (${formatBytes(counters.missBytes)})`],
     ['hit rate', hitRate === null ? '-' : `${(hitRate * 100).toFixed(1)} %`],
     ['damaged', `${counters.corrupt} chunks dropped and fetched again`],
     ['evicted', `${counters.evicted} chunks`],

@@ -53,7 +53,9 @@ test('view run twice with the index cache off: the second run fetches no data by
   assert.equal(first.code, 0, first.stderr);
   assert.ok(first.stdout.equals(await expected(REGIONS)));
   assert.ok(dataGets().length > 0);
-  assert.match(first.stderr, /disk_hits=\d+ disk_misses=4 /);
+  // Misses: the pieces fetched (a few pages each, the regions' blocks), not whole slots.
+  const misses = Number(/disk_hits=\d+ disk_misses=(\d+) /.exec(first.stderr)?.[1]);
+  assert.ok(misses >= 4, first.stderr);
 
   server.resetLog();
   const second = await slicefs(args);
@@ -64,11 +66,11 @@ test('view run twice with the index cache off: the second run fetches no data by
 
   const s = await stats(cacheDir);
   assert.equal(s.objects, 2, 'the BAM and its index');
-  assert.equal(s.entries, 4, 'three chunks of the 2.2 MB BAM, one of the index');
+  assert.equal(s.entries, 4, 'one file per slot: three of the 2.2 MB BAM, one of the index');
   assert.ok((s.bytes as number) > 2 * 1024 * 1024);
-  assert.equal(s.misses, 4);
+  assert.equal(s.misses, misses);
   assert.ok((s.hits as number) >= 4);
-  assert.equal(s.hitRate, (s.hits as number) / ((s.hits as number) + 4));
+  assert.equal(s.hitRate, (s.hits as number) / ((s.hits as number) + misses));
   const human = await slicefs(['cache', 'stats', '--cache-dir', cacheDir]);
   assert.match(human.stdout.toString(), /^objects: +2$/m);
   assert.match(human.stdout.toString(), /^hit rate: +\d+\.\d %$/m);

@@ -99,8 +99,10 @@ test('a second tier on the same directory (a restart) reads every byte from disk
   for (const [a, b] of rs) assert.ok((await readRange(s1, a, b)).equals(data.subarray(a, b)), `[${a}, ${b})`);
   await t1.close();
   assert.ok(gets('/r/restart.bin').length > 0);
-  assert.equal(t1.counters.misses, 6, 'each chunk fetched once');
-  assert.equal((await chunkFiles(dir)).length, 6);
+  // Reads are widened to 64 KiB pages, and a piece that does not touch its slot's extent on disk
+  // (read meanwhile by a disjoint read) may be dropped: at most a little over the object.
+  assert.ok(t1.counters.missBytes <= 1.25 * data.length, `${t1.counters.missBytes} bytes fetched for ${data.length}`);
+  assert.equal((await chunkFiles(dir)).length, 6, 'one file per slot');
 
   server.resetLog();
   const t2 = await openTier(dir);
@@ -112,20 +114,65 @@ test('a second tier on the same directory (a restart) reads every byte from disk
   assert.ok(t2.counters.hits >= 6);
 });
 
-test('a read is widened to whole chunks and concurrent readers of one chunk share one fetch', async () => {
+/** The byte ranges of the GETs of `path` since the last reset, [first, last] each, in order. */
+const gotRanges = (path: string) =>
+  gets(path).map((r) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(r.range ?? '');
+    assert.ok(m, `a closed range: ${r.range}`);
+    return [Number(m[1]), Number(m[2])] as const;
+  });
+
+test('concurrent readers of one slot share the pages being fetched: no byte is fetched twice', async () => {
   const data = seededBytes(2, 4 * MiB);
   server.addFile('/r/shared.bin', data);
   const tier = await openTier(join(work, 'shared'));
   const src = tier.wrap(new HttpSource(transport(), server.url('/r/shared.bin')));
   await src.version();
   server.resetLog();
+  // Together they need pages 0–2 of slot 2 (70,000 bytes from up to 19 × 4096 in).
   const reads = Array.from({ length: 20 }, (_, i) => [2 * MiB + i * 4096, 2 * MiB + i * 4096 + 70_000] as const);
   const got = await Promise.all(reads.map(([a, b]) => readRange(src, a, b)));
   for (let i = 0; i < reads.length; i++) assert.ok(got[i].equals(data.subarray(reads[i][0], reads[i][1])));
-  const g = gets('/r/shared.bin');
-  assert.equal(g.length, 1, JSON.stringify(g.map((r) => r.range)));
-  assert.equal(g[0].range, `bytes=${2 * MiB}-${3 * MiB - 1}`, 'the whole chunk');
+  const g = gotRanges('/r/shared.bin').sort((x, y) => x[0] - y[0]);
+  assert.ok(g.length <= 2, JSON.stringify(g));
+  assert.equal(g[0][0], 2 * MiB, 'from the first page');
+  for (let k = 1; k < g.length; k++) assert.equal(g[k][0], g[k - 1][1] + 1, `abutting, no overlap: ${JSON.stringify(g)}`);
+  assert.equal(g[g.length - 1][1], 2 * MiB + 3 * 64 * 1024 - 1, 'to the end of the third page');
   await tier.close();
+});
+
+test('a slot is filled in pages: small reads fetch their pages, a gap is filled, the extent grows to the whole slot', async () => {
+  const K = 1024;
+  const data = seededBytes(21, 3 * MiB);
+  server.addFile('/r/pages.bin', data);
+  const dir = join(work, 'pages');
+  const tier = await openTier(dir);
+  const src = tier.wrap(new HttpSource(transport(), server.url('/r/pages.bin')));
+  await src.version();
+  const step = async (a: number, b: number, expect: [number, number][]) => {
+    server.resetLog();
+    assert.ok((await readRange(src, a, b)).equals(data.subarray(a, b)), `[${a}, ${b})`);
+    assert.deepEqual(gotRanges('/r/pages.bin'), expect.map(([x, y]) => [x, y - 1]), `read [${a}, ${b})`);
+  };
+  const m = MiB; // slot 1
+  await step(m + 100 * K, m + 150 * K, [[m + 64 * K, m + 192 * K]]); // its two pages only
+  await step(m + 300 * K, m + 310 * K, [[m + 192 * K, m + 320 * K]]); // widened over the gap to the extent
+  await step(m + 70 * K, m + 250 * K, []); // all at hand (on disk or being written)
+  await step(m, m + MiB, [[m, m + 64 * K], [m + 320 * K, m + MiB]]); // only what the extent lacks
+  await step(m - 10 * K, m + 2 * MiB, [[m - 64 * K, m], [m + MiB, m + 2 * MiB]]); // next to a whole slot: one piece each side
+  await tier.close();
+
+  // On disk: slot 1 whole, in one file; read again by a new tier (a restart), no request.
+  const [objectDir] = await readdir(join(dir, 'objects'));
+  const c1 = await readFile(join(dir, 'objects', objectDir, 'c1'));
+  assert.equal(c1.readUInt32BE(44), 0, 'the extent starts at the slot');
+  assert.ok(c1.subarray(CHUNK_HEADER_BYTES).equals(data.subarray(MiB, 2 * MiB)), 'and is the whole slot');
+  server.resetLog();
+  const t2 = await openTier(dir);
+  const s2 = t2.wrap(new HttpSource(transport(), server.url('/r/pages.bin')));
+  assert.ok((await readRange(s2, m - 10 * K, m + 2 * MiB)).equals(data.subarray(m - 10 * K, m + 2 * MiB)));
+  await t2.close();
+  assert.equal(gets('/r/pages.bin').length, 0);
 });
 
 test('a flipped byte and a truncated chunk are detected, dropped and fetched again, never served', async () => {
@@ -266,7 +313,9 @@ test('Crypt4GH: the tier sits below decryption, so what is on disk is ciphertext
   for (const f of files) assert.equal((await readFile(f.path)).includes(marker), false, `${f.path} holds plaintext`);
   const [objectDir] = await readdir(join(dir, 'objects'));
   const c0 = await readFile(join(dir, 'objects', objectDir, 'c0'));
-  assert.ok(c0.subarray(CHUNK_HEADER_BYTES).equals(enc.file.subarray(0, MiB)), 'chunk 0 is the encrypted file');
+  const lo = c0.readUInt32BE(44);
+  assert.ok(c0.length > CHUNK_HEADER_BYTES + 64 * 1024);
+  assert.ok(c0.subarray(CHUNK_HEADER_BYTES).equals(enc.file.subarray(lo, lo + c0.length - CHUNK_HEADER_BYTES)), 'chunk 0 is the encrypted file');
 });
 
 test('modes: directories 0700, files 0600', async () => {

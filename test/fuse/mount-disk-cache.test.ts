@@ -105,6 +105,36 @@ test('mounting again with the same cache directory: samtools regions and file ra
   assert.ok(server.requests.every((r) => r.method === 'HEAD'), 'only the version probes');
 });
 
+test('a mount stopped while its readahead is under way keeps it: the same reads on the next mount make no request', async () => {
+  const slow = seededBytes(93, 40 * MiB);
+  // Every GET waits 400 ms: the readahead the reads below start is still in flight at SIGTERM.
+  server.addFile('/d/slow.bin', slow, { fault: { kind: 'delay-get', ms: 400 } });
+  const manifest = await writeManifest(work, [{ url: server.url('/d/slow.bin'), path: 'slow.bin', size: slow.length }]);
+  const cacheDir = join(work, 'cache-drain');
+  const mnt = join(work, 'mnt-drain');
+  const session = async () => {
+    const d = await startDaemon(manifest, mnt, ['--cache-dir', cacheDir]);
+    try {
+      // A sequential read of 6 MiB: the reader reads ahead of it.
+      for (let pos = 0; pos < 6 * MiB; pos += MiB) assert.ok((await readAt(join(mnt, 'slow.bin'), pos, MiB)).equals(slow.subarray(pos, pos + MiB)));
+      return d;
+    } finally {
+      assert.equal(await d.stop(), 0, d.stderr());
+    }
+  };
+  const slowGets = () => dataGets().filter((r) => r.path === '/d/slow.bin');
+  server.resetLog();
+  await session();
+  const first = slowGets();
+  assert.ok(first.some((r) => Number(/bytes=(\d+)-/.exec(r.range ?? '')?.[1]) >= 6 * MiB), `readahead past the reads: ${first.map((r) => r.range).join(' ')}`);
+  assert.ok(first.every((r) => r.status === 206), `every fetch was completed, none given up: ${first.map((r) => `${r.range}:${r.status}`).join(' ')}`);
+  server.resetLog();
+  await session();
+  // A GET is logged when it is answered or given up, 400 ms after it came: the last ones are in.
+  await new Promise((r) => setTimeout(r, 600));
+  assert.deepEqual(slowGets().map((r) => r.range), [], 'no data request on the second mount');
+});
+
 test('two mounts sharing one cache directory, read at once under load: the right bytes', async () => {
   const manifest = await writeManifest(work, [{ url: server.url('/d/big.bin'), path: 'big.bin' }]);
   const cacheDir = join(work, 'cache-shared');

@@ -31,7 +31,9 @@ export type Fault =
   /** Answer ranged GETs with a 206 whose range starts one byte off; the body matches the (wrong) Content-Range. */
   | { kind: 'wrong-content-range' }
   /** HEAD gets 405; GET (with or without Range) still works. */
-  | { kind: 'no-head' };
+  | { kind: 'no-head' }
+  /** Every GET is answered (normally) after `ms`: a slow link, so that fetches are still under way when a test acts. */
+  | { kind: 'delay-get'; ms: number };
 
 export interface RequestRecord {
   method: string;
@@ -181,7 +183,7 @@ export class FixtureServer {
     await done;
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  private handle(req: IncomingMessage, res: ServerResponse, delayed = false): void {
     const url = new URL(req.url ?? '/', this.origin);
     let path: string;
     try {
@@ -210,6 +212,15 @@ export class FixtureServer {
 
     const state = entry.fault;
     const fault = state?.fault;
+    if (fault?.kind === 'delay-get' && !isHead && !delayed) {
+      // Logged once, when it is answered (or given up by the client: status 0).
+      this.requests.pop();
+      setTimeout(() => {
+        if (res.destroyed) this.requests.push(record);
+        else this.handle(req, res, true);
+      }, fault.ms);
+      return;
+    }
     if (fault?.kind === 'etag-change') {
       if (!entry.changed && entry.requestsSeen >= fault.afterRequests) changeContent(entry);
       entry.requestsSeen++;

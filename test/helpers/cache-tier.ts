@@ -110,20 +110,13 @@ export class CacheTier {
       const port = this.port || (await freePort());
       await writeFile(join(this.dir, 'nginx.conf'), await this.config(port));
       const args = ['-p', this.dir, '-c', join(this.dir, 'nginx.conf'), '-e', this.errorLogPath, '-g', 'daemon off;'];
-      // PR_SET_PDEATHSIG: a killed test run takes its nginx with it.
-      const child = SETPRIV
-        ? spawn(SETPRIV, ['--pdeathsig', 'TERM', '--', NGINX_BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
-        : spawn(NGINX_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-      let exited = false;
-      child.once('exit', () => (exited = true));
-      if (await waitForPort(port, 10_000, () => exited)) {
-        this.child = child;
+      const started = await spawnNginxOn(port, args);
+      if (started.listening) {
+        this.child = started.child;
         this.port = port;
         return;
       }
-      child.kill('SIGKILL');
+      const stderr = started.stderr;
       const log = await readFile(this.errorLogPath, 'utf8').catch(() => '');
       last = `${stderr}\n${log.slice(-2000)}`;
       if (!/in use/i.test(last)) break;
@@ -214,4 +207,22 @@ export async function waitForPort(port: number, ms: number, dead: () => boolean)
     await new Promise((r) => setTimeout(r, 50));
   }
   return false;
+}
+
+/**
+ * Starts Debian's nginx with `args` and waits (10 s) until it listens on 127.0.0.1:`port`. Not
+ * listening (it exited, or the port was taken): killed, with what it printed on stderr.
+ */
+export async function spawnNginxOn(port: number, args: string[]): Promise<{ child: ChildProcess; listening: boolean; stderr: string }> {
+  // PR_SET_PDEATHSIG: a killed test run takes its nginx with it.
+  const child = SETPRIV
+    ? spawn(SETPRIV, ['--pdeathsig', 'TERM', '--', NGINX_BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(NGINX_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const listening = await waitForPort(port, 10_000, () => exited);
+  if (!listening) child.kill('SIGKILL');
+  return { child, listening, stderr };
 }

@@ -11,14 +11,14 @@
  * them these tests fail, saying so.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { request } from 'undici';
-import { freePort, NGINX_BIN, SETPRIV, TIER_TEMPLATE, waitForPort } from '../helpers/cache-tier.js';
+import { freePort, NGINX_BIN, spawnNginxOn, TIER_TEMPLATE } from '../helpers/cache-tier.js';
 import { REPO } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { seededBytes } from '../helpers/random.js';
@@ -323,20 +323,12 @@ test("nginx serves it: the healthcheck's URL answers ok, slices come from the al
   for (let attempt = 0; attempt < 3 && !base; attempt++) {
     const port = await freePort();
     const args = nginxArgs(await writeHostConfig(port));
-    // PR_SET_PDEATHSIG: a killed test run takes its nginx with it.
-    const child = SETPRIV
-      ? spawn(SETPRIV, ['--pdeathsig', 'TERM', '--', NGINX_BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
-      : spawn(NGINX_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    let exited = false;
-    child.once('exit', () => (exited = true));
-    if (await waitForPort(port, 10_000, () => exited)) {
-      nginx = child;
+    const started = await spawnNginxOn(port, args);
+    if (started.listening) {
+      nginx = started.child;
       base = `http://127.0.0.1:${port}`;
     } else {
-      child.kill('SIGKILL');
-      last = `${stderr}\n${await readFile(join(work, 'error.log'), 'utf8').catch(() => '')}`;
+      last = `${started.stderr}\n${await readFile(join(work, 'error.log'), 'utf8').catch(() => '')}`;
       if (!/in use/i.test(last)) break;
     }
   }

@@ -30,7 +30,7 @@
  *
  *   node dist/test/bench/cache-tier-bench.js [--runs 1] [--cmd-timeout 300] [--log-dir DIR]
  */
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,17 +54,6 @@ interface Cell {
   originMB: number;
   linkMB: number;
   records: number;
-}
-
-/** The access log of the origin nginx (nginx.ts keeps it in its temp dir; found by the port in its config). */
-async function findAccessLog(nginx: NginxServer): Promise<string> {
-  const prefix = `slicefs-bench-nginx-${process.pid}-`;
-  for (const name of await readdir(tmpdir())) {
-    if (!name.startsWith(prefix)) continue;
-    const conf = await readFile(join(tmpdir(), name, 'nginx.conf'), 'utf8').catch(() => '');
-    if (conf.includes(`listen 127.0.0.1:${nginx.port};`)) return join(tmpdir(), name, 'access.log');
-  }
-  throw new Error(`cannot find the access log of nginx on port ${nginx.port} under ${tmpdir()}/${prefix}*`);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -131,7 +120,7 @@ async function main(): Promise<void> {
 
   const logDir = values['log-dir'] ? resolve(values['log-dir']) : undefined;
   if (logDir) await mkdir(logDir, { recursive: true });
-  const accessLogPath = logDir ? await findAccessLog(nginx) : '';
+  const accessLogPath = logDir ? nginx.accessLogPath : '';
   let jobSeq = 0;
 
   /** One job: resets the origin's log, runs `job`, returns wall time, origin traffic, records. */

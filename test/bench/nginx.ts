@@ -26,6 +26,8 @@ export interface NginxServer {
   port: number;
   /** e.g. http://127.0.0.1:41234 (no trailing slash) */
   origin: string;
+  /** The access log file (LOG_FORMAT), for benchmarks that read its lines themselves. */
+  accessLogPath: string;
   accessLog(): Promise<AccessLogSummary>;
   resetLog(): Promise<void>;
   stop(): Promise<void>;
@@ -116,6 +118,7 @@ export async function startNginx(rootDir: string): Promise<NginxServer> {
     return {
       port,
       origin,
+      accessLogPath: logPath,
       async accessLog() {
         // nginx writes the log line just after the last byte; give it a moment.
         await sleep(50);

@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureSampleData } from '../helpers/sample-data.js';
 import { startLatencyProxy } from './latency-proxy.js';
-import { startNginx, type NginxServer } from './nginx.js';
+import { startNginx } from './nginx.js';
 import { childEnv, copyCli, onCleanup, runBenchMain, runCleanups, sleep } from './proc.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -106,21 +106,6 @@ async function snapshotCli(): Promise<{ bin: string; remove: () => Promise<void>
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/**
- * nginx.ts sums the whole access log; the reference's share of it is read here from the same log
- * (nginx.ts keeps it in its temp dir `slicefs-bench-nginx-<pid>-*`, the one whose config listens
- * on our port).
- */
-async function findAccessLog(nginx: NginxServer): Promise<string> {
-  const prefix = `slicefs-bench-nginx-${process.pid}-`;
-  for (const name of await readdir(tmpdir())) {
-    if (!name.startsWith(prefix)) continue;
-    const conf = await readFile(join(tmpdir(), name, 'nginx.conf'), 'utf8').catch(() => '');
-    if (conf.includes(`listen 127.0.0.1:${nginx.port};`)) return join(tmpdir(), name, 'access.log');
-  }
-  throw new Error(`cannot find the access log of nginx on port ${nginx.port} under ${tmpdir()}/${prefix}*`);
-}
-
 // Same format as nginx.ts: $msec $connection $connection_requests "$request" $status $body_bytes_sent …
 const LOG_LINE = /^\S+ \d+ \d+ "\S+ (\S+) [^"]*" \d{3} (\d+) /;
 
@@ -169,7 +154,7 @@ async function main(): Promise<void> {
   const dataDir = join(REPO, '.bench/data');
   const sample = await ensureSampleData(join(dataDir, 'sample-bench'), { scale: 'bench' });
   const nginx = await startNginx(dataDir);
-  const logPath = await findAccessLog(nginx);
+  const logPath = nginx.accessLogPath;
   const proxy = await startLatencyProxy({ upstreamPort: nginx.port, oneWayDelayMs: 10, rateBitsPerSec: 1e9 });
   const cwd = await mkdtemp(join(tmpdir(), 'slicefs-viewbench-'));
   const longest = [...sample.contigs].sort((a, b) => b.length - a.length)[0];

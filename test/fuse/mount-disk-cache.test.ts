@@ -6,12 +6,12 @@
  * a restart with no data request; a small budget keeps the directory under it.
  */
 import assert from 'node:assert/strict';
-import { open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { encodePrivateKey, generateKeyPair } from '../../src/crypt4gh/keys.js';
 import { encryptC4gh } from '../helpers/c4gh-encrypt.js';
-import { cleanup, requireFuse, startDaemon, tempDir, writeManifest } from '../helpers/daemon.js';
+import { cleanup, readAt, requireFuse, startDaemon, tempDir, writeManifest } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { SeededRandom, seededBytes } from '../helpers/random.js';
 import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
@@ -49,17 +49,6 @@ async function files(dir: string): Promise<{ path: string; size: number }[]> {
     if (s) out.push({ path: p, size: s.size });
   }
   return out;
-}
-
-async function readAt(path: string, pos: number, len: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(len);
-    const { bytesRead } = await fh.read(buf, 0, len, pos);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
 }
 
 function ranges(seed: number, n: number): [number, number][] {

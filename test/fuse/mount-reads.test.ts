@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import type { Fault } from '../helpers/fixture-server.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { SeededRandom, seededBytes } from '../helpers/random.js';
-import { cleanup, mounted, requireFuse, run, startDaemon, tempDir, writeManifest, type Daemon } from '../helpers/daemon.js';
+import { cleanup, mounted, readAt, requireFuse, run, startDaemon, tempDir, writeManifest, type Daemon } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
 let server: FixtureServer;
@@ -41,17 +41,6 @@ async function mountFiles(files: { name: string; data: Buffer; fault?: Fault; si
     files.map((f) => ({ url: server.url(`/${dir.split('/').at(-1)}/${f.name}`), path: f.name, size: f.size === false ? undefined : f.data.length })),
   );
   return startDaemon(manifest, join(dir, 'mnt'), extra);
-}
-
-async function readAt(path: string, pos: number, len: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(len);
-    const { bytesRead } = await fh.read(buf, 0, len, pos);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
 }
 
 test('md5 through the mount equals the source; odd reads at block edges; 16 concurrent readers', async () => {

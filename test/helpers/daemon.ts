@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,10 +101,14 @@ export async function startDaemon(manifest: string, mountPoint: string, extra: s
   };
 }
 
-/** Runs a command to completion (no shell); returns stdout as a Buffer. */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; cwd?: string } = {}): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+/** Runs a command to completion (no shell); returns stdout as a Buffer. `env`: the whole environment (default: this process's). */
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { timeoutMs?: number; cwd?: string; env?: Record<string, string | undefined> } = {},
+): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   return new Promise((res, rej) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd, env: opts.env as NodeJS.ProcessEnv | undefined });
     const out: Buffer[] = [];
     let err = '';
     p.stdout.on('data', (d: Buffer) => out.push(d));
@@ -119,6 +123,27 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; cwd
       res({ code, stdout: Buffer.concat(out), stderr: err });
     });
   });
+}
+
+/**
+ * Runs the slicefs CLI with none of the portal or tier settings of the environment it was started
+ * from (tokens, service URLs, cache tier), `env` on top.
+ */
+export function runSlicefs(args: string[], env: Record<string, string | undefined> = {}): ReturnType<typeof run> {
+  const clean = { ...process.env, SLICEFS_CACHE_PROXY: undefined, ACCESSTOKEN: undefined, SLICEFS_TOKEN: undefined, STORAGE_URL: undefined, METADATA_URL: undefined, ...env };
+  return run(process.execPath, [BIN, ...args], { env: clean });
+}
+
+/** Reads up to `len` bytes of `path` at `pos` (fewer at the end of the file). */
+export async function readAt(path: string, pos: number, len: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(len);
+    const { bytesRead } = await fh.read(buf, 0, len, pos);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** True when `dir` is a mount point in /proc/mounts. */

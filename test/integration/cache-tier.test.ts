@@ -6,7 +6,7 @@
  * show what the tier did. nginx must be installed: without it these tests fail, saying so.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
@@ -24,7 +24,7 @@ import type { Transport } from '../../src/transport/transport.js';
 import type { ObjectVersion } from '../../src/transport/version.js';
 import { WorkerTransport } from '../../src/transport/worker-transport.js';
 import { CacheTier } from '../helpers/cache-tier.js';
-import { BIN, cleanup, tempDir } from '../helpers/daemon.js';
+import { cleanup, runSlicefs, tempDir } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { seededBytes } from '../helpers/random.js';
 import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
@@ -89,17 +89,7 @@ interface Run {
 }
 
 /** Runs slicefs as its own process (a "node"), with its own cache directory and no tier in the environment. */
-function slicefs(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  return new Promise((res) => {
-    const clean = { ...process.env, SLICEFS_CACHE_PROXY: undefined, ACCESSTOKEN: undefined, SLICEFS_TOKEN: undefined, STORAGE_URL: undefined, METADATA_URL: undefined, ...env };
-    const p = spawn(process.execPath, [BIN, ...args], { env: clean as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('close', (code) => res({ code, stdout: Buffer.concat(out), stderr: err }));
-  });
-}
+const slicefs = (args: string[], env: Record<string, string | undefined> = {}): Promise<Run> => runSlicefs(args, env);
 
 let nodes = 0;
 /** `slicefs view` of REGIONS from presigned URLs, as a fresh node (its own XDG cache directory). */

@@ -4,11 +4,10 @@
  * 127.0.0.1; samtools is the oracle for view.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { BIN, cleanup, tempDir } from '../helpers/daemon.js';
+import { cleanup, runSlicefs, tempDir } from '../helpers/daemon.js';
 import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
 import { ScoreServer } from '../helpers/score-server.js';
 
@@ -30,17 +29,7 @@ after(async () => {
   await cleanup(work);
 });
 
-function slicefs(args: string[], env: Record<string, string | undefined>): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
-  return new Promise((res) => {
-    const clean = { ...process.env, ACCESSTOKEN: undefined, SLICEFS_TOKEN: undefined, STORAGE_URL: undefined, METADATA_URL: undefined, ...env };
-    const p = spawn(process.execPath, [BIN, ...args], { env: clean as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('close', (code) => res({ code, stdout: Buffer.concat(out), stderr: err }));
-  });
-}
+const slicefs = runSlicefs;
 
 test('view --object-id finds the index through the metadata service and equals samtools view', async () => {
   const env = { ACCESSTOKEN: TOKEN, STORAGE_URL: score.origin };

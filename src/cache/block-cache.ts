@@ -25,18 +25,16 @@ import { SlicefsError } from '../errors.js';
 import type { Stats } from '../stats.js';
 import { cacheKey, type ObjectSource } from '../source/object-source.js';
 import type { ObjectVersion } from '../transport/version.js';
+import { deferred, type Deferred } from '../util/deferred.js';
 
 export interface PinnedObject {
   source: ObjectSource;
   version: ObjectVersion;
 }
 
-interface Pending {
+interface Pending extends Deferred<Block> {
   /** Demand readers waiting for this block: it is born with this many references. */
   waiters: number;
-  promise: Promise<Block>;
-  resolve: (b: Block) => void;
-  reject: (e: unknown) => void;
 }
 
 export class BlockCache {
@@ -159,15 +157,8 @@ export class BlockCache {
   }
 
   private register(key: string, waiters: number): Pending {
-    let resolve!: (b: Block) => void;
-    let reject!: (e: unknown) => void;
-    const promise = new Promise<Block>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    // A prefetched block nobody awaits must not become an unhandled rejection (it would kill the daemon).
-    promise.catch(() => {});
-    const pending = { waiters, promise, resolve, reject };
+    // A prefetched block nobody awaits must not become an unhandled rejection (deferred marks it handled).
+    const pending = { waiters, ...deferred<Block>() };
     this.inflight.set(key, pending);
     return pending;
   }

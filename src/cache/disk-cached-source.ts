@@ -18,30 +18,13 @@
  */
 import { SlicefsError } from '../errors.js';
 import type { ObjectSource } from '../source/object-source.js';
+import { deferred, type Deferred } from '../util/deferred.js';
 import type { ObjectVersion } from '../transport/version.js';
 import { allocChunk, CHUNK_HEADER_BYTES, payloadOf } from './chunk-file.js';
 import type { DiskTier, Extent, InflightExtent, TierObject } from './disk-tier.js';
 
 /** A run's undelivered bytes above this make a transport that waits (HttpTransport) wait. */
 const QUEUE_HIGH_BYTES = 4 * 1024 * 1024;
-
-interface Deferred {
-  promise: Promise<Buffer>;
-  resolve: (b: Buffer) => void;
-  reject: (e: unknown) => void;
-}
-
-function deferred(): Deferred {
-  let resolve!: (b: Buffer) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<Buffer>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // Awaited by sharers if any; nobody else must see its failure as unhandled.
-  promise.catch(() => {});
-  return { promise, resolve, reject };
-}
 
 /** The bytes of one network read, queued for delivery in order. */
 class Run {
@@ -50,7 +33,7 @@ class Run {
   done = false;
   error: unknown;
   private wake?: () => void;
-  private drained?: Deferred;
+  private drained?: Deferred<void>;
   private released = false;
 
   push(b: Buffer): Promise<void> | undefined {
@@ -58,15 +41,15 @@ class Run {
     this.queued += b.length;
     this.notify();
     if (this.queued <= QUEUE_HIGH_BYTES || this.released) return undefined;
-    this.drained ??= deferred();
-    return this.drained.promise.then(() => {});
+    this.drained ??= deferred<void>();
+    return this.drained.promise;
   }
 
   shift(): Buffer | undefined {
     const b = this.queue.shift();
     if (b) this.queued -= b.length;
     if (this.queue.length === 0 && this.drained) {
-      this.drained.resolve(Buffer.alloc(0));
+      this.drained.resolve();
       this.drained = undefined;
     }
     return b;
@@ -75,7 +58,7 @@ class Run {
   /** Nobody will take the queued bytes (the read failed): a transport waiting to send more goes on, to its abort. */
   release(): void {
     this.released = true;
-    this.drained?.resolve(Buffer.alloc(0));
+    this.drained?.resolve();
     this.drained = undefined;
   }
 
@@ -102,7 +85,7 @@ interface Piece {
   lo: number;
   from: number;
   to: number;
-  own: Deferred;
+  own: Deferred<Buffer>;
   /** Its announcement to the other reads of this process (tier.announce). */
   entry: InflightExtent;
 }
@@ -216,7 +199,7 @@ export class DiskCachedSource implements ObjectSource {
           continue;
         }
         const to = Math.min(end, ...atHand.filter((h) => h.lo > x).map((h) => h.lo));
-        const own = deferred();
+        const own = deferred<Buffer>();
         const piece: Piece = { slot: i, lo: x, from: base + x, to: base + to, own, entry: { lo: x, hi: to, payload: own.promise } };
         tier.announce(keyOf(i), piece.entry);
         steps.push({ kind: 'fetch', piece });

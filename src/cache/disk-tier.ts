@@ -286,16 +286,16 @@ export class DiskTier {
   /**
    * What to write for a new extent [lo, lo + length) of a slot, given the one on disk: their union
    * when they overlap or touch (one contiguous extent per slot); undefined when the disk's already
-   * holds it all; 'apart' when they neither overlap nor touch.
+   * holds it all; `apart` (with the size of the file on disk) when they neither overlap nor touch.
    */
-  private async merged(obj: TierObject, index: number, lo: number, record: Buffer): Promise<{ lo: number; record: Buffer; replaced: number } | 'apart' | undefined> {
+  private async merged(obj: TierObject, index: number, lo: number, record: Buffer): Promise<{ lo: number; record: Buffer; replaced: number } | { apart: number } | undefined> {
     const have = await this.load(obj, index, false);
     if (!have) return { lo, record, replaced: 0 };
     const replaced = CHUNK_HEADER_BYTES + have.payload.length;
     const hi = lo + record.length - CHUNK_HEADER_BYTES;
     const haveHi = have.lo + have.payload.length;
     if (have.lo <= lo && haveHi >= hi) return undefined;
-    if (haveHi < lo || hi < have.lo) return 'apart';
+    if (haveHi < lo || hi < have.lo) return { apart: replaced };
     const from = Math.min(lo, have.lo);
     const out = allocChunk(Math.max(hi, haveHi) - from);
     have.payload.copy(out, CHUNK_HEADER_BYTES + have.lo - from);
@@ -307,7 +307,7 @@ export class DiskTier {
     let added: number;
     try {
       let m = await this.merged(obj, index, lo, given);
-      if (m === 'apart') {
+      if (m && 'apart' in m) {
         // Pieces of one slot can complete out of order (the one between them still in flight): this
         // one is written again once the slot's fetches under way are in, merging with them then.
         // Once only; then the longer of the two extents stays.
@@ -316,8 +316,7 @@ export class DiskTier {
           void Promise.all(pending).then(() => this.storeChunk(obj, index, lo, given, true));
           return;
         }
-        const have = await this.load(obj, index, false);
-        m = have && have.payload.length > given.length - CHUNK_HEADER_BYTES ? undefined : { lo, record: given, replaced: have ? CHUNK_HEADER_BYTES + have.payload.length : 0 };
+        m = m.apart > given.length ? undefined : { lo, record: given, replaced: m.apart };
       }
       if (!m) return;
       const record = m.record;

@@ -136,8 +136,8 @@ export function parseConfig(text: string, path: string): Pick<ConfigFile, 'defau
   if (raw.profiles !== undefined) {
     if (!isObject(raw.profiles)) throw new SlicefsError('USAGE', `${path}: "profiles" must be an object of profiles by name`);
     for (const [name, p] of Object.entries(raw.profiles)) {
-      if (!isObject(p)) throw new SlicefsError('USAGE', `${path}: profile "${name}" must be an object`);
-      profiles[name] = settingsOf(p, `${path}: profile "${name}":`);
+      if (!isObject(p)) throw new SlicefsError('USAGE', `${path}: profile ${shown(name)} must be an object`);
+      profiles[name] = settingsOf(p, `${path}: profile ${shown(name)}:`);
     }
   }
   return { defaultProfile: raw.profile, topLevel: settingsOf(raw, `${path}:`, true), profiles };
@@ -164,7 +164,7 @@ export function chooseProfile(file: ConfigFile, flag: string | undefined, env: N
   if (!settings) {
     const known = Object.keys(file.profiles);
     const where = !file.exists ? `there is no config file (${file.path})` : known.length ? `${file.path} has ${known.join(', ')}` : `${file.path} has no profiles`;
-    throw new SlicefsError('USAGE', `unknown profile "${name}" (from ${from}): ${where}`);
+    throw new SlicefsError('USAGE', `unknown profile ${shown(name)} (from ${from}): ${where}`);
   }
   return { name, origin, from, settings, topLevel };
 }
@@ -175,7 +175,7 @@ function settingsOf(o: Record<string, unknown>, where: string, topLevel = false)
   for (const k of SETTING_KEYS) {
     const v = o[k];
     if (v === undefined) continue;
-    if (typeof v !== 'string' || v === '') throw new SlicefsError('USAGE', `${where} "${k}" must be a non-empty string`);
+    if (typeof v !== 'string' || v === '') throw new SlicefsError('USAGE', `${where} ${shown(k)} must be a non-empty string`);
     s[k] = v;
   }
   if (s.cacheProxy !== undefined) {
@@ -194,7 +194,7 @@ function checkKeys(o: Record<string, unknown>, allowed: readonly string[], where
     if (!allowed.includes(k)) {
       // A near miss (storageURL, token_file) is the usual mistake: name the key it was meant to be.
       const near = allowed.find((a) => a.toLowerCase().replace(/_/g, '') === k.toLowerCase().replace(/[_-]/g, ''));
-      throw new SlicefsError('USAGE', `${where} unknown key "${k}"${near ? ` (did you mean "${near}"?)` : ''}; known: ${allowed.join(', ')}`);
+      throw new SlicefsError('USAGE', `${where} unknown key ${shown(k)}${near ? ` (did you mean "${near}"?)` : ''}; known: ${allowed.join(', ')}`);
     }
   }
 }
@@ -330,4 +330,12 @@ export function jsonErrorAt(text: string): { offset: number; reason: string } | 
     if (e instanceof JsonStop) return { offset: e.offset, reason: e.reason };
     throw e;
   }
+}
+
+/**
+ * A name from the file or the command line as a message may show it: quoted, with control
+ * characters escaped (a newline in a profile name must not break the one-line error) and cut short.
+ */
+function shown(name: string): string {
+  return JSON.stringify(name.length > 60 ? `${name.slice(0, 60)}…` : name);
 }

@@ -47,6 +47,13 @@ const SCRYPT = { N: 1 << 14, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
 const SALT_SIZE = 16;
 const KDFS = ['none', 'scrypt', 'bcrypt', 'pbkdf2_hmac_sha256'] as const;
 type KdfName = (typeof KDFS)[number];
+/**
+ * The most KDF rounds a key file may ask for. The file decides how much work opening it costs, and
+ * bcrypt runs on the main thread (the bcrypt-pbkdf package is synchronous, ~26 ms a round here), so
+ * a crafted key with 2^32 rounds would hang slicefs. Real keys: OpenSSH's default is 16 bcrypt
+ * rounds, the reference vectors use 100; PBKDF2-SHA256 at 10^7 rounds is ~6 s (OWASP asks 600,000).
+ */
+const MAX_ROUNDS: Record<'bcrypt' | 'pbkdf2_hmac_sha256', number> = { bcrypt: 200, pbkdf2_hmac_sha256: 10_000_000 };
 const scryptAsync = promisify(scrypt) as (pass: Buffer, salt: Buffer, len: number, opts: object) => Promise<Buffer>;
 const pbkdf2Async = promisify(pbkdf2);
 
@@ -134,6 +141,9 @@ export function decodePrivateKeyFile(text: string, label: string): PrivateKeyFil
     if (options.length < 4) throw keyError(label, 'malformed Crypt4GH private key (kdf options shorter than 4 bytes)');
     rounds = options.readUInt32BE(0);
     salt = Buffer.from(options.subarray(4));
+    if (kdf !== 'scrypt' && rounds > MAX_ROUNDS[kdf]) {
+      throw keyError(label, `a ${kdf} key with ${rounds} rounds (slicefs opens keys of at most ${MAX_ROUNDS[kdf]})`);
+    }
   }
   const cipherName = r.string('cipher name').toString('latin1');
   if (cipherName !== 'none' && cipherName !== 'chacha20_poly1305') {

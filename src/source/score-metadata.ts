@@ -37,7 +37,7 @@ export class ScoreMetadata {
   async entity(objectId: string): Promise<Entity> {
     const e = (await this.get(`/entities/${encodeURIComponent(objectId)}`, objectId)) as Partial<Entity> | null;
     if (!e || typeof e.fileName !== 'string') throw new SlicefsError('BAD_RESPONSE', `the metadata service has no file name for object ${objectId}`);
-    return { id: objectId, fileName: e.fileName, gnosId: e.gnosId };
+    return { id: objectId, fileName: e.fileName, gnosId: typeof e.gnosId === 'string' && e.gnosId !== '' ? e.gnosId : undefined };
   }
 
   /** The object id of the index of `objectId`, or undefined when its analysis has none. */
@@ -48,8 +48,10 @@ export class ScoreMetadata {
     let best: { id: string; rank: number } | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
       const p = (await this.get(`/entities?gnosId=${encodeURIComponent(e.gnosId)}&size=${PAGE}&page=${page}`)) as { content?: Partial<Entity>[]; last?: boolean } | null;
-      const content = p?.content ?? [];
+      // A page in another shape, or an entry that is not an object, names no index.
+      const content = Array.isArray(p?.content) ? p.content : [];
       for (const f of content) {
+        if (f === null || typeof f !== 'object') continue;
         const rank = typeof f.fileName === 'string' ? wanted.get(f.fileName.toLowerCase()) : undefined;
         if (rank !== undefined && typeof f.id === 'string' && (!best || rank < best.rank)) best = { id: f.id, rank };
       }

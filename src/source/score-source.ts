@@ -41,9 +41,11 @@ interface ObjectSpec {
 function parseSpec(raw: unknown, what: string): ObjectSpec {
   const s = raw as Partial<ObjectSpec> | null;
   const part = s?.parts?.[0];
-  if (!s || typeof s.objectSize !== 'number' || !Array.isArray(s.parts) || s.parts.length === 0 || typeof part?.url !== 'string') {
+  if (!s || !Number.isSafeInteger(s.objectSize) || s.objectSize! < 0 || !Array.isArray(s.parts) || s.parts.length === 0 || typeof part?.url !== 'string') {
     throw new SlicefsError('BAD_RESPONSE', `${what}: not a Score object specification`);
   }
+  // The MD5 is optional; one in any other shape is ignored rather than trusted.
+  if (s.objectMd5 !== undefined && !(typeof s.objectMd5 === 'string' && /^[0-9a-f]{32}$/i.test(s.objectMd5))) delete s.objectMd5;
   return s as ObjectSpec;
 }
 

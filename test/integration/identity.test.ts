@@ -197,51 +197,57 @@ async function until(dir: string, name: string): Promise<void> {
   for (let i = 0; i < 200 && !(await readdir(dir).catch(() => [] as string[])).includes(name); i++) await new Promise((r) => setTimeout(r, 50));
 }
 
-test('download: each file its own bytes; a journal and a catalogue row of dl?id=A are not taken for dl?id=B', async () => {
-  const a = seededBytes(5, 4_000_000);
-  const b = seededBytes(6, a.length);
-  server.addFile('/dl/get?id=A', a, same);
-  server.addFile('/dl/get?id=B', b, same);
-  const urlOf = (id: string) => server.url(`/dl/get?id=${id}`);
-  const manifest = async (name: string, rows: [string, string][]) => {
-    const file = join(work, name);
-    await writeFile(file, ['url\tpath', ...rows.map(([id, path]) => `${urlOf(id)}\t${path}`)].join('\n') + '\n');
-    return file;
-  };
+const dlA = seededBytes(5, 4_000_000);
+const dlB = seededBytes(6, dlA.length);
 
-  // Both at once: the right bytes, two catalogue rows that name two sources (without the query's values).
+/** A manifest (url, path) of `dl/get?id=<id>` rows. */
+async function dlManifest(name: string, rows: [string, string][]): Promise<string> {
+  server.addFile('/dl/get?id=A', dlA, same);
+  server.addFile('/dl/get?id=B', dlB, same);
+  const file = join(work, name);
+  await writeFile(file, ['url\tpath', ...rows.map(([id, path]) => `${server.url(`/dl/get?id=${id}`)}\t${path}`)].join('\n') + '\n');
+  return file;
+}
+
+test('download: each file its own bytes, two catalogue rows that name two sources (no query values)', async () => {
   const out = join(work, 'dl-both');
-  const both = await slicefs(['download', '-m', await manifest('both.tsv', [['A', 'a.bin'], ['B', 'b.bin']]), '-d', out, '-q']);
+  const both = await slicefs(['download', '-m', await dlManifest('both.tsv', [['A', 'a.bin'], ['B', 'b.bin']]), '-d', out, '-q']);
   assert.equal(both.code, 0, both.stderr);
-  assert.ok((await readFile(join(out, 'a.bin'))).equals(a));
-  assert.ok((await readFile(join(out, 'b.bin'))).equals(b));
+  assert.ok((await readFile(join(out, 'a.bin'))).equals(dlA));
+  assert.ok((await readFile(join(out, 'b.bin'))).equals(dlB));
   const catalogue = await readFile(join(out, 'slicefs-catalogue.tsv'), 'utf8');
   const sources = catalogue.trim().split('\n').slice(1).map((l) => l.split('\t')[3]);
   assert.equal(new Set(sources).size, 2, catalogue);
   assert.doesNotMatch(catalogue, /id=/);
+});
 
+test("download: a catalogue row of dl?id=A is not taken for dl?id=B (skip, --verify)", async () => {
+  const out = join(work, 'dl-switch');
+  const first = await slicefs(['download', '-m', await dlManifest('first.tsv', [['A', 'a.bin']]), '-d', out, '-q']);
+  assert.equal(first.code, 0, first.stderr);
   // The manifest now names B for a.bin (no MD5 in it): --verify does not take A's row for B, and a
   // download fetches B instead of skipping the file as listed.
-  const switched = await manifest('switched.tsv', [['B', 'a.bin']]);
+  const switched = await dlManifest('switched.tsv', [['B', 'a.bin']]);
   const verify = await slicefs(['download', '-m', switched, '-d', out, '--verify']);
   assert.equal(verify.code, 1, verify.stderr);
   assert.match(verify.stderr, /listed from another source/);
   const refetch = await slicefs(['download', '-m', switched, '-d', out, '-q']);
   assert.equal(refetch.code, 0, refetch.stderr);
-  assert.ok((await readFile(join(out, 'a.bin'))).equals(b), "a.bin now holds B's bytes");
+  assert.ok((await readFile(join(out, 'a.bin'))).equals(dlB), "a.bin now holds B's bytes");
+});
 
+test('download: a journal of dl?id=A is not resumed for dl?id=B', async () => {
   // A download of A into x.bin killed half-way, then resumed with the manifest naming B: the
   // journal and the part are A's, so the file starts again.
-  const out2 = join(work, 'dl-resume');
-  const p = spawn(process.execPath, [BIN, 'download', '-m', await manifest('x-a.tsv', [['A', 'x.bin']]), '-d', out2, '--part-size', '256K', '--parallel', '2', '--limit-rate', '2M', '-q'], { stdio: 'ignore' });
+  const out = join(work, 'dl-resume');
+  const p = spawn(process.execPath, [BIN, 'download', '-m', await dlManifest('x-a.tsv', [['A', 'x.bin']]), '-d', out, '--part-size', '256K', '--parallel', '2', '--limit-rate', '2M', '-q'], { stdio: 'ignore' });
   const exited = new Promise((r) => p.once('exit', r));
-  await until(out2, 'x.bin.part.journal');
+  await until(out, 'x.bin.part.journal');
   p.kill('SIGKILL');
   await exited;
-  assert.ok((await readdir(out2)).includes('x.bin.part.journal'), 'a journal was left');
-  const resumed = await slicefs(['download', '-m', await manifest('x-b.tsv', [['B', 'x.bin']]), '-d', out2]);
+  assert.ok((await readdir(out)).includes('x.bin.part.journal'), 'a journal was left');
+  const resumed = await slicefs(['download', '-m', await dlManifest('x-b.tsv', [['B', 'x.bin']]), '-d', out]);
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stderr, /x\.bin changed on the server since the last run \(the journal is of another URL\); starting it again/);
-  const got = await readFile(join(out2, 'x.bin'));
-  assert.equal(md5(got), md5(b), "x.bin holds B's bytes only");
+  assert.equal(md5(await readFile(join(out, 'x.bin'))), md5(dlB), "x.bin holds B's bytes only");
 });

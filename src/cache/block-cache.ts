@@ -2,8 +2,8 @@
  * BlockCache: fixed-size, aligned blocks of remote objects in memory, with a byte budget (lru-cache
  * with `maxSize`), shared in-flight fetches, and coalescing of contiguous misses into one request.
  *
- * Key: `identity@version#blockIndex` (see source/object-source `cacheKey`), so a block of one
- * version can never answer for another.
+ * Key: `cacheKey#blockIndex` (source/object-source `cacheKey`: the object's identity and pinned
+ * version), so a block of one object or version can never answer for another.
  *
  * `getBlocks(first, last)` looks every block up; a block already being fetched is awaited, not
  * fetched again (eight readers of one cold block make one request); the remaining misses are grouped

@@ -1,8 +1,10 @@
 /**
  * The disk tier's directory (`<cache-dir>/blocks`), shared by every slicefs process of the user:
  *
- *     objects/<sha256(identity@version)>/meta.json   the object's identity, version and size
- *     objects/<sha256(identity@version)>/c<index>     one chunk file each (./chunk-file.ts)
+ *     objects/<sha256(cacheKey)>/meta.json   the object's identity, version and size
+ *     objects/<sha256(cacheKey)>/c<index>     one chunk file each (./chunk-file.ts)
+ *
+ * (`cacheKey`, source/object-source.ts: identity rule, identity and version.)
  *     objects/<…>/c<index>.<pid>.<random>.tmp         a chunk being written (renamed into place)
  *     stats/<host>-<pid>-<random>.json                one process's hit/miss counters
  *     stats/total.json                                the counters of processes that have ended
@@ -27,7 +29,7 @@ export const FILE_MODE = 0o600;
 
 /** What meta.json says about an object directory. */
 export interface ObjectMeta {
-  /** The source's identity (a URL without its query string, `score:host/path/id`, `ghga:host/accession`). */
+  /** The source's identity (a URL without its signature, source/identity.ts; `score:host/path/id`, `ghga:host/accession`). */
   identity: string;
   /** The pinned version's tag (transport/version.ts `versionTag`). */
   version: string;
@@ -45,7 +47,7 @@ export interface ScannedFile {
 }
 
 export interface ScannedObject {
-  /** The directory's name: sha256 of `identity@version`, hex. */
+  /** The directory's name: sha256 of the object version's `cacheKey`, hex. */
   key: string;
   path: string;
   meta?: ObjectMeta;

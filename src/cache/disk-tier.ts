@@ -8,10 +8,12 @@
  * BlockCache and below Crypt4ghSource (ARCHITECTURE.md, decision record): `wrap()` puts a
  * DiskCachedSource around a remote source, so encrypted objects are cached as ciphertext.
  *
- * Keys: a directory per object version, `sha256(identity@versionTag)` (object-source `cacheKey`);
- * the identity never holds a presigned URL's query and the version is pinned before any byte is
- * read, so a changed object (new ETag, new size) has a new directory and can never be answered
- * from an old one.
+ * Keys: a directory per object version, `sha256(cacheKey)` (object-source `cacheKey`: the identity
+ * rule's number, the identity, the version tag); the identity (source/identity.ts) keeps every
+ * query parameter but a URL signature's, so `dl?id=A` and `dl?id=B` have two directories and
+ * presigned URLs of one object share one; the version is pinned before any byte is read, so a
+ * changed object (new ETag, new size) has a new directory and can never be answered from an old
+ * one. Directories keyed under an older identity rule are never read again (evicted as usual).
  *
  * Safety: a chunk is written whole to a temporary file and renamed into place, and every chunk file
  * carries a SHA-256 checked on every read (./chunk-file.ts): a bad or short file is deleted (if it is
@@ -32,6 +34,7 @@ import type { DiskCacheConfig } from '../config.js';
 import { cacheKey, type ObjectSource } from '../source/object-source.js';
 import type { Stats } from '../stats.js';
 import { versionTag, type ObjectVersion } from '../transport/version.js';
+import { redactLine } from '../util/redact.js';
 import { allocChunk, CHUNK_HEADER_BYTES, checkChunk, isOldFormat, payloadOf, sealChunk } from './chunk-file.js';
 import { DiskCachedSource } from './disk-cached-source.js';
 import { DIR_MODE, emptyTrash, FILE_MODE, META, OBJECTS, removeObjectDir, scanTier, STATS, type ObjectMeta } from './disk-layout.js';
@@ -39,7 +42,7 @@ import { DiskStatsFile, foldEndedProcesses, zeroCounters, type DiskCounters } fr
 
 /** One object version's place in the tier. */
 export interface TierObject {
-  /** sha256(identity@version), hex: the directory's name. */
+  /** sha256(cacheKey), hex: the directory's name. */
   key: string;
   keyHash: Buffer;
   dir: string;
@@ -243,7 +246,7 @@ export class DiskTier {
       this.statsDirty = true;
       if (!this.warnedCorrupt) {
         this.warnedCorrupt = true;
-        this.warn(`warning: a cached chunk of ${obj.meta.identity} was damaged (${bad}); it was dropped and is fetched again`);
+        this.warn(`warning: a cached chunk of ${redactLine(obj.meta.identity)} was damaged (${bad}); it was dropped and is fetched again`);
       }
     }
     // Only the file that was read: another process may have put a good one in its place since.

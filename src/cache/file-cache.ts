@@ -1,7 +1,7 @@
 /**
  * A small on-disk cache of whole files (indexes), so a second `view` of the same object fetches no
- * index. Keyed by the object's identity and pinned version (never by a presigned URL): a changed
- * object can never be served from an old entry. Safe for several processes: entries are written to
+ * index. Keyed by the object's `cacheKey` (identity and pinned version, never a URL signature): a
+ * changed object can never be served from an old entry, nor `dl?id=B` from `dl?id=A`'s. Safe for several processes: entries are written to
  * a temporary file and renamed into place; an entry that cannot be read is fetched again. Modes
  * 0700/0600: cached controlled data is readable only by its owner. A cache that cannot be written
  * (read-only or full disk) is skipped with one warning.

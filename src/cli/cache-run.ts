@@ -16,6 +16,8 @@ import { DEFAULT_DISK_CACHE } from '../config.js';
 import { readAllCounters, clearCounters } from '../cache/disk-stats.js';
 import { removeObjectDir, scanTier, type ScannedObject } from '../cache/disk-layout.js';
 import { SlicefsError } from '../errors.js';
+import { objectIdentity } from '../source/identity.js';
+import { redactLine, safeUrl } from '../util/redact.js';
 import { formatBytes } from '../util/size.js';
 import type { CacheCommandArgs } from './cache.js';
 import { say } from './common.js';
@@ -36,16 +38,19 @@ async function tally(dir: string): Promise<{ files: number; bytes: number }> {
   return { files, bytes };
 }
 
-/** Whether an object's identity is the one `given` names (a URL without its query, score:ID, ghga:ACCESSION, or an identity). */
+/**
+ * Whether an object's identity is the one `given` names: a URL (its identity, source/identity.ts:
+ * any signature in its query is ignored, every other parameter counts), score:ID, ghga:ACCESSION,
+ * or an identity.
+ */
 export function identityMatcher(given: string): (identity: string) => boolean {
   if (/^https?:\/\//i.test(given)) {
-    let u: URL;
+    let id: string;
     try {
-      u = new URL(given);
+      id = objectIdentity(given);
     } catch {
-      throw new SlicefsError('USAGE', `--url: not a URL: '${given.split('?')[0]}'`);
+      throw new SlicefsError('USAGE', `--url: not a URL: '${safeUrl(given)}'`);
     }
-    const id = `${u.origin}${u.pathname}`;
     return (i) => i === id;
   }
   // `score:ID` and `ghga:ACCESSION` name the object on whichever service it came from.
@@ -78,7 +83,8 @@ export async function runCacheStats(args: CacheCommandArgs): Promise<void> {
       items: scan.objects
         .sort((a, b) => lastUsed(b) - lastUsed(a))
         .map((o) => ({
-          identity: o.meta?.identity ?? null,
+          // An identity may hold query parameters (a portal's own token, too): never shown.
+          identity: o.meta ? redactLine(o.meta.identity) : null,
           version: o.meta?.version ?? null,
           size: o.meta?.size ?? null,
           entries: o.chunks.length,
@@ -128,6 +134,7 @@ export async function runCacheClear(args: CacheCommandArgs): Promise<void> {
     objects++;
     bytes += o.bytes;
   }
-  const what = args.url.map((u) => u.split('?')[0]).join(', ');
+  // Each object named as its identity (a signature dropped), shown through the redaction.
+  const what = args.url.map((u) => (/^https?:\/\//i.test(u) ? safeUrl(objectIdentity(u)) : u)).join(', ');
   say(objects > 0 ? `cleared ${objects} cached version${objects > 1 ? 's' : ''} of ${what} (${formatBytes(bytes)})` : `nothing cached for ${what}`);
 }

@@ -1,10 +1,10 @@
 /**
  * `DIR/slicefs-catalogue.tsv`: every file of the directory that a download verified, with its size,
- * MD5, source (URL without its query string: never a signature) and when it was verified. Read at
- * the start (a file listed with the same size and MD5 is not downloaded again) and rewritten
- * atomically at the end.
+ * MD5, source (`catalogueSource`: the object's identity, its query hashed) and when it was
+ * verified. Read at the start (a file listed with the same size, MD5 and source is not downloaded
+ * again) and rewritten atomically at the end.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -17,6 +17,18 @@ export interface CatalogueEntry {
   md5: string;
   source: string;
   verified: string;
+}
+
+/**
+ * The catalogue's `source` of an object (source/identity.ts): the identity as it is when it has no
+ * query (a plain URL, `score:…`, `ghga:…`), else its part before the query plus a SHA-256 of the
+ * rest. Equal exactly when the identities are, so a file listed from `dl?id=A` is not taken for
+ * `dl?id=B`; and a query's values never land in this file, which others may read (a portal's own
+ * token there is not a recognised signature and stays in the identity).
+ */
+export function catalogueSource(identity: string): string {
+  const q = identity.indexOf('?');
+  return q < 0 ? identity : `${identity.slice(0, q)}?sha256=${createHash('sha256').update(identity.slice(q + 1)).digest('hex')}`;
 }
 
 export async function readCatalogue(dir: string): Promise<Map<string, CatalogueEntry>> {

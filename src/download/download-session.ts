@@ -4,8 +4,8 @@
  *
  * The algorithm:
  *   1. Lock the directory; read the catalogue. A file already present and listed with the same
- *      size and MD5 is skipped (`--force`: fetched again); one present but not listed is hashed and
- *      kept when it checks out.
+ *      size, MD5 and source (the object's identity) is skipped (`--force`: fetched again); one
+ *      present but not listed so is hashed and kept when it checks out.
  *   2. Pin each object's version (HEAD) and read its journal: a journal of the same version
  *      resumes; a journal of another version restarts the file, with a warning (mixing the bytes of
  *      two versions is impossible: every response is checked against the pinned version too).
@@ -31,7 +31,7 @@ import { SlicefsError, messageOf } from '../errors.js';
 import type { ObjectSource } from '../source/object-source.js';
 import { versionMismatch, type ObjectVersion } from '../transport/version.js';
 import { formatBytes } from '../util/size.js';
-import { CATALOGUE_NAME, readCatalogue, writeCatalogue, type CatalogueEntry } from './catalogue.js';
+import { CATALOGUE_NAME, catalogueSource, readCatalogue, writeCatalogue, type CatalogueEntry } from './catalogue.js';
 import { loadJournal, removeJournal, saveJournal, JOURNAL_FORMAT } from './journal.js';
 import { checkNoEscape, type PlannedFile } from './layout.js';
 import { lockDir } from './lock.js';
@@ -242,7 +242,7 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
     for (const t of tasks) await checkNoEscape(o.dir, t.job.file, o.manifestFile);
     const catalogue = await readCatalogue(o.dir);
     const now = () => new Date().toISOString();
-    const catalogueEntry = (t: FileTask, size: number, md5: string): CatalogueEntry => ({ path: t.rel, size, md5, source: t.job.source.identity, verified: now() });
+    const catalogueEntry = (t: FileTask, size: number, md5: string): CatalogueEntry => ({ path: t.rel, size, md5, source: catalogueSource(t.job.source.identity), verified: now() });
 
     // 1. What is already there.
     const toFetch: FileTask[] = [];
@@ -255,9 +255,14 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
           continue;
         }
         const md5 = await md5OfFile(t.abs);
-        const want = expectedMd5 ?? catalogue.get(t.rel)?.md5;
+        const listed = catalogue.get(t.rel);
+        // A file listed from another object (the manifest names another URL for this path) is that
+        // object's: no measure of this one.
+        const foreign = listed !== undefined && listed.source !== catalogueSource(t.job.source.identity);
+        const want = expectedMd5 ?? (foreign ? undefined : listed?.md5);
         const sizeWant = t.job.file.size;
-        if (want && md5 !== want) t.outcome = { path: t.rel, status: 'failed', size: present.size, md5, error: `MD5 ${md5}, expected ${want}` };
+        if (foreign && !expectedMd5) t.outcome = { path: t.rel, status: 'failed', size: present.size, md5, error: 'listed from another source (or by an older slicefs) and no MD5 to check: a download fetches it again' };
+        else if (want && md5 !== want) t.outcome = { path: t.rel, status: 'failed', size: present.size, md5, error: `MD5 ${md5}, expected ${want}` };
         else if (sizeWant !== undefined && sizeWant !== present.size) t.outcome = { path: t.rel, status: 'failed', size: present.size, md5, error: `${present.size} bytes, expected ${sizeWant}` };
         else {
           t.outcome = { path: t.rel, status: 'verified', size: present.size, md5, ...(want ? {} : { error: 'no MD5 to check against: size only' }) };
@@ -272,7 +277,9 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
           o.progress.fileStarted(t.id, t.rel, present.size, present.size);
           o.progress.fileDone(t.id, 'skipped');
         };
-        if (listed && listed.size === present.size && (!expectedMd5 || listed.md5 === expectedMd5) && (t.job.file.size === undefined || t.job.file.size === present.size)) {
+        // Listed from another object (the manifest names another URL for this path): not trusted.
+        const sameObject = listed?.source === catalogueSource(t.job.source.identity);
+        if (listed && sameObject && listed.size === present.size && (!expectedMd5 || listed.md5 === expectedMd5) && (t.job.file.size === undefined || t.job.file.size === present.size)) {
           skip(listed.md5);
           continue;
         }

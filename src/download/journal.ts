@@ -15,11 +15,16 @@ import { dirname } from 'node:path';
 import type { ObjectVersion } from '../transport/version.js';
 import type { ByteRange } from './range-set.js';
 
-export const JOURNAL_FORMAT = 1;
+/**
+ * 2: the identity is source/identity.ts's rule 2 (a URL's query kept, its signature dropped). A
+ * format-1 journal named a URL without its query, so it could belong to `dl?id=A` as well as
+ * `dl?id=B`: it is not trusted, and the file starts again.
+ */
+export const JOURNAL_FORMAT = 2;
 
 export interface JournalData {
   format: typeof JOURNAL_FORMAT;
-  /** The object (URL without query string, or a stable id): a journal of another object is ignored. */
+  /** The object's identity (source/identity.ts; a stable id for Score and GHGA): a journal of another object is ignored. */
   identity: string;
   version: ObjectVersion;
   /** Complete byte ranges of the part file. */

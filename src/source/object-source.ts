@@ -10,9 +10,14 @@ import { SlicefsError } from '../errors.js';
 import type { Transport } from '../transport/transport.js';
 import { versionTag, type ObjectVersion } from '../transport/version.js';
 import { safeUrl } from '../util/redact.js';
+import { IDENTITY_RULE, objectIdentity } from './identity.js';
 
 export interface ObjectSource {
-  /** Stable identity of the object, without secrets (for plain URLs: the URL minus its query string). */
+  /**
+   * Stable identity of the object, without a URL signature (for plain URLs: ./identity.ts, the URL
+   * without its signature parameters). May hold other query parameters: shown only through
+   * util/redact.ts.
+   */
   readonly identity: string;
   /** For messages and logs: never contains a token or a query string. */
   readonly label: string;
@@ -26,9 +31,13 @@ export interface ObjectSource {
   read(start: number, end: number, onData: (chunk: Buffer) => void | Promise<void>, signal?: AbortSignal): Promise<void>;
 }
 
-/** `identity@version`: the cache key prefix of a pinned source. */
+/**
+ * `i<rule>:identity@version`: the cache key prefix of a pinned source, in every cache. The identity
+ * rule's number (./identity.ts) keeps the disk tier and the index cache from reading entries keyed
+ * under an older rule.
+ */
 export function cacheKey(source: ObjectSource, version: ObjectVersion): string {
-  return `${source.identity}@${versionTag(version)}`;
+  return `i${IDENTITY_RULE}:${source.identity}@${versionTag(version)}`;
 }
 
 export class HttpSource implements ObjectSource {
@@ -43,8 +52,7 @@ export class HttpSource implements ObjectSource {
     readonly knownSize?: number,
     private readonly headers: Record<string, string> = {},
   ) {
-    const u = new URL(url);
-    this.identity = `${u.origin}${u.pathname}`;
+    this.identity = objectIdentity(url);
     this.label = safeUrl(url);
   }
 

@@ -10,6 +10,10 @@
  *
  * A URL in none of these forms has no known expiry (undefined): its source refreshes it when the
  * server refuses it (403).
+ *
+ * The parameters of these forms are listed once, in ./identity.ts (SIGNED_URL_SCHEMES), which drops
+ * them from an object's identity. Names are matched here in any case: a wrong guess only moves a
+ * refresh, where dropping a parameter that selects bytes from an identity would serve wrong ones.
  */
 import { SlicefsError } from '../errors.js';
 

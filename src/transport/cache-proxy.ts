@@ -8,6 +8,10 @@
  *   https://store.example.org:9000/bucket/key?X-Amz-Signature=…
  *     → http://tier:8080/fetch/https/store.example.org:9000/bucket/key?X-Amz-Signature=…
  *
+ * The tier keys its slices by that query without its signature parameters, which it computes
+ * itself (the object identity's list, source/identity.ts); nothing slicefs sends names a key, so no
+ * caller can have one object's bytes served for another's URL.
+ *
  * Only data requests go through it (HttpTransport's `probe` and `fetchRange`: plain URLs and the
  * presigned URLs of Score and GHGA); API calls (Score's /download/{id}, GHGA's WPS and DCS) never do,
  * and neither does a request that carries credentials in a header or in the URL's user:password.

@@ -125,6 +125,12 @@ export class FixtureServer {
     return this.origin + path;
   }
 
+  /**
+   * Serves `data` at `path`. A path with a query (`/dl?id=A`) is a file selected by its query, as
+   * a portal's download endpoint selects one: it answers a request for that path whose query has
+   * all of those parameters (others, e.g. a signature, may come too); the plain path answers the
+   * rest. The log's `file` is this key.
+   */
   addFile(path: string, data: Buffer, opts: AddFileOptions = {}): void {
     if (!path.startsWith('/')) throw new Error(`path must start with '/': ${path}`);
     const lastModified = opts.lastModified ?? new Date();
@@ -183,6 +189,17 @@ export class FixtureServer {
     await done;
   }
 
+  /** The key of the file a request for `path` with `query` gets: one selected by its query first, else the path's. */
+  private fileFor(path: string, query: URLSearchParams): string | undefined {
+    for (const key of this.files.keys()) {
+      const q = key.indexOf('?');
+      if (q < 0 || key.slice(0, q) !== path) continue;
+      const wanted = new URLSearchParams(key.slice(q + 1));
+      if ([...wanted].every(([name, value]) => query.getAll(name).includes(value))) return key;
+    }
+    return this.files.has(path) ? path : undefined;
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse, delayed = false): void {
     const url = new URL(req.url ?? '/', this.origin);
     let path: string;
@@ -206,9 +223,10 @@ export class FixtureServer {
     if (req.method !== 'GET' && !isHead) {
       return sendStatus(res, record, 405, { Allow: 'GET, HEAD' });
     }
-    const entry = this.files.get(path);
+    const key = this.fileFor(path, url.searchParams);
+    const entry = key === undefined ? undefined : this.files.get(key);
     if (!entry) return sendStatus(res, record, 404);
-    record.file = path;
+    record.file = key;
 
     const state = entry.fault;
     const fault = state?.fault;

@@ -212,6 +212,25 @@ test('etag and lastModified options are served as given; etag null sends none', 
   });
 });
 
+test('a file registered with a query answers requests with those parameters; the plain path the rest', async () => {
+  await withServer(async (server) => {
+    server.addFile('/dl?id=A', Buffer.from('AAAAA'), { etag: null });
+    server.addFile('/dl?id=B', Buffer.from('BBBBB'), { etag: null });
+    server.addFile('/dl', Buffer.from('plain'));
+    const body = async (path: string) => {
+      const r = await fetch(server.url(path));
+      return `${r.status} ${await r.text()}`;
+    };
+    assert.equal(await body('/dl?id=A'), '200 AAAAA');
+    assert.equal(await body('/dl?X-Amz-Signature=s&id=B'), '200 BBBBB', 'other parameters may come too');
+    assert.equal(await body('/dl?id=C'), '200 plain');
+    assert.equal(await body('/dl'), '200 plain');
+    assert.deepEqual(server.requests.map((r) => r.file), ['/dl?id=A', '/dl?id=B', '/dl', '/dl']);
+    assert.equal(server.count({ path: '/dl' }), 4);
+    assert.equal(server.content('/dl?id=B').toString(), 'BBBBB');
+  });
+});
+
 test('keep-alive: consecutive requests reuse one socket', async () => {
   await withServer(async (server) => {
     server.addFile(PATH, DATA);

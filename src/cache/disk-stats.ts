@@ -67,9 +67,12 @@ function ownerOf(name: string): { host: string; pid: number } | undefined {
 export class DiskStatsFile {
   readonly path: string;
 
-  /** In the tier's directory (`root`: util/safe-fs.ts). */
-  constructor(private readonly root: WriteRoot) {
-    this.path = join(root.dir, STATS, `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}.json`);
+  /** In the tier's directory `dir`, written under `root` (util/safe-fs.ts). */
+  constructor(
+    private readonly root: WriteRoot,
+    dir: string,
+  ) {
+    this.path = join(dir, STATS, `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}.json`);
   }
 
   write(c: DiskCounters): Promise<void> {
@@ -78,8 +81,8 @@ export class DiskStatsFile {
 }
 
 /** Adds the files of ended processes into total.json and deletes them (skipped if another process is at it). */
-export async function foldEndedProcesses(root: WriteRoot): Promise<void> {
-  const statsDir = join(root.dir, STATS);
+export async function foldEndedProcesses(root: WriteRoot, dir: string): Promise<void> {
+  const statsDir = join(dir, STATS);
   const lock = join(statsDir, LOCK);
   try {
     const fh = await root.open(lock, 'create');

@@ -119,7 +119,7 @@ export class DiskTier {
     this.pageBytes = config.pageBytes;
     this.budget = budget;
     this.budgetFinal = budgetFinal;
-    this.statsFile = new DiskStatsFile(root);
+    this.statsFile = new DiskStatsFile(root, this.dir);
     this.statsTimer = setInterval(() => void this.flushStats(), config.statsFlushMs);
     this.statsTimer.unref();
   }
@@ -150,7 +150,7 @@ export class DiskTier {
     const budget = given ?? Math.min(config.defaultBudgetBytes, Math.floor(free * config.freeSpaceShare));
     const tier = new DiskTier(root, config, budget, given !== undefined, warn, stats);
     tier.freeAtStart = free;
-    tier.folding = foldEndedProcesses(root).catch(() => {});
+    tier.folding = foldEndedProcesses(root, config.dir).catch(() => {});
     return tier;
   }
 

@@ -15,8 +15,10 @@
  *
  * Safety: a chunk is written whole to a temporary file and renamed into place, and every chunk file
  * carries a SHA-256 checked on every read (./chunk-file.ts): a bad or short file is deleted (if it is
- * still the same file) and fetched again, never served. A full disk (ENOSPC, EDQUOT) or a directory
- * that cannot be written stops the writing with one warning; chunks already on disk are still read.
+ * still the same file) and fetched again, never served. A full disk (ENOSPC, EDQUOT), a directory
+ * that cannot be written, or a symlink that would lead a write out of the cache directory (every
+ * write goes through util/safe-fs.ts, rooted there) stops the writing with one warning; chunks
+ * already on disk are still read.
  * All I/O is fs/promises and the checksums run on libuv's pool: the FUSE thread is not blocked.
  *
  * Eviction: this process counts the bytes it writes on top of its last scan of the directory; when

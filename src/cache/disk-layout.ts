@@ -3,29 +3,29 @@
  *
  *     objects/<sha256(cacheKey)>/meta.json   the object's identity, version and size
  *     objects/<sha256(cacheKey)>/c<index>     one chunk file each (./chunk-file.ts)
- *
- * (`cacheKey`, source/object-source.ts: identity rule, identity and version.)
- *     objects/<…>/c<index>.<pid>.<random>.tmp         a chunk being written (renamed into place)
+ *     objects/<…>/.c<index>.<pid>.<random>.tmp        a chunk being written (renamed into place)
  *     stats/<host>-<pid>-<random>.json                one process's hit/miss counters
  *     stats/total.json                                the counters of processes that have ended
  *     trash/<random>/                                 an object directory being deleted
  *
+ * (`cacheKey`, source/object-source.ts: identity rule, identity and version.)
+ *
  * Everything that another process may see is put in place by rename (atomic): a chunk file is
  * whole or absent, an object directory is removed by renaming it into trash/ first. Directories
- * 0700, files 0600: cached controlled data is readable by its owner only.
+ * 0700, files 0600: cached controlled data is readable by its owner only. Every write goes through
+ * util/safe-fs.ts, rooted at the directory: nothing planted under it leads a write outside.
  *
  * This module lists and removes; ./disk-tier.ts reads, writes and evicts.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PRIVATE_MODES, WriteRoot } from '../util/safe-fs.js';
 
 export const OBJECTS = 'objects';
 export const STATS = 'stats';
 export const TRASH = 'trash';
 export const META = 'meta.json';
-export const DIR_MODE = 0o700;
-export const FILE_MODE = 0o600;
 
 /** What meta.json says about an object directory. */
 export interface ObjectMeta {
@@ -139,11 +139,13 @@ export async function scanTier(dir: string, opts: { meta?: boolean } = {}): Prom
  * chunk already reads it to the end (POSIX keeps an open file).
  */
 export async function removeObjectDir(dir: string, objectDir: string): Promise<void> {
+  // trash/ is made, and the directory renamed into it, only under `dir` (util/safe-fs.ts).
+  const root = await WriteRoot.prepare(dir, PRIVATE_MODES, { create: false });
   const trash = join(dir, TRASH);
-  await mkdir(trash, { recursive: true, mode: DIR_MODE });
+  await root.mkdirs(trash);
   const aside = join(trash, `${process.pid}.${randomBytes(6).toString('hex')}`);
   try {
-    await rename(objectDir, aside);
+    await root.rename(objectDir, aside);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw e;

@@ -8,9 +8,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FILE_MODE, STATS } from './disk-layout.js';
+import type { WriteRoot } from '../util/safe-fs.js';
+import { STATS } from './disk-layout.js';
 
 export interface DiskCounters {
   /** Chunks served from disk, and their bytes. */
@@ -47,17 +48,6 @@ async function readCounters(path: string): Promise<Partial<DiskCounters> | undef
   }
 }
 
-async function writeAtomic(path: string, data: string): Promise<void> {
-  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, data, { mode: FILE_MODE });
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -77,21 +67,26 @@ function ownerOf(name: string): { host: string; pid: number } | undefined {
 export class DiskStatsFile {
   readonly path: string;
 
-  constructor(dir: string) {
+  /** In the tier's directory `dir`, written under `root` (util/safe-fs.ts). */
+  constructor(
+    private readonly root: WriteRoot,
+    dir: string,
+  ) {
     this.path = join(dir, STATS, `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}.json`);
   }
 
   write(c: DiskCounters): Promise<void> {
-    return writeAtomic(this.path, JSON.stringify(c));
+    return this.root.replace(this.path, JSON.stringify(c));
   }
 }
 
 /** Adds the files of ended processes into total.json and deletes them (skipped if another process is at it). */
-export async function foldEndedProcesses(dir: string): Promise<void> {
+export async function foldEndedProcesses(root: WriteRoot, dir: string): Promise<void> {
   const statsDir = join(dir, STATS);
   const lock = join(statsDir, LOCK);
   try {
-    await writeFile(lock, String(process.pid), { flag: 'wx', mode: FILE_MODE });
+    const fh = await root.open(lock, 'create');
+    await fh.writeFile(String(process.pid)).finally(() => fh.close());
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return;
     const s = await stat(lock).catch(() => undefined);
@@ -114,7 +109,7 @@ export async function foldEndedProcesses(dir: string): Promise<void> {
     }
     if (ended.length === 0) return;
     // total.json first: a crash between the two steps counts those processes twice, never loses them.
-    await writeAtomic(join(statsDir, TOTAL), JSON.stringify(total));
+    await root.replace(join(statsDir, TOTAL), JSON.stringify(total));
     for (const p of ended) await rm(p, { force: true });
   } finally {
     await rm(lock, { force: true });

@@ -17,8 +17,10 @@
  *
  * Safety: a chunk is written whole to a temporary file and renamed into place, and every chunk file
  * carries a SHA-256 checked on every read (./chunk-file.ts): a bad or short file is deleted (if it is
- * still the same file) and fetched again, never served. A full disk (ENOSPC, EDQUOT) or a directory
- * that cannot be written stops the writing with one warning; chunks already on disk are still read.
+ * still the same file) and fetched again, never served. A full disk (ENOSPC, EDQUOT), a directory
+ * that cannot be written, or a symlink that would lead a write out of the cache directory (every
+ * write goes through util/safe-fs.ts, rooted there) stops the writing with one warning; chunks
+ * already on disk are still read.
  * All I/O is fs/promises and the checksums run on libuv's pool: the FUSE thread is not blocked.
  *
  * Eviction: this process counts the bytes it writes on top of its last scan of the directory; when
@@ -27,17 +29,19 @@
  * `lowWaterShare` of the budget. A hit moves a chunk's mtime to now (at most once a minute). A
  * reader racing a deleter keeps the file it opened, or misses and fetches.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { chmod, open, rm, stat, statfs, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { DiskCacheConfig } from '../config.js';
 import { cacheKey, type ObjectSource } from '../source/object-source.js';
 import type { Stats } from '../stats.js';
 import { versionTag, type ObjectVersion } from '../transport/version.js';
 import { redactLine } from '../util/redact.js';
+import { PRIVATE_MODES, reasonOf, WriteRoot } from '../util/safe-fs.js';
 import { allocChunk, CHUNK_HEADER_BYTES, checkChunk, isOldFormat, payloadOf, sealChunk } from './chunk-file.js';
 import { DiskCachedSource } from './disk-cached-source.js';
-import { DIR_MODE, emptyTrash, FILE_MODE, META, OBJECTS, removeObjectDir, scanTier, STATS, type ObjectMeta } from './disk-layout.js';
+import { emptyTrash, META, OBJECTS, removeObjectDir, scanTier, STATS, type ObjectMeta } from './disk-layout.js';
 import { DiskStatsFile, foldEndedProcesses, zeroCounters, type DiskCounters } from './disk-stats.js';
 
 /** One object version's place in the tier. */
@@ -107,6 +111,8 @@ export class DiskTier {
   private trashEmptied = false;
 
   private constructor(
+    /** Every write goes through it: nothing under the directory leads a write outside (util/safe-fs.ts). */
+    private readonly root: WriteRoot,
     private readonly config: DiskCacheConfig,
     budget: number,
     budgetFinal: boolean,
@@ -118,7 +124,7 @@ export class DiskTier {
     this.pageBytes = config.pageBytes;
     this.budget = budget;
     this.budgetFinal = budgetFinal;
-    this.statsFile = new DiskStatsFile(this.dir);
+    this.statsFile = new DiskStatsFile(root, this.dir);
     this.statsTimer = setInterval(() => void this.flushStats(), config.statsFlushMs);
     this.statsTimer.unref();
   }
@@ -129,24 +135,27 @@ export class DiskTier {
    */
   static async open(config: DiskCacheConfig, warn: (msg: string) => void, stats?: Stats): Promise<DiskTier | undefined> {
     let free: number;
+    let root: WriteRoot;
     try {
-      await mkdir(join(config.dir, OBJECTS), { recursive: true, mode: DIR_MODE });
-      await mkdir(join(config.dir, STATS), { recursive: true, mode: DIR_MODE });
+      // Rooted at the cache directory (--cache-dir): `blocks` under it is looked at like any other directory.
+      root = await WriteRoot.prepare(dirname(config.dir), PRIVATE_MODES);
+      await root.mkdirs(join(config.dir, OBJECTS));
+      await root.mkdirs(join(config.dir, STATS));
       // A directory made by someone (or something) else with wider modes is narrowed, if it is ours.
       const s = await stat(config.dir);
-      if ((s.mode & 0o077) !== 0 && s.uid === process.getuid?.()) await chmod(config.dir, DIR_MODE);
+      if ((s.mode & 0o077) !== 0 && s.uid === process.getuid?.()) await chmod(config.dir, PRIVATE_MODES.dir);
       const fs = await statfs(config.dir);
       free = fs.bavail * fs.bsize;
     } catch (e) {
-      warn(`warning: cannot use the disk cache in ${config.dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); going on without it`);
+      warn(`warning: cannot use the disk cache in ${config.dir} (${reasonOf(e)}); going on without it`);
       return undefined;
     }
     const given = config.budgetBytes;
     // Until the first scan says what the tier holds already, the default counts free space only.
     const budget = given ?? Math.min(config.defaultBudgetBytes, Math.floor(free * config.freeSpaceShare));
-    const tier = new DiskTier(config, budget, given !== undefined, warn, stats);
+    const tier = new DiskTier(root, config, budget, given !== undefined, warn, stats);
     tier.freeAtStart = free;
-    tier.folding = foldEndedProcesses(config.dir).catch(() => {});
+    tier.folding = foldEndedProcesses(root, config.dir).catch(() => {});
     return tier;
   }
 
@@ -198,7 +207,8 @@ export class DiskTier {
     const path = join(obj.dir, `c${index}`);
     let fh;
     try {
-      fh = await open(path, 'r');
+      // Not through a symlink: a hit's mtime is moved through this handle.
+      fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch {
       return undefined;
     }
@@ -329,7 +339,7 @@ export class DiskTier {
       for (let attempt = 0; ; attempt++) {
         try {
           await this.ensureObjectDir(obj);
-          await this.writeAtomic(join(obj.dir, `c${index}`), record);
+          await this.root.replace(join(obj.dir, `c${index}`), record);
           break;
         } catch (e) {
           // The directory was evicted or cleared meanwhile (by any process): make it again, once.
@@ -352,24 +362,13 @@ export class DiskTier {
 
   private ensureObjectDir(obj: TierObject): Promise<void> {
     obj.ready ??= (async () => {
-      await mkdir(obj.dir, { recursive: true, mode: DIR_MODE });
-      await this.writeAtomic(join(obj.dir, META), Buffer.from(JSON.stringify(obj.meta)));
+      await this.root.mkdirs(obj.dir);
+      await this.root.replace(join(obj.dir, META), JSON.stringify(obj.meta));
     })().catch((e: unknown) => {
       obj.ready = undefined;
       throw e;
     });
     return obj.ready;
-  }
-
-  private async writeAtomic(path: string, data: Buffer): Promise<void> {
-    const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    try {
-      await writeFile(tmp, data, { mode: FILE_MODE, flag: 'wx' });
-      await rename(tmp, path);
-    } catch (e) {
-      await rm(tmp, { force: true }).catch(() => {});
-      throw e;
-    }
   }
 
   private stopWriting(e: NodeJS.ErrnoException): void {
@@ -378,7 +377,7 @@ export class DiskTier {
     this.warn(
       isFull(e.code)
         ? `warning: the disk of the disk cache (${this.dir}) is full; caching in memory only from now on`
-        : `warning: cannot write the disk cache in ${this.dir} (${e.code ?? e.message}); caching in memory only from now on`,
+        : `warning: cannot write the disk cache in ${this.dir} (${reasonOf(e)}); caching in memory only from now on`,
     );
   }
 

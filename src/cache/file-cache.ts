@@ -3,15 +3,18 @@
  * index. Keyed by the object's `cacheKey` (identity and pinned version, never a URL signature): a
  * changed object can never be served from an old entry, nor `dl?id=B` from `dl?id=A`'s. Safe for several processes: entries are written to
  * a temporary file and renamed into place; an entry that cannot be read is fetched again. Modes
- * 0700/0600: cached controlled data is readable only by its owner. A cache that cannot be written
- * (read-only or full disk) is skipped with one warning.
+ * 0700/0600: cached controlled data is readable only by its owner. Writes go through
+ * util/safe-fs.ts rooted at the directory (nothing under it leads a write outside). A cache that
+ * cannot be written (read-only or full disk, a symlink refused) is skipped with one warning.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { PRIVATE_MODES, reasonOf, WriteRoot } from '../util/safe-fs.js';
 
 export class FileCache {
   private warned = false;
+  private root?: Promise<WriteRoot>;
 
   constructor(
     readonly dir: string,
@@ -30,17 +33,14 @@ export class FileCache {
     if (cached) return { bytes: cached, hit: true };
     const bytes = await fetch();
     try {
-      await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
-      const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-      await writeFile(tmp, bytes, { mode: 0o600 });
-      await rename(tmp, path).catch(async (e) => {
-        await rm(tmp, { force: true });
-        throw e;
-      });
+      // Rooted at the cache directory (--cache-dir) that holds this one.
+      const root = await (this.root ??= WriteRoot.prepare(dirname(this.dir), PRIVATE_MODES));
+      await root.mkdirs(dirname(path));
+      await root.replace(path, bytes);
     } catch (e) {
       if (!this.warned) {
         this.warned = true;
-        this.warn(`warning: cannot write the cache in ${this.dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); going on without it`);
+        this.warn(`warning: cannot write the cache in ${this.dir} (${reasonOf(e)}); going on without it`);
       }
     }
     return { bytes, hit: false };

@@ -8,8 +8,9 @@
 import type { Argv, CommandModule } from 'yargs';
 import { reportError } from './common.js';
 import { withKeyOptions, type KeyArgs } from './key-options.js';
+import { withModeOptions, type ModeArgs } from './mode-options.js';
 
-export interface DecryptArgs extends KeyArgs {
+export interface DecryptArgs extends KeyArgs, ModeArgs {
   files: string[];
   'output-dir'?: string;
   quiet: boolean;
@@ -25,7 +26,7 @@ export const decryptCommand: CommandModule<object, DecryptArgs> = {
   command: 'decrypt <files..>',
   describe: 'Decrypt local Crypt4GH files (x.bam.c4gh → x.bam): never overwrites, leaves nothing half-written',
   builder: (y: Argv) =>
-    withKeyOptions(y)
+    withModeOptions(withKeyOptions(y), { dirs: true })
       .positional('files', { type: 'string', array: true, demandOption: true, describe: '.c4gh files' })
       .option('output-dir', { alias: 'd', type: 'string', describe: 'where the plaintext goes (default: beside each file)' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no line per file' }) as unknown as Argv<DecryptArgs>,

@@ -4,36 +4,53 @@
  * decrypt: each `x.c4gh` is read through the same Crypt4ghSource as the mount (every block
  * authenticated before a byte of it is written) into a hidden temporary file beside the output,
  * which is renamed into place only once complete; a failure removes it, and an existing output is
- * never replaced. One failed file does not stop the others; the exit code says any failed.
+ * never replaced. Every output name is checked before the first file is decrypted (util/safe-fs.ts:
+ * a symlink at the name, or a directory on the way leading out, stops the command, exit 2). One
+ * failed file does not stop the others; the exit code says any failed.
  */
-import { createWriteStream } from 'node:fs';
-import { access, mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { access, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { ArgumentsCamelCase } from 'yargs';
 import { encodePrivateKey, encodePublicKey, generateKeyPair } from '../crypt4gh/keys.js';
 import { SlicefsError, messageOf } from '../errors.js';
 import { Crypt4ghSource } from '../source/crypt4gh-source.js';
 import { LocalSource } from '../source/local-source.js';
+import { PRIVATE_MODES, UnsafePathError, WriteRoot } from '../util/safe-fs.js';
 import { formatBytes } from '../util/size.js';
 import { EXIT_FAILURE, say } from './common.js';
 import type { DecryptArgs, KeygenArgs } from './crypt4gh-commands.js';
 import { keysOf, promptHidden } from './keys.js';
+import { modesOf } from './mode-options.js';
 
 const exists = (p: string) => access(p).then(() => true, () => false);
 
 export async function runDecrypt(args: ArgumentsCamelCase<DecryptArgs>): Promise<void> {
+  const modes = modesOf(args);
   const keys = keysOf(args);
   if (!keys) throw new SlicefsError('USAGE', 'decrypt needs your Crypt4GH key: --private-key FILE (or C4GH_SECRET_KEY)');
   // The key is unlocked once, before the first file (a wrong passphrase is one error, not one per file).
   await keys();
-  if (args['output-dir']) await mkdir(args['output-dir'], { recursive: true });
-  let failed = 0;
+  const outDir = args['output-dir'] ? await WriteRoot.prepare(args['output-dir'], modes) : undefined;
+  // Where each file goes, every name checked before anything is written: a refusal stops it all.
+  const plan: { file: string; out?: string; root?: WriteRoot; error?: unknown }[] = [];
   for (const file of args.files) {
     try {
       if (!/\.c4gh$/i.test(file) || basename(file).length <= 5) throw new SlicefsError('USAGE', 'not a .c4gh file name (the output is the name without .c4gh)');
+      const root = outDir ?? (await WriteRoot.prepare(dirname(file), modes, { create: false }));
       const out = join(args['output-dir'] ?? dirname(file), basename(file).slice(0, -5));
-      if (await exists(out)) throw new SlicefsError('USAGE', `${out} already exists: not overwritten`);
-      const bytes = await decryptTo(new Crypt4ghSource(new LocalSource(file), { keys }), out);
+      await root.check(out);
+      plan.push({ file, out, root });
+    } catch (err) {
+      if (err instanceof UnsafePathError) throw err;
+      plan.push({ file, error: err });
+    }
+  }
+  let failed = 0;
+  for (const { file, out, root, error } of plan) {
+    try {
+      if (error !== undefined) throw error;
+      if (await exists(out!)) throw new SlicefsError('USAGE', `${out} already exists: not overwritten`);
+      const bytes = await decryptTo(new Crypt4ghSource(new LocalSource(file), { keys }), root!, out!);
       if (!args.quiet) say(`decrypted ${file} → ${out} (${formatBytes(bytes)})`);
     } catch (err) {
       failed++;
@@ -44,21 +61,19 @@ export async function runDecrypt(args: ArgumentsCamelCase<DecryptArgs>): Promise
   if (failed > 0) process.exitCode = EXIT_FAILURE;
 }
 
-/** Streams the plaintext into `out` through a temporary file; returns the bytes written. */
-async function decryptTo(src: Crypt4ghSource, out: string): Promise<number> {
+/** Streams the plaintext into `out` (under `root`) through a temporary file; returns the bytes written. */
+async function decryptTo(src: Crypt4ghSource, root: WriteRoot, out: string): Promise<number> {
   const { size } = await src.version();
   const tmp = join(dirname(out), `.${basename(out)}.slicefs-partial-${process.pid}`);
-  const stream = createWriteStream(tmp, { flags: 'wx', mode: 0o600 });
-  const opened = new Promise<void>((res, rej) => stream.once('open', () => res()).once('error', rej));
+  const stream = (await root.open(tmp, 'create')).createWriteStream();
   try {
-    await opened;
     await src.read(0, size, (chunk) => {
       if (!stream.write(chunk)) return new Promise<void>((res) => stream.once('drain', res));
     });
     await new Promise<void>((res, rej) => stream.end((err?: Error | null) => (err ? rej(err) : res())));
     // A name taken while we wrote (another process) is not overwritten either.
     if (await exists(out)) throw new SlicefsError('USAGE', `${out} appeared while decrypting: not overwritten`);
-    await rename(tmp, out);
+    await root.rename(tmp, out);
     return size;
   } catch (err) {
     stream.destroy();
@@ -82,12 +97,26 @@ async function newPassphrase(file: string): Promise<string> {
 export async function runKeygen(args: ArgumentsCamelCase<KeygenArgs>): Promise<void> {
   const sec = `${args.out}.sec`;
   const pub = `${args.out}.pub`;
-  for (const f of [sec, pub]) if (await exists(f)) throw new SlicefsError('USAGE', `${f} already exists: not overwritten`);
+  // The names are checked before the passphrase is asked (a refusal costs no typing).
+  const dir = dirname(sec);
+  const existing = (await exists(dir)) ? await WriteRoot.prepare(dir, PRIVATE_MODES, { create: false }) : undefined;
+  for (const f of [sec, pub]) {
+    await existing?.check(f);
+    if (await exists(f)) throw new SlicefsError('USAGE', `${f} already exists: not overwritten`);
+  }
   const passphrase = args.nocrypt ? undefined : await newPassphrase(sec);
   const pair = generateKeyPair(args.comment);
-  await mkdir(dirname(sec), { recursive: true });
-  // 'wx': created here, never over a file that appeared meanwhile; the secret readable by its owner only.
-  await writeFile(sec, await encodePrivateKey(pair, passphrase), { flag: 'wx', mode: 0o600 });
-  await writeFile(pub, encodePublicKey(pair.public), { flag: 'wx', mode: 0o644 });
+  const root = existing ?? (await WriteRoot.prepare(dir));
+  // Created here (O_EXCL, O_NOFOLLOW), never over a file that appeared meanwhile; the secret readable by its owner only.
+  const write = async (path: string, data: string | Uint8Array, mode: number) => {
+    const fh = await root.open(path, 'create', mode);
+    try {
+      await fh.writeFile(data);
+    } finally {
+      await fh.close();
+    }
+  };
+  await write(sec, await encodePrivateKey(pair, passphrase), 0o600);
+  await write(pub, encodePublicKey(pair.public), 0o644);
   say(`wrote ${sec} (private, ${passphrase === undefined ? 'no passphrase' : 'scrypt-protected'}) and ${pub}`);
 }

@@ -10,10 +10,10 @@
  * default `~/.local/state/slicefs/mounts/<mount>.pid`).
  */
 import { spawn } from 'node:child_process';
-import { mkdir, open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { ArgumentsCamelCase } from 'yargs';
 import { SlicefsError } from '../errors.js';
+import { PRIVATE_MODES, WriteRoot } from '../util/safe-fs.js';
 import { EXIT_FAILURE, say } from './common.js';
 import { DAEMON_CHILD_ENV, type DaemonMessage } from './daemon-protocol.js';
 import { keyFilesOf } from './key-options.js';
@@ -54,8 +54,9 @@ export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promi
   const key = mountKey(target);
   const logFile = resolve(args['log-file'] ?? join(stateDir(), 'logs', `${key}.log`));
   const pidFile = resolve(args['pid-file'] ?? join(registryDir(), `${key}.pid`));
-  await mkdir(dirname(logFile), { recursive: true, mode: 0o700 });
-  await mkdir(dirname(pidFile), { recursive: true, mode: 0o700 });
+  // Their directories made (0700) if missing; the log opened never through a symlink (util/safe-fs.ts).
+  const logRoot = await WriteRoot.prepare(dirname(logFile), PRIVATE_MODES);
+  await WriteRoot.prepare(dirname(pidFile), PRIVATE_MODES);
   // The child's own stdout/stderr (a crash's stack trace) land in the log too.
   // The detached mount has no terminal to ask a key's passphrase on: ask now, and hand it over in
   // the child's environment (readable only by this user and root, as C4GH_PASSPHRASE would be).
@@ -81,7 +82,7 @@ export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promi
       }
     }
   }
-  const log = await open(logFile, 'a', 0o600);
+  const log = await logRoot.open(logFile, 'append');
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...childArgv(logFile, pidFile)], {
     detached: true,
     stdio: ['ignore', log.fd, log.fd, 'ipc'],

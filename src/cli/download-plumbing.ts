@@ -12,14 +12,18 @@ import { RateLimiter } from '../download/rate-limiter.js';
 import { SlicefsError } from '../errors.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
+import type { Modes } from '../util/safe-fs.js';
 import { parseByteSize } from '../util/size.js';
 import { transportConfig } from './common.js';
 import type { DownloadArgs } from './download.js';
+import { modesOf } from './mode-options.js';
 
 export interface DownloadOptionsChecked {
   partSize: number;
   /** Bytes per second, when limited. */
   rate?: number;
+  /** --file-mode, --dir-mode. */
+  modes: Modes;
 }
 
 /** The download options, checked before anything is contacted. */
@@ -29,7 +33,7 @@ export function checkDownloadOptions(args: ArgumentsCamelCase<DownloadArgs>): Do
   if (partSize < 64 * 1024) throw new SlicefsError('USAGE', '--part-size must be at least 64K');
   const rate = args['limit-rate'] !== undefined ? parseByteSize(args['limit-rate'], '--limit-rate') : undefined;
   if (rate !== undefined && rate < 1024) throw new SlicefsError('USAGE', '--limit-rate must be at least 1K (bytes per second)');
-  return { partSize, rate };
+  return { partSize, rate, modes: modesOf(args) };
 }
 
 export interface DownloadPlumbing {
@@ -40,7 +44,7 @@ export interface DownloadPlumbing {
   /** Aborted by SIGINT/SIGTERM. */
   signal: AbortSignal;
   /** The options of every runDownload call, from the arguments and the above. */
-  session: Pick<DownloadOptions, 'config' | 'force' | 'verifyOnly' | 'limiter' | 'progress' | 'signal' | 'warn'>;
+  session: Pick<DownloadOptions, 'config' | 'force' | 'verifyOnly' | 'limiter' | 'progress' | 'signal' | 'warn' | 'modes'>;
   close(): Promise<void>;
 }
 
@@ -72,6 +76,7 @@ export function downloadPlumbing(args: ArgumentsCamelCase<DownloadArgs>, checked
       progress,
       signal: interrupt.signal,
       warn: (l) => progress.message(l),
+      modes: checked.modes,
     },
     async close() {
       progress.stop();

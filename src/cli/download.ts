@@ -8,9 +8,10 @@ import { applyConfigCacheProxy, reportError, withCacheProxyOption, type Transpor
 import { withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
 import { withKeyOptions, type KeyArgs } from './key-options.js';
+import { withModeOptions, type ModeArgs } from './mode-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
 
-export interface DownloadArgs extends TransportArgs, ScoreArgs, KeyArgs, GhgaArgs, DiskCacheArgs {
+export interface DownloadArgs extends TransportArgs, ScoreArgs, KeyArgs, GhgaArgs, DiskCacheArgs, ModeArgs {
   decrypt: boolean;
   manifest?: string;
   url?: string;
@@ -31,7 +32,7 @@ export const downloadCommand: CommandModule<object, DownloadArgs> = {
   command: 'download',
   describe: 'Download the files of a manifest: parallel, resumable after any interruption, verified',
   builder: (y: Argv) =>
-    withDiskCacheOptions(withCacheProxyOption(withGhgaOptions(withKeyOptions(withScoreOptions(y, { verifyConnection: true })))), { download: true })
+    withModeOptions(withDiskCacheOptions(withCacheProxyOption(withGhgaOptions(withKeyOptions(withScoreOptions(y, { verifyConnection: true })))), { download: true }), { dirs: true })
       .option('decrypt', { type: 'boolean', default: false, describe: 'save Crypt4GH-encrypted files decrypted (default: as they are, NAME.c4gh)' })
       .option('manifest', { alias: 'm', type: 'string', describe: 'manifest of the files' })
       .option('url', { type: 'string', describe: 'one file by URL instead of a manifest' })

@@ -8,10 +8,12 @@
  * `FILE.1` (replacing the previous one) and a new file is started, so the two never hold more than
  * twice the bound. Writes are synchronous appends: log lines are few (DEBUG aside), a line is never
  * lost when the process dies right after, and lines from the daemon and its own stderr (a crash's
- * stack trace goes there, into the same file) do not interleave mid-line.
+ * stack trace goes there, into the same file) do not interleave mid-line. The file is opened
+ * (0600 when made) and rotated never through a symlink (util/safe-fs.ts).
  */
-import { closeSync, fstatSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, writeSync } from 'node:fs';
 import { redactLine } from '../util/redact.js';
+import { openAppendSync, renameOverSync } from '../util/safe-fs.js';
 
 export type LogLevel = 'ERROR' | 'WARN' | 'INFO' | 'DEBUG';
 
@@ -26,7 +28,7 @@ export class LogFile {
     readonly path: string,
     private readonly maxBytes = DEFAULT_LOG_MAX_BYTES,
   ) {
-    this.fd = openSync(path, 'a', 0o600);
+    this.fd = openAppendSync(path);
     this.size = fstatSync(this.fd).size;
   }
 
@@ -47,13 +49,13 @@ export class LogFile {
 
   private rotate(): void {
     try {
-      renameSync(this.path, `${this.path}.1`);
+      renameOverSync(this.path, `${this.path}.1`);
     } catch {
-      // A log that cannot be rotated (read-only directory) keeps growing rather than losing lines.
+      // A log that cannot be rotated (read-only directory, a symlink at FILE.1) keeps growing rather than losing lines.
       return;
     }
     closeSync(this.fd);
-    this.fd = openSync(this.path, 'a', 0o600);
+    this.fd = openAppendSync(this.path);
     this.size = 0;
   }
 

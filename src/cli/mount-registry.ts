@@ -5,13 +5,15 @@
  * every few seconds, and removed on a clean exit. A file whose process is gone is what a crash
  * leaves: `status` reports it (and whether the mount was left stale), `unmount` cleans it up.
  *
- * Files are replaced atomically (temp file + rename), so a reader never sees half a record; the
- * directory is 0700: manifests' paths and mount points are the user's business.
+ * Files are replaced atomically (temp file + rename, never through a symlink: util/safe-fs.ts), so
+ * a reader never sees half a record; the directory is 0700: manifests' paths and mount points are
+ * the user's business.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { readFile, readdir, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { PRIVATE_MODES, WriteRoot } from '../util/safe-fs.js';
 
 export interface MountRecord {
   pid: number;
@@ -45,12 +47,8 @@ export function mountKey(mountPoint: string): string {
 }
 
 export async function writeRecord(rec: MountRecord, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const dir = registryDir(env);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const file = join(dir, `${mountKey(rec.mountPoint)}.json`);
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(rec, null, 2) + '\n', { mode: 0o600 });
-  await rename(tmp, file);
+  const root = await WriteRoot.prepare(registryDir(env), PRIVATE_MODES);
+  await root.replace(join(root.dir, `${mountKey(rec.mountPoint)}.json`), JSON.stringify(rec, null, 2) + '\n');
 }
 
 export async function removeRecord(mountPoint: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {

@@ -13,8 +13,9 @@ import { TREE_LAYOUTS, type TreeLayout } from '../manifest/tree-layout.js';
 import type { Manifest } from '../manifest/types.js';
 import type { MountSessionOptions } from '../mount-session.js';
 import type { ScoreEndpoint } from '../source/score-source.js';
-import { writeFile, unlink } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { unlink } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { PRIVATE_MODES, WriteRoot } from '../util/safe-fs.js';
 import { applyConfigCacheProxy, cacheConfig, emit, readerConfig, reportError, say, setLogSink, timestamped, transportConfig, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
 import { DAEMON_CHILD_ENV, notifyParent } from './daemon-protocol.js';
 import { diskCacheConfig, withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
@@ -231,7 +232,9 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     void (async () => {
       await register();
       // In the same chain as the record, so that a stop (which awaits it) removes the file after it was written.
-      if (pidFile) await (registering = registering.then(() => writeFile(pidFile, `${process.pid}\n`, { mode: 0o644 })).catch((err: Error) => say(`warning: cannot write the pid file: ${err.message}`)));
+      // Replaced atomically, never through a symlink (util/safe-fs.ts); 0644 like any pid file.
+      const writePid = async (file: string) => (await WriteRoot.prepare(dirname(file), PRIVATE_MODES, { create: false })).replace(file, `${process.pid}\n`, { mode: 0o644 });
+      if (pidFile) await (registering = registering.then(() => writePid(pidFile)).catch((err: Error) => say(`warning: cannot write the pid file: ${err.message}`)));
       if (!stopping) notifyParent({ kind: 'ready', mountPoint: session.mountPoint, files: session.files, pid: process.pid });
     })();
   });

@@ -2,9 +2,8 @@
  * The work of `slicefs view` (see ./view.ts for its options): resolves the input, its index
  * candidates and the reference from the arguments, runs the view session and reports.
  */
-import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DiskTier } from '../cache/disk-tier.js';
 import { FileCache } from '../cache/file-cache.js';
 import type { ArgumentsCamelCase } from 'yargs';
@@ -21,6 +20,7 @@ import { ScoreMetadata } from '../source/score-metadata.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { safeUrl } from '../util/redact.js';
+import { WriteRoot } from '../util/safe-fs.js';
 import { parseBed } from '../view/bed.js';
 import { parseRegion, type Region } from '../view/region.js';
 import { localFai } from '../view/reference.js';
@@ -28,6 +28,7 @@ import { formatOfName, indexNames, runView, type DataFormat, type ReferenceInput
 import { cacheConfig, say, timestamped, transportConfig } from './common.js';
 import { cacheRoot, diskCacheConfig } from './disk-cache-options.js';
 import { keysOf } from './keys.js';
+import { modesOf } from './mode-options.js';
 import { scoreEndpoint } from './score.js';
 import type { ViewArgs } from './view.js';
 
@@ -82,6 +83,9 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
   if (args['header-only'] && !args.header) throw new SlicefsError('USAGE', '--header-only and --no-header contradict each other');
   const stats = new Stats();
   const diskConfig = diskCacheConfig(args);
+  // -o is opened first, never through a symlink (util/safe-fs.ts): a refusal comes before any request.
+  const modes = modesOf(args);
+  const output = args.output ? (await (await WriteRoot.prepare(dirname(args.output), modes, { create: false })).open(args.output, 'truncate')).createWriteStream() : undefined;
   const transport = new HttpTransport(transportConfig(args, timestamped), stats, say);
   const closeLater: (() => Promise<void>)[] = [];
   try {
@@ -176,7 +180,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       }
       return out;
     };
-    const out = args.output ? createWriteStream(args.output) : process.stdout;
+    const out = output ?? process.stdout;
     const commandLine = ['slicefs', ...process.argv.slice(2).map((a) => (isUrl(a) ? safeUrl(a) : a))].join(' ');
     const result = await runView({
       data,
@@ -195,11 +199,12 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       out,
       indexCache: args['index-cache'] ? new FileCache(join(cacheRoot(args['cache-dir']), 'index'), say) : undefined,
     });
-    if (args.output) await new Promise<void>((res) => out.end(() => res()));
+    if (output) await new Promise<void>((res) => output.end(() => res()));
     if (args.stats) {
       say(`view: records=${result.records} requests=${stats.requests} bytes=${stats.bytesFetched} disk_hits=${stats.diskHits} disk_misses=${stats.diskMisses} time=${((performance.now() - t0) / 1000).toFixed(3)}s`);
     }
   } finally {
+    output?.destroy();
     await transport.close().catch(() => {});
     for (const close of closeLater) await close().catch(() => {});
   }

@@ -11,10 +11,11 @@ import { applyConfigCacheProxy, reportError, withCacheProxyOption, type CacheArg
 import { withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
 import { withKeyOptions, type KeyArgs } from './key-options.js';
+import { withModeOptions, type ModeArgs } from './mode-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
 
 /** `view` has no --readahead-max: it prefetches exactly the chunks the index names. */
-export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'>, ScoreArgs, KeyArgs, GhgaArgs, DiskCacheArgs {
+export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'>, ScoreArgs, KeyArgs, GhgaArgs, DiskCacheArgs, ModeArgs {
   'index-object-id'?: string;
   'metadata-url'?: string;
   url?: string;
@@ -40,7 +41,7 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
   command: 'view',
   describe: 'Stream the records of regions of a remote BAM or CRAM (SAM or BAM on stdout), fetching only what overlaps',
   builder: (y: Argv) =>
-    withDiskCacheOptions(withCacheProxyOption(withGhgaOptions(withKeyOptions(withScoreOptions(y)), { view: true })))
+    withModeOptions(withDiskCacheOptions(withCacheProxyOption(withGhgaOptions(withKeyOptions(withScoreOptions(y)), { view: true }))), { dirs: false })
       .option('index-object-id', { type: 'string', describe: "with --object-id: the index's object id (default: found through the metadata service)" })
       .option('url', { type: 'string', describe: 'URL of the BAM or CRAM' })
       .option('input-file', { type: 'string', describe: 'a local BAM or CRAM instead of a URL' })

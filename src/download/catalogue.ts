@@ -4,9 +4,10 @@
  * verified. Read at the start (a file listed with the same size, MD5 and source is not downloaded
  * again) and rewritten atomically at the end.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { WriteRoot } from '../util/safe-fs.js';
 
 export const CATALOGUE_NAME = 'slicefs-catalogue.tsv';
 const HEADER = ['path', 'size', 'md5', 'source', 'verified'];
@@ -44,10 +45,8 @@ export async function readCatalogue(dir: string): Promise<Map<string, CatalogueE
   return out;
 }
 
-export async function writeCatalogue(dir: string, entries: Iterable<CatalogueEntry>): Promise<void> {
+export async function writeCatalogue(root: WriteRoot, entries: Iterable<CatalogueEntry>): Promise<void> {
   const rows = [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const text = [HEADER.join('\t'), ...rows.map((e) => [e.path, e.size, e.md5, e.source, e.verified].join('\t'))].join('\n') + '\n';
-  const tmp = join(dir, `.${CATALOGUE_NAME}.${randomBytes(4).toString('hex')}.tmp`);
-  await writeFile(tmp, text, { mode: 0o644 });
-  await rename(tmp, join(dir, CATALOGUE_NAME));
+  await root.replace(join(root.dir, CATALOGUE_NAME), text);
 }

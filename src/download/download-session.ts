@@ -25,15 +25,16 @@
  *      everything the same way; any other failure stops only its file.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
+import { open, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SlicefsError, messageOf } from '../errors.js';
 import type { ObjectSource } from '../source/object-source.js';
 import { versionMismatch, type ObjectVersion } from '../transport/version.js';
+import { PRIVATE_MODES, WriteRoot, type Modes } from '../util/safe-fs.js';
 import { formatBytes } from '../util/size.js';
 import { CATALOGUE_NAME, catalogueSource, readCatalogue, writeCatalogue, type CatalogueEntry } from './catalogue.js';
 import { loadJournal, removeJournal, saveJournal, JOURNAL_FORMAT } from './journal.js';
-import { checkNoEscape, type PlannedFile } from './layout.js';
+import { checkWritable, type PlannedFile } from './layout.js';
 import { lockDir } from './lock.js';
 import { Md5Hasher } from './md5-hasher.js';
 import type { ProgressReporter } from './progress.js';
@@ -69,6 +70,8 @@ export interface DownloadOptions {
   signal: AbortSignal;
   warn: (line: string) => void;
   manifestFile: string;
+  /** Modes of the files and directories made (default 0600/0700: util/safe-fs.ts). */
+  modes?: Modes;
 }
 
 export type FileStatus = 'done' | 'skipped' | 'verified' | 'failed' | 'missing' | 'interrupted';
@@ -93,6 +96,10 @@ export interface DownloadSummary {
 /** Where a file's bytes go until it is verified, and its journal. */
 export const partPath = (abs: string) => `${abs}.part`;
 export const journalPath = (abs: string) => `${abs}.part.journal`;
+/** Where bytes that failed their MD5 (or another check) are kept. */
+const asidePath = (abs: string, why: 'md5' | 'checksum') => `${abs}.${why}-mismatch`;
+/** Every name a download of `abs` may write: each is checked before the first byte is written. */
+const namesOf = (abs: string) => [abs, partPath(abs), journalPath(abs), asidePath(abs, 'md5'), asidePath(abs, 'checksum')];
 
 /** Bytes collected from a stream before one write: fewer, larger writes. */
 const WRITE_BUFFER = 1024 * 1024;
@@ -154,6 +161,7 @@ class FileTask {
     readonly job: DownloadJob,
     readonly id: string,
     private readonly hasher: Md5Hasher,
+    private readonly root: WriteRoot,
   ) {}
 
   get rel(): string {
@@ -166,9 +174,8 @@ class FileTask {
   /** Opens (creating and sizing) the part file, once. */
   open(): Promise<FileHandle> {
     this.opening ??= (async () => {
-      await mkdir(dirname(this.abs), { recursive: true });
-      const path = partPath(this.abs);
-      const fh = await open(path, (await exists(path)) ? 'r+' : 'w+', 0o644);
+      await this.root.mkdirs(dirname(this.abs));
+      const fh = await this.root.open(partPath(this.abs), 'update');
       if ((await fh.stat()).size !== this.version.size) await fh.truncate(this.version.size);
       this.fh = fh;
       return fh;
@@ -182,7 +189,7 @@ class FileTask {
     this.journaling = this.journaling.then(async () => {
       if (!this.journalDirty) return;
       this.journalDirty = false;
-      await saveJournal(journalPath(this.abs), { format: JOURNAL_FORMAT, identity: this.job.source.identity, version: this.version, done: this.done.toJSON() });
+      await saveJournal(this.root, journalPath(this.abs), { format: JOURNAL_FORMAT, identity: this.job.source.identity, version: this.version, done: this.done.toJSON() });
     });
     return this.journaling;
   }
@@ -229,17 +236,18 @@ function isDiskFull(err: unknown): boolean {
 
 export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> {
   const t0 = performance.now();
-  await mkdir(o.dir, { recursive: true });
-  const lock = await lockDir(o.dir);
+  const root = await WriteRoot.prepare(o.dir, o.modes ?? PRIVATE_MODES);
+  const lock = await lockDir(root);
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   o.signal.addEventListener('abort', onAbort);
   let bytesFetched = 0;
   let diskFull = false;
   const hasher = new Md5Hasher();
-  const tasks = o.jobs.map((job, i) => new FileTask(job, String(i), hasher));
+  const tasks = o.jobs.map((job, i) => new FileTask(job, String(i), hasher, root));
   try {
-    for (const t of tasks) await checkNoEscape(o.dir, t.job.file, o.manifestFile);
+    await root.check(join(root.dir, CATALOGUE_NAME));
+    for (const t of tasks) await checkWritable(root, t.job.file, namesOf(t.abs), o.manifestFile);
     const catalogue = await readCatalogue(o.dir);
     const now = () => new Date().toISOString();
     const catalogueEntry = (t: FileTask, size: number, md5: string): CatalogueEntry => ({ path: t.rel, size, md5, source: catalogueSource(t.job.source.identity), verified: now() });
@@ -295,7 +303,7 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
       toFetch.push(t);
     }
     if (o.verifyOnly) {
-      await writeCatalogue(o.dir, catalogue.values());
+      await writeCatalogue(root, catalogue.values());
       return { files: tasks.map((t) => t.outcome!), bytesFetched: 0, seconds: (performance.now() - t0) / 1000, interrupted: false, diskFull: false };
     }
 
@@ -373,8 +381,8 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
         ];
         for (const [whose, expected] of checks) {
           if (!expected || md5 === expected) continue;
-          const aside = `${t.abs}.md5-mismatch`;
-          await rename(partPath(t.abs), aside);
+          const aside = asidePath(t.abs, 'md5');
+          await root.rename(partPath(t.abs), aside);
           await removeJournal(journalPath(t.abs));
           throw new SlicefsError('BAD_RESPONSE', `MD5 ${md5} is not ${whose} ${expected}; the bytes are kept in ${aside}`);
         }
@@ -382,13 +390,13 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
           try {
             await t.job.verify(partPath(t.abs));
           } catch (err) {
-            const aside = `${t.abs}.checksum-mismatch`;
-            await rename(partPath(t.abs), aside);
+            const aside = asidePath(t.abs, 'checksum');
+            await root.rename(partPath(t.abs), aside);
             await removeJournal(journalPath(t.abs));
             throw new SlicefsError(err instanceof SlicefsError ? err.code : 'BAD_RESPONSE', `${messageOf(err)}; the bytes are kept in ${aside}`);
           }
         }
-        await rename(partPath(t.abs), t.abs);
+        await root.rename(partPath(t.abs), t.abs);
         await removeJournal(journalPath(t.abs));
         catalogue.set(t.rel, catalogueEntry(t, t.version.size, md5));
         t.outcome = { path: t.rel, status: 'done', size: t.version.size, md5 };
@@ -499,7 +507,7 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
     const kept: CatalogueEntry[] = [];
     for (const e of catalogue.values()) if (e.path !== CATALOGUE_NAME && (await exists(join(o.dir, ...e.path.split('/'))))) kept.push(e);
     try {
-      await writeCatalogue(o.dir, kept);
+      await writeCatalogue(root, kept);
     } catch (err) {
       if (!isDiskFull(err)) throw err;
       diskFull = true; // the next run writes it

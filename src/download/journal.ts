@@ -9,10 +9,9 @@
  * resume re-fetches at most the parts that were in flight. A journal that cannot be parsed, or
  * names another object, is not trusted: the file starts again.
  */
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile, rm } from 'node:fs/promises';
 import type { ObjectVersion } from '../transport/version.js';
+import type { WriteRoot } from '../util/safe-fs.js';
 import type { ByteRange } from './range-set.js';
 
 /**
@@ -53,34 +52,9 @@ export async function loadJournal(path: string): Promise<{ data?: JournalData; p
   }
 }
 
-/** Syncs a directory so a rename in it survives a crash (best effort where directories cannot be opened). */
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r').catch(() => undefined);
-  if (!fh) return;
-  try {
-    await fh.sync().catch(() => {});
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Writes the journal atomically: temporary file, fsync, rename, directory fsync. */
-export async function saveJournal(path: string, data: JournalData): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(data));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await syncDir(dirname(path));
+/** Writes the journal atomically: temporary file, fsync, rename, directory fsync (util/safe-fs.ts). */
+export async function saveJournal(root: WriteRoot, path: string, data: JournalData): Promise<void> {
+  await root.replace(path, JSON.stringify(data), { sync: true });
 }
 
 export async function removeJournal(path: string): Promise<void> {

@@ -3,14 +3,15 @@
  * anything is written: `path` (the manifest path), `filename` (its last segment) or `id` (a stable
  * id column). Two entries that land on the same name are an error naming both manifest lines. No
  * name may leave the directory: `..` and absolute paths are refused (the manifest parser already
- * refuses them in paths; ids and file names are checked here), and so is any path that passes
- * through a symlink already in the directory that points outside it.
+ * refuses them in paths; ids and file names are checked here), and so is any name that
+ * util/safe-fs.ts would refuse to write (`checkWritable`): a symlink already in the directory that
+ * leads outside it, a symlink at the name itself, a file where a directory should be.
  */
-import { lstat, realpath } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { SlicefsError } from '../errors.js';
 import { indexNameFor } from '../manifest/index-name.js';
 import type { ManifestEntry } from '../manifest/types.js';
+import { UnsafePathError, type WriteRoot } from '../util/safe-fs.js';
 
 export type OutputLayout = 'path' | 'filename' | 'id';
 
@@ -86,23 +87,18 @@ export function planOutputs(entries: readonly ManifestEntry[], dir: string, layo
 }
 
 /**
- * Refuses a planned file whose path goes through a symlink (already in the directory) that leads
- * outside it, or that is itself a symlink: writing there would write outside the directory.
+ * Refuses, before anything is written, a planned file that one of its names (`paths`: the file,
+ * its part file, journal, …) could not be written safely under the output directory: a directory
+ * on the way that is a symlink leading outside it, or a file; a symlink or a directory at the name
+ * (util/safe-fs.ts). The message names the manifest line.
  */
-export async function checkNoEscape(dir: string, file: PlannedFile, manifestFile: string): Promise<void> {
-  const root = await realpath(dir);
-  const segs = file.rel.split('/');
-  let cur = resolve(dir);
-  for (let i = 0; i < segs.length; i++) {
-    cur = join(cur, segs[i]);
-    const st = await lstat(cur).catch(() => undefined);
-    if (!st) return; // the rest does not exist yet: it will be created inside
-    if (st.isSymbolicLink()) {
-      const target = await realpath(cur).catch(() => undefined);
-      const inside = target !== undefined && (target === root || target.startsWith(root + sep));
-      if (!inside || i === segs.length - 1) {
-        throw new SlicefsError('USAGE', `${manifestFile}:${file.entry.line}: refusing to write '${file.rel}': ${cur} is a symlink${inside ? '' : ' that leads outside the output directory'}`);
-      }
+export async function checkWritable(root: WriteRoot, file: PlannedFile, paths: readonly string[], manifestFile: string): Promise<void> {
+  for (const p of paths) {
+    try {
+      await root.check(p);
+    } catch (err) {
+      if (err instanceof UnsafePathError) throw new UnsafePathError(`${manifestFile}:${file.entry.line}: ${err.message}`);
+      throw err;
     }
   }
 }

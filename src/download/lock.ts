@@ -6,9 +6,10 @@
  * is respected and the message says how to remove it.
  */
 import { hostname } from 'node:os';
-import { open, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SlicefsError } from '../errors.js';
+import type { WriteRoot } from '../util/safe-fs.js';
 
 export const LOCK_NAME = '.slicefs-download.lock';
 
@@ -29,12 +30,14 @@ export interface DirLock {
   release(): Promise<void>;
 }
 
-export async function lockDir(dir: string): Promise<DirLock> {
+/** Locks `root`'s directory (the lock is made there O_EXCL, never through a symlink: util/safe-fs.ts). */
+export async function lockDir(root: WriteRoot): Promise<DirLock> {
+  const dir = root.dir;
   const path = join(dir, LOCK_NAME);
   const me = `${process.pid} ${hostname()}\n`;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const fh = await open(path, 'wx', 0o600);
+      const fh = await root.open(path, 'create');
       await fh.writeFile(me);
       await fh.close();
       return {

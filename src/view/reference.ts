@@ -31,10 +31,10 @@
  * Names are handled as latin1 throughout (the .fai text is read and written as latin1), so any
  * bytes in a name survive a build, write and parse unchanged.
  */
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { open, readFile, stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { SlicefsError, messageOf } from '../errors.js';
+import { PRIVATE_MODES, reasonOf, WriteRoot } from '../util/safe-fs.js';
 import type { RangeReader } from '../reader/range-reader.js';
 
 export interface FaiEntry {
@@ -453,14 +453,14 @@ export async function localFai(fastaPath: string, note: (msg: string) => void): 
   const text = await buildFai(fastaPath);
   const count = text.split('\n').length - 1;
   const built = `${basename(faiPath)} not found: indexed ${basename(fastaPath)} (${count} sequence${count === 1 ? '' : 's'})`;
-  const tmpPath = `${faiPath}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    await writeFile(tmpPath, text, { encoding: 'latin1', flag: 'wx' });
-    await rename(tmpPath, faiPath);
+    // Beside the FASTA, never through a symlink (util/safe-fs.ts), as readable as the FASTA itself.
+    const fastaMode = (await stat(fastaPath)).mode & 0o777;
+    const root = await WriteRoot.prepare(dirname(fastaPath), { file: fastaMode | 0o600, dir: PRIVATE_MODES.dir }, { create: false });
+    await root.replace(faiPath, Buffer.from(text, 'latin1'));
     note(`${built} and wrote ${faiPath}`);
   } catch (err) {
-    await unlink(tmpPath).catch(() => {});
-    const why = (err as NodeJS.ErrnoException).code ?? messageOf(err);
+    const why = reasonOf(err);
     note(`${built}; kept in memory (cannot write ${faiPath}: ${why})`);
   }
   return text;

@@ -58,7 +58,7 @@ export type Fault =
   | { kind: 'redirect-loop' }
   /**
    * A portal's download endpoint: GET or HEAD of the path gets 302 to a presigned-style URL of the
-   * store, `/__store<path>?X-Amz-Date=…&X-Amz-Expires=…&X-Amz-Signature=s<n>` (on `to`, another
+   * store, `/__store<path>?X-Amz-Date=…&X-Amz-Expires=…&X-Amz-Signature=<port>s<n>` (on `to`, another
    * server's origin, when given; that server's copy of the file needs this fault too). Each
    * signature serves `uses` requests, then gets 403 as an expired S3 URL does.
    */
@@ -95,6 +95,8 @@ export interface AddFileOptions {
   fault?: Fault;
   /** Extra headers on HEAD and 200 responses (about the whole object), e.g. Content-MD5. */
   wholeHeaders?: Record<string, string>;
+  /** Content-Type of the file's answers. Default: application/octet-stream. */
+  contentType?: string;
 }
 
 interface FaultState {
@@ -111,6 +113,7 @@ interface Entry {
   lastModified: Date;
   fault?: FaultState;
   wholeHeaders?: Record<string, string>;
+  contentType?: string;
   /** GET/HEAD requests seen since the fault was set; drives 'etag-change' and 'status-after'. */
   requestsSeen: number;
   changed: boolean;
@@ -176,6 +179,7 @@ export class FixtureServer {
       requestsSeen: 0,
       changed: false,
       wholeHeaders: opts.wholeHeaders,
+      contentType: opts.contentType,
       issued: 0,
       signatureUses: new Map(),
     };
@@ -253,9 +257,10 @@ export class FixtureServer {
     // A presigned-style URL of the store ('presigned-redirect'): good for `uses` requests per signature.
     const stored = path.startsWith(`${STORE_PREFIX}/`) ? this.files.get(path.slice(STORE_PREFIX.length)) : undefined;
     if (stored?.fault?.fault.kind === 'presigned-redirect') {
+      // A signature is counted from its first use here: the server that issued it may be another one.
       const signature = url.searchParams.get('X-Amz-Signature') ?? '';
-      const used = stored.signatureUses.get(signature);
-      if (used === undefined || used >= stored.fault.fault.uses) {
+      const used = stored.signatureUses.get(signature) ?? 0;
+      if (signature === '' || used >= stored.fault.fault.uses) {
         record.status = 403;
         return storeError(res, isHead, 403, 'AccessDenied', 'Request has expired');
       }
@@ -333,8 +338,7 @@ export class FixtureServer {
         case 'redirect-loop':
           return sendStatus(res, record, 302, { Location: url.searchParams.has('loop') ? url.pathname : `${url.pathname}?loop=1` });
         case 'presigned-redirect': {
-          const signature = `s${++entry.issued}`;
-          entry.signatureUses.set(signature, 0);
+          const signature = `${new URL(this.origin).port}s${++entry.issued}`;
           const query = `X-Amz-Date=${amzDate(Date.now())}&X-Amz-Expires=${fault.expiresSeconds ?? 3600}&X-Amz-Signature=${signature}`;
           return sendStatus(res, record, 302, { Location: `${fault.to ?? this.origin}${STORE_PREFIX}${url.pathname}?${query}` });
         }
@@ -382,7 +386,7 @@ export class FixtureServer {
     const end = range === undefined ? size - 1 : range.end;
     const headers: Record<string, string> = {
       ...validators,
-      'Content-Type': 'application/octet-stream',
+      'Content-Type': entry.contentType ?? 'application/octet-stream',
       'Content-Length': String(end - start + 1),
     };
     if (range !== undefined) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;

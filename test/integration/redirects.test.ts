@@ -3,6 +3,8 @@
  * two fixture servers on 127.0.0.1 (two origins): credentials never reach the second origin, the
  * target is remembered where the requests are made (later reads go there directly), a refused
  * presigned target sends the read back to the original URL, and data requests ask for identity.
+ * Through the shared cache tier (a real nginx, docker/cache-tier/), a URL that redirects is asked
+ * at its origin and its target read through the tier.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -11,7 +13,9 @@ import { SlicefsError } from '../../src/errors.js';
 import { Stats } from '../../src/stats.js';
 import { HttpTransport } from '../../src/transport/http-transport.js';
 import type { Transport } from '../../src/transport/transport.js';
+import { resetCacheProxyWarning } from '../../src/transport/cache-proxy.js';
 import { WorkerTransport } from '../../src/transport/worker-transport.js';
+import { CacheTier } from '../helpers/cache-tier.js';
 import { FixtureServer, type Fault } from '../helpers/fixture-server.js';
 import { seededBytes } from '../helpers/random.js';
 
@@ -149,5 +153,34 @@ test('the API follows redirects too, and its token stays with the service', asyn
     assert.equal(got[0].headers.authorization, undefined);
   } finally {
     await t.close();
+  }
+});
+
+test('through the cache tier: the URL that redirects is asked at its origin (the tier declines it), its target read through the tier', async () => {
+  const tier = await CacheTier.start();
+  const path = serve({ kind: 'redirect', hops: 2, to: other.origin });
+  const warnings: string[] = [];
+  resetCacheProxyWarning();
+  const cfg: TransportConfig = { ...DEFAULT_TRANSPORT, retry: { ...DEFAULT_TRANSPORT.retry, budgetMs: 5000 }, cacheProxy: tier.url };
+  const t = new HttpTransport(cfg, new Stats(), (w) => warnings.push(w));
+  try {
+    other.resetLog();
+    const got = await readPieces(t, home.url(path), PIECES);
+    assert.ok(got.equals(DATA), 'right bytes');
+    // nginx's access check accepts only 2xx, 401 and 403: a redirect is its 500, and slicefs goes to the origin.
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0], /failed a request \(HTTP 500\)/);
+    // Every data byte of the target came through the tier: its 1 MiB slices, never slicefs's own ranges.
+    const gets = other.requests.filter((r) => r.path === path && r.method === 'GET');
+    const slice = (range = '') => {
+      const [a, b] = range.replace('bytes=', '').split('-').map(Number);
+      return a % (1024 * 1024) === 0 && b - a + 1 === 1024 * 1024;
+    };
+    assert.ok(gets.length > 0 && gets.every((r) => slice(r.range)), gets.map((r) => r.range).join(' '));
+    assert.ok((await tier.accessLog()).some((l) => l.method === 'GET' && l.url === `${other.origin}${path}` && l.status === 206));
+  } finally {
+    await t.close();
+    await tier.close();
+    resetCacheProxyWarning();
   }
 });

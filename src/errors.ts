@@ -14,6 +14,9 @@ export type ErrorCode =
   | 'TIMEOUT' // the retry budget ran out waiting for the server
   | 'HTTP_STATUS' // any other unexpected status (5xx after retries, 416, ...)
   | 'BAD_RESPONSE' // a response we refuse to serve: wrong Content-Range, short body, ...
+  | 'WRONG_CONTENT' // an answer that is not the data asked for: an HTML page, a JSON error document, encoded bytes
+  | 'REDIRECT' // a redirect that cannot be followed: a loop, more than 10 hops, no usable Location
+  | 'INSECURE_REDIRECT' // a redirect from https to http: refused, the data and its credentials would go in clear
   | 'NETWORK' // connection refused/reset after retries
   | 'READ_ONLY' // a write to the read-only mount
   | 'NO_SUCH_PATH' // a path that is not in the tree
@@ -57,6 +60,10 @@ const ERRNO_BY_CODE: Record<ErrorCode, ErrnoName> = {
   TIMEOUT: 'ETIMEDOUT',
   HTTP_STATUS: 'EIO',
   BAD_RESPONSE: 'EIO',
+  WRONG_CONTENT: 'EIO',
+  REDIRECT: 'EIO',
+  // A refusal by policy, as a 403 is: the bytes are there but slicefs will not fetch them that way.
+  INSECURE_REDIRECT: 'EACCES',
   NETWORK: 'EIO',
   READ_ONLY: 'EROFS',
   NO_SUCH_PATH: 'ENOENT',

@@ -10,7 +10,11 @@
  *   - 200 (the server ignored Range): the full body is read, the bytes before `pos` are skipped and
  *     the body is dropped once `end` is reached; its Content-Length, when sent, must be the pinned size;
  *   - a body that breaks off (reset, idle timeout, short body) is resumed from the first byte not
- *     yet delivered: delivered bytes are never delivered twice.
+ *     yet delivered: delivered bytes are never delivered twice;
+ *   - redirects are followed, and the target remembered per URL (./redirects.ts); the version is
+ *     pinned on, and every check made on, the answer at the end of the chain;
+ *   - an answer that is not data (an HTML page, a JSON error document, encoded bytes:
+ *     ./wrong-content.ts) is WRONG_CONTENT, not bytes; every data request asks for identity.
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import type { TransportConfig } from '../config.js';
@@ -18,9 +22,14 @@ import { SlicefsError, codeForStatus, isRetryableStatus } from '../errors.js';
 import type { Stats } from '../stats.js';
 import { safeUrl, urlPath } from '../util/redact.js';
 import { CacheProxyRouter, tierDeclined } from './cache-proxy.js';
+import { REDIRECT_STATUSES, RedirectMemory, TARGET_REFUSED, headersAcrossOrigins, nextHop, originOf } from './redirects.js';
 import { checkRetryableStatus, withRetry } from './retry.js';
 import type { FetchRangeOptions, Transport } from './transport.js';
 import { isStrongEtag, statedMd5, versionMismatch, type ObjectVersion } from './version.js';
+import { htmlPageTitle, looksLikeMarkup, suspectAnswer, wrongContentError, type Suspect } from './wrong-content.js';
+
+// The HTML recognition lives with the other checks of what came back; the Score path imports it from here too.
+export { htmlPageTitle } from './wrong-content.js';
 
 /** Statuses of a HEAD that mean "ask with a 1-byte GET instead" (S3 presigned GET URLs answer HEAD with 403). */
 const HEAD_REFUSED = new Set([400, 403, 405, 501]);
@@ -30,6 +39,8 @@ export class HttpTransport implements Transport {
   private readonly warnedIgnoredRange = new Set<string>();
   /** `--cache-proxy`: the shared cache tier that data requests (probe, fetchRange) go through. */
   private readonly tier?: CacheProxyRouter;
+  /** Where each URL's redirects led (data requests only), so its later requests go there directly. */
+  private readonly redirects = new RedirectMemory();
 
   constructor(
     readonly config: TransportConfig,
@@ -59,34 +70,51 @@ export class HttpTransport implements Transport {
     const what = `HEAD ${safeUrl(url)}`;
     try {
       return await this.retrying(what, async (signal) => {
-        const res = await this.sendData(url, 'HEAD', headers, signal);
+        const answer = await this.sendData(url, 'HEAD', headers, signal);
+        const { res } = answer;
+        const whatAt = what + redirectedTo(url, answer.url);
         discard(res, ERROR_BODY_KEEP);
         if (res.statusCode === 200) {
+          const suspect = suspectAnswer(answerHeaders(res), [url, answer.url]);
+          if (suspect?.kind === 'encoding') throw wrongContentError(whatAt, suspect, res.statusCode);
+          // A page or a JSON document: the GET below reads what it says (or finds data after all).
+          if (suspect) throw new HeadRefused();
           const size = Number(header(res, 'content-length'));
-          if (!Number.isFinite(size)) throw new SlicefsError('BAD_RESPONSE', `${what}: no Content-Length`);
+          if (!Number.isFinite(size)) throw new SlicefsError('BAD_RESPONSE', `${whatAt}: no Content-Length`);
           return versionOf(res, size, true);
         }
         if (HEAD_REFUSED.has(res.statusCode)) throw new HeadRefused();
         checkRetryableStatus(res.statusCode, res.headers['retry-after']);
-        throw statusError(what, res.statusCode);
+        throw statusError(whatAt, res.statusCode);
       });
     } catch (err) {
       if (!(err instanceof HeadRefused)) throw err;
     }
     const getWhat = `GET ${safeUrl(url)} (size probe)`;
     return this.retrying(getWhat, async (signal) => {
-      const res = await this.sendData(url, 'GET', { ...headers, range: 'bytes=0-0' }, signal);
+      const answer = await this.sendData(url, 'GET', { ...headers, range: 'bytes=0-0' }, signal);
+      const { res } = answer;
+      const whatAt = getWhat + redirectedTo(url, answer.url);
+      if (res.statusCode === 206 || res.statusCode === 200) {
+        const body = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+        const looked = await refuseWrongContent(whatAt, res, body, [url, answer.url]).catch((err: unknown) => {
+          discard(res);
+          throw err;
+        });
+        // A look at the body (labelled HTML, but data) started its iterator: end the body there.
+        if (looked !== undefined) void body.return?.().catch(() => {});
+      }
       if (res.statusCode === 206) {
         discard(res, ERROR_BODY_KEEP);
         const cr = parseContentRange(header(res, 'content-range'));
-        if (!cr || cr.size === undefined) throw new SlicefsError('BAD_RESPONSE', `${getWhat}: bad Content-Range`);
+        if (!cr || cr.size === undefined) throw new SlicefsError('BAD_RESPONSE', `${whatAt}: bad Content-Range`);
         return versionOf(res, cr.size);
       }
       if (res.statusCode === 200) {
         // Range ignored: the length of the full body is the size; do not read it.
         discard(res);
         const size = Number(header(res, 'content-length'));
-        if (!Number.isFinite(size)) throw new SlicefsError('BAD_RESPONSE', `${getWhat}: no Content-Length`);
+        if (!Number.isFinite(size)) throw new SlicefsError('BAD_RESPONSE', `${whatAt}: no Content-Length`);
         return versionOf(res, size, true);
       }
       discard(res, ERROR_BODY_KEEP);
@@ -96,7 +124,7 @@ export class HttpTransport implements Transport {
         if (cr?.size === 0) return versionOf(res, 0);
       }
       checkRetryableStatus(res.statusCode, res.headers['retry-after']);
-      throw statusError(getWhat, res.statusCode);
+      throw statusError(whatAt, res.statusCode);
     });
   }
 
@@ -112,13 +140,26 @@ export class HttpTransport implements Transport {
     await this.retrying(
       what,
       async (signal, progress) => {
+        // Every byte came and then the connection broke (before the body's end was read): done.
+        if (pos === end) return;
         const headers: Record<string, string> = { ...opts.headers, range: `bytes=${pos}-${end - 1}` };
         if (isStrongEtag(version.etag)) headers['if-match'] = version.etag;
-        const res = await this.sendData(url, 'GET', headers, signal);
+        const answer = await this.sendData(url, 'GET', headers, signal);
+        const { res } = answer;
+        const whatAt = what + redirectedTo(url, answer.url);
         if (res.statusCode !== 206 && res.statusCode !== 200) {
           discard(res, ERROR_BODY_KEEP);
           checkRetryableStatus(res.statusCode, res.headers['retry-after']);
-          throw statusError(what, res.statusCode);
+          throw statusError(whatAt, res.statusCode);
+        }
+        // One iterator for the whole body: the look at its first bytes must not end the stream.
+        const body = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+        let head: Buffer[];
+        try {
+          head = (await refuseWrongContent(whatAt, res, body, [url, answer.url])) ?? [];
+        } catch (err) {
+          discard(res);
+          throw err;
         }
         let skip = 0;
         let expected: number;
@@ -128,28 +169,39 @@ export class HttpTransport implements Transport {
             discard(res);
             throw new SlicefsError(
               'BAD_RESPONSE',
-              `${what}: server answered Content-Range '${header(res, 'content-range') ?? ''}' for bytes=${pos}-${end - 1}`,
+              `${whatAt}: server answered Content-Range '${header(res, 'content-range') ?? ''}' for bytes=${pos}-${end - 1}`,
             );
           }
-          checkVersion(what, version, versionOf(res, cr.size ?? version.size));
+          const length = header(res, 'content-length');
+          if (length !== undefined && Number(length) !== end - pos) {
+            discard(res);
+            throw new SlicefsError('BAD_RESPONSE', `${whatAt}: server answered Content-Length ${length} for the ${end - pos} bytes of its Content-Range`);
+          }
+          checkVersion(whatAt, version, versionOf(res, cr.size ?? version.size));
           expected = end - pos;
         } else {
           // 200 to a ranged request: the whole object follows. Correct, only slow.
           const size = Number(header(res, 'content-length') ?? NaN);
-          checkVersion(what, version, versionOf(res, Number.isFinite(size) ? size : version.size));
+          checkVersion(whatAt, version, versionOf(res, Number.isFinite(size) ? size : version.size));
           this.stats.rangeIgnored++;
-          const origin = new URL(url).origin;
+          const origin = new URL(answer.url).origin;
           if (!this.warnedIgnoredRange.has(origin)) {
             this.warnedIgnoredRange.add(origin);
-            this.warn(`warning: ${new URL(url).host} ignores Range requests; reads from it fetch whole files`);
+            this.warn(`warning: ${new URL(answer.url).host} ignores Range requests; reads from it fetch whole files`);
           }
           skip = pos;
           expected = end - pos;
         }
         let got = 0;
         try {
-          for await (const raw of res.body) {
-            let chunk = raw as Buffer;
+          for (;;) {
+            let chunk: Buffer;
+            if (head.length > 0) chunk = head.shift()!;
+            else {
+              const next = await body.next();
+              if (next.done) break;
+              chunk = next.value;
+            }
             this.stats.bytesFetched += chunk.length;
             if (skip > 0) {
               if (chunk.length <= skip) {
@@ -229,7 +281,7 @@ export class HttpTransport implements Transport {
     const what = `GET ${safeUrl(url)}`;
     let lastPageTitle: string | undefined;
     return this.retrying(what, async (signal) => {
-      const res = await this.send(url, 'GET', headers, signal);
+      const { res } = await this.follow(url, url, 'GET', headers, signal, false);
       if (res.statusCode !== 200) {
         // An HTML error page is read (it is small, and reading it keeps the socket) for its title only.
         const isPage = /html/i.test(header(res, 'content-type') ?? '');
@@ -279,11 +331,71 @@ export class HttpTransport implements Transport {
   }
 
   /**
-   * A request for object bytes: through the cache tier when there is one (see ./cache-proxy.ts), and
-   * to the origin directly when the tier fails it (no answer, 5xx, 421). The answer is checked by
-   * the caller as any origin's: the tier passes Content-Range, ETag and If-Match through.
+   * A request for object bytes, redirects followed (./redirects.ts): to where `url` led last time
+   * when that is remembered and still good, and from `url` itself when it is not, or when the
+   * remembered target refuses (401, 403, 404, 410). Asks for the bytes unencoded.
    */
-  private async sendData(
+  private async sendData(url: string, method: 'GET' | 'HEAD', headers: Record<string, string>, signal: AbortSignal): Promise<Answer> {
+    const asked = { ...headers, 'accept-encoding': 'identity' };
+    const remembered = this.redirects.get(url);
+    if (remembered !== undefined) {
+      const answer = await this.follow(url, remembered, method, asked, signal, true);
+      if (!TARGET_REFUSED.has(answer.res.statusCode)) return this.noteTarget(url, answer);
+      discard(answer.res, ERROR_BODY_KEEP);
+      this.redirects.forget(url);
+      this.config.log?.(`redirect target ${safeUrl(answer.url)} answered ${answer.res.statusCode}: asking ${safeUrl(url)} again`);
+    }
+    return this.noteTarget(url, await this.follow(url, url, method, asked, signal, true));
+  }
+
+  /** Remembers where a chain that ended in a 2xx led (and forgets nothing otherwise). */
+  private noteTarget(url: string, answer: Answer): Answer {
+    const ok = answer.res.statusCode >= 200 && answer.res.statusCode < 300;
+    if (ok && answer.url !== url && this.redirects.get(url) !== answer.url) {
+      this.redirects.remember(url, answer.url);
+      this.config.log?.(`redirect: ${safeUrl(url)} → ${safeUrl(answer.url)} (remembered)`);
+    }
+    return answer;
+  }
+
+  /**
+   * One request and the redirects of its answer, from `start` (`url` or a remembered target of
+   * it), until an answer that is not a redirect: credentials only to `url`'s origin, until the
+   * chain leaves it. `viaTier`: each hop is a data request, sent through the cache tier if any.
+   */
+  private async follow(
+    url: string,
+    start: string,
+    method: 'GET' | 'HEAD',
+    headers: Record<string, string>,
+    signal: AbortSignal,
+    viaTier: boolean,
+  ): Promise<Answer> {
+    const home = originOf(url);
+    const chain = [start];
+    let current = start;
+    let left = originOf(start) !== home;
+    for (;;) {
+      const sent = left ? headersAcrossOrigins(headers) : headers;
+      const res = viaTier ? await this.sendOne(current, method, sent, signal) : await this.send(current, method, sent, signal);
+      if (!REDIRECT_STATUSES.has(res.statusCode)) return { res, url: current };
+      const location = header(res, 'location');
+      discard(res, ERROR_BODY_KEEP);
+      const next = nextHop(`${method} ${safeUrl(url)}`, res.statusCode, current, location, chain);
+      this.config.log?.(`redirect ${res.statusCode}: ${safeUrl(current)} → ${safeUrl(next)}`);
+      if (originOf(next) !== home) left = true;
+      chain.push(next);
+      current = next;
+    }
+  }
+
+  /**
+   * One request for object bytes: through the cache tier when there is one (see ./cache-proxy.ts), and
+   * to the origin directly when the tier fails it (no answer, 5xx, 421). The answer is checked by
+   * the caller as any origin's: the tier passes Content-Range, ETag and If-Match through, and a
+   * redirect of the origin's as it is (its Location is resolved against the origin's URL).
+   */
+  private async sendOne(
     url: string,
     method: 'GET' | 'HEAD',
     headers: Record<string, string>,
@@ -322,6 +434,52 @@ export class HttpTransport implements Transport {
     );
     return res;
   }
+}
+
+/** An answer to a data request, and the URL that gave it (after redirects). */
+interface Answer {
+  res: Dispatcher.ResponseData;
+  url: string;
+}
+
+/** For messages about an answer: where it came from, when a redirect led there. */
+function redirectedTo(url: string, answeredBy: string): string {
+  return answeredBy === url ? '' : ` (redirected to ${safeUrl(answeredBy)})`;
+}
+
+function answerHeaders(res: Dispatcher.ResponseData): { contentType?: string; contentEncoding?: string; contentDisposition?: string } {
+  return { contentType: header(res, 'content-type'), contentEncoding: header(res, 'content-encoding'), contentDisposition: header(res, 'content-disposition') };
+}
+
+/**
+ * Throws WRONG_CONTENT when a 2xx answer to a data request is not data (./wrong-content.ts),
+ * after reading at most ERROR_BODY_KEEP of it to say what it is. Otherwise returns the chunks it
+ * read from `body` to decide (they are data, to be delivered first), or undefined when it did not
+ * look at the body (it only does for an answer labelled HTML).
+ */
+async function refuseWrongContent(what: string, res: Dispatcher.ResponseData, body: AsyncIterator<Buffer>, urls: string[]): Promise<Buffer[] | undefined> {
+  const suspect: Suspect | undefined = suspectAnswer(answerHeaders(res), urls);
+  if (suspect === undefined) return undefined;
+  if (suspect.kind === 'encoding') throw wrongContentError(what, suspect, res.statusCode);
+  const read: Buffer[] = [];
+  let size = 0;
+  let ended = false;
+  const more = async () => {
+    const next = await body.next();
+    if (next.done) ended = true;
+    else {
+      read.push(next.value);
+      size += next.value.length;
+    }
+  };
+  if (suspect.kind === 'html') {
+    // Labelled HTML: a page only if it starts like one (a data file a server mislabels does not).
+    let look: boolean | undefined;
+    while ((look = looksLikeMarkup(Buffer.concat(read))) === undefined && !ended && size < ERROR_BODY_KEEP) await more();
+    if (look !== true) return read;
+  }
+  while (!ended && size < ERROR_BODY_KEEP) await more();
+  throw wrongContentError(what, suspect, res.statusCode, Buffer.concat(read).subarray(0, ERROR_BODY_KEEP).toString('utf8'));
 }
 
 /** An answer of `request()`: status, headers (one value each) and body text. */
@@ -395,22 +553,6 @@ export class HttpStatusError extends SlicefsError {
 
 function pageNote(title: string): string {
   return title ? `, an HTML page: "${title}"` : ', an HTML page';
-}
-
-/**
- * The <title> of an HTML page, whitespace collapsed and cut to 100 characters; '' for a page
- * without one; undefined when `text` does not look like HTML (and `knownHtml`, from the
- * Content-Type, does not say it is). Only the title is ever shown: a page's body may
- * echo the request (its URL with a signature, its headers with the token).
- */
-export function htmlPageTitle(text: string | undefined, knownHtml = false): string | undefined {
-  if (text === undefined || !(knownHtml || /^\s*<(!doctype html|html|head|body|title)\b/i.test(text))) return undefined;
-  const m = /<title[^>]*>([^<]*)<\/title>/i.exec(text);
-  const title = (m?.[1] ?? '')
-    .replace(/&(amp|lt|gt|quot|#39);/g, (_, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[e] ?? '')
-    .replace(/\s+/g, ' ')
-    .trim();
-  return title.length > 100 ? `${title.slice(0, 99)}…` : title;
 }
 
 /** Reads a whole body as UTF-8 text; undefined (and the rest dropped) when it exceeds `maxBytes`. */

@@ -7,9 +7,10 @@
 // a read cost and which ranges were asked for.
 
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { parseRange, type ByteRange } from './http-bits.js';
+import { gzipSync } from 'node:zlib';
+import { amzDate, parseRange, storeError, type ByteRange } from './http-bits.js';
 
 export type Fault =
   /** Answer `status` to the first `times` requests, then behave normally. */
@@ -33,7 +34,37 @@ export type Fault =
   /** HEAD gets 405; GET (with or without Range) still works. */
   | { kind: 'no-head' }
   /** Every GET is answered (normally) after `ms`: a slow link, so that fetches are still under way when a test acts. */
-  | { kind: 'delay-get'; ms: number };
+  | { kind: 'delay-get'; ms: number }
+  // Hostile servers (issue 15): answers that are not the data, broken framing, redirects.
+  /** Every GET and HEAD gets 200 `text/html`: a portal's sign-in page titled `title`, which echoes the request's URL and headers. */
+  | { kind: 'html-page'; title: string }
+  /** Every GET and HEAD gets 200 with a JSON error document `{"error": {"message": …}}` (`type`: default application/json). */
+  | { kind: 'json-error'; message: string; type?: string }
+  /** Ranged GETs get a 206 whose body is the range gzip-compressed, with `Content-Encoding: gzip`, whatever the request accepts. */
+  | { kind: 'gzip-range' }
+  /** GETs get a Content-Length `delta` bytes off the body that follows (negative: shorter), then the connection closes. `times` undefined = every GET. */
+  | { kind: 'content-length'; delta: number; times?: number }
+  /** GETs get 200 without a length: the whole file, then filler that never ends. HEAD is answered normally. */
+  | { kind: 'endless-body' }
+  /** The status line and headers of the first `times` GETs (every GET when undefined) are sent one byte every `byteMs`. */
+  | { kind: 'trickle-headers'; byteMs: number; times?: number }
+  /**
+   * `hops` redirects (`status`, default 302) before the file is served, through `?hop=k`. The
+   * Location is absolute, path-absolute (`/p?hop=k`) or relative (`p?hop=k`), or each in turn
+   * ('mixed', the default). With `to` (another server's origin), the last hop goes there (same path).
+   */
+  | { kind: 'redirect'; hops: number; status?: number; location?: 'absolute' | 'path' | 'relative' | 'mixed'; to?: string }
+  /** A redirect loop: `p` → `p?loop=1` → `p` → … */
+  | { kind: 'redirect-loop' }
+  /**
+   * A portal's download endpoint: GET or HEAD of the path gets 302 to a presigned-style URL of the
+   * store, `/__store<path>?X-Amz-Date=…&X-Amz-Expires=…&X-Amz-Signature=<port>s<n>` (on `to`, another
+   * server's origin, when given; that server's copy of the file needs this fault too). Each
+   * signature serves `uses` requests, then gets 403 as an expired S3 URL does.
+   */
+  | { kind: 'presigned-redirect'; uses: number; to?: string; expiresSeconds?: number }
+  /** The first `after` GET/HEAD requests are answered normally, every later one with `status` (a token that expires mid-read). */
+  | { kind: 'status-after'; status: number; after: number };
 
 export interface RequestRecord {
   method: string;
@@ -49,6 +80,8 @@ export interface RequestRecord {
   bytesSent: number;
   /** The registered file path the request resolved to, if any. */
   file?: string;
+  /** The request's headers, as received (names in lower case). */
+  headers: IncomingHttpHeaders;
 }
 
 export interface AddFileOptions {
@@ -62,6 +95,8 @@ export interface AddFileOptions {
   fault?: Fault;
   /** Extra headers on HEAD and 200 responses (about the whole object), e.g. Content-MD5. */
   wholeHeaders?: Record<string, string>;
+  /** Content-Type of the file's answers. Default: application/octet-stream. */
+  contentType?: string;
 }
 
 interface FaultState {
@@ -78,10 +113,17 @@ interface Entry {
   lastModified: Date;
   fault?: FaultState;
   wholeHeaders?: Record<string, string>;
-  /** GET/HEAD requests seen since the fault was set; drives 'etag-change'. */
+  contentType?: string;
+  /** GET/HEAD requests seen since the fault was set; drives 'etag-change' and 'status-after'. */
   requestsSeen: number;
   changed: boolean;
+  /** 'presigned-redirect': signatures issued so far, and requests served per signature. */
+  issued: number;
+  signatureUses: Map<string, number>;
 }
+
+/** The store's path prefix of 'presigned-redirect' URLs. */
+const STORE_PREFIX = '/__store';
 
 
 /** Body slice per write: large enough for throughput, small enough that backpressure bounds memory. */
@@ -143,6 +185,9 @@ export class FixtureServer {
       requestsSeen: 0,
       changed: false,
       wholeHeaders: opts.wholeHeaders,
+      contentType: opts.contentType,
+      issued: 0,
+      signatureUses: new Map(),
     };
     this.files.set(path, entry);
     this.setFault(path, opts.fault);
@@ -154,6 +199,8 @@ export class FixtureServer {
     if (!entry) throw new Error(`no file at ${path}`);
     entry.fault = fault ? { fault, hits: 0 } : undefined;
     entry.requestsSeen = 0;
+    entry.issued = 0;
+    entry.signatureUses.clear();
   }
 
   /** The ETag currently served for `path` (null when none is sent), e.g. to build an If-Match. */
@@ -214,6 +261,7 @@ export class FixtureServer {
       query: url.search.replace(/^\?/, ''),
       status: 0,
       bytesSent: 0,
+      headers: { ...req.headers },
     };
     if (req.headers.range !== undefined) record.range = req.headers.range;
     if (req.headers['if-match'] !== undefined) record.ifMatch = req.headers['if-match'];
@@ -222,6 +270,20 @@ export class FixtureServer {
     const isHead = req.method === 'HEAD';
     if (req.method !== 'GET' && !isHead) {
       return sendStatus(res, record, 405, { Allow: 'GET, HEAD' });
+    }
+    // A presigned-style URL of the store ('presigned-redirect'): good for `uses` requests per signature.
+    const stored = path.startsWith(`${STORE_PREFIX}/`) ? this.files.get(path.slice(STORE_PREFIX.length)) : undefined;
+    if (stored?.fault?.fault.kind === 'presigned-redirect') {
+      // A signature is counted from its first use here: the server that issued it may be another one.
+      const signature = url.searchParams.get('X-Amz-Signature') ?? '';
+      const used = stored.signatureUses.get(signature) ?? 0;
+      if (signature === '' || used >= stored.fault.fault.uses) {
+        record.status = 403;
+        return storeError(res, isHead, 403, 'AccessDenied', 'Request has expired');
+      }
+      stored.signatureUses.set(signature, used + 1);
+      record.file = path.slice(STORE_PREFIX.length);
+      return this.serve(req, res, record, stored, undefined);
     }
     const key = this.fileFor(path, url.searchParams);
     const entry = key === undefined ? undefined : this.files.get(key);
@@ -243,6 +305,7 @@ export class FixtureServer {
       if (!entry.changed && entry.requestsSeen >= fault.afterRequests) changeContent(entry);
       entry.requestsSeen++;
     }
+    if (fault?.kind === 'status-after' && entry.requestsSeen++ >= fault.after) return sendStatus(res, record, fault.status);
 
     // Faults that replace the whole response.
     if (state && fault) {
@@ -270,10 +333,44 @@ export class FixtureServer {
         case 'no-head':
           if (isHead) return sendStatus(res, record, 405, { Allow: 'GET' });
           break;
+        case 'html-page':
+          return sendPage(res, record, 'text/html; charset=utf-8', signInPage(fault.title, req));
+        case 'json-error':
+          return sendPage(res, record, fault.type ?? 'application/json', JSON.stringify({ error: { code: 401, message: fault.message }, request: req.url }));
+        case 'redirect': {
+          const hop = Number(url.searchParams.get('hop') ?? '0');
+          if (hop >= fault.hops) break;
+          const next = hop + 1;
+          const form = fault.location === undefined || fault.location === 'mixed' ? (['absolute', 'path', 'relative'] as const)[hop % 3] : fault.location;
+          const base = path.split('/').at(-1) ?? '';
+          const location =
+            fault.to !== undefined && next === fault.hops
+              ? `${fault.to}${url.pathname}?hop=${next}`
+              : form === 'absolute'
+                ? `${this.origin}${url.pathname}?hop=${next}`
+                : form === 'path'
+                  ? `${url.pathname}?hop=${next}`
+                  : `${base}?hop=${next}`;
+          return sendStatus(res, record, fault.status ?? 302, { Location: location });
+        }
+        case 'redirect-loop':
+          return sendStatus(res, record, 302, { Location: url.searchParams.has('loop') ? url.pathname : `${url.pathname}?loop=1` });
+        case 'presigned-redirect': {
+          const signature = `${new URL(this.origin).port}s${++entry.issued}`;
+          const query = `X-Amz-Date=${amzDate(Date.now())}&X-Amz-Expires=${fault.expiresSeconds ?? 3600}&X-Amz-Signature=${signature}`;
+          return sendStatus(res, record, 302, { Location: `${fault.to ?? this.origin}${STORE_PREFIX}${url.pathname}?${query}` });
+        }
         default:
           break;
       }
     }
+    this.serve(req, res, record, entry, state);
+  }
+
+  /** The file's bytes (or a range of them) as a server sends them, with the body faults of `state`. */
+  private serve(req: IncomingMessage, res: ServerResponse, record: RequestRecord, entry: Entry, state: FaultState | undefined): void {
+    const isHead = req.method === 'HEAD';
+    const fault = state?.fault;
 
     const etag = currentEtag(entry);
     const size = entry.data.length;
@@ -307,12 +404,38 @@ export class FixtureServer {
     const end = range === undefined ? size - 1 : range.end;
     const headers: Record<string, string> = {
       ...validators,
-      'Content-Type': 'application/octet-stream',
+      'Content-Type': entry.contentType ?? 'application/octet-stream',
       'Content-Length': String(end - start + 1),
     };
     if (range !== undefined) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
     else Object.assign(headers, entry.wholeHeaders);
     record.status = status;
+    if (!isHead && state && fault) {
+      const body = entry.data.subarray(start, end + 1);
+      switch (fault.kind) {
+        case 'gzip-range':
+          if (range === undefined) break;
+          record.bytesSent = gzipped(res, status, headers, body);
+          return;
+        case 'content-length':
+          if (fault.times !== undefined && state.hits >= fault.times) break;
+          state.hits++;
+          return sendRaw(res, record, status, { ...headers, 'Content-Length': String(Math.max(0, body.length + fault.delta)) }, body, 0);
+        case 'trickle-headers':
+          if (fault.times !== undefined && state.hits >= fault.times) break;
+          state.hits++;
+          return sendRaw(res, record, status, headers, body, fault.byteMs);
+        case 'endless-body':
+          record.status = 200;
+          delete headers['Content-Length'];
+          delete headers['Content-Range'];
+          res.writeHead(200, headers);
+          void streamEndless(res, record, entry.data);
+          return;
+        default:
+          break;
+      }
+    }
     res.writeHead(status, headers);
     if (isHead) {
       res.end();
@@ -333,6 +456,79 @@ export class FixtureServer {
     // Capture the buffer now: an 'etag-change' during a long read must not mix old and new bytes.
     const body = entry.data.subarray(start, end + 1);
     void streamBody(res, record, body, cutAfter, afterCut);
+  }
+}
+
+/** A portal's sign-in page, echoing the request (its URL with the query, its headers) as such pages do. */
+function signInPage(title: string, req: IncomingMessage): string {
+  const echo = JSON.stringify({ url: req.url, headers: req.headers }).replace(/</g, '&lt;');
+  return `<!DOCTYPE html>\n<html lang="en">\n<head>\n  <meta charset="utf-8">\n  <title>\n    ${title}\n  </title>\n</head>\n<body>\n<form method="post" action="/login"><input name="user"><input name="password" type="password"></form>\n<!-- ${echo} -->\n</body>\n</html>\n`;
+}
+
+/** A 200 with `text` of `type`, for GET and HEAD alike (Range ignored, as such pages do). */
+function sendPage(res: ServerResponse, record: RequestRecord, type: string, text: string): void {
+  const body = Buffer.from(text);
+  record.status = 200;
+  res.writeHead(200, { 'Content-Type': type, 'Content-Length': String(body.length), 'Cache-Control': 'no-store' });
+  if (res.req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  record.bytesSent = body.length;
+  res.end(body);
+}
+
+/** The range gzip-compressed, its Content-Length the compressed size (the rest of the headers as for the plain range). */
+function gzipped(res: ServerResponse, status: number, headers: Record<string, string>, body: Buffer): number {
+  const gz = gzipSync(body);
+  res.writeHead(status, { ...headers, 'Content-Encoding': 'gzip', 'Content-Length': String(gz.length), Vary: 'Accept-Encoding' });
+  res.end(gz);
+  return gz.length;
+}
+
+const REASONS: Record<number, string> = { 200: 'OK', 206: 'Partial Content' };
+
+/**
+ * A response written straight to the socket, past Node's checks: headers as given (a Content-Length
+ * that may not match the body), the head one byte every `byteMs` when that is not 0, then the body,
+ * then the connection is closed (the request's ServerResponse is never used: it would wait forever).
+ */
+function sendRaw(res: ServerResponse, record: RequestRecord, status: number, headers: Record<string, string>, body: Buffer, byteMs: number): void {
+  const socket = res.socket;
+  if (!socket) return;
+  const lines = [`HTTP/1.1 ${status} ${REASONS[status] ?? 'OK'}`, ...Object.entries({ ...headers, Connection: 'close' }).map(([k, v]) => `${k}: ${v}`)];
+  const head = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+  record.status = status;
+  const finish = () => {
+    if (socket.destroyed) return;
+    record.bytesSent = body.length;
+    socket.write(body);
+    socket.end();
+  };
+  if (byteMs === 0) {
+    socket.write(head);
+    return finish();
+  }
+  let i = 0;
+  const timer = setInterval(() => {
+    if (socket.destroyed) return clearInterval(timer);
+    socket.write(head.subarray(i, i + 1));
+    if (++i === head.length) {
+      clearInterval(timer);
+      finish();
+    }
+  }, byteMs);
+}
+
+/** The whole file, then zero bytes until the client goes away (or the server closes). */
+async function streamEndless(res: ServerResponse, record: RequestRecord, data: Buffer): Promise<void> {
+  let closed = false;
+  res.once('close', () => (closed = true));
+  const filler = Buffer.alloc(WRITE_CHUNK);
+  for (let offset = 0; !closed; offset += WRITE_CHUNK) {
+    const slice = offset < data.length ? data.subarray(offset, Math.min(offset + WRITE_CHUNK, data.length)) : filler;
+    record.bytesSent += slice.length;
+    if (!res.write(slice) && !closed) await waitForDrainOrClose(res);
   }
 }
 

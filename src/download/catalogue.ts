@@ -1,8 +1,9 @@
 /**
  * `DIR/slicefs-catalogue.tsv`: every file of the directory that a download verified, with its size,
  * MD5, source (URL without its query string: never a signature) and when it was verified. Read at
- * the start (a file listed with the same size and MD5 is not downloaded again) and rewritten
- * atomically at the end.
+ * the start (a file listed with the same size and MD5, and whose ctime is not later than its
+ * `verified` time, is not downloaded again nor hashed; one changed since is hashed again) and
+ * rewritten atomically at the end. A file that fails `--verify` loses its row.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';

@@ -3,7 +3,7 @@
  * options, the progress display (every message goes through it, so bars are not garbled), the
  * data transport (downloads are not bound by the FUSE operation timeout: the retry budget is
  * --timeout, with more and longer retries), and Ctrl-C/SIGTERM turned into an abort that keeps
- * finished parts. `close()` undoes all of it.
+ * what was fetched. `close()` undoes all of it.
  */
 import type { ArgumentsCamelCase } from 'yargs';
 import type { DownloadOptions } from '../download/download-session.js';
@@ -57,7 +57,7 @@ export function downloadPlumbing(args: ArgumentsCamelCase<DownloadArgs>, checked
   const interrupt = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupt.signal.aborted) return;
-    progress.message(`${sig}: stopping; finished parts are kept`);
+    progress.message(`${sig}: stopping; what was fetched is kept`);
     interrupt.abort();
   };
   process.on('SIGINT', onSignal);

@@ -114,10 +114,10 @@ export function report(s: DownloadSummary, args: ArgumentsCamelCase<DownloadArgs
     say(`${parts.join(', ')}; ${formatBytes(s.bytesFetched)} in ${s.seconds.toFixed(1)} s (${formatBytes(speed)}/s), ${stats.retries} retries`);
   }
   if (s.diskFull) {
-    say(`error: the disk of ${args['output-dir']} is full; finished parts are kept: free some space and run the same command again to resume`);
+    say(`error: the disk of ${args['output-dir']} is full; what was fetched is kept: free some space and run the same command again to resume`);
     process.exitCode = EXIT_FAILURE;
   } else if (s.interrupted) {
-    say('interrupted: finished parts are kept; run the same command again to resume');
+    say('interrupted: what was fetched is kept; run the same command again to resume');
     process.exitCode = EXIT_INTERRUPTED;
   } else if (bad.length > 0) {
     process.exitCode = EXIT_FAILURE;

@@ -11,7 +11,7 @@
  * `<accession><ext>` decrypted with `--decrypt`. Better: every file is asked for at once (staging
  * runs in parallel at the DCS), each is polled by its own Retry-After, and a staged file downloads
  * while the others still stage; each file goes through the same resumable, journalled download as
- * any other (a kill -9 costs the parts in flight), with bounded memory; and the plaintext's SHA-256
+ * any other (a kill -9 costs about a second of transfer), with bounded memory; and the plaintext's SHA-256
  * is checked against the DRS `checksums` (decrypting the finished file from disk when it is kept
  * encrypted), which the connector never does.
  */

@@ -1,8 +1,9 @@
 /**
  * `DIR/slicefs-catalogue.tsv`: every file of the directory that a download verified, with its size,
  * MD5, source (`catalogueSource`: the object's identity, its query hashed) and when it was
- * verified. Read at the start (a file listed with the same size, MD5 and source is not downloaded
- * again) and rewritten atomically at the end.
+ * verified. Read at the start (a file listed with the same size, MD5 and source, and whose ctime is
+ * not later than its `verified` time, is not downloaded again nor hashed; one changed since is
+ * hashed again) and rewritten atomically at the end. A file that fails `--verify` loses its row.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';

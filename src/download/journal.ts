@@ -6,8 +6,13 @@
  * written and the part file was synced (fdatasync), and the journal is replaced atomically (a
  * temporary file, synced, renamed over the old one; then the directory synced). After a crash at
  * any instant, SIGKILL included, the journal on disk names only bytes that are on disk, so a
- * resume re-fetches at most the parts that were in flight. A journal that cannot be parsed, or
- * names another object, is not trusted: the file starts again.
+ * resume re-fetches only what was written after the last checkpoint of each part in flight. A
+ * journal that cannot be parsed, or names another object, is not trusted: the file starts again.
+ *
+ * Ranges need not fall on part boundaries (a part in flight is checkpointed mid-way, about once a
+ * second). That is still format 1: the meaning of a range is unchanged (bytes synced), and every
+ * version that reads format 1 cuts its parts from the missing ranges, whatever their ends, and
+ * hashes only the contiguous prefix; so a journal of either version resumes right in the other.
  */
 import { readFile, rm } from 'node:fs/promises';
 import type { ObjectVersion } from '../transport/version.js';

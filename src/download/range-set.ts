@@ -1,6 +1,7 @@
 /**
  * The byte ranges of a file that are on disk: sorted, disjoint, touching ranges merged. A download
- * adds a part's range once its bytes are written and synced; the journal stores the list.
+ * adds the range a stream has written once its bytes are synced (a whole part, or its prefix at a
+ * checkpoint); the journal stores the list.
  */
 export type ByteRange = [start: number, end: number];
 

@@ -22,6 +22,10 @@
  *            same command again, and nginx's log says what that second run fetched. Re-fetched beyond
  *            what was missing = fetched - (size - complete); lost to the kill = what the killed run
  *            had read from its sockets (ss, just before the kill) - complete. 3 tries.
+ *   resume-slow  the same over a slow link (the latency proxy at 40 Mbit/s in all, 0.6 MB/s per
+ *            stream) with a 64 MiB file of its own (seed 2), killed once the sockets have read half
+ *            of it: what the second run fetches beyond what the killed run had never received (ss),
+ *            per stream, in MB and in seconds of a stream's transfer.
  *   limit    --limit-rate 50M and 200M (binary units: 52.4 and 209.7 MB/s) on loopback: average rate
  *            (size / wall clock, and the session's own bytes/seconds from --json) and the fastest 1 s
  *            window. The window rate is sampled every 100 ms with `ss -ti` on the client sockets to
@@ -37,7 +41,7 @@
  * the run does not change what is measured.
  *
  *   node dist/test/bench/download-bench.js [--runs 3] [--size 1G] [--no-sweep]
- *        [--only loopback,wan,resume,limit,sweep,profile] [--resume-tries 3]
+ *        [--only loopback,wan,resume,resume-slow,limit,sweep,profile] [--resume-tries 3]
  *        [--curl-args "…"] [--aria2c-args "…"] [--slicefs-args "…"] [--cmd-timeout 300] [--timeout 1800]
  */
 import { execFile } from 'node:child_process';
@@ -593,7 +597,93 @@ async function resumeAfterKill(ctx: Ctx, tries: number, failures: string[]): Pro
       '| try | killed at s | killed run: MB read from its sockets (ss, just before the kill) / MB nginx sent | complete at the kill, MB (journal) | missing MB (size - complete) | second run fetched MB (nginx log) | re-fetched beyond what was missing (second run - missing) | lost to the kill: read by the killed run but not in its journal | second run s | result |\n' +
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n' +
       rows.join('\n') +
-      '\n\nThe journal names a part only once it is synced, so the parts in flight at the kill count as missing: the second run fetching exactly what was missing is the check (0 beyond); what the kill cost is the last column, the in-flight parts the killed run had partly read (at most --parallel of them).',
+      '\n\nThe journal names only synced bytes: a part at its end, and a part in flight at its checkpoints (every second or 4 MiB of its stream). The second run fetching exactly what was missing is the check (0 beyond); what the kill cost is the last column, what the streams had read since their last checkpoints.',
+  };
+}
+
+/** The slow link of `resume-slow`: 40 Mbit/s in all, 5 MB/s, so 0.625 MB/s for each of 8 streams (an 8 MiB part in 13 s). */
+const SLOW_LINK_BITS = 40e6;
+/** Its file: 64 MiB, 13 s at that rate, so that a try takes half a minute. */
+const SLOW_FILE_SIZE = 64 * MiB;
+
+/**
+ * kill -9 half way through a file over a slow link, then the same command again: what the second
+ * run fetches beyond what the killed run had never received, per stream (the default --parallel 8).
+ * The killed run's received bytes are those it read from its sockets to the proxy (ss), sampled
+ * every 100 ms until half the file, then once more right before the kill.
+ */
+async function resumeSlowLink(ctx: Ctx, tries: number, failures: string[]): Promise<Section> {
+  const parallel = 8; // the default --parallel
+  const dataPath = await ensureDataFile(join(REPO, '.bench/data'), SLOW_FILE_SIZE, 2);
+  const name = basename(dataPath);
+  const md5 = await md5File(dataPath);
+  const proxy = await startLatencyProxy({ upstreamPort: ctx.nginx.port, oneWayDelayMs: 10, rateBitsPerSec: SLOW_LINK_BITS });
+  const url = `http://127.0.0.1:${proxy.port}/${name}`;
+  const streamRate = SLOW_LINK_BITS / 8 / parallel;
+  const rows: string[] = [];
+  try {
+    for (let i = 0; i < tries; i++) {
+      process.stderr.write(`download-bench: resume after kill -9 on a slow link, try ${i + 1}/${tries} … `);
+      const dir = join(ctx.work, `resume-slow-${i}`);
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { recursive: true });
+      await quiet('sync', []);
+      const [cmd, args] = commandFor(ctx, 'slicefs', url, dir);
+      await ctx.nginx.resetLog();
+      const first = launchTimed(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs, owner: 'download-bench' });
+      const pid = await toolPid(first.pid);
+      const readNow = async () => {
+        let n = 0;
+        for (const v of (await readSockets(proxy.port)).values()) n += v.app;
+        return n;
+      };
+      // Summed over the open sockets: 64 MiB is 8 parts of 8 MiB, one per stream, so none has
+      // ended (nor its socket closed) at half way.
+      let seen = 0;
+      const deadline = performance.now() + ctx.cmdTimeoutMs;
+      while ((seen = await readNow()) < SLOW_FILE_SIZE / 2 && performance.now() < deadline) await sleep(100);
+      const readAtKill = Math.max(seen, await readNow());
+      if (pid) process.kill(pid, 'SIGKILL');
+      else first.kill();
+      const e1 = await first.done;
+      const finishedEarly = existsSync(join(dir, name));
+      let complete = 0;
+      try {
+        const j = JSON.parse(await readFile(join(dir, `${name}.part.journal`), 'utf8')) as { done: [number, number][] };
+        complete = j.done.reduce((n, [a, b]) => n + (b - a), 0);
+      } catch {
+        // no journal: nothing complete
+      }
+      await ctx.nginx.resetLog();
+      const second = launchTimed(cmd, args, { cwd: dir, timeoutMs: ctx.cmdTimeoutMs, owner: 'download-bench' });
+      const e2 = await second.done;
+      const log = await ctx.nginx.accessLog();
+      let check = 'ok';
+      if (e2.code !== 0) check = `exit ${e2.code}`;
+      else {
+        const got = await md5File(join(dir, name)).catch((err: Error) => `(${err.message})`);
+        if (got !== md5) check = `MD5 ${got}`;
+      }
+      if (check !== 'ok' || finishedEarly) failures.push(`resume-slow try ${i + 1}: ${finishedEarly ? 'the first run was not killed mid-way; ' : ''}${check}\n${e2.stderr.slice(-3000)}`);
+      const neverReceived = SLOW_FILE_SIZE - readAtKill;
+      const beyond = log.bytes - neverReceived;
+      const perStream = beyond / parallel;
+      process.stderr.write(`${mb(readAtKill)} MB received, ${mb(complete)} MB journaled at the kill; the resume fetched ${mb(log.bytes)} MB, ${mb(beyond, 2)} MB beyond what was never received (${mb(perStream, 2)} MB per stream)\n`);
+      rows.push(
+        `| ${i + 1} | ${e1.wallS.toFixed(1)} | ${mb(readAtKill)} | ${mb(complete)} | ${mb(neverReceived)} | ${mb(log.bytes)} (${log.requests} requests) | ${mb(beyond, 2)} | **${mb(perStream, 2)} MB (${(perStream / streamRate).toFixed(2)} s of a stream)** | ${e2.wallS.toFixed(1)} | ${check} |`,
+      );
+      await rm(dir, { recursive: true, force: true });
+    }
+  } finally {
+    await proxy.close();
+  }
+  return {
+    title: `Resume after kill -9 half way, slow link (latency proxy: 10 ms each way, ${SLOW_LINK_BITS / 1e6} Mbit/s in all; ${mb(SLOW_FILE_SIZE)} MB file; default --parallel 8 --part-size 8M)`,
+    body:
+      '| try | killed run s | received by the killed run, MB (ss: read from its sockets) | complete at the kill, MB (journal) | never received, MB | second run fetched, MB (nginx log) | fetched again beyond what was never received, MB | the same per stream | second run s | result |\n' +
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n' +
+      rows.join('\n') +
+      `\n\nA stream checkpoints its part (fdatasync, then the journal) every second or 4 MiB, so a kill costs each stream at most about a second of its transfer (here ${mb(streamRate, 3)} MB/s per stream); the second run fetches exactly what the journal lacks.`,
   };
 }
 
@@ -699,7 +789,7 @@ async function profile(ctx: Ctx, failures: string[]): Promise<Section> {
   };
 }
 
-const SECTIONS = ['loopback', 'wan', 'resume', 'limit', 'sweep', 'profile'] as const;
+const SECTIONS = ['loopback', 'wan', 'resume', 'resume-slow', 'limit', 'sweep', 'profile'] as const;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -779,6 +869,7 @@ async function main(): Promise<void> {
       sections.push(full);
     }
     if (only.has('resume')) sections.push(await resumeAfterKill(ctx, tries, failures));
+    if (only.has('resume-slow')) sections.push(await resumeSlowLink(ctx, tries, failures));
     if (only.has('limit')) sections.push(await limitRate(ctx, failures));
     if (only.has('sweep')) sections.push(await sweep(ctx, failures));
     if (only.has('profile')) sections.push(await profile(ctx, failures));

@@ -64,7 +64,9 @@ export type Fault =
    */
   | { kind: 'presigned-redirect'; uses: number; to?: string; expiresSeconds?: number }
   /** The first `after` GET/HEAD requests are answered normally, every later one with `status` (a token that expires mid-read). */
-  | { kind: 'status-after'; status: number; after: number };
+  | { kind: 'status-after'; status: number; after: number }
+  /** Every GET body is sent at `bytesPerSecond` (per response): a slow link that a client reads as fast as it comes. */
+  | { kind: 'throttle-body'; bytesPerSecond: number };
 
 export interface RequestRecord {
   method: string;
@@ -455,7 +457,7 @@ export class FixtureServer {
     }
     // Capture the buffer now: an 'etag-change' during a long read must not mix old and new bytes.
     const body = entry.data.subarray(start, end + 1);
-    void streamBody(res, record, body, cutAfter, afterCut);
+    void streamBody(res, record, body, cutAfter, afterCut, fault?.kind === 'throttle-body' ? fault.bytesPerSecond : undefined);
   }
 }
 
@@ -583,10 +585,14 @@ function sendStatus(res: ServerResponse, record: RequestRecord, status: number, 
   res.end(body);
 }
 
+/** A throttled body is written this many times a second: smooth enough for a client reading it. */
+const THROTTLE_WRITES_PER_SECOND = 20;
+
 /**
  * Writes `body` in slices of the shared buffer (no copy), waiting for 'drain' so a 512 MiB
  * file never sits in the socket's write queue. With `cutAfter`, stops after that many bytes
- * have reached the kernel and then destroys the socket or leaves it hanging.
+ * have reached the kernel and then destroys the socket or leaves it hanging. With
+ * `bytesPerSecond`, each slice waits for its time (a slice is 1/20 s of it).
  */
 async function streamBody(
   res: ServerResponse,
@@ -594,21 +600,29 @@ async function streamBody(
   body: Buffer,
   cutAfter: number | undefined,
   afterCut: 'destroy' | 'hang',
+  bytesPerSecond?: number,
 ): Promise<void> {
   const limit = cutAfter === undefined ? body.length : Math.min(cutAfter, body.length);
+  const slice = bytesPerSecond === undefined ? WRITE_CHUNK : Math.max(1, Math.min(WRITE_CHUNK, Math.floor(bytesPerSecond / THROTTLE_WRITES_PER_SECOND)));
+  const t0 = performance.now();
   // Headers otherwise wait for the first body write, and a cut at 0 bytes must still send them.
   if (cutAfter !== undefined) res.flushHeaders();
   let aborted = false;
   res.once('close', () => {
     aborted = !res.writableFinished;
   });
-  for (let offset = 0; offset < limit && !aborted; offset += WRITE_CHUNK) {
-    const slice = body.subarray(offset, Math.min(offset + WRITE_CHUNK, limit));
+  for (let offset = 0; offset < limit && !aborted; offset += slice) {
+    if (bytesPerSecond !== undefined) {
+      const due = t0 + (offset / bytesPerSecond) * 1000;
+      if (due > performance.now()) await new Promise((r) => setTimeout(r, due - performance.now()));
+      if (aborted || res.destroyed) break;
+    }
+    const piece = body.subarray(offset, Math.min(offset + slice, limit));
     // Counted when handed over and taken back if the write fails, so the log is right both
     // when the client reads everything and when the connection dies underneath us.
-    record.bytesSent += slice.length;
-    const ok = res.write(slice, (err) => {
-      if (err) record.bytesSent -= slice.length;
+    record.bytesSent += piece.length;
+    const ok = res.write(piece, (err) => {
+      if (err) record.bytesSent -= piece.length;
     });
     if (!ok && !aborted) await waitForDrainOrClose(res);
   }

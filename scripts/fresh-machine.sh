@@ -48,7 +48,7 @@ trap 'exit 143' TERM
 # repository (test/helpers/c4gh-vectors.ts), as CI has them: the copy is /slicefs, so /shared.
 shared=()
 if [[ -d ../shared/reference ]]; then
-  shared=(-v "$(cd ../shared/reference && pwd):/shared/reference:ro")
+  shared=(-v "$(cd ../shared/reference && pwd -P):/shared/reference:ro")
 fi
 
 ca=()

@@ -34,6 +34,8 @@ rev=${rev:-HEAD}
 cleanup() {
   local rc=$?
   docker rm -f "$NAME" >/dev/null 2>&1 || true
+  if ((rc == 124)); then echo "fresh-machine: FAILED: npm run demo + npm test did not finish within $TIMEOUT" >&2
+  elif ((rc != 0)); then echo "fresh-machine: FAILED (exit $rc)" >&2; fi
   exit "$rc"
 }
 trap cleanup EXIT

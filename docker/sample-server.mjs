@@ -3,7 +3,7 @@
 //
 //   node docker/sample-server.mjs HELPERS_DIR OUT_DIR
 //
-// HELPERS_DIR holds the compiled helpers (sample-data.js, fixture-server.js, random.js). Writes
+// HELPERS_DIR holds the compiled test helpers: dist/test/helpers after `npm run build`. Writes
 // OUT_DIR/manifest.tsv (no sizes, so the mount asks the server) and then OUT_DIR/sample.env, a
 // shell-sourceable description of the data (its appearance means the server is up), and serves
 // until SIGTERM or SIGINT.

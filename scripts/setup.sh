@@ -7,12 +7,19 @@ cd "$(dirname "$0")/.."
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-# libfuse2 + fuse: fuse-native's prebuilt binary links libfuse.so.2 and unmounts with fusermount.
-# samtools: the oracle of the tests and the demo. nginx-light: the real server of the benchmarks.
-# aria2: the peer of the download benchmark (aria2c -x8 -s8). tini: the Docker image's init, whose
-# signal forwarding the tests check without a container. gettext-base: envsubst, with which the
-# tests render the cache tier's nginx.conf as the nginx image of docker/cache-tier/compose.yaml does.
-for p in libfuse2 fuse samtools nginx-light curl aria2 tini gettext-base; do
+# Every program the demo, the tests and the benchmarks run, by Debian package. A fresh container of
+# node:20-bookworm-slim checks this list in CI (scripts/fresh-machine.sh); what the tests run besides
+# these (mount, umount, setpriv, md5sum, dd, find, grep, cmp…) is in Debian's Essential or required set.
+#   libfuse2 + fuse: fuse-native's prebuilt binary links libfuse.so.2 and unmounts with fusermount.
+#   samtools: the oracle of the tests and the demo. nginx-light: the real server of the cache-tier
+#     tests and the benchmarks. ca-certificates: /etc/ssl/certs/ca-certificates.crt, which the cache
+#     tier's nginx.conf loads as its upstream CA file. openssl: the cache-tier tests make a
+#     self-signed certificate with it. gettext-base: envsubst, with which the tests render the cache
+#     tier's nginx.conf as the nginx image of docker/cache-tier/compose.yaml does. tini: the Docker
+#     image's init, whose signal forwarding the tests check without a container.
+#   Benchmarks (npm run bench): curl and aria2 (aria2c -x8 -s8), the download's peers; time
+#     (/usr/bin/time, GNU time) for CPU and memory; iproute2 (ss) for the connections of a download.
+for p in libfuse2 fuse samtools nginx-light ca-certificates openssl gettext-base tini curl aria2 time iproute2; do
   have_pkg "$p" || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -14,7 +14,9 @@
  *
  * Only data requests go through it (HttpTransport's `probe` and `fetchRange`: plain URLs and the
  * presigned URLs of Score and GHGA); API calls (Score's /download/{id}, GHGA's WPS and DCS) never do,
- * and neither does a request that carries credentials in a header or in the URL's user:password.
+ * and neither does a request with a header the tier does not account for (the tier sends the origin
+ * none of the caller's headers: a credential such as Authorization, Cookie or X-Api-Key would be
+ * lost there) or with credentials in the URL's user:password.
  *
  * When the tier fails a request (no connection, a timeout, a 5xx or a 421 "not an origin of this
  * tier"), that request goes to the origin directly and a warning is printed once per process; after
@@ -27,8 +29,16 @@ import { safeUrl } from '../util/redact.js';
 /** The tier's path prefix for fetches: `/fetch/<scheme>/<host[:port]>/<path>`. */
 const FETCH_PREFIX = '/fetch';
 
-/** Header names whose presence keeps a request off the tier (credentials besides the URL's own). */
-const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
+/**
+ * The request headers a tier's answer accounts for; any other keeps the request off the tier. The
+ * tier sends the origin none of the caller's headers (docker/cache-tier/nginx.conf): it fetches its
+ * slices with its own Range and `Accept-Encoding: identity`, and checks If-Match itself against
+ * the slices' ETag. `Cache-Control` (GHGA's `no-store`) asks caches between not to keep the bytes;
+ * the tier keeps them by design (docs/deploy/cluster.md). Every other header, above all a
+ * credential (Authorization, Cookie, Proxy-Authorization, X-Api-Key, …), would be dropped there,
+ * so such a request goes to the origin directly.
+ */
+const TIER_HEADERS = new Set(['range', 'if-match', 'accept-encoding', 'cache-control']);
 
 /**
  * The tier's URL for `url`, or undefined when `url` must not go through it (not http(s), or with
@@ -90,7 +100,7 @@ export class CacheProxyRouter {
   /** The tier's URL for this request, or undefined: go to `url` directly. */
   route(url: string, headers: Record<string, string>): string | undefined {
     if (Date.now() < this.downUntil) return undefined;
-    for (const name of Object.keys(headers)) if (CREDENTIAL_HEADERS.includes(name.toLowerCase())) return undefined;
+    for (const name of Object.keys(headers)) if (!TIER_HEADERS.has(name.toLowerCase())) return undefined;
     return viaCacheProxy(url, this.proxy);
   }
 

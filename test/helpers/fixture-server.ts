@@ -66,7 +66,13 @@ export type Fault =
   /** The first `after` GET/HEAD requests are answered normally, every later one with `status` (a token that expires mid-read). */
   | { kind: 'status-after'; status: number; after: number }
   /** Every GET body is sent at `bytesPerSecond` (per response): a slow link that a client reads as fast as it comes. */
-  | { kind: 'throttle-body'; bytesPerSecond: number };
+  | { kind: 'throttle-body'; bytesPerSecond: number }
+  /**
+   * An origin that also accepts a credential in a header (an API key): GET and HEAD get 403 unless
+   * the request has `header: value`, or its query has the parameter `signed` (`name=value`, a
+   * signature the store issued).
+   */
+  | { kind: 'header-credential'; header: string; value: string; signed: string };
 
 export interface RequestRecord {
   method: string;
@@ -335,6 +341,14 @@ export class FixtureServer {
         case 'no-head':
           if (isHead) return sendStatus(res, record, 405, { Allow: 'GET' });
           break;
+        case 'header-credential': {
+          const [name, value] = fault.signed.split('=');
+          if (req.headers[fault.header.toLowerCase()] !== fault.value && url.searchParams.get(name) !== value) {
+            record.status = 403;
+            return storeError(res, isHead, 403, 'AccessDenied', 'Access Denied');
+          }
+          break;
+        }
         case 'html-page':
           return sendPage(res, record, 'text/html; charset=utf-8', signInPage(fault.title, req));
         case 'json-error':
@@ -384,6 +398,11 @@ export class FixtureServer {
 
     const ifMatch = req.headers['if-match'];
     if (ifMatch !== undefined && !etagMatches(ifMatch, etag)) {
+      return sendStatus(res, record, 412, validators);
+    }
+    // If-Unmodified-Since counts only without If-Match (RFC 9110 §13.2.2).
+    const unmodifiedSince = req.headers['if-unmodified-since'];
+    if (ifMatch === undefined && unmodifiedSince !== undefined && entry.lastModified.getTime() > Date.parse(unmodifiedSince)) {
       return sendStatus(res, record, 412, validators);
     }
 

@@ -255,7 +255,7 @@ test('compose.yaml sets exactly the placeholders of nginx.conf, and the rendered
   for (const rendered of [renderLikeEntrypoint(template, env), renderLikeEntrypoint(template, hostEnv(8080))]) {
     assert.deepEqual(rendered.match(PLACEHOLDER) ?? [], []);
     // nginx's own variables are left alone.
-    assert.match(rendered, /proxy_cache_key \$tier_scheme:\/\/\$tier_host\$tier_path\?\$tier_object_args\|\$slice_range;/);
+    assert.match(rendered, /proxy_cache_key \$tier_scheme:\/\/\$tier_host\$tier_path\?\$tier_object_args\|\$slice_range\|\$tier_version;/);
     assert.ok(rendered.includes('" $1$2;'), 'the key maps keep their captures');
     assert.ok(rendered.includes(`"~${dotenv.TIER_ORIGINS}" 1;`), 'TIER_ORIGINS, `$` included, lands in the map as given');
     assert.ok(rendered.includes(`max_size=${env.TIER_CACHE_MAX_SIZE} `));

@@ -449,7 +449,8 @@ test('nginx keeps no signature in its slice cache keys and no query string in it
   const keys = await tier.cacheKeys();
   assert.ok(keys.length > 0);
   // Score's presigned URLs (S3 and Azure forms) carry nothing but their signature: an empty query.
-  for (const k of keys) assert.match(k, /^https?:\/\/127\.0\.0\.1:\d+\/objects\/data\/[\w-]+\?\|bytes=\d+-\d+$/);
+  // (Then the slice, then the version: Score's store sends strong ETags.)
+  for (const k of keys) assert.match(k, /^https?:\/\/127\.0\.0\.1:\d+\/objects\/data\/[\w-]+\?\|bytes=\d+-\d+\|etag="[0-9a-f]{32}";size=\d+$/);
   // The access checks are keyed by the signed URL (that is their point): they sit in their own,
   // short-lived cache (tmpfs in the deployment), never in the slice cache.
   const authKeys = await tier.cacheKeys(tier.authCacheDir);

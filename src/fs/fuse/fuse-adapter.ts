@@ -10,6 +10,7 @@
  */
 import Fuse, { type FuseOps, type FuseStat } from 'fuse-native';
 import { constants as fsConstants, existsSync } from 'node:fs';
+import { readdir, readlink } from 'node:fs/promises';
 import type { MountConfig } from '../../config.js';
 import { SlicefsError, errnoName } from '../../errors.js';
 import type { Attr, ReadOnlyFs } from '../readonly-fs.js';
@@ -144,6 +145,22 @@ export function makeFuseOps(fs: ReadOnlyFs, hooks: AdapterHooks = {}): FuseOps {
 
 export interface MountHandle {
   unmount(): Promise<void>;
+  /**
+   * True while the kernel still talks to this mount. A mount detached lazily (`fusermount -uz`)
+   * leaves the mount table at once but lives on while a process has a file (or its working
+   * directory) in it; when the last goes, the kernel ends the connection, libfuse's loop ends and
+   * closes its `/dev/fuse` descriptor. That descriptor is what this looks for (one mount per process).
+   */
+  connected(): Promise<boolean>;
+}
+
+/** True when this process holds a `/dev/fuse` descriptor (Linux: /proc/self/fd). */
+async function holdsFuseDevice(): Promise<boolean> {
+  const dir = '/proc/self/fd';
+  for (const fd of await readdir(dir).catch(() => [])) {
+    if ((await readlink(`${dir}/${fd}`).catch(() => '')) === '/dev/fuse') return true;
+  }
+  return false;
 }
 
 /** Mounts `fs` at `mountPoint` (which the caller checked: exists, empty, not stale). */
@@ -173,6 +190,7 @@ export function mountFuse(fs: ReadOnlyFs, mountPoint: string, config: MountConfi
       resolve({
         unmount: () =>
           (unmounting ??= new Promise<void>((res, rej) => fuse.unmount((e) => (e ? rej(e) : res())))),
+        connected: holdsFuseDevice,
       });
     });
   });

@@ -60,6 +60,8 @@ export interface MountSession {
   abandon(): Promise<void>;
   /** Files open now. */
   openFiles(): number;
+  /** True while this mount (not another on the same path) is in the mount table. */
+  attached(): Promise<boolean>;
   /**
    * False once the kernel has let go of the mount. A mount detached lazily (`fusermount -uz`) is
    * gone from the mount table but still connected while processes use it: keep serving until then.
@@ -126,6 +128,7 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
         })()),
       abandon: closeAll,
       openFiles: () => fs.openHandles,
+      attached: () => handle.attached(),
       connected: () => handle.connected(),
     };
   } catch (err) {

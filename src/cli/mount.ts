@@ -8,19 +8,18 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { DEFAULT_MOUNT, DEFAULT_PROBE_CONCURRENCY } from '../config.js';
 import { SlicefsError, errnoName, messageOf } from '../errors.js';
-import { isMounted } from '../fs/fuse/mount-point.js';
 import { loadManifest } from '../manifest/load.js';
 import { TREE_LAYOUTS, type TreeLayout } from '../manifest/tree-layout.js';
 import type { Manifest } from '../manifest/types.js';
 import type { MountSessionOptions } from '../mount-session.js';
 import type { ScoreEndpoint } from '../source/score-source.js';
-import { writeFile, unlink } from 'node:fs/promises';
+import { readFile, writeFile, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { applyConfigCacheProxy, cacheConfig, emit, readerConfig, reportError, say, setLogSink, timestamped, transportConfig, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
 import { DAEMON_CHILD_ENV, notifyParent } from './daemon-protocol.js';
 import { diskCacheConfig, withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { LogFile } from './log-file.js';
-import { removeRecord, writeRecord, type MountRecord } from './mount-registry.js';
+import { readRecords, removeRecord, writeRecord, type MountRecord } from './mount-registry.js';
 import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
 import { withKeyOptions, type KeyArgs } from './key-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
@@ -202,7 +201,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
       stopping = true;
       clearInterval(watch);
       // Out of the mount table: the mount point is no longer ours to unmount (something else may be mounted there now).
-      const detached = detachedSeen > 0 || (!alreadyUnmounted && !(await isMounted(session.mountPoint)));
+      const detached = detachedSeen > 0 || (!alreadyUnmounted && !(await session.attached()));
       if (alreadyUnmounted || detached) {
         if (!alreadyUnmounted) say(`${why}: ${session.mountPoint} is detached; ending its open files (${session.openFiles()}) and exiting`);
         else if (detachedSeen > 1) say(`${session.mountPoint}: the last user of the detached mount is gone: exiting`);
@@ -219,8 +218,9 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
       }
       emit(session.stats.line());
       await registering;
-      await removeRecord(session.mountPoint);
-      if (pidFile) await unlink(pidFile).catch(() => {});
+      // Ours only: after a lazy unmount, a new mount may have taken the mount point, its record and pid file.
+      if ((await readRecords()).find((r) => r.mountPoint === session.mountPoint)?.pid === process.pid) await removeRecord(session.mountPoint);
+      if (pidFile && (await readFile(pidFile, 'utf8').catch(() => '')).trim() === String(process.pid)) await unlink(pidFile).catch(() => {});
       // fuse-native keeps a native handle alive until its own unmount ran; after an external
       // unmount (or a failed one) that never happens, so leave explicitly.
       if (alreadyUnmounted || detached || process.exitCode) process.exit();
@@ -228,7 +228,8 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     };
     const check = async () => {
       if (stopping) return;
-      if (await isMounted(session.mountPoint)) return void register();
+      // Once detached, only the connection counts: the mount point may hold a new mount by now.
+      if (detachedSeen === 0 && (await session.attached())) return void register();
       // Out of the mount table. A lazy unmount (`slicefs unmount --lazy`, `fusermount -uz`) keeps the
       // mount alive while processes use it: serve them until the kernel lets go, then exit.
       if (await session.connected()) {

@@ -36,7 +36,7 @@ before(async () => {
 });
 after(async () => {
   await server?.close();
-  for (const d of ['m1', 'm2', 'm3', 'm4', 'm6']) await run('fusermount', ['-uz', join(work, d)]).catch(() => {});
+  for (const d of ['m1', 'm2', 'm3', 'm4', 'm6', 'm7']) await run('fusermount', ['-uz', join(work, d)]).catch(() => {});
   await cleanup(work);
 });
 
@@ -228,6 +228,44 @@ test('unmount --lazy detaches a mount in use; its daemon serves the reader to th
   assert.deepEqual(await readdir(mnt), [], 'no stale mount left');
   assert.match((await slicefs(['status'])).stderr, /no slicefs mounts/);
   assert.match(await readFile(logFile, 'utf8'), /the last user of the detached mount is gone: exiting/);
+});
+
+test('a new mount on the path of a detached one: the old daemon serves its reader and exits, and leaves the new mount alone', async () => {
+  const mnt = join(work, 'm7');
+  const first = await slicefs(['mount', '--daemon', '-m', manifest, mnt]);
+  assert.equal(first.code, 0, first.stderr);
+  const pidFile = /pid file: (\S+)/.exec(first.stderr)![1];
+  const oldPid = Number((await readFile(pidFile, 'utf8')).trim());
+  const reader = spawn(process.execPath, ['-e', READER, join(mnt, 'a.bin'), '1000000'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  reader.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  let newPid: number | undefined;
+  try {
+    await waitUntil('the reader read a part', () => out.includes('half\n'));
+    assert.equal((await slicefs(['unmount', mnt, '--lazy', '--wait', '0'])).code, 0);
+    const second = await slicefs(['mount', '--daemon', '-m', manifest, mnt]);
+    assert.equal(second.code, 0, second.stderr);
+    newPid = Number((await readFile(pidFile, 'utf8')).trim());
+    assert.notEqual(newPid, oldPid);
+    // The old daemon must see its own mount gone, though a mount is on its path again.
+    const logFile = /log: (\S+)/.exec(first.stderr)![1];
+    await waitUntil('the old daemon noticed the detach', async () => (await readFile(logFile, 'utf8')).includes('was detached while in use'));
+    reader.stdin.write('go\n');
+    await waitUntil('the reader finished', () => /\n(sha256|error) /.test(out));
+    assert.equal(out.split('\n')[1], `sha256 ${createHash('sha256').update(data).digest('hex')} ${data.length}`);
+    await waitUntil('the old daemon exits after its reader', () => !alive(oldPid), 15_000);
+    assert.equal(await mounted(mnt), true, 'the new mount stays');
+    assert.equal(Number((await readFile(pidFile, 'utf8')).trim()), newPid, "the new mount's pid file stays");
+    const st = JSON.parse((await slicefs(['status', '--json'])).stdout) as Status;
+    assert.deepEqual(st.mounts.filter((m) => m.mountPoint === mnt).map((m) => [m.pid, m.state]), [[newPid, 'mounted']]);
+    assert.ok((await readFile(join(mnt, 'sub/b.bin'))).equals(data.subarray(0, 1000)));
+    const u = await slicefs(['unmount', mnt]);
+    assert.equal(u.code, 0, u.stderr);
+    await waitUntil('the new daemon exits', () => !alive(newPid!));
+  } finally {
+    reader.kill();
+    if (newPid !== undefined && alive(newPid)) process.kill(newPid, 'SIGTERM');
+  }
 });
 
 test('a daemon killed with SIGKILL: status reports the stale mount, unmount removes it', async () => {

@@ -24,6 +24,19 @@ export async function listMounts(): Promise<{ point: string; type: string }[]> {
     });
 }
 
+/**
+ * True when the mount of device `dev` (`major:minor`, as /proc/self/mountinfo writes it) is at `dir`:
+ * this very mount, not another one mounted on the same path since (after a lazy unmount).
+ */
+export async function isMountedDevice(dir: string, dev: string): Promise<boolean> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const abs = resolve(dir);
+  return text.split('\n').some((l) => {
+    const f = l.split(' ');
+    return f[2] === dev && f[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === abs;
+  });
+}
+
 export async function isMounted(dir: string): Promise<boolean> {
   const abs = resolve(dir);
   return (await listMounts()).some((m) => m.point === abs);

@@ -2,7 +2,8 @@
  * `slicefs mount`: mounts a manifest read-only and serves it until SIGINT/SIGTERM (or an external
  * `fusermount -u`, or `slicefs unmount`), then unmounts and prints the stats. After a lazy unmount
  * (`slicefs unmount --lazy`, `fusermount -uz`) it goes on serving the processes that still use the
- * detached mount, and exits when the kernel lets go of it. SIGUSR1 prints the stats. In the foreground by default; `--daemon` detaches once the mount is ready (./daemonize.ts).
+ * detached mount, and exits when the kernel lets go of it. SIGUSR1 prints the stats. In the
+ * foreground by default; `--daemon` detaches once the mount is ready (./daemonize.ts).
  * Every mount registers itself for `slicefs status` and `slicefs unmount` (./mount-registry.ts).
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
@@ -40,7 +41,7 @@ interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs, KeyArgs, GhgaAr
   'pid-file'?: string;
 }
 
-/** How often the daemon checks that its mount still exists (an external `fusermount -u`). */
+/** How often the daemon checks that its mount still exists (an external `fusermount -u`), or, once detached, is still in use. */
 const MOUNT_WATCH_MS = 2000;
 
 export const mountCommand: CommandModule<object, MountArgs> = {

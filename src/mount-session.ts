@@ -8,8 +8,9 @@ import { DiskTier } from './cache/disk-tier.js';
 import type { CacheConfig, DiskCacheConfig, MountConfig, ReaderConfig, TransportConfig } from './config.js';
 import { mountFuse } from './fs/fuse/fuse-adapter.js';
 import { prepareMountPoint, removeCreated, type PreparedMountPoint } from './fs/fuse/mount-point.js';
-import { ReadOnlyFs, probeSizes } from './fs/readonly-fs.js';
-import { buildTree, walkFiles, type DirNode } from './fs/tree.js';
+import { ReadOnlyFs } from './fs/readonly-fs.js';
+import { sizeUnsized } from './fs/size-probe.js';
+import { buildTree, type DirNode } from './fs/tree.js';
 import type { Manifest } from './manifest/types.js';
 import { anyScore, openSource, type GhgaContext } from './open-source.js';
 import type { ScoreEndpoint } from './source/score-source.js';
@@ -30,6 +31,8 @@ export interface MountSessionOptions {
   reader: ReaderConfig;
   mount: MountConfig;
   probeConcurrency: number;
+  /** Leave out files whose probe says absent or refused, instead of failing (`--skip-missing`). */
+  skipMissing?: boolean;
   /** The storage service and token, for manifests of Score objects. */
   score?: ScoreEndpoint;
   /** The reader's Crypt4GH keys, for encrypted objects. */
@@ -55,6 +58,15 @@ export interface MountSession {
   unmount(): Promise<void>;
   /** For a mount already gone (an external `fusermount -u`): closes the connections only. */
   abandon(): Promise<void>;
+  /** Files open now. */
+  openFiles(): number;
+  /** True while this mount (not another on the same path) is in the mount table. */
+  attached(): Promise<boolean>;
+  /**
+   * False once the kernel has let go of the mount. A mount detached lazily (`fusermount -uz`) is
+   * gone from the mount table but still connected while processes use it: keep serving until then.
+   */
+  connected(): Promise<boolean>;
 }
 
 export async function openMountSession(o: MountSessionOptions): Promise<MountSession> {
@@ -90,9 +102,8 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
     prepared = await prepareMountPoint(o.mountPoint, o.force);
     const mountPoint = prepared.path;
     const cache = new BlockCache(o.cache, stats, worker ? (parts) => worker.recycle(parts) : undefined);
-    // Main files without a size are probed now (bounded concurrency); index files on first stat.
-    const unsized = [...walkFiles(root)].filter((f) => f.size === undefined && f.entry !== undefined);
-    if (unsized.length > 0) await probeSizes(unsized, o.probeConcurrency, o.onProbeProgress);
+    // Files without a size (every index among them) are probed now, so the tree lists only what can be read.
+    await sizeUnsized(root, { concurrency: o.probeConcurrency, skipMissing: o.skipMissing ?? false, manifestFile: o.manifest.file, warn: o.warn, onProgress: o.onProbeProgress });
     const fs = new ReadOnlyFs(root, cache, stats, {
       reader: o.reader,
       // One second below fuse-native's timeout: our ETIMEDOUT, not the binding's, reaches the reader.
@@ -116,6 +127,9 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
           }
         })()),
       abandon: closeAll,
+      openFiles: () => fs.openHandles,
+      attached: () => handle.attached(),
+      connected: () => handle.connected(),
     };
   } catch (err) {
     await closeAll();

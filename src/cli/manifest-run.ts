@@ -2,9 +2,9 @@
  * The work of `slicefs manifest` (options in ./manifest.ts).
  */
 import type { ArgumentsCamelCase } from 'yargs';
-import { indexNameFor } from '../manifest/index-name.js';
 import { loadManifest } from '../manifest/load.js';
 import { scoreObjectIdOf } from '../manifest/score-ref.js';
+import { treeFiles } from '../manifest/tree-files.js';
 import type { TreeLayout } from '../manifest/tree-layout.js';
 import { openSource } from '../open-source.js';
 import { Stats } from '../stats.js';
@@ -38,11 +38,13 @@ export async function runManifestCommand(args: ArgumentsCamelCase<ManifestArgs>)
   try {
     const loaded = await loadManifest(args.manifest);
     const { manifest, endpoint } = await prepareManifest(loaded, args.layout as TreeLayout | undefined, args, transport, say);
+    // The mount's own tree (and its refusals: an index on another file's path, ...), also offline.
+    const indexPath = new Map(treeFiles(manifest).filter((f) => f.role === 'index').map((f) => [f.entry, f.path]));
     const rows: Row[] = manifest.entries.map((e) => ({
       path: e.path,
       size: e.size ?? null,
       md5: e.md5 ?? null,
-      index: e.indexUrl ? [...e.path.split('/').slice(0, -1), indexNameFor(e.path.split('/').at(-1)!, e.indexUrl, { indexFileName: e.indexFileName, dataFileName: e.fileName })].join('/') : null,
+      index: indexPath.get(e) ?? null,
       source: sourceName(e.url),
       indexSource: e.indexUrl ? sourceName(e.indexUrl) : null,
       ...(e.objectId ? { objectId: e.objectId } : {}),

@@ -1,26 +1,27 @@
 /**
  * `slicefs mount`: mounts a manifest read-only and serves it until SIGINT/SIGTERM (or an external
- * `fusermount -u`, or `slicefs unmount`), then unmounts and prints the stats. SIGUSR1 prints the
- * stats. In the foreground by default; `--daemon` detaches once the mount is ready (./daemonize.ts).
+ * `fusermount -u`, or `slicefs unmount`), then unmounts and prints the stats. After a lazy unmount
+ * (`slicefs unmount --lazy`, `fusermount -uz`) it goes on serving the processes that still use the
+ * detached mount, and exits when the kernel lets go of it. SIGUSR1 prints the stats. In the
+ * foreground by default; `--daemon` detaches once the mount is ready (./daemonize.ts).
  * Every mount registers itself for `slicefs status` and `slicefs unmount` (./mount-registry.ts).
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { DEFAULT_MOUNT, DEFAULT_PROBE_CONCURRENCY } from '../config.js';
 import { SlicefsError, errnoName, messageOf } from '../errors.js';
-import { isMounted } from '../fs/fuse/mount-point.js';
 import { loadManifest } from '../manifest/load.js';
 import { TREE_LAYOUTS, type TreeLayout } from '../manifest/tree-layout.js';
 import type { Manifest } from '../manifest/types.js';
 import type { MountSessionOptions } from '../mount-session.js';
 import type { ScoreEndpoint } from '../source/score-source.js';
-import { unlink } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { PRIVATE_MODES, WriteRoot } from '../util/safe-fs.js';
 import { applyConfigCacheProxy, cacheConfig, emit, readerConfig, reportError, say, setLogSink, timestamped, transportConfig, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
 import { DAEMON_CHILD_ENV, notifyParent } from './daemon-protocol.js';
 import { diskCacheConfig, withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { LogFile } from './log-file.js';
-import { removeRecord, writeRecord, type MountRecord } from './mount-registry.js';
+import { readRecords, removeRecord, writeRecord, type MountRecord } from './mount-registry.js';
 import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
 import { withKeyOptions, type KeyArgs } from './key-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
@@ -33,6 +34,7 @@ interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs, KeyArgs, GhgaAr
   'allow-other': boolean;
   force: boolean;
   'probe-concurrency': number;
+  'skip-missing': boolean;
   'debug-fuse': boolean;
   'fetch-worker': boolean;
   daemon: boolean;
@@ -40,7 +42,7 @@ interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs, KeyArgs, GhgaAr
   'pid-file'?: string;
 }
 
-/** How often the daemon checks that its mount still exists (an external `fusermount -u`). */
+/** How often the daemon checks that its mount still exists (an external `fusermount -u`), or, once detached, is still in use. */
 const MOUNT_WATCH_MS = 2000;
 
 export const mountCommand: CommandModule<object, MountArgs> = {
@@ -58,6 +60,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       .option('connections', { type: 'number', default: 32, describe: 'HTTP connections per server' })
       .option('timeout', { type: 'number', default: 15, describe: 'seconds before a FUSE operation fails (retries fit inside)' })
       .option('probe-concurrency', { type: 'number', default: DEFAULT_PROBE_CONCURRENCY, describe: 'parallel HEAD requests for sizes missing from the manifest' })
+      .option('skip-missing', { type: 'boolean', default: false, describe: 'leave out files (and indexes) the server says are absent or refused (404, 403), with a warning, instead of failing' })
       .option('allow-other', { type: 'boolean', default: false, describe: 'let other users access the mount (needs user_allow_other in /etc/fuse.conf)' })
       .option('force', { type: 'boolean', default: false, describe: 'clean up a stale mount left by a crashed slicefs first' })
       .option('fetch-worker', { type: 'boolean', default: true, describe: 'fetch in a worker thread (--no-fetch-worker: on the FUSE thread)' })
@@ -143,6 +146,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     reader: readerConfig(args),
     mount: { ...DEFAULT_MOUNT, allowOther: args['allow-other'], debug: args['debug-fuse'], opTimeoutMs: args.timeout * 1000 },
     probeConcurrency: args['probe-concurrency'],
+    skipMissing: args['skip-missing'],
     fetchWorker: args['fetch-worker'],
     warn: say,
     onFsError: args.verbose ? (op, path, err) => log(`${op} ${path}: ${errnoName(err)}: ${messageOf(err)}`) : undefined,
@@ -189,6 +193,8 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
 
   await new Promise<void>((resolve) => {
     let stopping = false;
+    // Times the watch found the mount out of the mount table but still connected (a lazy unmount).
+    let detachedSeen = 0;
     const stop = async (why: string, alreadyUnmounted = false) => {
       if (stopping) {
         say('second signal: exiting now (the mount may be left stale; slicefs mount --force cleans it up)');
@@ -196,8 +202,12 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
       }
       stopping = true;
       clearInterval(watch);
-      if (alreadyUnmounted) {
-        say(`${session.mountPoint} was unmounted from outside: exiting`);
+      // Out of the mount table: the mount point is no longer ours to unmount (something else may be mounted there now).
+      const detached = detachedSeen > 0 || (!alreadyUnmounted && !(await session.attached()));
+      if (alreadyUnmounted || detached) {
+        if (!alreadyUnmounted) say(`${why}: ${session.mountPoint} is detached; ending its open files (${session.openFiles()}) and exiting`);
+        else if (detachedSeen > 1) say(`${session.mountPoint}: the last user of the detached mount is gone: exiting`);
+        else say(`${session.mountPoint} was unmounted from outside: exiting`);
         await session.abandon();
       } else {
         say(`${why}: unmounting ${session.mountPoint}`);
@@ -210,23 +220,32 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
       }
       emit(session.stats.line());
       await registering;
-      await removeRecord(session.mountPoint);
-      if (pidFile) await unlink(pidFile).catch(() => {});
+      // Ours only: after a lazy unmount, a new mount may have taken the mount point, its record and pid file.
+      if ((await readRecords()).find((r) => r.mountPoint === session.mountPoint)?.pid === process.pid) await removeRecord(session.mountPoint);
+      if (pidFile && (await readFile(pidFile, 'utf8').catch(() => '')).trim() === String(process.pid)) await unlink(pidFile).catch(() => {});
       // fuse-native keeps a native handle alive until its own unmount ran; after an external
       // unmount (or a failed one) that never happens, so leave explicitly.
-      if (alreadyUnmounted || process.exitCode) process.exit();
+      if (alreadyUnmounted || detached || process.exitCode) process.exit();
       resolve();
+    };
+    const check = async () => {
+      if (stopping) return;
+      // Once detached, only the connection counts: the mount point may hold a new mount by now.
+      if (detachedSeen === 0 && (await session.attached())) return void register();
+      // Out of the mount table. A lazy unmount (`slicefs unmount --lazy`, `fusermount -uz`) keeps the
+      // mount alive while processes use it: serve them until the kernel lets go, then exit.
+      if (await session.connected()) {
+        // A plain unmount ends the connection at once: seen twice, the mount is in use.
+        if (detachedSeen++ === 1) say(`${session.mountPoint} was detached while in use: serving its open files (${session.openFiles()} now) until the last user is gone`);
+        return;
+      }
+      if (!stopping) void stop('unmounted from outside', true);
     };
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGHUP', () => void stop('SIGHUP'));
     process.on('SIGUSR1', () => emit(session.stats.line()));
-    const watch = setInterval(() => {
-      void isMounted(session.mountPoint).then((yes) => {
-        if (!yes && !stopping) void stop('unmounted from outside', true);
-        else if (!stopping) void register();
-      });
-    }, MOUNT_WATCH_MS);
+    const watch = setInterval(() => void check(), MOUNT_WATCH_MS);
     // Only now, with the signals handled (a SIGTERM in between would kill the process and leave a
     // stale mount): the record, the pid file, and "ready" for a --daemon parent.
     void (async () => {

@@ -5,6 +5,9 @@
  * mount is left alone unless `--lazy` asks to detach it anyway. The mount's own slicefs process
  * (found in the registry, ./mount-registry.ts) is asked to stop with SIGTERM, exactly as Ctrl-C
  * would, and waited for; a mount whose process is gone (a crash) is removed with `fusermount -u`.
+ * A lazy unmount of a mount still in use is `fusermount -uz` instead of SIGTERM: the mount leaves
+ * the tree at once, its process goes on serving the files still open (a reader half way through
+ * a file finishes it) and exits by itself when the last user is gone (./mount.ts).
  */
 import { execFile } from 'node:child_process';
 import { unlink } from 'node:fs/promises';
@@ -62,6 +65,15 @@ export const unmountCommand: CommandModule<object, UnmountArgs> = {
   },
 };
 
+async function fusermount(point: string, lazy: boolean): Promise<void> {
+  try {
+    await run('fusermount', [lazy ? '-uz' : '-u', point]);
+  } catch (err) {
+    const why = ((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0];
+    throw new SlicefsError('MOUNT', `fusermount could not unmount ${point}: ${why}`);
+  }
+}
+
 async function runUnmount(args: UnmountArgs): Promise<void> {
   if (!(args.wait >= 0 && args.wait <= 3600)) throw new SlicefsError('USAGE', '--wait must be between 0 and 3600 seconds');
   const point = resolve(args.mountpoint);
@@ -92,6 +104,13 @@ async function runUnmount(args: UnmountArgs): Promise<void> {
   }
   if (users.length > 0) say(`warning: detaching ${point} while in use by ${describe(users)}`);
 
+  if (owner !== undefined && users.length > 0) {
+    // Not SIGTERM: that would end the process and cut its readers off (ENOTCONN). Detached, the
+    // mount stays alive for them; its process notices (within 2 s), serves them and then exits.
+    await fusermount(point, true);
+    say(`detached ${point}; slicefs pid ${owner} serves the files still open and exits when the last user is gone`);
+    return;
+  }
   if (owner !== undefined) {
     // The mount's process unmounts (lazily, which with no user left is a full unmount) and exits.
     process.kill(owner, 'SIGTERM');
@@ -107,12 +126,7 @@ async function runUnmount(args: UnmountArgs): Promise<void> {
   } else {
     say(`${point} was not mounted by a slicefs this user ran (or its record is gone): unmounting with fusermount`);
   }
-  try {
-    await run('fusermount', [args.lazy ? '-uz' : '-u', point]);
-  } catch (err) {
-    const why = ((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0];
-    throw new SlicefsError('MOUNT', `fusermount could not unmount ${point}: ${why}`);
-  }
+  await fusermount(point, args.lazy);
   await removeRecord(point);
   if (record?.pidFile && owner === undefined) await unlink(record.pidFile).catch(() => {});
   say(`unmounted ${point}`);

@@ -3,8 +3,8 @@
  * reads, over the tree built from the manifest. It knows nothing of FUSE (no callbacks, no errno
  * numbers): it returns values or throws SlicefsErrors, and the adapter in ./fuse/ translates.
  *
- * Sizes: known from the manifest, probed before mounting, or (index files, whose size no manifest
- * column gives) probed on the first `getattr` in their directory, one shared request per file.
+ * Sizes: known from the manifest, or probed before mounting (./size-probe.ts: unsized files and
+ * every index), so `getattr` answers from memory.
  * Reads: each open handle gets its own RangeReader (its own readahead), all over one BlockCache.
  * Every read answers within `readDeadlineMs`, below fuse-native's operation timeout, even when the
  * server stalls: the fetch goes on (bounded by the transport budget) but the reader gets ETIMEDOUT.
@@ -15,9 +15,6 @@ import { SlicefsError } from '../errors.js';
 import { RangeReader } from '../reader/range-reader.js';
 import type { Stats } from '../stats.js';
 import { walkFiles, type DirNode, type FileNode, type TreeNode } from './tree.js';
-
-/** Size probes run at once for one directory's index files (one connection pool's worth). */
-const SIBLING_PROBES = 16;
 
 export interface Attr {
   kind: 'file' | 'dir';
@@ -41,8 +38,6 @@ interface Handle {
 
 export class ReadOnlyFs {
   private readonly handles = new Map<number, Handle>();
-  /** Directories whose unsized files are being (or were) probed as a batch. */
-  private readonly probedDirs = new WeakSet<DirNode>();
   private nextFh = 1;
 
   constructor(
@@ -72,23 +67,7 @@ export class ReadOnlyFs {
       for (const c of node.children.values()) if (c.kind === 'dir') subdirs++;
       return { kind: 'dir', size: 4096, mtime: node.mtime, perm: 0o555, nlink: 2 + subdirs };
     }
-    if (node.size === undefined) this.probeSiblings(path);
     return { kind: 'file', size: await this.sizeOf(node), mtime: node.mtime, perm: 0o444, nlink: 1 };
-  }
-
-  /**
-   * The first stat of an unsized file (an index: no manifest column gives its size) starts the size
-   * probes of every unsized file in its directory, with bounded concurrency: `ls -l` stats one file
-   * after the other, and one probe per stat would cost a round trip per index file.
-   */
-  private probeSiblings(path: string): void {
-    const dirPath = path.slice(0, Math.max(0, path.lastIndexOf('/')));
-    const dir = this.lookup(dirPath || '/');
-    if (dir.kind !== 'dir' || this.probedDirs.has(dir)) return;
-    this.probedDirs.add(dir);
-    const unsized = [...dir.children.values()].filter((c): c is FileNode => c.kind === 'file' && c.size === undefined);
-    // Failures surface in the getattr of that file; here they only end the batch early.
-    probeSizes(unsized, SIBLING_PROBES).catch(() => {});
   }
 
   readdir(path: string): string[] {
@@ -146,6 +125,7 @@ export class ReadOnlyFs {
     return { files, bytes };
   }
 
+  /** Every size is known once mounted (./size-probe.ts); a tree used without that probes here. */
   private async sizeOf(node: FileNode): Promise<number> {
     if (node.size !== undefined) return node.size;
     const v = await this.withDeadline(node.source.version(), node.name);
@@ -163,23 +143,4 @@ export class ReadOnlyFs {
     });
     return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
   }
-}
-
-/** Fills in unknown sizes of the tree's files (not index files: see ReadOnlyFs) with bounded concurrency. */
-export async function probeSizes(
-  files: FileNode[],
-  concurrency: number,
-  onProgress?: (done: number, total: number) => void,
-): Promise<void> {
-  let next = 0;
-  let done = 0;
-  const worker = async () => {
-    while (next < files.length) {
-      const f = files[next++];
-      const v = await f.source.version();
-      f.size = v.size;
-      onProgress?.(++done, files.length);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker));
 }

@@ -2,11 +2,13 @@
  * Daemon operations, with real mounts: `mount --daemon` returns only once the mount answers (and
  * fails with the reason otherwise), writes its pid and log files (levels, no query strings), and
  * registers for `status`; `unmount` waits for the processes using a mount and names them if they
- * stay; a daemon killed with SIGKILL leaves a stale mount that `status` reports and `unmount` removes;
+ * stay; `unmount --lazy` detaches a mount in use and its daemon serves the reader to the end, then
+ * exits; a daemon killed with SIGKILL leaves a stale mount that `status` reports and `unmount` removes;
  * and the Docker entrypoint's init (tini) passes SIGTERM on, so the mount is released within seconds.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -34,19 +36,23 @@ before(async () => {
 });
 after(async () => {
   await server?.close();
-  for (const d of ['m1', 'm2', 'm3', 'm4']) await run('fusermount', ['-uz', join(work, d)]).catch(() => {});
+  for (const d of ['m1', 'm2', 'm3', 'm4', 'm6', 'm7']) await run('fusermount', ['-uz', join(work, d)]).catch(() => {});
   await cleanup(work);
 });
 
 const env = () => ({ ...process.env, XDG_STATE_HOME: join(work, 'state') });
 
-function slicefs(args: string[]) {
+/** Runs the CLI to its end; `onStderr` sees its stderr so far as it comes. */
+function slicefs(args: string[], onStderr?: (soFar: string) => void) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((res, rej) => {
     const p = spawn(process.execPath, [BIN, ...args], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+      onStderr?.(err);
+    });
     const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
     p.on('error', rej);
     p.on('close', (code) => {
@@ -144,9 +150,8 @@ test('unmount waits for the processes using the mount, and names them when they 
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`error: .* is busy: pid ${holder.pid} \\(sleep: cwd\\); close them, or use --lazy`));
     assert.equal(await mounted(mnt), true, 'a busy mount is left alone');
-    // A holder that goes while unmount waits: the unmount then succeeds.
-    setTimeout(() => holder.kill(), 500);
-    const r2 = await slicefs(['unmount', mnt, '--wait', '10']);
+    // A holder that goes while unmount waits (once it says so): the unmount then succeeds.
+    const r2 = await slicefs(['unmount', mnt, '--wait', '10'], (soFar) => void (/waiting up to/.test(soFar) && holder.kill()));
     assert.equal(r2.code, 0, r2.stderr);
     assert.match(r2.stderr, /in use by pid \d+ \(sleep: cwd\); waiting up to 10 s/);
     assert.equal(await mounted(mnt), false);
@@ -156,6 +161,111 @@ test('unmount waits for the processes using the mount, and names them when they 
   const again = await slicefs(['unmount', mnt]);
   assert.equal(again.code, 1);
   assert.match(again.stderr, /error: .* is not mounted/);
+});
+
+/**
+ * A reader in its own process: opens `file`, reads its first `half` bytes, prints `half`, waits for a
+ * line on stdin, reads the rest, and prints the SHA-256 of all it read (or the errno it got).
+ */
+const READER = `
+const fs = require('node:fs');
+const { createHash } = require('node:crypto');
+const [file, half] = process.argv.slice(1);
+const hash = createHash('sha256');
+const fd = fs.openSync(file, 'r');
+const buf = Buffer.alloc(128 * 1024);
+let pos = 0;
+const readUpTo = (end) => {
+  for (;;) {
+    const n = fs.readSync(fd, buf, 0, Math.min(buf.length, end - pos), pos);
+    if (n === 0) return;
+    hash.update(buf.subarray(0, n));
+    pos += n;
+  }
+};
+readUpTo(Number(half));
+process.stdout.write('half\\n');
+process.stdin.once('data', () => {
+  try {
+    readUpTo(Infinity);
+    fs.closeSync(fd);
+    process.stdout.write('sha256 ' + hash.digest('hex') + ' ' + pos + '\\n');
+  } catch (e) {
+    process.stdout.write('error ' + e.code + '\\n');
+  }
+  process.exit(0);
+});
+`;
+
+test('unmount --lazy detaches a mount in use; its daemon serves the reader to the end, then exits', async () => {
+  const mnt = join(work, 'm6');
+  const r = await slicefs(['mount', '--daemon', '-m', manifest, mnt]);
+  assert.equal(r.code, 0, r.stderr);
+  const pid = Number((await readFile(/pid file: (\S+)/.exec(r.stderr)![1], 'utf8')).trim());
+  const logFile = /log: (\S+)/.exec(r.stderr)![1];
+  const half = Math.floor(data.length / 2);
+  const reader = spawn(process.execPath, ['-e', READER, join(mnt, 'a.bin'), String(half)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  reader.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const readerDone = new Promise<number | null>((res) => reader.on('exit', (code) => res(code)));
+  try {
+    await waitUntil('the reader read half the file', () => out.includes('half\n'));
+    const u = await slicefs(['unmount', mnt, '--lazy', '--wait', '0']);
+    assert.equal(u.code, 0, u.stderr);
+    assert.equal(await mounted(mnt), false, 'detached at once');
+    // Past the daemon's 2 s check for an unmount from outside (or its end): it must go on serving.
+    await waitUntil('the daemon noticed the detach', async () => !alive(pid) || (await readFile(logFile, 'utf8')).includes('was detached while in use'));
+    reader.stdin.write('go\n');
+    await waitUntil('the reader finished', () => /\n(sha256|error) /.test(out));
+    assert.equal(out.split('\n')[1], `sha256 ${createHash('sha256').update(data).digest('hex')} ${data.length}`, 'the reader got every byte');
+    assert.equal(await readerDone, 0);
+    assert.match(u.stderr, new RegExp(`detaching .* while in use by pid ${reader.pid} `));
+    assert.match(u.stderr, new RegExp(`detached ${mnt}; slicefs pid ${pid} serves the files still open`));
+    await waitUntil('the daemon exits after its last reader', () => !alive(pid), 15_000);
+  } finally {
+    reader.kill();
+  }
+  assert.deepEqual(await readdir(mnt), [], 'no stale mount left');
+  assert.match((await slicefs(['status'])).stderr, /no slicefs mounts/);
+  assert.match(await readFile(logFile, 'utf8'), /the last user of the detached mount is gone: exiting/);
+});
+
+test('a new mount on the path of a detached one: the old daemon serves its reader and exits, and leaves the new mount alone', async () => {
+  const mnt = join(work, 'm7');
+  const first = await slicefs(['mount', '--daemon', '-m', manifest, mnt]);
+  assert.equal(first.code, 0, first.stderr);
+  const pidFile = /pid file: (\S+)/.exec(first.stderr)![1];
+  const oldPid = Number((await readFile(pidFile, 'utf8')).trim());
+  const reader = spawn(process.execPath, ['-e', READER, join(mnt, 'a.bin'), '1000000'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  reader.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  let newPid: number | undefined;
+  try {
+    await waitUntil('the reader read a part', () => out.includes('half\n'));
+    assert.equal((await slicefs(['unmount', mnt, '--lazy', '--wait', '0'])).code, 0);
+    const second = await slicefs(['mount', '--daemon', '-m', manifest, mnt]);
+    assert.equal(second.code, 0, second.stderr);
+    newPid = Number((await readFile(pidFile, 'utf8')).trim());
+    assert.notEqual(newPid, oldPid);
+    // The old daemon must see its own mount gone, though a mount is on its path again.
+    const logFile = /log: (\S+)/.exec(first.stderr)![1];
+    await waitUntil('the old daemon noticed the detach', async () => (await readFile(logFile, 'utf8')).includes('was detached while in use'));
+    reader.stdin.write('go\n');
+    await waitUntil('the reader finished', () => /\n(sha256|error) /.test(out));
+    assert.equal(out.split('\n')[1], `sha256 ${createHash('sha256').update(data).digest('hex')} ${data.length}`);
+    await waitUntil('the old daemon exits after its reader', () => !alive(oldPid), 15_000);
+    assert.equal(await mounted(mnt), true, 'the new mount stays');
+    assert.equal(Number((await readFile(pidFile, 'utf8')).trim()), newPid, "the new mount's pid file stays");
+    const st = JSON.parse((await slicefs(['status', '--json'])).stdout) as Status;
+    assert.deepEqual(st.mounts.filter((m) => m.mountPoint === mnt).map((m) => [m.pid, m.state]), [[newPid, 'mounted']]);
+    assert.ok((await readFile(join(mnt, 'sub/b.bin'))).equals(data.subarray(0, 1000)));
+    const u = await slicefs(['unmount', mnt]);
+    assert.equal(u.code, 0, u.stderr);
+    await waitUntil('the new daemon exits', () => !alive(newPid!));
+  } finally {
+    reader.kill();
+    if (newPid !== undefined && alive(newPid)) process.kill(newPid, 'SIGTERM');
+  }
 });
 
 test('a daemon killed with SIGKILL: status reports the stale mount, unmount removes it', async () => {

@@ -1,7 +1,8 @@
 /**
  * Real FUSE mounts of manifests served by the fixture server: the tree (ls, du, find, stat),
- * requests made (none at mount when sizes are known; none for absent names), read-only
- * semantics, mount point checks and clean shutdown.
+ * requests made (at mount only for what the manifest does not size, indexes included; none for
+ * absent names), files that cannot be sized (the mount fails naming them, or `--skip-missing`
+ * leaves them out), read-only semantics, mount point checks and clean shutdown.
  */
 import assert from 'node:assert/strict';
 import { mkdir, open, readdir, stat, writeFile, rename, rm, unlink, chmod, truncate } from 'node:fs/promises';
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { seededBytes } from '../helpers/random.js';
-import { cleanup, mounted, requireFuse, run, startDaemon, tempDir, writeManifest, BIN } from '../helpers/daemon.js';
+import { cleanup, mounted, readAt, requireFuse, run, startDaemon, tempDir, writeManifest, BIN } from '../helpers/daemon.js';
 
 let server: FixtureServer;
 let work: string;
@@ -30,7 +31,7 @@ after(async () => {
   await cleanup(work);
 });
 
-test('ls -lR, du, find and stat show the manifest tree with the right sizes; no request at mount', async () => {
+test('ls -lR, du, find and stat show the manifest tree with the right sizes; at mount, only the index is asked for its size', async () => {
   const dir = join(work, 't1');
   await mkdir(dir);
   const manifest = await writeManifest(dir, [
@@ -40,7 +41,12 @@ test('ls -lR, du, find and stat show the manifest tree with the right sizes; no 
   server.resetLog();
   const d = await startDaemon(manifest, join(dir, 'mnt'));
   try {
-    assert.equal(server.requests.length, 0, 'mounting with sizes in the manifest makes no request');
+    // Data files with a manifest size are not asked; the index (no column gives its size) is, once.
+    assert.deepEqual(
+      server.requests.map((r) => `${r.method} ${r.path}`),
+      ['HEAD /data/a.bam.bai'],
+    );
+    server.resetLog();
     const ls = await run('ls', ['-lR', d.mountPoint]);
     assert.equal(ls.code, 0, ls.stderr);
     const text = ls.stdout.toString();
@@ -59,13 +65,8 @@ test('ls -lR, du, find and stat show the manifest tree with the right sizes; no 
     const st = await stat(join(d.mountPoint, 'donor2/b.cram'));
     assert.equal(st.size, B.length);
     assert.ok(st.blocks * 512 >= B.length, 'st_blocks covers the size (du)');
-    // Only the index (no size column for it) was asked for its size, once.
-    assert.deepEqual(
-      server.requests.map((r) => `${r.method} ${r.path}`),
-      ['HEAD /data/a.bam.bai'],
-    );
+    assert.equal(server.requests.length, 0, 'listing and stat answer from memory');
 
-    server.resetLog();
     for (const absent of ['donor1/sample/a.bam.csi', 'donor1/sample/a.csi', 'donor1/sample/a.bai', 'nope/x']) {
       await assert.rejects(stat(join(d.mountPoint, absent)), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
     }
@@ -203,7 +204,8 @@ test('a file that cannot be sized fails the mount with its name, and a created m
   const mnt = join(dir, 'new/mnt');
   const r = await run(process.execPath, [BIN, 'mount', '-m', manifest, mnt]);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /^slicefs: error: HEAD http:\/\/127\.0\.0\.1:\d+\/gone\/x\.bam\?…: HTTP 404 \(not found\)\n$/);
+  assert.equal(r.stderr.split('\n').length, 2, 'one line');
+  assert.match(r.stderr, /^slicefs: error: \S+manifest\.tsv:2: x\.bam: HEAD http:\/\/127\.0\.0\.1:\d+\/gone\/x\.bam\?…: HTTP 404 \(not found\) \(--skip-missing mounts the rest without it\)\n$/);
   assert.doesNotMatch(r.stderr, /SECRET/);
   await assert.rejects(stat(join(dir, 'new')), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
 
@@ -213,7 +215,7 @@ test('a file that cannot be sized fails the mount with its name, and a created m
   assert.match(r2.stderr, /cannot be unmounted safely/);
 });
 
-test('ls -l of a directory of indexed files sizes every index once, in one batch', async () => {
+test('a directory of indexed files: every index is sized once at mount; ls -l then makes no request', async () => {
   const dir = join(work, 't9');
   await mkdir(dir);
   const rows = [];
@@ -226,14 +228,75 @@ test('ls -l of a directory of indexed files sizes every index once, in one batch
   server.resetLog();
   const d = await startDaemon(manifest, join(dir, 'mnt'));
   try {
-    assert.equal(server.requests.length, 0);
+    const heads = server.requests.filter((r) => r.path.startsWith('/idx/') && r.path.endsWith('.bai'));
+    assert.equal(heads.length, 40, 'each index probed once');
+    assert.equal(server.requests.length, 40, 'and nothing else');
+    assert.ok(heads.every((r) => r.method === 'HEAD'));
+    server.resetLog();
     const ls = await run('ls', ['-l', join(d.mountPoint, 'd')]);
     assert.equal(ls.code, 0, ls.stderr);
     for (let i = 0; i < 40; i++) assert.match(ls.stdout.toString(), new RegExp(` ${100 + i} .* s${i}\\.bam\\.bai\\n`));
-    const heads = server.requests.filter((r) => r.path.startsWith('/idx/') && r.path.endsWith('.bai'));
-    assert.equal(heads.length, 40, 'each index probed once');
-    assert.ok(heads.every((r) => r.method === 'HEAD'));
+    assert.equal(server.requests.length, 0, 'ls -l answers from memory');
   } finally {
     await d.stop();
+  }
+});
+
+test('an index that cannot be sized (404, 403) fails the mount like a data file, in one line naming its entry', async () => {
+  const dir = join(work, 't10');
+  await mkdir(dir);
+  server.addFile('/noidx/x.bam', B);
+  server.addFile('/noidx/x.bam.bai', BAI, { fault: { kind: 'status', status: 404 } });
+  server.addFile('/noidx/y.bam', B);
+  server.addFile('/noidx/y.bam.bai', BAI, { fault: { kind: 'status', status: 403 } });
+  for (const [name, status, why] of [['x', 404, 'not found'], ['y', 403, 'access denied']] as const) {
+    const manifest = await writeManifest(dir, [
+      { url: server.url('/other/b.cram'), path: 'ok/b.cram', size: B.length },
+      { url: server.url(`/noidx/${name}.bam`), path: `s/${name}.bam`, size: B.length, index_url: server.url(`/noidx/${name}.bam.bai`) + '?sig=SECRET' },
+    ]);
+    const mnt = join(dir, 'new/mnt');
+    const r = await run(process.execPath, [BIN, 'mount', '-m', manifest, mnt]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr.split('\n').length, 2, `one line: ${r.stderr}`);
+    assert.match(
+      r.stderr,
+      new RegExp(`^slicefs: error: \\S+manifest\\.tsv:3: index s/${name}\\.bam\\.bai: (HEAD|GET) http://127\\.0\\.0\\.1:\\d+/noidx/${name}\\.bam\\.bai\\?…( \\(size probe\\))?: HTTP ${status} \\(${why}`),
+    );
+    assert.doesNotMatch(r.stderr, /SECRET/);
+    assert.equal(await mounted(mnt), false);
+    await assert.rejects(stat(join(dir, 'new')), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+  }
+});
+
+test('--skip-missing leaves out what is absent or refused, one warning per entry: a file with its index, an index alone', async () => {
+  const dir = join(work, 't11');
+  await mkdir(dir);
+  server.addFile('/skip/gone.bam', B, { fault: { kind: 'status', status: 404 } });
+  server.addFile('/skip/gone.bam.bai', BAI);
+  server.addFile('/skip/noidx.bam', B);
+  server.addFile('/skip/noidx.bam.bai', BAI, { fault: { kind: 'status', status: 404 } });
+  server.addFile('/skip/denied.bam', B, { fault: { kind: 'status', status: 403 } });
+  const manifest = await writeManifest(dir, [
+    { url: server.url('/data/a.bam'), path: 'a/a.bam', size: A.length, index_url: server.url('/data/a.bam.bai') },
+    { url: server.url('/skip/gone.bam'), path: 'g/gone.bam', index_url: server.url('/skip/gone.bam.bai') },
+    { url: server.url('/skip/noidx.bam'), path: 'a/noidx.bam', size: B.length, index_url: server.url('/skip/noidx.bam.bai') },
+    { url: server.url('/skip/denied.bam'), path: 'a/denied.bam' },
+  ]);
+  const d = await startDaemon(manifest, join(dir, 'mnt'), ['--skip-missing']);
+  try {
+    const warnings = d.stderr().split('\n').filter((l) => l.includes('warning:'));
+    assert.equal(warnings.length, 3, d.stderr());
+    assert.match(warnings[0], /manifest\.tsv:3: g\/gone\.bam: HEAD \S+\/skip\/gone\.bam: HTTP 404 \(not found\): left out, with its index$/);
+    assert.match(warnings[1], /manifest\.tsv:4: index a\/noidx\.bam\.bai: HEAD \S+: HTTP 404 \(not found\): left out; a\/noidx\.bam is mounted without an index/);
+    assert.match(warnings[2], /manifest\.tsv:5: a\/denied\.bam: (HEAD|GET) \S+ .*HTTP 403 \(access denied/);
+    assert.match(d.stderr(), /mounted 3 files/);
+    assert.deepEqual((await readdir(d.mountPoint)).sort(), ['a'], 'the directory left empty is gone too');
+    assert.deepEqual((await readdir(join(d.mountPoint, 'a'))).sort(), ['a.bam', 'a.bam.bai', 'noidx.bam']);
+    const ls = await run('ls', ['-lR', d.mountPoint]);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.doesNotMatch(ls.stdout.toString(), /\?/, 'every file listed can be stat-ed');
+    assert.ok((await readAt(join(d.mountPoint, 'a/noidx.bam'), 0, B.length)).equals(B), 'the data file without its index is still read');
+  } finally {
+    assert.equal(await d.stop(), 0);
   }
 });

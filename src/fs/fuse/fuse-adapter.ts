@@ -10,9 +10,11 @@
  */
 import Fuse, { type FuseOps, type FuseStat } from 'fuse-native';
 import { constants as fsConstants, existsSync } from 'node:fs';
+import { readdir, readlink, stat } from 'node:fs/promises';
 import type { MountConfig } from '../../config.js';
 import { SlicefsError, errnoName } from '../../errors.js';
 import type { Attr, ReadOnlyFs } from '../readonly-fs.js';
+import { isMounted, isMountedDevice } from './mount-point.js';
 
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
@@ -144,6 +146,27 @@ export function makeFuseOps(fs: ReadOnlyFs, hooks: AdapterHooks = {}): FuseOps {
 
 export interface MountHandle {
   unmount(): Promise<void>;
+  /**
+   * True while this mount is in the mount table at its mount point. Known by its device number, so
+   * a new mount on the same path (after a lazy unmount of this one) is not taken for it.
+   */
+  attached(): Promise<boolean>;
+  /**
+   * True while the kernel still talks to this mount. A mount detached lazily (`fusermount -uz`)
+   * leaves the mount table at once but lives on while a process has a file (or its working
+   * directory) in it; when the last goes, the kernel ends the connection, libfuse's loop ends and
+   * closes its `/dev/fuse` descriptor. That descriptor is what this looks for (one mount per process).
+   */
+  connected(): Promise<boolean>;
+}
+
+/** True when this process holds a `/dev/fuse` descriptor (Linux: /proc/self/fd). */
+async function holdsFuseDevice(): Promise<boolean> {
+  const dir = '/proc/self/fd';
+  for (const fd of await readdir(dir).catch(() => [])) {
+    if ((await readlink(`${dir}/${fd}`).catch(() => '')) === '/dev/fuse') return true;
+  }
+  return false;
 }
 
 /** Mounts `fs` at `mountPoint` (which the caller checked: exists, empty, not stale). */
@@ -167,12 +190,17 @@ export function mountFuse(fs: ReadOnlyFs, mountPoint: string, config: MountConfi
     subtype: 'slicefs',
   });
   return new Promise((resolve, reject) => {
-    fuse.mount((err) => {
+    fuse.mount(async (err) => {
       if (err) return reject(mountError(mountPoint, err));
       let unmounting: Promise<void> | undefined;
+      // The mount's device (`major:minor`); answered from memory (getattr of the root).
+      const st = await stat(mountPoint, { bigint: true }).catch(() => undefined);
+      const dev = st ? `${(st.dev >> 8n) & 0xfffn}:${(st.dev & 0xffn) | ((st.dev >> 12n) & 0xfff00n)}` : undefined;
       resolve({
+        attached: () => (dev ? isMountedDevice(mountPoint, dev) : isMounted(mountPoint)),
         unmount: () =>
           (unmounting ??= new Promise<void>((res, rej) => fuse.unmount((e) => (e ? rej(e) : res())))),
+        connected: holdsFuseDevice,
       });
     });
   });

@@ -12,6 +12,11 @@ import { SlicefsError } from '../../errors.js';
 
 const run = promisify(execFile);
 
+/** A path as the mount tables write it (space, tab, newline and backslash as octal escapes), decoded. */
+function unescapeMountPath(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
 /** Mount points listed in /proc/mounts (octal escapes decoded), with their fs types. */
 export async function listMounts(): Promise<{ point: string; type: string }[]> {
   const text = await readFile('/proc/mounts', 'utf8').catch(() => '');
@@ -20,8 +25,21 @@ export async function listMounts(): Promise<{ point: string; type: string }[]> {
     .filter(Boolean)
     .map((l) => {
       const [, point, type] = l.split(' ');
-      return { point: point.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))), type };
+      return { point: unescapeMountPath(point), type };
     });
+}
+
+/**
+ * True when the mount of device `dev` (`major:minor`, as /proc/self/mountinfo writes it) is at `dir`:
+ * this very mount, not another one mounted on the same path since (after a lazy unmount).
+ */
+export async function isMountedDevice(dir: string, dev: string): Promise<boolean> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const abs = resolve(dir);
+  return text.split('\n').some((l) => {
+    const f = l.split(' ');
+    return f[2] === dev && f[4] !== undefined && unescapeMountPath(f[4]) === abs;
+  });
 }
 
 export async function isMounted(dir: string): Promise<boolean> {

@@ -36,6 +36,7 @@ import { allocChunk, CHUNK_HEADER_BYTES, checkChunk, isOldFormat, payloadOf, sea
 import { DiskCachedSource } from './disk-cached-source.js';
 import { DIR_MODE, emptyTrash, FILE_MODE, META, OBJECTS, removeObjectDir, scanTier, STATS, type ObjectMeta } from './disk-layout.js';
 import { DiskStatsFile, foldEndedProcesses, zeroCounters, type DiskCounters } from './disk-stats.js';
+import { fsProblem, makeDirs } from '../util/fs-problem.js';
 
 /** One object version's place in the tier. */
 export interface TierObject {
@@ -127,15 +128,16 @@ export class DiskTier {
   static async open(config: DiskCacheConfig, warn: (msg: string) => void, stats?: Stats): Promise<DiskTier | undefined> {
     let free: number;
     try {
-      await mkdir(join(config.dir, OBJECTS), { recursive: true, mode: DIR_MODE });
-      await mkdir(join(config.dir, STATS), { recursive: true, mode: DIR_MODE });
+      // One component at a time: Node's recursive mkdir never returns under /proc (util/fs-problem.ts).
+      await makeDirs(join(config.dir, OBJECTS), DIR_MODE);
+      await makeDirs(join(config.dir, STATS), DIR_MODE);
       // A directory made by someone (or something) else with wider modes is narrowed, if it is ours.
       const s = await stat(config.dir);
       if ((s.mode & 0o077) !== 0 && s.uid === process.getuid?.()) await chmod(config.dir, DIR_MODE);
       const fs = await statfs(config.dir);
       free = fs.bavail * fs.bsize;
     } catch (e) {
-      warn(`warning: cannot use the disk cache in ${config.dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); going on without it`);
+      warn(`warning: cannot use the disk cache in ${config.dir} (${fsProblem(e as NodeJS.ErrnoException)}); going on without it`);
       return undefined;
     }
     const given = config.budgetBytes;

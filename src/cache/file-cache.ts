@@ -7,8 +7,9 @@
  * (read-only or full disk) is skipped with one warning.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fsProblem, makeDirs } from '../util/fs-problem.js';
 
 export class FileCache {
   private warned = false;
@@ -30,7 +31,7 @@ export class FileCache {
     if (cached) return { bytes: cached, hit: true };
     const bytes = await fetch();
     try {
-      await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+      await makeDirs(join(path, '..'), 0o700);
       const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
       await writeFile(tmp, bytes, { mode: 0o600 });
       await rename(tmp, path).catch(async (e) => {
@@ -40,7 +41,7 @@ export class FileCache {
     } catch (e) {
       if (!this.warned) {
         this.warned = true;
-        this.warn(`warning: cannot write the cache in ${this.dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); going on without it`);
+        this.warn(`warning: cannot write the cache in ${this.dir} (${fsProblem(e as NodeJS.ErrnoException)}); going on without it`);
       }
     }
     return { bytes, hit: false };

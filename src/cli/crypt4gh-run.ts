@@ -7,15 +7,16 @@
  * never replaced. One failed file does not stop the others; the exit code says any failed.
  */
 import { createWriteStream } from 'node:fs';
-import { access, mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { access, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { ArgumentsCamelCase } from 'yargs';
 import { encodePrivateKey, encodePublicKey, generateKeyPair } from '../crypt4gh/keys.js';
-import { SlicefsError, messageOf } from '../errors.js';
+import { SlicefsError } from '../errors.js';
 import { Crypt4ghSource } from '../source/crypt4gh-source.js';
 import { LocalSource } from '../source/local-source.js';
 import { formatBytes } from '../util/size.js';
-import { EXIT_FAILURE, say } from './common.js';
+import { errorAt, removeMadeDirs } from '../util/fs-problem.js';
+import { EXIT_FAILURE, errorLine, prepareOutputDir, say, userPathError } from './common.js';
 import type { DecryptArgs, KeygenArgs } from './crypt4gh-commands.js';
 import { keysOf, promptHidden } from './keys.js';
 
@@ -26,7 +27,7 @@ export async function runDecrypt(args: ArgumentsCamelCase<DecryptArgs>): Promise
   if (!keys) throw new SlicefsError('USAGE', 'decrypt needs your Crypt4GH key: --private-key FILE (or C4GH_SECRET_KEY)');
   // The key is unlocked once, before the first file (a wrong passphrase is one error, not one per file).
   await keys();
-  if (args['output-dir']) await mkdir(args['output-dir'], { recursive: true });
+  if (args['output-dir']) await prepareOutputDir(args['output-dir'], '--output-dir');
   let failed = 0;
   for (const file of args.files) {
     try {
@@ -37,7 +38,7 @@ export async function runDecrypt(args: ArgumentsCamelCase<DecryptArgs>): Promise
       if (!args.quiet) say(`decrypted ${file} → ${out} (${formatBytes(bytes)})`);
     } catch (err) {
       failed++;
-      const msg = messageOf(err).split('\n')[0];
+      const msg = errorLine(err);
       say(`error: ${msg.startsWith(`${file}: `) || msg.includes(file) ? msg : `${file}: ${msg}`}`);
     }
   }
@@ -50,12 +51,16 @@ async function decryptTo(src: Crypt4ghSource, out: string): Promise<number> {
   const tmp = join(dirname(out), `.${basename(out)}.slicefs-partial-${process.pid}`);
   const stream = createWriteStream(tmp, { flags: 'wx', mode: 0o600 });
   const opened = new Promise<void>((res, rej) => stream.once('open', () => res()).once('error', rej));
+  // A write error (a full disk) fails the file: kept here, never an unhandled 'error' event.
+  let failed: Error | undefined;
+  stream.on('error', (err) => (failed ??= errorAt(err, out)));
   try {
     await opened;
     await src.read(0, size, (chunk) => {
-      if (!stream.write(chunk)) return new Promise<void>((res) => stream.once('drain', res));
+      if (failed) throw failed;
+      if (!stream.write(chunk)) return new Promise<void>((res, rej) => stream.once('drain', res).once('error', rej));
     });
-    await new Promise<void>((res, rej) => stream.end((err?: Error | null) => (err ? rej(err) : res())));
+    await new Promise<void>((res, rej) => stream.end((err?: Error | null) => (err ?? failed ? rej(err ?? failed) : res())));
     // A name taken while we wrote (another process) is not overwritten either.
     if (await exists(out)) throw new SlicefsError('USAGE', `${out} appeared while decrypting: not overwritten`);
     await rename(tmp, out);
@@ -83,11 +88,32 @@ export async function runKeygen(args: ArgumentsCamelCase<KeygenArgs>): Promise<v
   const sec = `${args.out}.sec`;
   const pub = `${args.out}.pub`;
   for (const f of [sec, pub]) if (await exists(f)) throw new SlicefsError('USAGE', `${f} already exists: not overwritten`);
-  const passphrase = args.nocrypt ? undefined : await newPassphrase(sec);
-  const pair = generateKeyPair(args.comment);
-  await mkdir(dirname(sec), { recursive: true });
-  // 'wx': created here, never over a file that appeared meanwhile; the secret readable by its owner only.
-  await writeFile(sec, await encodePrivateKey(pair, passphrase), { flag: 'wx', mode: 0o600 });
-  await writeFile(pub, encodePublicKey(pair.public), { flag: 'wx', mode: 0o644 });
-  say(`wrote ${sec} (private, ${passphrase === undefined ? 'no passphrase' : 'scrypt-protected'}) and ${pub}`);
+  // Before the passphrase is asked for: a directory that cannot be used costs no typing.
+  const createdDir = await prepareOutputDir(dirname(sec), '--out', args.out);
+  const written: string[] = [];
+  try {
+    const passphrase = args.nocrypt ? undefined : await newPassphrase(sec);
+    const pair = generateKeyPair(args.comment);
+    // 'wx': created here, never over a file that appeared meanwhile; the secret readable by its owner only.
+    const files: [string, Uint8Array | string, number][] = [
+      [sec, await encodePrivateKey(pair, passphrase), 0o600],
+      [pub, encodePublicKey(pair.public), 0o644],
+    ];
+    for (const [file, data, mode] of files) {
+      await writeFile(file, data, { flag: 'wx', mode }).catch((err: NodeJS.ErrnoException) => {
+        // A name that cannot be made there is a bad --out; opened (created) and then not written (a
+        // full disk) is a failed run, and the file ours to remove.
+        if (err.syscall === 'open') throw userPathError(err, '--out', args.out);
+        written.push(file);
+        throw errorAt(err, file);
+      });
+      written.push(file);
+    }
+    say(`wrote ${sec} (private, ${passphrase === undefined ? 'no passphrase' : 'scrypt-protected'}) and ${pub}`);
+  } catch (err) {
+    // Both keys or neither: a half-made pair is removed, and the directories made for it.
+    for (const f of written) await unlink(f).catch(() => {});
+    await removeMadeDirs(dirname(sec), createdDir).catch(() => {});
+    throw err;
+  }
 }

@@ -10,14 +10,16 @@
  * default `~/.local/state/slicefs/mounts/<mount>.pid`).
  */
 import { spawn } from 'node:child_process';
-import { mkdir, open } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { ArgumentsCamelCase } from 'yargs';
 import { SlicefsError } from '../errors.js';
-import { EXIT_FAILURE, say } from './common.js';
+import { EXIT_FAILURE, say, userPathError } from './common.js';
 import { DAEMON_CHILD_ENV, type DaemonMessage } from './daemon-protocol.js';
 import { keyFilesOf } from './key-options.js';
 import { mountKey, registryDir, stateDir } from './mount-registry.js';
+import { makeDirs } from '../util/fs-problem.js';
+import { counted } from '../util/words.js';
 
 interface DaemonArgs {
   ghga?: boolean;
@@ -54,8 +56,12 @@ export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promi
   const key = mountKey(target);
   const logFile = resolve(args['log-file'] ?? join(stateDir(), 'logs', `${key}.log`));
   const pidFile = resolve(args['pid-file'] ?? join(registryDir(), `${key}.pid`));
-  await mkdir(dirname(logFile), { recursive: true, mode: 0o700 });
-  await mkdir(dirname(pidFile), { recursive: true, mode: 0o700 });
+  await makeDirs(dirname(logFile), 0o700).catch((err: unknown) => {
+    throw userPathError(err, '--log-file', logFile);
+  });
+  await makeDirs(dirname(pidFile), 0o700).catch((err: unknown) => {
+    throw userPathError(err, '--pid-file', pidFile);
+  });
   // The child's own stdout/stderr (a crash's stack trace) land in the log too.
   // The detached mount has no terminal to ask a key's passphrase on: ask now, and hand it over in
   // the child's environment (readable only by this user and root, as C4GH_PASSPHRASE would be).
@@ -81,7 +87,9 @@ export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promi
       }
     }
   }
-  const log = await open(logFile, 'a', 0o600);
+  const log = await open(logFile, 'a', 0o600).catch((err: unknown) => {
+    throw userPathError(err, '--log-file', logFile);
+  });
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...childArgv(logFile, pidFile)], {
     detached: true,
     stdio: ['ignore', log.fd, log.fd, 'ipc'],
@@ -105,7 +113,7 @@ export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promi
   if (outcome.kind === 'ready') {
     if (child.connected) child.disconnect();
     child.unref();
-    say(`mounted ${outcome.files} files at ${outcome.mountPoint} (read-only), daemon pid ${outcome.pid}`);
+    say(`mounted ${counted(outcome.files, 'file')} at ${outcome.mountPoint} (read-only), daemon pid ${outcome.pid}`);
     say(`log: ${logFile}`);
     say(`pid file: ${pidFile}`);
     say(`unmount with: slicefs unmount ${outcome.mountPoint}`);

@@ -2,14 +2,14 @@
  * The work of `slicefs view` (see ./view.ts for its options): resolves the input, its index
  * candidates and the reference from the arguments, runs the view session and reports.
  */
-import { createWriteStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DiskTier } from '../cache/disk-tier.js';
 import { FileCache } from '../cache/file-cache.js';
 import type { ArgumentsCamelCase } from 'yargs';
 import { DEFAULT_READER } from '../config.js';
-import { SlicefsError } from '../errors.js';
+import { SlicefsError, isFsError } from '../errors.js';
 import { loadManifest } from '../manifest/load.js';
 import { LocalSource } from '../source/local-source.js';
 import { scoreObjectIdOf, scoreUrl } from '../manifest/score-ref.js';
@@ -20,12 +20,13 @@ import type { ObjectSource } from '../source/object-source.js';
 import { ScoreMetadata } from '../source/score-metadata.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
+import { errorAt, fsProblem } from '../util/fs-problem.js';
 import { safeUrl } from '../util/redact.js';
 import { parseBed } from '../view/bed.js';
 import { parseRegion, type Region } from '../view/region.js';
 import { localFai } from '../view/reference.js';
 import { formatOfName, indexNames, runView, type DataFormat, type ReferenceInput } from '../view/view-session.js';
-import { cacheConfig, say, timestamped, transportConfig } from './common.js';
+import { cacheConfig, say, timestamped, transportConfig, userPathError } from './common.js';
 import { cacheRoot, diskCacheConfig } from './disk-cache-options.js';
 import { keysOf } from './keys.js';
 import { scoreEndpoint } from './score.js';
@@ -73,6 +74,44 @@ async function resolveInput(args: ArgumentsCamelCase<ViewArgs>): Promise<ViewInp
   const url = args.url;
   if (!url || !isUrl(url)) throw new SlicefsError('USAGE', `--url: not an http(s) URL: '${safeUrl(url ?? '')}'`);
   return { data: url, index: args['index-url'], encryption: isC4gh(url) ? {} : undefined };
+}
+
+/** `-o FILE`, opened: its stream, and how to end it (all written) or drop it (a failed view). */
+interface OutputFile {
+  stream: WriteStream;
+  /** Flushes and closes; rejects with the write error, if any. */
+  finish(): Promise<void>;
+  /** Closes and removes the file when this run created it: a failed view leaves no partial output. */
+  discard(): Promise<void>;
+  /** The stream's error, once one happened. */
+  error?: Error;
+}
+
+/**
+ * Opens `-o FILE` (created, or truncated). An error opening it is bad input (exit 2) that names the
+ * real cause: a missing or read-only directory, a directory given as the file. A write error later
+ * (a full disk) is kept and surfaces through the view's writes or `finish`, never as an unhandled
+ * 'error' event.
+ */
+async function openOutput(path: string): Promise<OutputFile> {
+  const existed = existsSync(path);
+  const stream = createWriteStream(path);
+  const file: OutputFile = {
+    stream,
+    finish: () => new Promise<void>((res, rej) => stream.end((err?: Error | null) => (err ?? file.error ? rej(err ?? file.error) : res()))),
+    discard: async () => {
+      await new Promise<void>((res) => (stream.closed ? res() : stream.destroy().once('close', () => res())));
+      if (!existed) await unlink(path).catch(() => {});
+    },
+  };
+  stream.on('error', (err) => (file.error ??= err));
+  await new Promise<void>((res, rej) => {
+    stream.once('open', () => res());
+    stream.once('error', rej);
+  }).catch((err: unknown) => {
+    throw userPathError(err, '-o', path);
+  });
+  return file;
 }
 
 export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void> {
@@ -165,7 +204,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       reference = { fasta: remote(url), fai: remote(withPath(url, `${new URL(url).pathname}.fai`)) };
     }
     const bedText = args['bed-query'] ? await readFile(args['bed-query'], 'utf8').catch((e: NodeJS.ErrnoException) => {
-      throw new SlicefsError('USAGE', `${args['bed-query']}: cannot read (${e.code ?? e.message})`);
+      throw new SlicefsError('USAGE', `${args['bed-query']}: cannot read (${fsProblem(e)})`);
     }) : undefined;
     const regionsFor = (contigs: { name: string; length: number }[]): Region[] => {
       const out: Region[] = (args.query ?? []).map((q) => parseRegion(q, contigs));
@@ -176,7 +215,8 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       }
       return out;
     };
-    const out = args.output ? createWriteStream(args.output) : process.stdout;
+    const output = args.output ? await openOutput(args.output) : undefined;
+    const out = output?.stream ?? process.stdout;
     const commandLine = ['slicefs', ...process.argv.slice(2).map((a) => (isUrl(a) ? safeUrl(a) : a))].join(' ');
     const result = await runView({
       data,
@@ -194,8 +234,17 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       stats,
       out,
       indexCache: args['index-cache'] ? new FileCache(join(cacheRoot(args['cache-dir']), 'index'), say) : undefined,
-    });
-    if (args.output) await new Promise<void>((res) => out.end(() => res()));
+    })
+      .then(async (r) => {
+        await output?.finish();
+        return r;
+      })
+      .catch(async (err: unknown) => {
+        if (!output) throw err;
+        await output.discard();
+        // A write that failed (a full disk) is told with the file's path, not as a bare `write` error.
+        throw err === output.error && isFsError(err) ? new Error(`-o ${args.output}: ${fsProblem(errorAt(err, args.output!))}`, { cause: err }) : err;
+      });
     if (args.stats) {
       say(`view: records=${result.records} requests=${stats.requests} bytes=${stats.bytesFetched} disk_hits=${stats.diskHits} disk_misses=${stats.diskMisses} time=${((performance.now() - t0) / 1000).toFixed(3)}s`);
     }

@@ -280,6 +280,9 @@ test('outputs in the wrong place: the real cause in words, exit 2 (bad path) or 
     { args: ['keygen', '--nocrypt', '--out', at('ro', 'k')], code: 2, says: ro },
     { args: ['keygen', '--nocrypt', '--out', '/proc/slicefs-k'], code: 2, says: proc },
     { args: ['keygen', '--nocrypt', '--out', at('full', 'k')], code: 1, says: noSpace },
+    // A directory of root's, for nobody (permissions apply).
+    { args: ['download', '-m', manifest, '-d', at('adir', 'out')], code: 2, says: /--output-dir \S+out: permission denied: cannot write in \S+\/adir$/, asNobody: true },
+    { args: ['view', '--input-file', bam, '-o', at('adir', 'out.sam')], code: 2, says: /-o \S+out\.sam: permission denied: cannot write in \S+\/adir$/, asNobody: true },
     // mount points, --log-file
     { args: ['mount', '-m', manifest, at('afile')], code: 2, says: /mount point \S+afile is not a directory$/ },
     { args: ['mount', '-m', manifest, at('afile', 'm')], code: 2, says: /mount point \S+: \S+\/afile is a file, not a directory$/ },

@@ -98,3 +98,48 @@ export function isRetryableStatus(status: number): boolean {
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * Node's errno codes of failed file-system calls, in words: what a user reads instead of `EROFS`.
+ * The one table; every message about a local path takes its words from here (`errnoWords`), and
+ * src/util/fs-problem.ts adds which part of the path was the cause.
+ */
+const ERRNO_WORDS: Record<string, string> = {
+  EROFS: 'read-only file system',
+  ENOTDIR: 'not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EEXIST: 'file exists',
+  EISDIR: 'is a directory',
+  ENOENT: 'no such file or directory',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'file name too long',
+  ENOTEMPTY: 'directory not empty',
+  EBUSY: 'device or resource busy',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in the system',
+  EXDEV: 'on another file system',
+  EIO: 'input/output error',
+  ENOTCONN: 'transport endpoint is not connected (a stale mount)',
+  EFBIG: 'file too large',
+  ETXTBSY: 'text file busy',
+};
+
+/** `code` in words (`EROFS` → `read-only file system`); undefined for a code the table lacks. */
+export function errnoWords(code: string | undefined): string | undefined {
+  return code === undefined ? undefined : ERRNO_WORDS[code];
+}
+
+/** An error of a Node file-system call (it has an errno `code` and the `syscall` that failed). */
+export function isFsError(err: unknown): err is NodeJS.ErrnoException & { code: string; syscall: string } {
+  const e = err as NodeJS.ErrnoException | undefined;
+  return e instanceof Error && typeof e.code === 'string' && typeof e.syscall === 'string';
+}
+
+/** A failed call's reason for a message: its code in words, else Node's own message. */
+export function errnoReason(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return errnoWords(e?.code) ?? messageOf(err);
+}

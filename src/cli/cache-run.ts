@@ -19,6 +19,7 @@ import { SlicefsError } from '../errors.js';
 import { objectIdentity } from '../source/identity.js';
 import { redactLine, safeUrl } from '../util/redact.js';
 import { formatBytes } from '../util/size.js';
+import { counted } from '../util/words.js';
 import type { CacheCommandArgs } from './cache.js';
 import { say } from './common.js';
 import { blocksDir, cacheRoot } from './disk-cache-options.js';
@@ -59,8 +60,16 @@ export function identityMatcher(given: string): (identity: string) => boolean {
   return (i) => i === given;
 }
 
-export async function runCacheStats(args: CacheCommandArgs): Promise<void> {
+/** The cache root, refused when it exists and is not a directory (a missing one is an empty cache). */
+async function checkedRoot(args: CacheCommandArgs): Promise<string> {
   const root = cacheRoot(args['cache-dir']);
+  const st = await stat(root).catch(() => undefined);
+  if (st && !st.isDirectory()) throw new SlicefsError('USAGE', `--cache-dir ${root}: not a directory`);
+  return root;
+}
+
+export async function runCacheStats(args: CacheCommandArgs): Promise<void> {
+  const root = await checkedRoot(args);
   const dir = blocksDir(root);
   const [scan, counters, index] = await Promise.all([scanTier(dir, { meta: true }), readAllCounters(dir), tally(join(root, 'index'))]);
   const chunks = scan.objects.reduce((n, o) => n + o.chunks.length, 0);
@@ -112,7 +121,7 @@ export async function runCacheStats(args: CacheCommandArgs): Promise<void> {
 }
 
 export async function runCacheClear(args: CacheCommandArgs): Promise<void> {
-  const root = cacheRoot(args['cache-dir']);
+  const root = await checkedRoot(args);
   const dir = blocksDir(root);
   if (!args.url || args.url.length === 0) {
     const before = await scanTier(dir);
@@ -120,7 +129,7 @@ export async function runCacheClear(args: CacheCommandArgs): Promise<void> {
     for (const o of before.objects) await removeObjectDir(dir, o.path);
     await rm(join(root, 'index'), { recursive: true, force: true });
     await clearCounters(dir);
-    say(`cleared ${before.objects.length} objects (${formatBytes(before.totalBytes)}) and ${index.files} cached index files from ${root}`);
+    say(`cleared ${counted(before.objects.length, 'object')} (${formatBytes(before.totalBytes)}) and ${counted(index.files, 'cached index file')} from ${root}`);
     return;
   }
   const matchers = args.url.map(identityMatcher);

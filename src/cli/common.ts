@@ -1,11 +1,21 @@
 /**
  * What every command shares: turning options into layer Configs, the one-line error and exit code,
  * and stderr messages. The only place (with the command modules) that reads argv and env.
+ *
+ * The one error path: every failure ends as one line `slicefs: error: …` (`reportError`), exit 2 for
+ * bad input (`USAGE`, `MANIFEST`: options, paths the user gave, an unusable output directory) and 1
+ * for a run that failed. A failed file-system call is told in words, naming the part of the path at
+ * fault (util/fs-problem.ts). What escapes a command's own handling (an exception thrown from a
+ * callback, a rejection nobody awaited, an 'error' event on stdout) reaches `installFatalHandlers`,
+ * which reports it the same way: no stack trace reaches the user unless SLICEFS_DEBUG=1 asks.
  */
+import { access, constants } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import { DEFAULT_CACHE, DEFAULT_READER, DEFAULT_TRANSPORT, type CacheConfig, type ReaderConfig, type TransportConfig } from '../config.js';
-import { SlicefsError, messageOf } from '../errors.js';
+import { SlicefsError, isFsError, messageOf } from '../errors.js';
 import { parseCacheProxy } from '../transport/cache-proxy.js';
+import { describeFsError, fsProblem, removeMadeDirs } from '../util/fs-problem.js';
+import { makeDirsWithMode, PRIVATE_MODES } from '../util/safe-fs.js';
 import { safeUrl } from '../util/redact.js';
 import { parseByteSize } from '../util/size.js';
 import { chooseProfile, readConfigFile } from './config-file.js';
@@ -40,11 +50,87 @@ export function emit(line: string): void {
   else process.stderr.write(`${line}\n`);
 }
 
+/** Set (to `1`) to see the stack trace of every error after its one line. */
+export const DEBUG_ENV = 'SLICEFS_DEBUG';
+
+/** The one line an error is told in (without `error: `). */
+export function errorLine(err: unknown): string {
+  const msg = isFsError(err) ? describeFsError(err) : messageOf(err);
+  return msg.split('\n')[0];
+}
+
 /** Prints the one-line error and sets the exit code. */
 export function reportError(err: unknown): void {
-  const msg = messageOf(err).split('\n')[0];
-  say(`error: ${msg}`);
+  say(`error: ${errorLine(err)}`);
+  if (process.env[DEBUG_ENV] === '1') process.stderr.write(`${traceOf(err)}\n`);
   process.exitCode = err instanceof SlicefsError && (err.code === 'USAGE' || err.code === 'MANIFEST') ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+/** The stack trace of `err` and of its causes, for SLICEFS_DEBUG=1. */
+function traceOf(err: unknown): string {
+  const lines: string[] = [];
+  for (let e: unknown = err, depth = 0; e !== undefined && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    lines.push(`${depth > 0 ? 'caused by: ' : ''}${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  }
+  return lines.join('\n');
+}
+
+/**
+ * A failed fs call on a path the user gave (`--output-dir`, `-o`, a mount point) as bad input: one
+ * line naming the option and the real cause, exit 2. Anything else is passed on as it is.
+ */
+export function userPathError(err: unknown, option: string, path: string): unknown {
+  if (!isFsError(err)) return err;
+  return new SlicefsError('USAGE', `${option} ${path}: ${fsProblem(err)}`, { cause: err });
+}
+
+/**
+ * An output directory the user named (`--output-dir`; the directory of keygen's `--out`, `given`), made ready: created with
+ * its parents and writable, else bad input (exit 2) naming the real cause (a read-only file system,
+ * a file in the way, a pseudo file system). Returns the first directory it created, for
+ * `removeMadeDirs` after a run that failed before writing anything (nothing is left behind).
+ */
+export async function prepareOutputDir(dir: string, option: string, given = dir, dirMode = PRIVATE_MODES.dir): Promise<string | undefined> {
+  let created: string | undefined;
+  try {
+    created = await makeDirsWithMode(dir, dirMode);
+    await access(dir, constants.W_OK);
+    return created;
+  } catch (err) {
+    await removeMadeDirs(dir, created).catch(() => {});
+    throw userPathError(err, option, given);
+  }
+}
+
+/** Where an unhandled rejection goes instead of ending the process (a mount keeps serving). */
+let onStrayRejection: ((reason: unknown) => void) | undefined;
+
+/** A long-running command (the mount) keeps running after a stray rejection: `handler` counts and logs it. */
+export function keepRunningOnRejection(handler: (reason: unknown) => void): void {
+  onStrayRejection = handler;
+}
+
+/**
+ * The last line of defence, installed once by main.ts: an exception or rejection that no command
+ * handled, and an 'error' event on stdout, become the one-line error and an exit (1), never Node's
+ * trace. A closed stdout (EPIPE: `slicefs manifest … | head`) ends quietly with the exit code so far.
+ */
+export function installFatalHandlers(): void {
+  const fatal = (err: unknown) => {
+    try {
+      reportError(err);
+    } finally {
+      process.exit(process.exitCode === undefined || process.exitCode === 0 ? EXIT_FAILURE : process.exitCode);
+    }
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', (reason) => (onStrayRejection ? onStrayRejection(reason) : fatal(reason)));
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    fatal(err);
+  });
+  // Nothing useful is left to say when stderr itself is gone.
+  process.stderr.on('error', () => process.exit(process.exitCode ?? EXIT_FAILURE));
 }
 
 export interface TransportArgs {
@@ -61,8 +147,17 @@ export interface CacheArgs {
   'readahead-max': string;
 }
 
+/** The longest `--timeout`: a day without progress is a hang, not a slow server. */
+const MAX_TIMEOUT_S = 86_400;
+
+/** `--timeout` checked: a positive number of seconds (yargs gives NaN for `--timeout abc`). */
+export function checkTimeout(seconds: number): void {
+  if (!(seconds > 0 && seconds <= MAX_TIMEOUT_S)) throw new SlicefsError('USAGE', `--timeout must be a number of seconds, more than 0 and at most ${MAX_TIMEOUT_S}`);
+}
+
 export function transportConfig(a: TransportArgs, log: (l: string) => void): TransportConfig {
   if (!Number.isInteger(a.connections) || a.connections < 1) throw new SlicefsError('USAGE', '--connections must be a positive integer');
+  checkTimeout(a.timeout);
   return {
     ...DEFAULT_TRANSPORT,
     connectionsPerOrigin: a.connections,

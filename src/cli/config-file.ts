@@ -26,6 +26,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { SlicefsError } from '../errors.js';
 import { parseCacheProxy } from '../transport/cache-proxy.js';
+import { fsProblem } from '../util/fs-problem.js';
 
 /** Where a setting's value came from, strongest first. */
 export type Origin = 'flag' | 'env' | 'profile' | 'default';
@@ -99,7 +100,7 @@ export async function readConfigFile(flag: string | undefined, env: NodeJS.Proce
   const which = origin === 'flag' ? '--config ' : origin === 'env' ? 'SLICEFS_CONFIG=' : 'config file ';
   const st = await stat(path).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return undefined;
-    throw new SlicefsError('USAGE', `${which}${path}: cannot read (${e.code ?? e.message})`);
+    throw new SlicefsError('USAGE', `${which}${path}: cannot read (${fsProblem(e)})`);
   });
   if (!st) {
     if (origin !== 'default') throw new SlicefsError('USAGE', `${which}${path}: no such file`);
@@ -107,7 +108,7 @@ export async function readConfigFile(flag: string | undefined, env: NodeJS.Proce
   }
   if (!st.isFile()) throw new SlicefsError('USAGE', `${which}${path}: not a file`);
   const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new SlicefsError('USAGE', `${which}${path}: cannot read (${e.code ?? e.message})`);
+    throw new SlicefsError('USAGE', `${which}${path}: cannot read (${fsProblem(e)})`);
   });
   const parsed = parseConfig(text, path);
   const holdsToken = parsed.topLevel.token !== undefined || Object.values(parsed.profiles).some((p) => p.token !== undefined);

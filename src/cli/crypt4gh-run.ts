@@ -12,12 +12,13 @@ import { access, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { ArgumentsCamelCase } from 'yargs';
 import { encodePrivateKey, encodePublicKey, generateKeyPair } from '../crypt4gh/keys.js';
-import { SlicefsError, messageOf } from '../errors.js';
+import { SlicefsError } from '../errors.js';
 import { Crypt4ghSource } from '../source/crypt4gh-source.js';
 import { LocalSource } from '../source/local-source.js';
 import { PRIVATE_MODES, UnsafePathError, WriteRoot } from '../util/safe-fs.js';
 import { formatBytes } from '../util/size.js';
-import { EXIT_FAILURE, say } from './common.js';
+import { errorAt, removeMadeDirs } from '../util/fs-problem.js';
+import { EXIT_FAILURE, errorLine, prepareOutputDir, say, userPathError } from './common.js';
 import type { DecryptArgs, KeygenArgs } from './crypt4gh-commands.js';
 import { keysOf, promptHidden } from './keys.js';
 import { modesOf } from './mode-options.js';
@@ -30,7 +31,9 @@ export async function runDecrypt(args: ArgumentsCamelCase<DecryptArgs>): Promise
   if (!keys) throw new SlicefsError('USAGE', 'decrypt needs your Crypt4GH key: --private-key FILE (or C4GH_SECRET_KEY)');
   // The key is unlocked once, before the first file (a wrong passphrase is one error, not one per file).
   await keys();
-  const outDir = args['output-dir'] ? await WriteRoot.prepare(args['output-dir'], modes) : undefined;
+  const outDir = args['output-dir']
+    ? await prepareOutputDir(args['output-dir'], '--output-dir', args['output-dir'], modes.dir).then(() => WriteRoot.prepare(args['output-dir']!, modes, { create: false }))
+    : undefined;
   // Where each file goes, every name checked before anything is written: a refusal stops it all.
   const plan: { file: string; out?: string; root?: WriteRoot; error?: unknown }[] = [];
   for (const file of args.files) {
@@ -54,7 +57,7 @@ export async function runDecrypt(args: ArgumentsCamelCase<DecryptArgs>): Promise
       if (!args.quiet) say(`decrypted ${file} → ${out} (${formatBytes(bytes)})`);
     } catch (err) {
       failed++;
-      const msg = messageOf(err).split('\n')[0];
+      const msg = errorLine(err);
       say(`error: ${msg.startsWith(`${file}: `) || msg.includes(file) ? msg : `${file}: ${msg}`}`);
     }
   }
@@ -66,11 +69,15 @@ async function decryptTo(src: Crypt4ghSource, root: WriteRoot, out: string): Pro
   const { size } = await src.version();
   const tmp = join(dirname(out), `.${basename(out)}.slicefs-partial-${process.pid}`);
   const stream = (await root.open(tmp, 'create')).createWriteStream();
+  // A write error (a full disk) fails the file: kept here, never an unhandled 'error' event.
+  let failed: Error | undefined;
+  stream.on('error', (err) => (failed ??= errorAt(err, out)));
   try {
     await src.read(0, size, (chunk) => {
-      if (!stream.write(chunk)) return new Promise<void>((res) => stream.once('drain', res));
+      if (failed) throw failed;
+      if (!stream.write(chunk)) return new Promise<void>((res, rej) => stream.once('drain', res).once('error', rej));
     });
-    await new Promise<void>((res, rej) => stream.end((err?: Error | null) => (err ? rej(err) : res())));
+    await new Promise<void>((res, rej) => stream.end((err?: Error | null) => (err ?? failed ? rej(err ?? failed) : res())));
     // A name taken while we wrote (another process) is not overwritten either.
     if (await exists(out)) throw new SlicefsError('USAGE', `${out} appeared while decrypting: not overwritten`);
     await root.rename(tmp, out);
@@ -104,19 +111,38 @@ export async function runKeygen(args: ArgumentsCamelCase<KeygenArgs>): Promise<v
     await existing?.check(f);
     if (await exists(f)) throw new SlicefsError('USAGE', `${f} already exists: not overwritten`);
   }
-  const passphrase = args.nocrypt ? undefined : await newPassphrase(sec);
-  const pair = generateKeyPair(args.comment);
-  const root = existing ?? (await WriteRoot.prepare(dir));
-  // Created here (O_EXCL, O_NOFOLLOW), never over a file that appeared meanwhile; the secret readable by its owner only.
-  const write = async (path: string, data: string | Uint8Array, mode: number) => {
-    const fh = await root.open(path, 'create', mode);
-    try {
-      await fh.writeFile(data);
-    } finally {
-      await fh.close();
+  // Before the passphrase is asked for: a directory that cannot be used costs no typing.
+  const createdDir = existing ? undefined : await prepareOutputDir(dir, '--out', args.out);
+  const root = existing ?? (await WriteRoot.prepare(dir, PRIVATE_MODES, { create: false }));
+  const written: string[] = [];
+  try {
+    const passphrase = args.nocrypt ? undefined : await newPassphrase(sec);
+    const pair = generateKeyPair(args.comment);
+    // Created here (O_EXCL, O_NOFOLLOW), never over a file that appeared meanwhile; the secret readable by its owner only.
+    const files: [string, Uint8Array | string, number][] = [
+      [sec, await encodePrivateKey(pair, passphrase), 0o600],
+      [pub, encodePublicKey(pair.public), 0o644],
+    ];
+    for (const [file, data, mode] of files) {
+      const fh = await root.open(file, 'create', mode).catch((err: unknown) => {
+        // A name that cannot be made there is a bad --out.
+        throw userPathError(err, '--out', args.out);
+      });
+      written.push(file);
+      try {
+        // Opened (created) and then not written (a full disk) is a failed run, and the file ours to remove.
+        await fh.writeFile(data).catch((err: unknown) => {
+          throw errorAt(err, file);
+        });
+      } finally {
+        await fh.close();
+      }
     }
-  };
-  await write(sec, await encodePrivateKey(pair, passphrase), 0o600);
-  await write(pub, encodePublicKey(pair.public), 0o644);
-  say(`wrote ${sec} (private, ${passphrase === undefined ? 'no passphrase' : 'scrypt-protected'}) and ${pub}`);
+    say(`wrote ${sec} (private, ${passphrase === undefined ? 'no passphrase' : 'scrypt-protected'}) and ${pub}`);
+  } catch (err) {
+    // Both keys or neither: a half-made pair is removed, and the directories made for it.
+    for (const f of written) await unlink(f).catch(() => {});
+    await removeMadeDirs(dir, createdDir).catch(() => {});
+    throw err;
+  }
 }

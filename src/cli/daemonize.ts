@@ -14,10 +14,11 @@ import { dirname, join, resolve } from 'node:path';
 import type { ArgumentsCamelCase } from 'yargs';
 import { SlicefsError } from '../errors.js';
 import { PRIVATE_MODES, WriteRoot } from '../util/safe-fs.js';
-import { EXIT_FAILURE, say } from './common.js';
+import { EXIT_FAILURE, say, userPathError } from './common.js';
 import { DAEMON_CHILD_ENV, type DaemonMessage } from './daemon-protocol.js';
 import { keyFilesOf } from './key-options.js';
 import { mountKey, registryDir, stateDir } from './mount-registry.js';
+import { counted } from '../util/words.js';
 
 interface DaemonArgs {
   ghga?: boolean;
@@ -55,8 +56,12 @@ export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promi
   const logFile = resolve(args['log-file'] ?? join(stateDir(), 'logs', `${key}.log`));
   const pidFile = resolve(args['pid-file'] ?? join(registryDir(), `${key}.pid`));
   // Their directories made (0700) if missing; the log opened never through a symlink (util/safe-fs.ts).
-  const logRoot = await WriteRoot.prepare(dirname(logFile), PRIVATE_MODES);
-  await WriteRoot.prepare(dirname(pidFile), PRIVATE_MODES);
+  const logRoot = await WriteRoot.prepare(dirname(logFile), PRIVATE_MODES).catch((err: unknown) => {
+    throw userPathError(err, '--log-file', logFile);
+  });
+  await WriteRoot.prepare(dirname(pidFile), PRIVATE_MODES).catch((err: unknown) => {
+    throw userPathError(err, '--pid-file', pidFile);
+  });
   // The child's own stdout/stderr (a crash's stack trace) land in the log too.
   // The detached mount has no terminal to ask a key's passphrase on: ask now, and hand it over in
   // the child's environment (readable only by this user and root, as C4GH_PASSPHRASE would be).
@@ -82,7 +87,9 @@ export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promi
       }
     }
   }
-  const log = await logRoot.open(logFile, 'append');
+  const log = await logRoot.open(logFile, 'append').catch((err: unknown) => {
+    throw userPathError(err, '--log-file', logFile);
+  });
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...childArgv(logFile, pidFile)], {
     detached: true,
     stdio: ['ignore', log.fd, log.fd, 'ipc'],
@@ -106,7 +113,7 @@ export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promi
   if (outcome.kind === 'ready') {
     if (child.connected) child.disconnect();
     child.unref();
-    say(`mounted ${outcome.files} files at ${outcome.mountPoint} (read-only), daemon pid ${outcome.pid}`);
+    say(`mounted ${counted(outcome.files, 'file')} at ${outcome.mountPoint} (read-only), daemon pid ${outcome.pid}`);
     say(`log: ${logFile}`);
     say(`pid file: ${pidFile}`);
     say(`unmount with: slicefs unmount ${outcome.mountPoint}`);

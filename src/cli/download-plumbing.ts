@@ -14,7 +14,7 @@ import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import type { Modes } from '../util/safe-fs.js';
 import { parseByteSize } from '../util/size.js';
-import { transportConfig } from './common.js';
+import { checkTimeout, transportConfig } from './common.js';
 import type { DownloadArgs } from './download.js';
 import { modesOf } from './mode-options.js';
 
@@ -29,6 +29,8 @@ export interface DownloadOptionsChecked {
 /** The download options, checked before anything is contacted. */
 export function checkDownloadOptions(args: ArgumentsCamelCase<DownloadArgs>): DownloadOptionsChecked {
   if (!Number.isInteger(args.parallel) || args.parallel < 1 || args.parallel > 256) throw new SlicefsError('USAGE', '--parallel must be an integer from 1 to 256');
+  // Checked here: the transport is given --timeout + 3 s, which would hide a negative one.
+  checkTimeout(args.timeout);
   const partSize = parseByteSize(args['part-size'], '--part-size');
   if (partSize < 64 * 1024) throw new SlicefsError('USAGE', '--part-size must be at least 64K');
   const rate = args['limit-rate'] !== undefined ? parseByteSize(args['limit-rate'], '--limit-rate') : undefined;

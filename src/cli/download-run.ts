@@ -13,9 +13,11 @@ import type { ScoreEndpoint } from '../source/score-source.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { formatBytes } from '../util/size.js';
+import { counted } from '../util/words.js';
 import { runDownload, type DownloadSummary } from '../download/download-session.js';
 import { planOutputs, type OutputLayout, type PlannedFile } from '../download/layout.js';
-import { EXIT_FAILURE, say, transportConfig } from './common.js';
+import { removeMadeDirs } from '../util/fs-problem.js';
+import { EXIT_FAILURE, prepareOutputDir, say, transportConfig } from './common.js';
 import { diskCacheConfig } from './disk-cache-options.js';
 import { checkDownloadOptions, downloadPlumbing } from './download-plumbing.js';
 import type { DownloadArgs } from './download.js';
@@ -65,6 +67,7 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
   const keys = args.decrypt ? (await import('./keys.js')).keysOf(args) : undefined;
   if (args.decrypt && !keys && files.some((f) => f.entry.encryption)) throw new SlicefsError('USAGE', '--decrypt needs your Crypt4GH key: --private-key FILE (or C4GH_SECRET_KEY)');
 
+  const createdDir = await prepareOutputDir(args['output-dir'], '--output-dir');
   const { line, transport, session, close } = downloadPlumbing(args, checked, { files: files.length, bytes: files.reduce((n, f) => n + (f.size ?? 0), 0) }, stats);
   const dataCtx = { transport, api: transport, score: endpoint, keys };
   // The disk tier serves index files only. A downloaded file is its own copy on disk: caching it
@@ -90,6 +93,10 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
       ...session,
       manifestFile,
     });
+  } catch (err) {
+    // Refused before anything was written (not enough space, another download): no directory left behind.
+    await removeMadeDirs(args['output-dir'], createdDir).catch(() => {});
+    throw err;
   } finally {
     await close();
     await disk?.close().catch(() => {});
@@ -103,7 +110,7 @@ export function report(s: DownloadSummary, args: ArgumentsCamelCase<DownloadArgs
   const speed = s.seconds > 0 ? s.bytesFetched / s.seconds : 0;
   if (args.json) {
     process.stdout.write(
-      JSON.stringify({ files: s.files, bytesFetched: s.bytesFetched, seconds: Number(s.seconds.toFixed(3)), bytesPerSecond: Math.round(speed), retries: stats.retries, interrupted: s.interrupted, diskFull: s.diskFull }, null, 2) + '\n',
+      JSON.stringify({ files: s.files, bytesFetched: s.bytesFetched, ...(args.verify ? { bytesHashed: s.bytesHashed ?? 0 } : {}), seconds: Number(s.seconds.toFixed(3)), bytesPerSecond: Math.round(speed), retries: stats.retries, interrupted: s.interrupted, diskFull: s.diskFull }, null, 2) + '\n',
     );
   }
   for (const f of bad) say(`${f.status}: ${f.path}: ${f.error ?? ''}`);
@@ -111,7 +118,10 @@ export function report(s: DownloadSummary, args: ArgumentsCamelCase<DownloadArgs
     const parts = args.verify
       ? [`${count('verified')} verified`, `${count('failed')} failed`, `${count('missing')} missing`]
       : [`${count('done')} downloaded`, `${count('skipped')} already present`, `${count('failed')} failed`, `${count('interrupted')} incomplete`];
-    say(`${parts.join(', ')}; ${formatBytes(s.bytesFetched)} in ${s.seconds.toFixed(1)} s (${formatBytes(speed)}/s), ${stats.retries} retries`);
+    // Below 10 s a tenth of a second is too coarse: a verify of a few MiB would read `in 0.0 s`.
+    const time = `${s.seconds.toFixed(s.seconds < 10 ? 2 : 1)} s`;
+    const work = args.verify ? `${formatBytes(s.bytesHashed ?? 0)} hashed in ${time}` : `${formatBytes(s.bytesFetched)} in ${time} (${formatBytes(speed)}/s), ${counted(stats.retries, 'retry', 'retries')}`;
+    say(`${parts.join(', ')}; ${work}`);
   }
   if (s.diskFull) {
     say(`error: the disk of ${args['output-dir']} is full; what was fetched is kept: free some space and run the same command again to resume`);

@@ -32,7 +32,8 @@ import { stageAll, type StagingEvent } from '../source/ghga/staging.js';
 import { LocalSource } from '../source/local-source.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
-import { say, transportConfig, type TransportArgs } from './common.js';
+import { removeMadeDirs } from '../util/fs-problem.js';
+import { prepareOutputDir, say, transportConfig, type TransportArgs } from './common.js';
 import { checkDownloadOptions, downloadPlumbing } from './download-plumbing.js';
 import { report } from './download-run.js';
 import type { DownloadArgs } from './download.js';
@@ -121,7 +122,11 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
   if (args.manifest || args.url || args['object-id']) throw new SlicefsError('USAGE', '--ghga downloads a work package: no --manifest, --url or --object-id with it');
   // Checked before the token is asked for: a bad option costs nothing.
   const checked = checkDownloadOptions(args);
-  const s = await openGhga(args, say);
+  const createdDir = await prepareOutputDir(args['output-dir'], '--output-dir');
+  const s = await openGhga(args, say).catch(async (err: unknown) => {
+    await removeMadeDirs(args['output-dir'], createdDir).catch(() => {});
+    throw err;
+  });
   const files = [...s.workPackage.files];
   const { stats, line, transport, signal, session, close } = downloadPlumbing(args, checked, { files: files.length, bytes: 0 });
   // The connector's layout: `<accession><ext>.c4gh`, or the plaintext's `<accession><ext>`.
@@ -159,6 +164,7 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
         });
         summary.files.push(...result.files);
         summary.bytesFetched += result.bytesFetched;
+        summary.bytesHashed = (summary.bytesHashed ?? 0) + (result.bytesHashed ?? 0);
         summary.interrupted ||= result.interrupted;
         summary.diskFull ||= result.diskFull;
         if (result.interrupted || result.diskFull) break;

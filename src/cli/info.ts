@@ -13,7 +13,7 @@ import { delimiter, join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { messageOf } from '../errors.js';
 import { serviceUrl } from '../source/score-errors.js';
-import { reportError, say, timestamped, transportConfig } from './common.js';
+import { checkTimeout, reportError, say, timestamped, transportConfig } from './common.js';
 import { slicefsVersion } from './version.js';
 import { endpointOf, resolvedSettings, withScoreEndpointOptions, type ResolvedSettings, type ScoreArgs, type Setting } from './score.js';
 
@@ -68,6 +68,7 @@ function tokenJson(t: ResolvedSettings['token']) {
 }
 
 async function runInfo(args: InfoArgs): Promise<void> {
+  checkTimeout(args.timeout);
   const s = await resolvedSettings(args);
   const fuse = fuseStatus();
   const version = await slicefsVersion();

@@ -11,6 +11,7 @@ import { ReadStream, WriteStream } from 'node:tty';
 import type { C4ghKeyPair } from '../crypt4gh/keys.js';
 import { SlicefsError } from '../errors.js';
 import { keyFilesOf, type KeyArgs } from './key-options.js';
+import { fsProblem } from '../util/fs-problem.js';
 
 /**
  * Asks for a secret on the controlling terminal without echoing it (stdin may be a pipe: the
@@ -64,7 +65,7 @@ async function passphraseFor(file: string): Promise<string> {
 /** Reads and unlocks the key file (prompting at most once). */
 export async function loadKeyPair(file: string): Promise<C4ghKeyPair> {
   const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new SlicefsError('USAGE', `--private-key ${file}: cannot read (${e.code ?? e.message})`);
+    throw new SlicefsError('USAGE', `--private-key ${file}: cannot read (${fsProblem(e)})`);
   });
   // Loaded here: the key code (bcrypt-pbkdf among it) costs start-up only when a key is read.
   const { parsePrivateKey } = await import('../crypt4gh/keys.js');

@@ -1,10 +1,13 @@
 /**
  * `slicefs <command>`: the command-line entry. Each command is one module in this directory.
+ * Every failure leaves through the one error path of ./common.ts: the fatal handlers are installed
+ * first, yargs' usage failures become one line (./usage-error.ts), and a command's error that
+ * escaped its handler is reported here, never as Node's trace.
  */
-import yargs from 'yargs';
+import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { cacheCommand } from './cache.js';
-import { EXIT_USAGE, say } from './common.js';
+import { EXIT_FAILURE, EXIT_USAGE, installFatalHandlers, reportError, say } from './common.js';
 import { decryptCommand, keygenCommand } from './crypt4gh-commands.js';
 import { downloadCommand } from './download.js';
 import { infoCommand } from './info.js';
@@ -13,28 +16,48 @@ import { mountCommand } from './mount.js';
 import { statusCommand } from './status.js';
 import { unmountCommand } from './unmount.js';
 import { urlCommand } from './url.js';
+import { usageLine } from './usage-error.js';
 import { slicefsVersion } from './version.js';
 import { viewCommand } from './view.js';
 
-await yargs(hideBin(process.argv))
+installFatalHandlers();
+
+const commands = [
+  mountCommand,
+  unmountCommand,
+  statusCommand,
+  viewCommand,
+  downloadCommand,
+  cacheCommand,
+  manifestCommand,
+  decryptCommand,
+  keygenCommand,
+  urlCommand,
+  infoCommand,
+];
+/** Every command as declared (`unmount <mountpoint>`), and each alias with the same positionals (`umount <mountpoint>`). */
+const commandUsages = (commands as { command?: string | readonly string[]; aliases?: string | readonly string[] }[]).flatMap((c) => {
+  const [usage = ''] = [c.command ?? []].flat();
+  const rest = usage.split(' ').slice(1).join(' ');
+  return [usage, ...[c.aliases ?? []].flat().map((a) => `${a} ${rest}`.trim())];
+});
+const argv = hideBin(process.argv);
+
+await yargs(argv)
   .scriptName('slicefs')
   .usage('$0 <command> [options]')
-  .command(mountCommand)
-  .command(unmountCommand)
-  .command(statusCommand)
-  .command(viewCommand)
-  .command(downloadCommand)
-  .command(cacheCommand)
-  .command(manifestCommand)
-  .command(decryptCommand)
-  .command(keygenCommand)
-  .command(urlCommand)
-  .command(infoCommand)
+  // The usage messages are rewritten (./usage-error.ts) from yargs' English; the user's locale must not change them.
+  .locale('en')
+  .command(commands as unknown as CommandModule[])
   .demandCommand(1, 'give a command: slicefs mount --manifest FILE DIR, slicefs view --url URL --query REGION, or slicefs download --manifest FILE --output-dir DIR')
   .strict()
+  .strictCommands()
   .fail((msg, err) => {
-    if (err) throw err;
-    say(`error: ${msg} (slicefs --help for usage)`);
+    if (err) {
+      reportError(err);
+      process.exit(process.exitCode || EXIT_FAILURE);
+    }
+    say(`error: ${usageLine(msg, argv, commandUsages)} (slicefs --help for usage)`);
     process.exit(EXIT_USAGE);
   })
   .help()
@@ -44,4 +67,8 @@ await yargs(hideBin(process.argv))
   // yargs renders (and caches) the whole help text on every command run; wrapping it measures every
   // word's display width, ~30 ms of each start-up. Wrap only when the help is asked for.
   .wrap(process.argv.some((a) => a === '--help' || a === '-h') ? Math.min(110, process.stdout.columns || 100) : null)
-  .parseAsync();
+  .parseAsync()
+  .catch((err: unknown) => {
+    reportError(err);
+    process.exitCode ||= EXIT_FAILURE;
+  });

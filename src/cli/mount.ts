@@ -17,7 +17,23 @@ import type { ScoreEndpoint } from '../source/score-source.js';
 import { readFile, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { PRIVATE_MODES, WriteRoot } from '../util/safe-fs.js';
-import { applyConfigCacheProxy, cacheConfig, emit, readerConfig, reportError, say, setLogSink, timestamped, transportConfig, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
+import { counted } from '../util/words.js';
+import {
+  applyConfigCacheProxy,
+  cacheConfig,
+  emit,
+  keepRunningOnRejection,
+  readerConfig,
+  reportError,
+  say,
+  setLogSink,
+  timestamped,
+  transportConfig,
+  userPathError,
+  withCacheProxyOption,
+  type CacheArgs,
+  type TransportArgs,
+} from './common.js';
 import { DAEMON_CHILD_ENV, notifyParent } from './daemon-protocol.js';
 import { diskCacheConfig, withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { LogFile } from './log-file.js';
@@ -92,7 +108,12 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   }
   if (!(args.timeout >= 2 && args.timeout <= 600)) throw new SlicefsError('USAGE', '--timeout must be between 2 and 600 seconds');
   if (args['log-file']) {
-    const logFile = new LogFile(args['log-file']);
+    let logFile: LogFile;
+    try {
+      logFile = new LogFile(args['log-file']);
+    } catch (err) {
+      throw userPathError(err, '--log-file', args['log-file']);
+    }
     setLogSink((level, msg) => logFile.write(level, msg), LogFile.levelOf);
   }
   const probes = args['probe-concurrency'];
@@ -154,15 +175,16 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
       const now = Date.now();
       if (done === total || now - lastProgress > (tty ? 100 : 5000)) {
         lastProgress = now;
-        if (tty) process.stderr.write(`\rslicefs: sizing ${done}/${total} files${done === total ? '\n' : ''}`);
-        else say(`sized ${done}/${total} files`);
+        const files = `${done}/${counted(total, 'file')}`;
+        if (tty) process.stderr.write(`\rslicefs: sizing ${files}${done === total ? '\n' : ''}`);
+        else say(`sized ${files}`);
       }
     },
   });
 
   const detached = process.env[DAEMON_CHILD_ENV] === '1';
   say(
-    `mounted ${session.files} files at ${session.mountPoint} (read-only); ` +
+    `mounted ${counted(session.files, 'file')} at ${session.mountPoint} (read-only); ` +
       `unmount with ${detached ? '' : 'Ctrl-C, '}'slicefs unmount ${session.mountPoint}' or 'kill ${process.pid}'`,
   );
   const started = new Date().toISOString();
@@ -186,7 +208,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     (registering = registering.then(() => writeRecord(record())).catch((err: Error) => say(`warning: cannot record the mount for 'slicefs status': ${err.message}`)));
 
   // The daemon must outlive any single failure: log, count, keep serving.
-  process.on('unhandledRejection', (reason) => {
+  keepRunningOnRejection((reason) => {
     session.stats.errors++;
     say(`internal error (kept running): ${messageOf(reason)}`);
   });

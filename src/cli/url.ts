@@ -7,7 +7,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { SlicefsError } from '../errors.js';
-import { reportError, say, timestamped, transportConfig } from './common.js';
+import { checkTimeout, reportError, say, timestamped, transportConfig } from './common.js';
 import { scoreEndpoint, withScoreEndpointOptions, type ScoreArgs } from './score.js';
 
 interface UrlArgs extends Omit<ScoreArgs, 'object-id'> {
@@ -36,6 +36,7 @@ export const urlCommand: CommandModule<object, UrlArgs> = {
 async function runUrl(args: UrlArgs): Promise<void> {
   const id = args['object-id'];
   if (Array.isArray(id) || id === '') throw new SlicefsError('USAGE', 'give one --object-id');
+  checkTimeout(args.timeout);
   // The connection is checked below, over this command's transport (its --timeout, --verbose).
   const endpoint = await scoreEndpoint({ ...args, 'object-id': [id], 'verify-connection': false }, say);
   const [{ HttpTransport }, { ScoreSource }, { Stats }] = await Promise.all([

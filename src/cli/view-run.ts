@@ -2,13 +2,14 @@
  * The work of `slicefs view` (see ./view.ts for its options): resolves the input, its index
  * candidates and the reference from the arguments, runs the view session and reports.
  */
-import { readFile } from 'node:fs/promises';
+import { existsSync, type WriteStream } from 'node:fs';
+import { readFile, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DiskTier } from '../cache/disk-tier.js';
 import { FileCache } from '../cache/file-cache.js';
 import type { ArgumentsCamelCase } from 'yargs';
 import { DEFAULT_READER } from '../config.js';
-import { SlicefsError } from '../errors.js';
+import { SlicefsError, isFsError } from '../errors.js';
 import { loadManifest } from '../manifest/load.js';
 import { LocalSource } from '../source/local-source.js';
 import { scoreObjectIdOf, scoreUrl } from '../manifest/score-ref.js';
@@ -19,13 +20,14 @@ import type { ObjectSource } from '../source/object-source.js';
 import { ScoreMetadata } from '../source/score-metadata.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
+import { errorAt, fsProblem } from '../util/fs-problem.js';
 import { safeUrl } from '../util/redact.js';
-import { WriteRoot } from '../util/safe-fs.js';
+import { WriteRoot, type Modes } from '../util/safe-fs.js';
 import { parseBed } from '../view/bed.js';
 import { parseRegion, type Region } from '../view/region.js';
 import { localFai } from '../view/reference.js';
 import { formatOfName, indexNames, runView, type DataFormat, type ReferenceInput } from '../view/view-session.js';
-import { cacheConfig, say, timestamped, transportConfig } from './common.js';
+import { cacheConfig, say, timestamped, transportConfig, userPathError } from './common.js';
 import { cacheRoot, diskCacheConfig } from './disk-cache-options.js';
 import { keysOf } from './keys.js';
 import { modesOf } from './mode-options.js';
@@ -76,6 +78,51 @@ async function resolveInput(args: ArgumentsCamelCase<ViewArgs>): Promise<ViewInp
   return { data: url, index: args['index-url'], encryption: isC4gh(url) ? {} : undefined };
 }
 
+/** `-o FILE`, opened: its stream, and how to end it (all written) or drop it (a failed view). */
+/** `-o FILE`, open. */
+interface OutputFile {
+  stream: WriteStream;
+  /** Flushes and closes; rejects with the write error, if any. */
+  finish(): Promise<void>;
+  /** True once `finish` succeeded. */
+  finished: boolean;
+  /** Closes and removes the file when this run created it: a failed view leaves no partial output. */
+  discard(): Promise<void>;
+  /** The stream's error, once one happened. */
+  error?: Error;
+}
+
+/**
+ * Opens `-o FILE` (created, or truncated) never through a symlink (util/safe-fs.ts), before any
+ * request. An error opening it is bad input (exit 2) that names the real cause: a missing or
+ * read-only directory, a directory given as the file. A write error later (a full disk) is kept
+ * and surfaces through the view's writes or `finish`, never as an unhandled 'error' event.
+ */
+async function openOutput(path: string, modes: Modes): Promise<OutputFile> {
+  const existed = existsSync(path);
+  let stream: WriteStream;
+  try {
+    const root = await WriteRoot.prepare(dirname(path), modes, { create: false });
+    stream = (await root.open(path, 'truncate')).createWriteStream();
+  } catch (err) {
+    throw userPathError(err, '-o', path);
+  }
+  const file: OutputFile = {
+    stream,
+    finished: false,
+    finish: () =>
+      new Promise<void>((res, rej) => stream.end((err?: Error | null) => (err ?? file.error ? rej(err ?? file.error) : res()))).then(() => {
+        file.finished = true;
+      }),
+    discard: async () => {
+      await new Promise<void>((res) => (stream.closed ? res() : stream.destroy().once('close', () => res())));
+      if (!existed) await unlink(path).catch(() => {});
+    },
+  };
+  stream.on('error', (err) => (file.error ??= err));
+  return file;
+}
+
 export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void> {
   const t0 = performance.now();
   const given = [args.url, args['input-file'], args.manifest, args['object-id'], args.ghga ? true : undefined].filter((x) => x !== undefined).length;
@@ -85,7 +132,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
   const diskConfig = diskCacheConfig(args);
   // -o is opened first, never through a symlink (util/safe-fs.ts): a refusal comes before any request.
   const modes = modesOf(args);
-  const output = args.output ? (await (await WriteRoot.prepare(dirname(args.output), modes, { create: false })).open(args.output, 'truncate')).createWriteStream() : undefined;
+  const output = args.output ? await openOutput(args.output, modes) : undefined;
   const transport = new HttpTransport(transportConfig(args, timestamped), stats, say);
   const closeLater: (() => Promise<void>)[] = [];
   try {
@@ -169,7 +216,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       reference = { fasta: remote(url), fai: remote(withPath(url, `${new URL(url).pathname}.fai`)) };
     }
     const bedText = args['bed-query'] ? await readFile(args['bed-query'], 'utf8').catch((e: NodeJS.ErrnoException) => {
-      throw new SlicefsError('USAGE', `${args['bed-query']}: cannot read (${e.code ?? e.message})`);
+      throw new SlicefsError('USAGE', `${args['bed-query']}: cannot read (${fsProblem(e)})`);
     }) : undefined;
     const regionsFor = (contigs: { name: string; length: number }[]): Region[] => {
       const out: Region[] = (args.query ?? []).map((q) => parseRegion(q, contigs));
@@ -180,7 +227,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       }
       return out;
     };
-    const out = output ?? process.stdout;
+    const out = output?.stream ?? process.stdout;
     const commandLine = ['slicefs', ...process.argv.slice(2).map((a) => (isUrl(a) ? safeUrl(a) : a))].join(' ');
     const result = await runView({
       data,
@@ -198,13 +245,23 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       stats,
       out,
       indexCache: args['index-cache'] ? new FileCache(join(cacheRoot(args['cache-dir']), 'index'), say) : undefined,
-    });
-    if (output) await new Promise<void>((res) => output.end(() => res()));
+    })
+      .then(async (r) => {
+        await output?.finish();
+        return r;
+      })
+      .catch(async (err: unknown) => {
+        if (!output) throw err;
+        await output.discard();
+        // A write that failed (a full disk) is told with the file's path, not as a bare `write` error.
+        throw err === output.error && isFsError(err) ? new Error(`-o ${args.output}: ${fsProblem(errorAt(err, args.output!))}`, { cause: err }) : err;
+      });
     if (args.stats) {
       say(`view: records=${result.records} requests=${stats.requests} bytes=${stats.bytesFetched} disk_hits=${stats.diskHits} disk_misses=${stats.diskMisses} time=${((performance.now() - t0) / 1000).toFixed(3)}s`);
     }
   } finally {
-    output?.destroy();
+    // Not finished: a failed view (or one that failed before it began) leaves no partial output.
+    if (output && !output.finished) await output.discard();
     await transport.close().catch(() => {});
     for (const close of closeLater) await close().catch(() => {});
   }

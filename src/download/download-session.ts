@@ -97,6 +97,8 @@ export interface DownloadSummary {
   files: FileOutcome[];
   /** Body bytes received in this run (parts re-fetched after an interruption included). */
   bytesFetched: number;
+  /** `--verify`: bytes of the files present that were hashed. */
+  bytesHashed?: number;
   seconds: number;
   interrupted: boolean;
   diskFull: boolean;
@@ -360,7 +362,8 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
     }
     if (o.verifyOnly) {
       await writeCatalogue(root, catalogue.values());
-      return { files: tasks.map((t) => t.outcome!), bytesFetched: 0, seconds: (performance.now() - t0) / 1000, interrupted: false, diskFull: false };
+      const bytesHashed = tasks.reduce((n, t) => n + (t.outcome?.status !== 'missing' ? (t.outcome?.size ?? 0) : 0), 0);
+      return { files: tasks.map((t) => t.outcome!), bytesFetched: 0, bytesHashed, seconds: (performance.now() - t0) / 1000, interrupted: false, diskFull: false };
     }
 
     // 2. Versions and journals.
@@ -403,6 +406,8 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
     if (remaining > free) {
       throw new SlicefsError('USAGE', `not enough space in ${o.dir}: ${formatBytes(remaining)} still to download, ${formatBytes(free)} free`);
     }
+    const present = live.reduce((n, t) => n + t.done.bytes(), 0);
+    if (present > 0) o.progress.note(`resuming: ${formatBytes(present)} of ${formatBytes(present + remaining)} already here`);
 
     // 4. Parts, file after file.
     const parts: Part[] = [];

@@ -10,6 +10,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SlicefsError } from '../errors.js';
 import type { WriteRoot } from '../util/safe-fs.js';
+import { errorAt, fsProblem } from '../util/fs-problem.js';
 
 export const LOCK_NAME = '.slicefs-download.lock';
 
@@ -38,8 +39,16 @@ export async function lockDir(root: WriteRoot): Promise<DirLock> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await root.open(path, 'create');
-      await fh.writeFile(me);
-      await fh.close();
+      const failed = await fh.writeFile(me).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      await fh.close().catch(() => {});
+      if (failed !== undefined) {
+        // A lock that could not be written (a full disk) is not left behind to block the next run.
+        await rm(path, { force: true });
+        throw failed;
+      }
       return {
         release: async () => {
           // Only our own lock is removed (a takeover after we were presumed dead is not undone).
@@ -48,7 +57,8 @@ export async function lockDir(root: WriteRoot): Promise<DirLock> {
         },
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // The directory cannot hold the lock (a full disk): an output directory that cannot be used.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new SlicefsError('USAGE', `cannot lock ${dir}: ${fsProblem(errorAt(err as NodeJS.ErrnoException, path))}`, { cause: err });
     }
     const [pidText, host] = (await readFile(path, 'utf8').catch(() => '')).trim().split(/\s+/);
     const pid = Number(pidText);

@@ -15,6 +15,11 @@
  *   control characters: logs stay greppable.
  * - `quiet`: no progress at all. `message` still prints: messages are the warnings and errors the
  *   caller chose to show, and `--quiet` silences the progress, not the problems (like `curl -sS`).
+ *   `note` (what a resumed download already has) is progress: silent.
+ *
+ * Nothing is drawn until work begins (the first file starts): a run refused up front (bad options,
+ * a full disk, a locked directory) prints its one error line and no `0/12 files, 0 B of 0 B`. Once a
+ * file was interrupted (Ctrl-C, a full disk) the ETA field says `interrupted`, not `ETA 0 s`.
  *
  * Speeds are averaged over the last `RATE_WINDOW_MS` (5 s) of samples, not measured between two
  * redraws: parallel streams deliver in bursts of chunks, and an instantaneous speed (and the ETA
@@ -43,6 +48,7 @@
  */
 import cliProgress from 'cli-progress';
 import { formatBytes } from '../util/size.js';
+import { counted } from '../util/words.js';
 
 export type ProgressMode = 'tty' | 'plain' | 'quiet';
 
@@ -59,6 +65,8 @@ export interface ProgressReporter {
   fileDone(id: string, outcome: 'done' | 'skipped' | 'failed' | 'interrupted'): void;
   /** Prints one line (a warning, an error) without garbling the bars. */
   message(line: string): void;
+  /** Prints one line of progress information (`resuming: …`), like `message` but not when quiet. */
+  note(line: string): void;
   /** Final redraw and release of the terminal. */
   stop(): void;
 }
@@ -146,6 +154,9 @@ class Tally {
   readonly active = new Map<string, FileProgress>();
   filesFinished = 0;
   filesFailed = 0;
+  filesInterrupted = 0;
+  /** Whether any file started or finished: until then there is nothing to show. */
+  begun = false;
   /** Bytes present of all files: resumed, received, and whole files finished. */
   doneBytes = 0;
   /** Bytes received in this run. */
@@ -177,6 +188,7 @@ class Tally {
       this.active.delete(id);
     }
     const f = new FileProgress(printable(name), size, alreadyDone, t);
+    this.begun = true;
     this.active.set(id, f);
     this.doneBytes += alreadyDone;
     this.startedSizes += size;
@@ -184,6 +196,7 @@ class Tally {
   }
 
   bytes(id: string, n: number): void {
+    this.begun = true;
     this.received += n;
     this.doneBytes += n;
     const f = this.active.get(id);
@@ -197,6 +210,8 @@ class Tally {
   finished(id: string, outcome: 'done' | 'skipped' | 'failed' | 'interrupted'): string {
     const f = this.active.get(id);
     this.active.delete(id);
+    this.begun = true;
+    if (outcome === 'interrupted') this.filesInterrupted++;
     if (outcome === 'done' || outcome === 'skipped') {
       this.filesFinished++;
       // A finished file is all there, whatever its byte calls added up to.
@@ -228,7 +243,12 @@ class Tally {
 
   filesLabel(): string {
     const failed = this.filesFailed > 0 ? ` (${this.filesFailed} failed)` : '';
-    return `${this.filesFinished}/${this.totalFiles} files${failed}`;
+    return `${this.filesFinished}/${counted(this.totalFiles, 'file')}${failed}`;
+  }
+
+  /** The ETA field: `ETA 33 s`, or `interrupted` once a file was (no time is left to wait for). */
+  etaLabel(rate: number | undefined): string {
+    return this.filesInterrupted > 0 ? 'interrupted' : `ETA ${formatEta(this.etaSeconds(rate))}`;
   }
 }
 
@@ -246,6 +266,7 @@ class QuietProgress implements ProgressReporter {
   message(line: string): void {
     this.out.write(`${printable(line)}\n`);
   }
+  note(): void {}
   stop(): void {}
 }
 
@@ -282,6 +303,10 @@ class PlainProgress implements ProgressReporter {
     this.out.write(`${printable(line)}\n`);
   }
 
+  note(line: string): void {
+    this.message(line);
+  }
+
   stop(): void {
     if (this.stopped) return;
     clearInterval(this.timer);
@@ -291,11 +316,12 @@ class PlainProgress implements ProgressReporter {
 
   private line(): void {
     const t = this.tally;
+    if (!t.begun) return;
     t.sample(this.now());
     const rate = t.meter.rate();
     this.out.write(
       `download: ${t.filesLabel()}, ${formatBytes(t.doneBytes)} of ${formatBytes(t.expectedBytes)} (${t.percent()}%), ` +
-        `${formatSpeed(rate)}, ETA ${formatEta(t.etaSeconds(rate))}\n`,
+        `${formatSpeed(rate)}, ${t.etaLabel(rate)}\n`,
     );
   }
 }
@@ -340,7 +366,7 @@ class TtyProgress implements ProgressReporter {
     // Lines are removed only here, after cli-progress has armed its next frame: removing redraws at
     // once (and re-arms), which from inside 'update-pre' would start a second timer chain.
     this.multibar.on('update-post', () => this.shrink());
-    this.addLine(); // the total line; starts cli-progress's redraw timer
+    // The total line (which starts cli-progress's redraw timer) waits for the first file.
   }
 
   fileStarted(id: string, name: string, size: number, alreadyDone: number): void {
@@ -357,11 +383,13 @@ class TtyProgress implements ProgressReporter {
     // A failure shows in the total line's count; its reason comes through `message`. Unused lines
     // go at the next frame (`shrink`), so a stream of small files does not redraw at every file.
     this.tally.finished(id, outcome);
+    if (!this.stopped && this.lines.length === 0) this.addLine();
   }
 
   message(line: string): void {
     const text = printable(line);
-    if (this.stopped) {
+    // Before the block is drawn (or after it is gone) a line is just written.
+    if (this.stopped || this.lines.length === 0) {
       this.out.write(`${text}\n`);
       return;
     }
@@ -369,9 +397,14 @@ class TtyProgress implements ProgressReporter {
     this.multibar.update(); // now, not at the next frame: a warning next to the moment it happened
   }
 
+  note(line: string): void {
+    this.message(line);
+  }
+
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.lines.length === 0) return; // nothing was drawn
     this.prepareFrame();
     this.shrink();
     // Renders every line once more, then a newline: the cursor is left at the start of a fresh line.
@@ -432,7 +465,7 @@ class TtyProgress implements ProgressReporter {
     if (line === 0) {
       const rate = t.meter.rate();
       const percent = t.percent();
-      const fields = [`${percent}%`, `${formatBytes(t.doneBytes).padStart(10)}/${formatBytes(t.expectedBytes)}`, formatSpeed(rate), `ETA ${formatEta(t.etaSeconds(rate))}`];
+      const fields = [`${percent}%`, `${formatBytes(t.doneBytes).padStart(10)}/${formatBytes(t.expectedBytes)}`, formatSpeed(rate), t.etaLabel(rate)];
       // The total line has its own (short) label: in the file names' column its bar would not fit.
       const label = t.filesLabel();
       return fitLine(label, label.length, percent / 100, fields, TOTAL_FIELD_WIDTHS, width);

@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { SlicefsError } from '../errors.js';
+import { fsProblem } from '../util/fs-problem.js';
 import { isBlankOrComment, manifestError } from './manifest-error.js';
 import { argoManifestFormat, icgc25kManifestFormat } from './score-tsv.js';
 import type { Manifest, ManifestEntry, ManifestFormat } from './types.js';
@@ -17,8 +18,7 @@ export async function loadManifest(file: string): Promise<Manifest> {
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new SlicefsError('MANIFEST', `${file}: cannot read the manifest (${code ?? (e as Error).message})`);
+    throw new SlicefsError('MANIFEST', `${file}: cannot read the manifest (${fsProblem(e as NodeJS.ErrnoException)})`);
   }
   return parseManifest(text, file);
 }

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { SlicefsError } from '../errors.js';
 import type { ObjectVersion } from '../transport/version.js';
 import type { ObjectSource } from './object-source.js';
+import { fsProblem } from '../util/fs-problem.js';
 
 const PIECE = 1 << 20;
 
@@ -23,7 +24,7 @@ export class LocalSource implements ObjectSource {
   async version(): Promise<ObjectVersion> {
     if (!this.pinned) {
       const st = await stat(this.path).catch((e: NodeJS.ErrnoException) => {
-        throw new SlicefsError(e.code === 'ENOENT' ? 'NOT_FOUND' : e.code === 'EACCES' ? 'ACCESS_DENIED' : 'NETWORK', `${this.path}: ${e.code ?? e.message}`);
+        throw new SlicefsError(e.code === 'ENOENT' ? 'NOT_FOUND' : e.code === 'EACCES' ? 'ACCESS_DENIED' : 'NETWORK', `${this.path}: ${fsProblem(e)}`);
       });
       if (!st.isFile()) throw new SlicefsError('NOT_FOUND', `${this.path}: not a regular file`);
       this.pinned = { size: st.size, lastModified: st.mtime.toUTCString() };

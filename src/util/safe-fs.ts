@@ -28,7 +28,8 @@ import { randomBytes } from 'node:crypto';
 import { constants, lstatSync, openSync, renameSync, type Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open, realpath, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { SlicefsError } from '../errors.js';
+import { isFsError, SlicefsError } from '../errors.js';
+import { fsProblem, makeDirs } from './fs-problem.js';
 
 const { O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOFOLLOW } = constants;
 
@@ -58,6 +59,7 @@ export function shownPath(path: string): string {
 /** Why a write failed, for a one-line warning: a refusal's sentence, else the errno code. */
 export function reasonOf(err: unknown): string {
   if (err instanceof SlicefsError) return err.message;
+  if (isFsError(err)) return fsProblem(err);
   return (err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? String(err);
 }
 
@@ -128,20 +130,12 @@ export class WriteRoot {
   static async prepare(dir: string, modes: Readonly<Modes> = PRIVATE_MODES, opts: { create?: boolean } = {}): Promise<WriteRoot> {
     const abs = resolve(dir);
     if (opts.create !== false) {
-      let first: string | undefined;
       try {
-        first = await mkdir(abs, { recursive: true, mode: modes.dir });
+        await makeDirsWithMode(abs, modes.dir);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'EEXIST' || code === 'ENOTDIR') throw notDirectoryRefusal(abs);
         throw e;
-      }
-      // mkdir's mode passes through the umask: set it exactly on what was made here, and only there.
-      if (first !== undefined) {
-        for (let p = abs; ; p = dirname(p)) {
-          await chmod(p, modes.dir);
-          if (p === first || p === dirname(p)) break;
-        }
       }
     }
     const st = await stat(abs).catch((e: NodeJS.ErrnoException) => {
@@ -302,4 +296,21 @@ export function renameOverSync(from: string, to: string): void {
   if (st?.isSymbolicLink()) throw symlinkRefusal(resolve(to));
   if (st?.isDirectory()) throw directoryRefusal(resolve(to));
   renameSync(from, to);
+}
+
+/**
+ * `mkdir -p dir` one component at a time (util/fs-problem.ts `makeDirs`: Node's recursive mkdir
+ * never returns under /proc), each directory made here set to `mode` exactly (mkdir's mode passes
+ * through the umask), and only those. Returns the first directory made, as makeDirs does.
+ */
+export async function makeDirsWithMode(dir: string, mode: number): Promise<string | undefined> {
+  const abs = resolve(dir);
+  const first = await makeDirs(abs, mode);
+  if (first !== undefined) {
+    for (let p = abs; ; p = dirname(p)) {
+      await chmod(p, mode);
+      if (p === first || p === dirname(p)) break;
+    }
+  }
+  return first;
 }

@@ -27,8 +27,9 @@ export function parseByteSize(text: string, what = 'size'): number {
   return Math.round(Number(m[1]) * unit);
 }
 
+/** `821 B`, `12.3 MiB`: whole bytes below 1 KiB (a rate is a fraction, and reads no better with its digits). */
 export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
+  if (Math.round(n) < 1024) return `${Math.round(n)} B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let v = n / 1024;
   let i = 0;

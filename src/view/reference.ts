@@ -36,6 +36,7 @@ import { basename, dirname } from 'node:path';
 import { SlicefsError, messageOf } from '../errors.js';
 import { PRIVATE_MODES, reasonOf, WriteRoot } from '../util/safe-fs.js';
 import type { RangeReader } from '../reader/range-reader.js';
+import { fsProblem } from '../util/fs-problem.js';
 
 export interface FaiEntry {
   name: string;
@@ -248,7 +249,7 @@ const enum Build {
  */
 export async function buildFai(fastaPath: string): Promise<string> {
   const fh = await open(fastaPath, 'r').catch((e: NodeJS.ErrnoException) => {
-    throw new SlicefsError(e.code === 'ENOENT' ? 'NOT_FOUND' : e.code === 'EACCES' ? 'ACCESS_DENIED' : 'BAD_RESPONSE', `${fastaPath}: ${e.code ?? e.message}`);
+    throw new SlicefsError(e.code === 'ENOENT' ? 'NOT_FOUND' : e.code === 'EACCES' ? 'ACCESS_DENIED' : 'BAD_RESPONSE', `${fastaPath}: ${fsProblem(e)}`);
   });
   const fail = (line: number, message: string) => new SlicefsError('BAD_RESPONSE', `${fastaPath}:${line}: ${message}`);
   const lines: string[] = [];

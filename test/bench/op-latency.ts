@@ -57,7 +57,7 @@ async function main(): Promise<void> {
           let err = '';
           d.stderr!.on('data', (c: Buffer) => {
             err += c.toString();
-            if (/mounted \d+ files/.test(err)) res();
+            if (/mounted \d+ files? at/.test(err)) res();
           });
           d.once('exit', () => rej(new Error(`slicefs exited: ${err}`)));
         });

@@ -136,7 +136,7 @@ test('mount point checks: non-empty refused, missing created, stale mount explai
   await writeFile(join(dir, 'full', 'keep.txt'), 'precious');
   const manifest = await writeManifest(dir, [{ url: server.url('/other/b.cram'), size: B.length }]);
   const refused = await run(process.execPath, [BIN, 'mount', '-m', manifest, join(dir, 'full')]);
-  assert.equal(refused.code, 1);
+  assert.equal(refused.code, 2, 'a mount point that cannot be used is bad input');
   assert.match(refused.stderr, /^slicefs: error: mount point \S+full is not empty/m);
   assert.equal(refused.stderr.trim().split('\n').length, 1, 'one line');
 
@@ -211,7 +211,7 @@ test('a file that cannot be sized fails the mount with its name, and a created m
 
   const odd = join(dir, 'we$ird');
   const r2 = await run(process.execPath, [BIN, 'mount', '-m', manifest, odd]);
-  assert.equal(r2.code, 1);
+  assert.equal(r2.code, 2);
   assert.match(r2.stderr, /cannot be unmounted safely/);
 });
 

@@ -83,7 +83,7 @@ export async function startDaemon(manifest: string, mountPoint: string, extra: s
       void exited.then(() => setTimeout(() => rej(new Error(`slicefs exited; stderr:\n${err}`)), 50));
       check(err);
     });
-  await waitFor(/mounted \d+ files/, 30_000);
+  await waitFor(/mounted \d+ files? at/, 30_000);
   return {
     proc,
     mountPoint,

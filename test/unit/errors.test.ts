@@ -4,7 +4,7 @@ import Fuse from 'fuse-native';
 import { SlicefsError, codeForStatus, errnoName, isRetryableStatus } from '../../src/errors.js';
 import { fuseErrno } from '../../src/fs/fuse/fuse-adapter.js';
 import { safeUrl } from '../../src/util/redact.js';
-import { parseByteSize } from '../../src/util/size.js';
+import { formatBytes, parseByteSize } from '../../src/util/size.js';
 
 test('HTTP status → errno table', () => {
   const errno = (s: number) => errnoName(new SlicefsError(codeForStatus(s), 'x'));
@@ -42,4 +42,12 @@ test('byte sizes', () => {
   assert.equal(parseByteSize('1.5G'), 1.5 * 1024 ** 3);
   assert.equal(parseByteSize('4096'), 4096);
   assert.throws(() => parseByteSize('12Q', '--cache-size'), /invalid --cache-size '12Q'/);
+});
+
+test('sizes and rates read as whole bytes below 1 KiB, binary units above', () => {
+  // A rate is a fraction: `821.2566722508035 B/s` was printed.
+  assert.equal(formatBytes(821.2566722508035), '821 B');
+  assert.equal(formatBytes(0), '0 B');
+  assert.equal(formatBytes(1023.7), '1.00 KiB');
+  assert.equal(formatBytes(12.3 * 1024 * 1024), '12.3 MiB');
 });

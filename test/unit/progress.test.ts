@@ -217,10 +217,53 @@ test('quiet: no progress at all, but messages (warnings, errors) still print, as
 test('tty falls back to plain when the stream is not a terminal', () => {
   const out = new FakeStream(false);
   const p = createProgress({ mode: 'tty', totalFiles: 1, totalBytes: MiB, out: out.stream, now });
+  p.fileStarted('a', 'a.bam', MiB, 0);
   advance(5000);
   p.stop();
   assert.equal(out.writes.length, 2);
-  assert.match(out.writes[0], /^download: 0\/1 files, 0 B of 1\.00 MiB \(0%\)/);
+  assert.match(out.writes[0], /^download: 0\/1 file, 0 B of 1\.00 MiB \(0%\)/);
+});
+
+test('nothing is drawn before work begins: a run refused up front shows only its error', () => {
+  for (const out of [new FakeStream(false), new FakeStream(true, 80, 24)]) {
+    const p = createProgress({ mode: out.isTTY ? 'tty' : 'plain', totalFiles: 12, totalBytes: 0, out: out.stream, now });
+    advance(20_000);
+    p.message('slicefs: error: not enough space');
+    p.stop();
+    advance(5000);
+    assert.equal(out.raw, 'slicefs: error: not enough space\n', out.isTTY ? 'tty' : 'plain');
+  }
+});
+
+test('after an interruption the ETA field says so (not ETA 0 s); one file is "1 file"', () => {
+  const out = new FakeStream(false);
+  const p = createProgress({ mode: 'plain', totalFiles: 1, totalBytes: 10 * MiB, out: out.stream, now });
+  p.fileStarted('a', 'a.bam', 10 * MiB, 0);
+  feed(p, 'a', 3 * MiB);
+  advance(2000);
+  p.fileDone('a', 'interrupted');
+  p.stop();
+  assert.equal(out.writes.at(-1), 'download: 0/1 file, 3.00 MiB of 10.0 MiB (30%), 1.50 MiB/s, interrupted\n');
+
+  const tty = new FakeStream(true, 100, 24);
+  const q = createProgress({ mode: 'tty', totalFiles: 2, totalBytes: 10 * MiB, out: tty.stream, now });
+  q.fileStarted('a', 'a.bam', 10 * MiB, 0);
+  feed(q, 'a', 3 * MiB);
+  advance(2000);
+  q.fileDone('a', 'interrupted');
+  q.stop();
+  const screen = playBack(tty.raw, 100);
+  assert.match(screen.rows[screen.row - 1], /^0\/2 files .* interrupted$/);
+  assert.doesNotMatch(tty.raw, /ETA 0 s/);
+});
+
+test('notes (what a resumed download already has) print, except when quiet', () => {
+  const plain = new FakeStream(false);
+  createProgress({ mode: 'plain', totalFiles: 1, totalBytes: MiB, out: plain.stream, now }).note('resuming: 1.00 MiB of 2.00 MiB already here');
+  assert.equal(plain.raw, 'resuming: 1.00 MiB of 2.00 MiB already here\n');
+  const quiet = new FakeStream(false);
+  createProgress({ mode: 'quiet', totalFiles: 1, totalBytes: MiB, out: quiet.stream, now }).note('resuming: 1.00 MiB of 2.00 MiB already here');
+  assert.equal(quiet.raw, '');
 });
 
 function ttyProgress(out: FakeStream, extra: Partial<ProgressOptions> = {}) {

@@ -2,31 +2,23 @@
  * Checks and preparation of a mount point before mounting: created when missing; refused when it
  * is not a directory, not empty, or already a mount; a stale FUSE mount left by a crashed daemon
  * (every access fails with ENOTCONN, "Transport endpoint is not connected") is detected and
- * explained, and cleaned up with `fusermount -uz` only when the user passed --force.
+ * explained, and cleaned up with `fusermount -uz` only when the user passed --force. A mount point
+ * that cannot be used is bad input (`USAGE`: exit 2), with the component at fault named
+ * (util/fs-problem.ts); a stale mount is not the user's mistake (`MOUNT`: exit 1).
  */
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, readFile, rmdir, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { SlicefsError } from '../../errors.js';
+import { SlicefsError, errnoReason } from '../../errors.js';
+import { fsProblem, makeDirs, parseMounts, removeMadeDirs, unescapeMountPath } from '../../util/fs-problem.js';
+import { counted } from '../../util/words.js';
 
 const run = promisify(execFile);
 
-/** A path as the mount tables write it (space, tab, newline and backslash as octal escapes), decoded. */
-function unescapeMountPath(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
 /** Mount points listed in /proc/mounts (octal escapes decoded), with their fs types. */
 export async function listMounts(): Promise<{ point: string; type: string }[]> {
-  const text = await readFile('/proc/mounts', 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const [, point, type] = l.split(' ');
-      return { point: unescapeMountPath(point), type };
-    });
+  return parseMounts(await readFile('/proc/mounts', 'utf8').catch(() => '')).map(({ point, type }) => ({ point, type }));
 }
 
 /**
@@ -59,11 +51,7 @@ export interface PreparedMountPoint {
 
 /** Removes the directories prepareMountPoint created (empty ones only: rmdir, never rm -r). */
 export async function removeCreated(p: PreparedMountPoint): Promise<void> {
-  if (!p.createdFrom) return;
-  for (let dir = p.path; dir.length >= p.createdFrom.length; dir = dirname(dir)) {
-    await rmdir(dir);
-    if (dir === p.createdFrom) break;
-  }
+  await removeMadeDirs(p.path, p.createdFrom);
 }
 
 /**
@@ -77,7 +65,7 @@ export async function prepareMountPoint(dir: string, force: boolean): Promise<Pr
   // which JSON escapes into a different path.
   // eslint-disable-next-line no-control-regex -- control characters are what is refused
   if (/["`$\\\x00-\x1f\x7f]/.test(abs)) {
-    throw new SlicefsError('MOUNT', `mount point ${JSON.stringify(abs)} contains a character (" \` $ \\ or a control character) that cannot be unmounted safely`);
+    throw new SlicefsError('USAGE', `mount point ${JSON.stringify(abs)} contains a character (" \` $ \\ or a control character) that cannot be unmounted safely`);
   }
   let st;
   try {
@@ -96,22 +84,22 @@ export async function prepareMountPoint(dir: string, force: boolean): Promise<Pr
       });
       st = await stat(abs);
     } else if (code === 'ENOENT') {
-      const first = await mkdir(abs, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
-        throw new SlicefsError('MOUNT', `cannot create mount point ${abs}: ${err.code ?? err.message}`);
+      const first = await makeDirs(abs).catch((err: NodeJS.ErrnoException) => {
+        throw new SlicefsError('USAGE', `cannot create mount point ${abs}: ${fsProblem(err)}`);
       });
       return { path: abs, createdFrom: first ?? abs };
     } else {
-      throw new SlicefsError('MOUNT', `cannot use mount point ${abs}: ${code ?? (e as Error).message}`);
+      throw new SlicefsError('USAGE', `cannot use mount point ${abs}: ${code ? fsProblem(e as NodeJS.ErrnoException) : errnoReason(e)}`);
     }
   }
-  if (!st.isDirectory()) throw new SlicefsError('MOUNT', `mount point ${abs} is not a directory`);
+  if (!st.isDirectory()) throw new SlicefsError('USAGE', `mount point ${abs} is not a directory`);
   if (await isMounted(abs)) {
     const m = (await listMounts()).find((x) => x.point === abs);
-    throw new SlicefsError('MOUNT', `${abs} is already a mount point (${m?.type ?? 'unknown'}); unmount it first`);
+    throw new SlicefsError('USAGE', `${abs} is already a mount point (${m?.type ?? 'unknown'}); unmount it first`);
   }
   const entries = await readdir(abs);
   if (entries.length > 0) {
-    throw new SlicefsError('MOUNT', `mount point ${abs} is not empty (${entries.length} entries); choose an empty directory`);
+    throw new SlicefsError('USAGE', `mount point ${abs} is not empty (${counted(entries.length, 'entry', 'entries')}); choose an empty directory`);
   }
   return { path: abs };
 }

@@ -106,7 +106,11 @@ export async function runKeygen(args: ArgumentsCamelCase<KeygenArgs>): Promise<v
   const pub = `${args.out}.pub`;
   // The names are checked before the passphrase is asked (a refusal costs no typing).
   const dir = dirname(sec);
-  const existing = (await exists(dir)) ? await WriteRoot.prepare(dir, PRIVATE_MODES, { create: false }) : undefined;
+  const existing = (await exists(dir))
+    ? await WriteRoot.prepare(dir, PRIVATE_MODES, { create: false }).catch((err: unknown) => {
+        throw userPathError(err, '--out', args.out);
+      })
+    : undefined;
   for (const f of [sec, pub]) {
     await existing?.check(f);
     if (await exists(f)) throw new SlicefsError('USAGE', `${f} already exists: not overwritten`);

@@ -3,7 +3,7 @@
  * candidates and the reference from the arguments, runs the view session and reports.
  */
 import { existsSync, type WriteStream } from 'node:fs';
-import { readFile, unlink } from 'node:fs/promises';
+import { lstat, readFile, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DiskTier } from '../cache/disk-tier.js';
 import { FileCache } from '../cache/file-cache.js';
@@ -102,6 +102,8 @@ async function openOutput(path: string, modes: Modes): Promise<OutputFile> {
   const existed = existsSync(path);
   let stream: WriteStream;
   try {
+    // A directory given as the file is the user's mistake, told as the errno it is (EISDIR).
+    if ((await lstat(path).catch(() => undefined))?.isDirectory()) throw Object.assign(new Error(`EISDIR: illegal operation on a directory, open '${path}'`), { code: 'EISDIR', errno: -21, syscall: 'open', path });
     const root = await WriteRoot.prepare(dirname(path), modes, { create: false });
     stream = (await root.open(path, 'truncate')).createWriteStream();
   } catch (err) {

@@ -161,13 +161,16 @@ export function fsProblem(err: FsError): string {
       if (w.blocker) return w.blocker.why;
       if (code === 'ENOTDIR') {
         const st = lstatOrUndefined(target);
-        return st && !st.isDirectory() ? `${kindOf(st)}, not a directory` : words;
+        // Named when it was looked at rather than made (a directory the user gave is a file).
+        if (st && !st.isDirectory()) return err.syscall === 'stat' ? `${target} is ${kindOf(st)}, not a directory` : `${kindOf(st)}, not a directory`;
+        return words;
       }
       if (code === 'ENOENT' && w.missing !== undefined) {
         const m = mount();
         // The parent exists and yet a create said "no such file": a file system that holds no new entries.
         if (w.missing === target && CREATING.has(err.syscall ?? '') && m && PSEUDO_FS.has(m.type)) return onPseudoFs(w.deepest, m);
-        return w.missing === target ? words : `${w.missing} does not exist`;
+        // A path looked at (stat), not made: which of its components is missing, by name.
+        return w.missing === target && err.syscall !== 'stat' ? words : `${w.missing} does not exist`;
       }
       return words;
     case 'EEXIST': {

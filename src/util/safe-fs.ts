@@ -130,20 +130,12 @@ export class WriteRoot {
   static async prepare(dir: string, modes: Readonly<Modes> = PRIVATE_MODES, opts: { create?: boolean } = {}): Promise<WriteRoot> {
     const abs = resolve(dir);
     if (opts.create !== false) {
-      try {
-        await makeDirsWithMode(abs, modes.dir);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST' || code === 'ENOTDIR') throw notDirectoryRefusal(abs);
-        throw e;
-      }
+      // Errors about the root itself stay errno errors, with its path: the user chose it, and
+      // util/fs-problem.ts says what is wrong with it (which component, which mount) in words.
+      await makeDirsWithMode(abs, modes.dir);
     }
-    const st = await stat(abs).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') throw new SlicefsError('USAGE', `${shownPath(abs)}: no such directory`);
-      if (e.code === 'ENOTDIR') throw notDirectoryRefusal(abs);
-      throw e;
-    });
-    if (!st.isDirectory()) throw notDirectoryRefusal(abs);
+    const st = await stat(abs);
+    if (!st.isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, '${abs}'`), { code: 'ENOTDIR', errno: -20, syscall: 'stat', path: abs });
     return new WriteRoot(abs, await realpath(abs), modes);
   }
 

@@ -146,7 +146,7 @@ test('mount point checks: non-empty refused, missing created, stale mount explai
   await d.stop('SIGKILL');
   await assert.rejects(stat(join(mnt, 'b.cram')), (e: NodeJS.ErrnoException) => e.code === 'ENOTCONN');
   const stale = await run(process.execPath, [BIN, 'mount', '-m', manifest, mnt]);
-  assert.equal(stale.code, 1);
+  assert.equal(stale.code, 1, stale.stderr);
   assert.match(stale.stderr, /is a stale FUSE mount .*--force/);
   const d2 = await startDaemon(manifest, mnt, ['--force']);
   try {

@@ -67,22 +67,26 @@ export async function prepareMountPoint(dir: string, force: boolean): Promise<Pr
   if (/["`$\\\x00-\x1f\x7f]/.test(abs)) {
     throw new SlicefsError('USAGE', `mount point ${JSON.stringify(abs)} contains a character (" \` $ \\ or a control character) that cannot be unmounted safely`);
   }
+  // A dead FUSE mount answers ENOTCONN: refused with its explanation, or cleaned up with --force.
+  const stale = async () => {
+    if (!force) {
+      throw new SlicefsError(
+        'MOUNT',
+        `${abs} is a stale FUSE mount (an earlier slicefs crashed or was killed): run 'slicefs unmount ${abs}' (or 'fusermount -u ${abs}'), or mount again with --force`,
+      );
+    }
+    await unmountLazy(abs).catch((err: Error) => {
+      throw new SlicefsError('MOUNT', `${abs}: could not clean up the stale mount: ${err.message.split('\n')[0]}`);
+    });
+    return stat(abs);
+  };
   let st;
   try {
     st = await stat(abs);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOTCONN') {
-      if (!force) {
-        throw new SlicefsError(
-          'MOUNT',
-          `${abs} is a stale FUSE mount (an earlier slicefs crashed or was killed): run 'slicefs unmount ${abs}' (or 'fusermount -u ${abs}'), or mount again with --force`,
-        );
-      }
-      await unmountLazy(abs).catch((err: Error) => {
-        throw new SlicefsError('MOUNT', `${abs}: could not clean up the stale mount: ${err.message.split('\n')[0]}`);
-      });
-      st = await stat(abs);
+      st = await stale();
     } else if (code === 'ENOENT') {
       const first = await makeDirs(abs).catch((err: NodeJS.ErrnoException) => {
         throw new SlicefsError('USAGE', `cannot create mount point ${abs}: ${fsProblem(err)}`);
@@ -93,6 +97,9 @@ export async function prepareMountPoint(dir: string, force: boolean): Promise<Pr
     }
   }
   if (!st.isDirectory()) throw new SlicefsError('USAGE', `mount point ${abs} is not a directory`);
+  // The kernel may answer the stat of a dead mount's root from its attribute cache (attr_timeout):
+  // reading the directory asks the file system itself.
+  if ((await isMounted(abs)) && (await readdir(abs).then(() => false, (e: NodeJS.ErrnoException) => e.code === 'ENOTCONN'))) st = await stale();
   if (await isMounted(abs)) {
     const m = (await listMounts()).find((x) => x.point === abs);
     throw new SlicefsError('USAGE', `${abs} is already a mount point (${m?.type ?? 'unknown'}); unmount it first`);

@@ -17,7 +17,7 @@ import { unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { PRIVATE_MODES, WriteRoot } from '../util/safe-fs.js';
 import { applyConfigCacheProxy, cacheConfig, emit, readerConfig, reportError, say, setLogSink, timestamped, transportConfig, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
-import { DAEMON_CHILD_ENV, notifyParent } from './daemon-protocol.js';
+import { DAEMON_CHILD_ENV, notifyParent, receiveSecrets } from './daemon-protocol.js';
 import { diskCacheConfig, withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { LogFile } from './log-file.js';
 import { removeRecord, writeRecord, type MountRecord } from './mount-registry.js';
@@ -73,6 +73,9 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         await startDetached(args);
         return;
       }
+      // A detached mount: its secrets come over the channel, not in its argv or environment.
+      const handed = await receiveSecrets();
+      if (handed.token !== undefined) args.token = handed.token;
       await runMount(args);
     } catch (err) {
       reportError(err);

@@ -27,7 +27,7 @@ interface DaemonArgs {
   ghga?: boolean;
   'download-token-file'?: string;
   'private-key'?: string | string[];
-  token?: string;
+  token?: string | string[];
   mountpoint?: string;
   'mount-point'?: string;
   'log-file'?: string;
@@ -38,7 +38,9 @@ interface DaemonArgs {
  * The command line of the child: this one without --daemon and without `--token`'s value (handed
  * over the channel instead), with the decided log and pid files.
  */
-function childArgv(logFile: string, pidFile: string, token: string | undefined): string[] {
+function childArgv(logFile: string, pidFile: string, token: string | string[] | undefined): string[] {
+  // Given twice, yargs makes it a list: every value is left out.
+  const values = new Set<string>(([] as string[]).concat(token ?? []));
   const out: string[] = [];
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -51,7 +53,7 @@ function childArgv(logFile: string, pidFile: string, token: string | undefined):
     if (a.startsWith('--log-file=') || a.startsWith('--pid-file=') || a.startsWith('--token=')) continue;
     if (a === '--token') {
       // yargs took the next word as its value (unless it is an option of its own).
-      if (argv[i + 1] === token) i++;
+      if (values.has(argv[i + 1])) i++;
       continue;
     }
     out.push(a);
@@ -73,7 +75,7 @@ export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promi
   // The secrets go over the channel (./daemon-protocol.ts), never into the child's environment
   // (/proc/PID/environ, inherited by every helper) or argv (`ps`, for every local user).
   const env: NodeJS.ProcessEnv = { ...process.env, [DAEMON_CHILD_ENV]: '1' };
-  const secrets: DaemonSecrets = { kind: 'secrets', token: args.token, env: {} };
+  const secrets: DaemonSecrets = { kind: 'secrets', token: Array.isArray(args.token) ? args.token.at(-1) : args.token, env: {} };
   for (const name of SECRET_ENV) {
     const value = process.env[name];
     delete env[name];

@@ -29,7 +29,7 @@ export const META = 'meta.json';
 
 /** What meta.json says about an object directory. */
 export interface ObjectMeta {
-  /** The source's identity (a URL without its signature, source/identity.ts; `score:host/path/id`, `ghga:host/accession`). */
+  /** The source's identity as recorded (source/identity.ts `recordedIdentity`: a URL without its signature, its query hashed; `score:host/path/id`, `ghga:host/accession`). */
   identity: string;
   /** The pinned version's tag (transport/version.ts `versionTag`). */
   version: string;

@@ -34,6 +34,7 @@ import { constants } from 'node:fs';
 import { chmod, open, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DiskCacheConfig } from '../config.js';
+import { recordedIdentity } from '../source/identity.js';
 import { cacheKey, type ObjectSource } from '../source/object-source.js';
 import type { Stats } from '../stats.js';
 import { versionTag, type ObjectVersion } from '../transport/version.js';
@@ -181,7 +182,7 @@ export class DiskTier {
         keyHash,
         dir: join(this.dir, OBJECTS, key),
         size: version.size,
-        meta: { identity: source.identity, version: versionTag(version), size: version.size, chunkBytes: this.chunkBytes },
+        meta: { identity: recordedIdentity(source.identity), version: versionTag(version), size: version.size, chunkBytes: this.chunkBytes },
       };
       this.objects.set(key, o);
     }

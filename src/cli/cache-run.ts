@@ -16,7 +16,7 @@ import { DEFAULT_DISK_CACHE } from '../config.js';
 import { readAllCounters, clearCounters } from '../cache/disk-stats.js';
 import { removeObjectDir, scanTier, type ScannedObject } from '../cache/disk-layout.js';
 import { SlicefsError } from '../errors.js';
-import { objectIdentity } from '../source/identity.js';
+import { objectIdentity, recordedIdentity } from '../source/identity.js';
 import { redactLine, safeUrl } from '../util/redact.js';
 import { formatBytes } from '../util/size.js';
 import { counted } from '../util/words.js';
@@ -52,7 +52,9 @@ export function identityMatcher(given: string): (identity: string) => boolean {
     } catch {
       throw new SlicefsError('USAGE', `--url: not a URL: '${safeUrl(given)}'`);
     }
-    return (i) => i === id;
+    // meta.json records the identity with its query hashed (older entries: as it is).
+    const recorded = recordedIdentity(id);
+    return (i) => i === recorded || i === id;
   }
   // `score:ID` and `ghga:ACCESSION` name the object on whichever service it came from.
   const m = /^(score|ghga):([^/]+)$/.exec(given);

@@ -5,6 +5,10 @@
  * the child's exit code and its reason; a child that dies without a word is reported with the log's
  * path. Ctrl-C while waiting stops the child too, so no half-started daemon is left behind.
  *
+ * No secret reaches the child by its command line or environment: `--token`'s value and the
+ * secret variables (ACCESSTOKEN, SLICEFS_TOKEN, C4GH_PASSPHRASE, or the passphrase asked for here)
+ * go over the IPC channel (./daemon-protocol.ts).
+ *
  * Paths are decided here, before the child starts, so the parent can print them: the log file
  * (`--log-file`, default `~/.local/state/slicefs/logs/<mount>.log`) and the pid file (`--pid-file`,
  * default `~/.local/state/slicefs/mounts/<mount>.pid`).
@@ -15,7 +19,7 @@ import type { ArgumentsCamelCase } from 'yargs';
 import { SlicefsError } from '../errors.js';
 import { PRIVATE_MODES, WriteRoot } from '../util/safe-fs.js';
 import { EXIT_FAILURE, say, userPathError } from './common.js';
-import { DAEMON_CHILD_ENV, type DaemonMessage } from './daemon-protocol.js';
+import { DAEMON_CHILD_ENV, SECRET_ENV, type DaemonMessage, type DaemonSecrets } from './daemon-protocol.js';
 import { keyFilesOf } from './key-options.js';
 import { mountKey, registryDir, stateDir } from './mount-registry.js';
 import { counted } from '../util/words.js';
@@ -24,14 +28,20 @@ interface DaemonArgs {
   ghga?: boolean;
   'download-token-file'?: string;
   'private-key'?: string | string[];
+  token?: string | string[];
   mountpoint?: string;
   'mount-point'?: string;
   'log-file'?: string;
   'pid-file'?: string;
 }
 
-/** The command line of the child: this one without --daemon, with the decided log and pid files. */
-function childArgv(logFile: string, pidFile: string): string[] {
+/**
+ * The command line of the child: this one without --daemon and without `--token`'s value (handed
+ * over the channel instead), with the decided log and pid files.
+ */
+function childArgv(logFile: string, pidFile: string, token: string | string[] | undefined): string[] {
+  // Given twice, yargs makes it a list: every value is left out.
+  const values = new Set<string>(([] as string[]).concat(token ?? []));
   const out: string[] = [];
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -41,7 +51,12 @@ function childArgv(logFile: string, pidFile: string): string[] {
       i++;
       continue;
     }
-    if (a.startsWith('--log-file=') || a.startsWith('--pid-file=')) continue;
+    if (a.startsWith('--log-file=') || a.startsWith('--pid-file=') || a.startsWith('--token=')) continue;
+    if (a === '--token') {
+      // yargs took the next word as its value (unless it is an option of its own).
+      if (values.has(argv[i + 1])) i++;
+      continue;
+    }
     out.push(a);
   }
   return [...out, '--log-file', logFile, '--pid-file', pidFile];
@@ -62,10 +77,16 @@ export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promi
   await WriteRoot.prepare(dirname(pidFile), PRIVATE_MODES).catch((err: unknown) => {
     throw userPathError(err, '--pid-file', pidFile);
   });
-  // The child's own stdout/stderr (a crash's stack trace) land in the log too.
-  // The detached mount has no terminal to ask a key's passphrase on: ask now, and hand it over in
-  // the child's environment (readable only by this user and root, as C4GH_PASSPHRASE would be).
+  // The secrets go over the channel (./daemon-protocol.ts), never into the child's environment
+  // (/proc/PID/environ, inherited by every helper) or argv (`ps`, for every local user).
   const env: NodeJS.ProcessEnv = { ...process.env, [DAEMON_CHILD_ENV]: '1' };
+  const secrets: DaemonSecrets = { kind: 'secrets', token: Array.isArray(args.token) ? args.token.at(-1) : args.token, env: {} };
+  for (const name of SECRET_ENV) {
+    const value = process.env[name];
+    delete env[name];
+    if (value !== undefined && value !== '') secrets.env[name] = value;
+  }
+  // The detached mount has no terminal to ask a key's passphrase on: ask now.
   const keyFiles = keyFilesOf(args);
   if (keyFiles.length > 0 && !process.env.C4GH_PASSPHRASE) {
     const { keyNeedsPassphrase, loadKeyPair, promptHidden } = await import('./keys.js');
@@ -75,7 +96,7 @@ export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promi
     if (keyFile !== undefined) {
       const pass = await promptHidden(`Passphrase for ${keyFile}: `);
       if (pass === undefined) throw new SlicefsError('USAGE', `${keyFile} is protected by a passphrase: set C4GH_PASSPHRASE (there is no terminal to ask on)`);
-      env.C4GH_PASSPHRASE = pass;
+      secrets.env.C4GH_PASSPHRASE = pass;
       // Checked here, so a wrong passphrase is said now, not in the daemon's log.
       const saved = process.env.C4GH_PASSPHRASE;
       process.env.C4GH_PASSPHRASE = pass;
@@ -87,15 +108,18 @@ export async function startDetached(args: ArgumentsCamelCase<DaemonArgs>): Promi
       }
     }
   }
+  // The child's own stdout/stderr (a crash's stack trace) land in the log too.
   const log = await logRoot.open(logFile, 'append').catch((err: unknown) => {
     throw userPathError(err, '--log-file', logFile);
   });
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...childArgv(logFile, pidFile)], {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...childArgv(logFile, pidFile, args.token)], {
     detached: true,
     stdio: ['ignore', log.fd, log.fd, 'ipc'],
     env,
   });
   await log.close();
+  // A child that could not start reports through 'error' and 'exit' below.
+  child.send(secrets, () => {});
   const onSignal = () => {
     child.kill('SIGTERM');
     say('interrupted: the mount was stopped before it was ready');

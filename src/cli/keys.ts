@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { ReadStream, WriteStream } from 'node:tty';
 import type { C4ghKeyPair } from '../crypt4gh/keys.js';
 import { SlicefsError } from '../errors.js';
+import { cliEnv } from './daemon-protocol.js';
 import { keyFilesOf, type KeyArgs } from './key-options.js';
 import { fsProblem } from '../util/fs-problem.js';
 
@@ -55,7 +56,7 @@ export async function promptHidden(question: string): Promise<string | undefined
 
 /** The passphrase: C4GH_PASSPHRASE, else a prompt, else an error saying how to give it. */
 async function passphraseFor(file: string): Promise<string> {
-  const env = process.env.C4GH_PASSPHRASE;
+  const env = cliEnv().C4GH_PASSPHRASE;
   if (env !== undefined && env !== '') return env;
   const typed = await promptHidden(`Passphrase for ${file}: `);
   if (typed === undefined) throw new SlicefsError('USAGE', `${file} is protected by a passphrase: set C4GH_PASSPHRASE (there is no terminal to ask on)`);

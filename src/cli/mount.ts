@@ -34,7 +34,7 @@ import {
   type CacheArgs,
   type TransportArgs,
 } from './common.js';
-import { DAEMON_CHILD_ENV, notifyParent } from './daemon-protocol.js';
+import { DAEMON_CHILD_ENV, notifyParent, receiveSecrets } from './daemon-protocol.js';
 import { diskCacheConfig, withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { LogFile } from './log-file.js';
 import { readRecords, removeRecord, writeRecord, type MountRecord } from './mount-registry.js';
@@ -92,6 +92,9 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         await startDetached(args);
         return;
       }
+      // A detached mount: its secrets come over the channel, not in its argv or environment.
+      const handed = await receiveSecrets();
+      if (handed.token !== undefined) args.token = handed.token;
       await runMount(args);
     } catch (err) {
       reportError(err);

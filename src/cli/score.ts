@@ -22,6 +22,7 @@ import { DEFAULT_TRANSPORT } from '../config.js';
 import { SlicefsError } from '../errors.js';
 import type { ScoreEndpoint } from '../source/score-source.js';
 import { chooseProfile, envValue, expandPath, readConfigFile, type Origin } from './config-file.js';
+import { cliEnv } from './daemon-protocol.js';
 
 export type { Origin } from './config-file.js';
 
@@ -84,7 +85,7 @@ export interface ResolvedSettings {
  * Reads the config file and any token file (refused when others may read it); checks nothing else
  * (a missing storage URL or token is for the caller to report: `info` shows it, `scoreEndpoint` fails).
  */
-export async function resolvedSettings(args: ScoreArgs, env: NodeJS.ProcessEnv = process.env): Promise<ResolvedSettings> {
+export async function resolvedSettings(args: ScoreArgs, env: NodeJS.ProcessEnv = cliEnv()): Promise<ResolvedSettings> {
   const file = await readConfigFile(args.config, env);
   const chosen = chooseProfile(file, args.profile, env);
   const profileName = chosen.topLevel ? 'config file' : `profile ${chosen.name}`;

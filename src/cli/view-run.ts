@@ -27,12 +27,13 @@ import { parseBed } from '../view/bed.js';
 import { parseRegion, type Region } from '../view/region.js';
 import { localFai } from '../view/reference.js';
 import { formatOfName, indexNames, runView, type DataFormat, type ReferenceInput } from '../view/view-session.js';
+import { safeCommandLine } from './command-line.js';
 import { cacheConfig, say, timestamped, transportConfig, userPathError } from './common.js';
 import { cacheRoot, diskCacheConfig } from './disk-cache-options.js';
 import { keysOf } from './keys.js';
 import { modesOf } from './mode-options.js';
 import { scoreEndpoint } from './score.js';
-import type { ViewArgs } from './view.js';
+import { VIEW_COMMAND_LINE, type ViewArgs } from './view.js';
 
 const VERSION = '0.1.0';
 
@@ -230,7 +231,8 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       return out;
     };
     const out = output?.stream ?? process.stdout;
-    const commandLine = ['slicefs', ...process.argv.slice(2).map((a) => (isUrl(a) ? safeUrl(a) : a))].join(' ');
+    // Allow-listed options only, every URL redacted: the file may be shared (./command-line.ts).
+    const commandLine = safeCommandLine('slicefs', process.argv.slice(2), VIEW_COMMAND_LINE);
     const result = await runView({
       data,
       formatHint: formatOfName(dataPath),

@@ -7,6 +7,7 @@
  * runs, so that `slicefs mount` and `--help` do not load (and compile) the view's dependencies.
  */
 import type { Argv, CommandModule } from 'yargs';
+import type { CommandLineSpec } from './command-line.js';
 import { applyConfigCacheProxy, reportError, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
 import { withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
@@ -36,6 +37,22 @@ export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'
   stats: boolean;
   'index-cache': boolean;
 }
+
+/**
+ * What of a `view` command line its @PG header line may show (./command-line.ts): every option
+ * above, by kind. An option added to `view` and not listed here is written as `…`.
+ */
+export const VIEW_COMMAND_LINE: CommandLineSpec = {
+  shown: [
+    'url', 'input-file', 'manifest', 'path', 'index-url', 'object-id', 'index-object-id', 'storage-url', 'metadata-url', 'profile',
+    'ghga-url', 'accession', 'index-accession', 'max-wait', 'reference-file', 'reference-url', 'query', 'bed-query', 'output',
+    'output-format', 'cache-size', 'block-size', 'connections', 'timeout', 'cache-proxy', 'cache-dir', 'disk-cache-size', 'file-mode',
+  ],
+  // Credentials, and the files that hold them (a key, a token, a config file with tokens).
+  hidden: ['token', 'token-file', 'download-token-file', 'private-key', 'config'],
+  flags: ['contained', 'header', 'header-only', 'pg', 'stats', 'index-cache', 'verbose', 'verify-connection', 'ghga', 'help', 'version'],
+  aliases: { m: 'manifest', T: 'reference-file', q: 'query', o: 'output', 'output-file': 'output', v: 'verbose', PG: 'pg', h: 'help' },
+};
 
 export const viewCommand: CommandModule<object, ViewArgs> = {
   command: 'view',

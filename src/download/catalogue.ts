@@ -5,9 +5,9 @@
  * not later than its `verified` time, is not downloaded again nor hashed; one changed since is
  * hashed again) and rewritten atomically at the end. A file that fails `--verify` loses its row.
  */
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { recordedIdentity } from '../source/identity.js';
 import type { WriteRoot } from '../util/safe-fs.js';
 
 export const CATALOGUE_NAME = 'slicefs-catalogue.tsv';
@@ -22,16 +22,11 @@ export interface CatalogueEntry {
 }
 
 /**
- * The catalogue's `source` of an object (source/identity.ts): the identity as it is when it has no
- * query (a plain URL, `score:…`, `ghga:…`), else its part before the query plus a SHA-256 of the
- * rest. Equal exactly when the identities are, so a file listed from `dl?id=A` is not taken for
- * `dl?id=B`; and a query's values never land in this file, which others may read (a portal's own
- * token there is not a recognised signature and stays in the identity).
+ * The catalogue's `source` of an object: its identity as recorded (source/identity.ts
+ * `recordedIdentity`: a query hashed), so a file listed from `dl?id=A` is not taken for `dl?id=B`,
+ * and a query's values never land in this file, which others may read.
  */
-export function catalogueSource(identity: string): string {
-  const q = identity.indexOf('?');
-  return q < 0 ? identity : `${identity.slice(0, q)}?sha256=${createHash('sha256').update(identity.slice(q + 1)).digest('hex')}`;
-}
+export const catalogueSource = recordedIdentity;
 
 export async function readCatalogue(dir: string): Promise<Map<string, CatalogueEntry>> {
   const out = new Map<string, CatalogueEntry>();

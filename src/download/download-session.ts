@@ -37,6 +37,7 @@ import type { Stats } from 'node:fs';
 import { open, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SlicefsError, messageOf } from '../errors.js';
+import { recordedIdentity } from '../source/identity.js';
 import type { ObjectSource } from '../source/object-source.js';
 import { versionMismatch, type ObjectVersion } from '../transport/version.js';
 import { PRIVATE_MODES, WriteRoot, type Modes } from '../util/safe-fs.js';
@@ -226,7 +227,7 @@ class FileTask {
     this.journaling = this.journaling.then(async () => {
       if (!this.journalDirty) return;
       this.journalDirty = false;
-      await saveJournal(this.root, journalPath(this.abs), { format: JOURNAL_FORMAT, identity: this.job.source.identity, version: this.version, done: this.done.toJSON() });
+      await saveJournal(this.root, journalPath(this.abs), { format: JOURNAL_FORMAT, identity: recordedIdentity(this.job.source.identity), version: this.version, done: this.done.toJSON() });
     });
     return this.journaling;
   }
@@ -384,7 +385,9 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
       const { data, problem } = await loadJournal(jp);
       if (problem) o.warn(`warning: ${t.rel}: ${problem}; starting it again`);
       if (!data) return;
-      const why = data.identity !== t.job.source.identity ? 'the journal is of another URL' : versionMismatch(data.version, t.version);
+      // Journals written before identities were recorded hashed name the identity itself.
+      const ofThis = data.identity === recordedIdentity(t.job.source.identity) || data.identity === t.job.source.identity;
+      const why = !ofThis ? 'the journal is of another URL' : versionMismatch(data.version, t.version);
       const part = await stat(partPath(t.abs)).catch(() => undefined);
       if (why) {
         o.warn(`warning: ${t.rel} changed on the server since the last run (${why}); starting it again`);

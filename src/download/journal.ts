@@ -28,7 +28,7 @@ export const JOURNAL_FORMAT = 2;
 
 export interface JournalData {
   format: typeof JOURNAL_FORMAT;
-  /** The object's identity (source/identity.ts; a stable id for Score and GHGA): a journal of another object is ignored. */
+  /** The object's identity as recorded (source/identity.ts `recordedIdentity`: a query hashed): a journal of another object is ignored. */
   identity: string;
   version: ObjectVersion;
   /** Complete byte ranges of the part file. */

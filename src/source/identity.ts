@@ -30,6 +30,8 @@
  * (test/unit/identity.test.ts) checks that the two lists agree.
  */
 
+import { createHash } from 'node:crypto';
+
 /** One way of signing a URL in its query. */
 export interface SignedUrlScheme {
   readonly name: string;
@@ -134,3 +136,17 @@ export function objectIdentity(url: string): string {
  * whenever the rule changes what an identity names.
  */
 export const IDENTITY_RULE = 2;
+
+/**
+ * An identity as it is written into a file (the disk tier's meta.json, a download's journal and
+ * catalogue): as it is when it has no query (a plain URL, `score:…`, `ghga:…`), else its part
+ * before the query plus a SHA-256 of the rest. Equal exactly when the identities are, so records
+ * still tell `dl?id=A` from `dl?id=B`; and no query value lands on disk, where a backup or another
+ * reader may find it: a portal's own credential (`token=`, `key=`, `access_token=`) is not a
+ * recognised signature, so it stays in the identity (removing it could serve one object's bytes
+ * for another's) and would otherwise be written in clear.
+ */
+export function recordedIdentity(identity: string): string {
+  const q = identity.indexOf('?');
+  return q < 0 ? identity : `${identity.slice(0, q)}?sha256=${createHash('sha256').update(identity.slice(q + 1)).digest('hex')}`;
+}

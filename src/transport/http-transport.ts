@@ -22,6 +22,7 @@ import { SlicefsError, codeForStatus, isRetryableStatus } from '../errors.js';
 import type { Stats } from '../stats.js';
 import { safeUrl, urlPath } from '../util/redact.js';
 import { CacheProxyRouter, tierDeclined } from './cache-proxy.js';
+import { refuseCleartextCredentials } from './cleartext.js';
 import { REDIRECT_STATUSES, RedirectMemory, TARGET_REFUSED, headersAcrossOrigins, nextHop, originOf } from './redirects.js';
 import { checkRetryableStatus, withRetry } from './retry.js';
 import type { FetchRangeOptions, Transport } from './transport.js';
@@ -426,6 +427,8 @@ export class HttpTransport implements Transport {
     signal: AbortSignal,
     body?: string,
   ): Promise<Dispatcher.ResponseData> {
+    // The one place every request passes: a credential never goes over plain http (./cleartext.ts).
+    refuseCleartextCredentials(url, headers);
     this.stats.requests++;
     const t0 = performance.now();
     const res = await request(url, { method, headers, signal, dispatcher: this.agent, body });

@@ -1,7 +1,8 @@
 /**
- * What of a URL may appear in a log line or an error message: scheme, host and path, never the
- * query string (presigned URLs carry their signature there) nor user:password. Every message that
- * names a URL goes through `safeUrl`.
+ * What of a URL may appear in a log line, an error message or a file slicefs writes: scheme, host
+ * and path, never the query string (presigned URLs carry their signature there, portals their
+ * tokens) nor user:password. Every message that names a URL goes through `safeUrl`; text that may
+ * hold URLs anywhere (a command-line argument, a log line) through `safeArg` or `redactLine`.
  */
 export function safeUrl(url: string): string {
   try {
@@ -22,10 +23,25 @@ export function urlPath(url: string): string {
   }
 }
 
+/** A URL of any scheme (`https://`, `s3://`, `file://`…) inside a text, up to the next blank. */
+const URL_IN_TEXT = /[a-z][a-z0-9+.-]*:\/\/\S*/gi;
+
 /**
- * A log line with every URL's query string cut and every Bearer credential masked: the last guard
- * before a line reaches a log file, after each message was already built from safe parts.
+ * A command-line argument as it may be shown or written (a @PG header's CL): every URL in it, at
+ * its start or not (`--url=https://…`, `a,https://…`), through `safeUrl`; the rest as given.
+ */
+export function safeArg(arg: string): string {
+  return arg.replace(URL_IN_TEXT, (u) => safeUrl(u));
+}
+
+/**
+ * A log line with every URL's query string and user:password cut and every Bearer credential
+ * masked: the last guard before a line reaches a log file, after each message was already built
+ * from safe parts.
  */
 export function redactLine(line: string): string {
-  return line.replace(/(https?:\/\/[^\s?#"'<>]*)\?[^\s"'<>]*/gi, '$1?…').replace(/(Bearer\s+)\S+/gi, '$1****');
+  return line
+    .replace(/(https?:\/\/)[^\s/?#@"'<>]*@/gi, '$1')
+    .replace(/(https?:\/\/[^\s?#"'<>]*)\?[^\s"'<>]*/gi, '$1?…')
+    .replace(/(Bearer\s+)\S+/gi, '$1****');
 }

@@ -9,12 +9,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { encodePrivateKey, generateKeyPair } from '../../src/crypt4gh/keys.js';
+import { encryptC4gh } from '../helpers/c4gh-encrypt.js';
 import { BIN, cleanup, mounted, requireFuse, run, tempDir, writeManifest } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { seededBytes } from '../helpers/random.js';
+import { assertNoSecrets } from '../helpers/secret-scan.js';
 
 let server: FixtureServer;
 let work: string;
@@ -36,16 +39,16 @@ before(async () => {
 });
 after(async () => {
   await server?.close();
-  for (const d of ['m1', 'm2', 'm3', 'm4', 'm6', 'm7']) await run('fusermount', ['-uz', join(work, d)]).catch(() => {});
+  for (const d of ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']) await run('fusermount', ['-uz', join(work, d)]).catch(() => {});
   await cleanup(work);
 });
 
 const env = () => ({ ...process.env, XDG_STATE_HOME: join(work, 'state') });
 
-/** Runs the CLI to its end; `onStderr` sees its stderr so far as it comes. */
-function slicefs(args: string[], onStderr?: (soFar: string) => void) {
+/** Runs the CLI to its end with `extraEnv`; `onStderr` sees its stderr so far as it comes. */
+function slicefs(args: string[], extraEnv: Record<string, string> = {}, onStderr?: (soFar: string) => void) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((res, rej) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [BIN, ...args], { env: { ...env(), ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -128,6 +131,37 @@ test('mount --daemon returns once the mount answers, with its log and pid file; 
   assert.ok(!log.includes(SECRET), 'the query string reached the log');
 });
 
+test("mount --daemon: the token and passphrase go over the IPC channel, never into the daemon's argv or environment", async () => {
+  const pass = 'daemon-pass-5d0c71e9';
+  const secrets = { flag: 'flag-tok-3a9e6b2c1d', ACCESSTOKEN: 'env-tok-8f2d4c6a0b', SLICEFS_TOKEN: 'env-tok2-1b7e9d3f5a', C4GH_PASSPHRASE: pass };
+  const pair = generateKeyPair();
+  const keyFile = join(work, 'daemon.sec');
+  await writeFile(keyFile, await encodePrivateKey(pair, pass), { mode: 0o600 });
+  const plain = data.subarray(0, 300_000);
+  server.addFile('/d/enc.bin.c4gh', encryptC4gh(plain, [pair.public]).file);
+  const dir = join(work, 'secret-daemon');
+  await mkdir(dir, { recursive: true });
+  const encManifest = await writeManifest(dir, [{ url: server.url('/d/enc.bin.c4gh'), path: 'enc.bin.c4gh' }]);
+  const mnt = join(work, 'm5');
+  const cache = join(dir, 'cache');
+  const r = await slicefs(['mount', '--daemon', '-m', encManifest, mnt, '--private-key', keyFile, '--token', secrets.flag, '--cache-dir', cache], {
+    ACCESSTOKEN: secrets.ACCESSTOKEN,
+    SLICEFS_TOKEN: secrets.SLICEFS_TOKEN,
+    C4GH_PASSPHRASE: secrets.C4GH_PASSPHRASE,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  const pid = Number(/daemon pid (\d+)/.exec(r.stderr)?.[1]);
+  try {
+    // The passphrase reached the daemon: the file reads decrypted.
+    assert.ok((await readFile(join(mnt, 'enc.bin'))).equals(plain));
+    await assertNoSecrets(Object.values(secrets), { outputs: { stderr: r.stderr }, pids: [pid], running: true, paths: [join(work, 'state'), cache] });
+  } finally {
+    assert.equal((await slicefs(['unmount', mnt])).code, 0);
+  }
+  await waitUntil('the daemon exits', () => !alive(pid));
+  await assertNoSecrets(Object.values(secrets), { paths: [join(work, 'state'), cache] });
+});
+
 test('mount --daemon that cannot mount: non-zero exit, the reason, nothing left running or registered', async () => {
   const bad = await slicefs(['mount', '--daemon', '-m', join(work, 'missing.tsv'), join(work, 'm2')]);
   assert.equal(bad.code, 2);
@@ -151,7 +185,7 @@ test('unmount waits for the processes using the mount, and names them when they 
     assert.match(r.stderr, new RegExp(`error: .* is busy: pid ${holder.pid} \\(sleep: cwd\\); close them, or use --lazy`));
     assert.equal(await mounted(mnt), true, 'a busy mount is left alone');
     // A holder that goes while unmount waits (once it says so): the unmount then succeeds.
-    const r2 = await slicefs(['unmount', mnt, '--wait', '10'], (soFar) => void (/waiting up to/.test(soFar) && holder.kill()));
+    const r2 = await slicefs(['unmount', mnt, '--wait', '10'], {}, (soFar) => void (/waiting up to/.test(soFar) && holder.kill()));
     assert.equal(r2.code, 0, r2.stderr);
     assert.match(r2.stderr, /in use by pid \d+ \(sleep: cwd\); waiting up to 10 s/);
     assert.equal(await mounted(mnt), false);

@@ -13,6 +13,7 @@ import { encodePrivateKey, generateKeyPair } from '../../src/crypt4gh/keys.js';
 import { BIN, cleanup, requireFuse, startDaemon, tempDir } from '../helpers/daemon.js';
 import { GhgaServer } from '../helpers/ghga-server.js';
 import { seededBytes } from '../helpers/random.js';
+import { assertNoSecrets } from '../helpers/secret-scan.js';
 import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
 
 let work: string;
@@ -38,6 +39,9 @@ before(async () => {
   tokenFile = join(work, 'token');
   await writeFile(tokenFile, ghga.downloadToken(), { mode: 0o600 });
 });
+/** Every secret of a run: what the GHGA fixture issued and the download token. */
+const secrets = () => [...ghga.issuedSecrets(), ghga.downloadToken()];
+
 after(async () => {
   const all = printed.join('\n');
   for (const secret of [...ghga.issuedSecrets(), ghga.downloadToken()]) assert.ok(!all.includes(secret), 'a secret in the output');
@@ -47,7 +51,8 @@ after(async () => {
 
 test('mount --ghga: decrypted files with the index beside the BAM; samtools equals the plaintext', async () => {
   const mnt = join(work, 'mnt');
-  const d = await startDaemon('', mnt, ['--ghga', '--ghga-url', ghga.wkvsUrl, '--private-key', keyFile, '--download-token-file', tokenFile, '--verbose']);
+  const cache = join(work, 'cache');
+  const d = await startDaemon('', mnt, ['--ghga', '--ghga-url', ghga.wkvsUrl, '--private-key', keyFile, '--download-token-file', tokenFile, '--verbose', '--cache-dir', cache]);
   try {
     assert.deepEqual((await readdir(mnt)).sort(), ['GHGAF00000000000011.bam', 'GHGAF00000000000011.bam.bai', 'GHGAF00000000000013.txt.gz']);
     assert.equal((await stat(join(mnt, 'GHGAF00000000000011.bam'))).size, (await stat(sample.bam)).size);
@@ -58,17 +63,22 @@ test('mount --ghga: decrypted files with the index beside the BAM; samtools equa
       assert.equal(got.code, 0, got.stderr);
       assert.ok(want.stdout.length > 0 && got.stdout.equals(want.stdout), region);
     }
+    // The mount's argv and environment, its output and its disk cache hold none of the tokens.
+    await assertNoSecrets(secrets(), { outputs: { stderr: d.stderr() }, pids: [d.proc.pid!], paths: [cache] });
   } finally {
     assert.equal(await d.stop(), 0, d.stderr());
     printed.push(d.stderr());
   }
+  await assertNoSecrets(secrets(), { outputs: { stderr: d.stderr() }, paths: [cache] });
 });
 
 test('view --ghga --accession: the index found in the work package; equal to samtools on the plaintext', async () => {
+  const cache = join(work, 'view-cache');
+  const outputs: string[] = [];
   for (const region of sample.regions.slice(0, 3)) {
     const want = await samtools(['view', sample.bam, region]);
     const got = await new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((res) => {
-      const p = spawn(process.execPath, [BIN, 'view', '--ghga', '--ghga-url', ghga.wkvsUrl, '--accession', 'GHGAF00000000000011', '--private-key', keyFile, '--download-token-file', tokenFile, '-q', region, '--no-header', '--no-index-cache'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn(process.execPath, [BIN, 'view', '--ghga', '--ghga-url', ghga.wkvsUrl, '--accession', 'GHGAF00000000000011', '--private-key', keyFile, '--download-token-file', tokenFile, '-q', region, '--no-header', '--cache-dir', cache], { stdio: ['ignore', 'pipe', 'pipe'] });
       const out: Buffer[] = [];
       let err = '';
       p.stdout.on('data', (c: Buffer) => out.push(c));
@@ -76,7 +86,10 @@ test('view --ghga --accession: the index found in the work package; equal to sam
       p.on('close', (code) => res({ code, stdout: Buffer.concat(out), stderr: err }));
     });
     printed.push(got.stderr);
+    outputs.push(got.stderr);
     assert.equal(got.code, 0, got.stderr);
     assert.ok(got.stdout.equals(want.stdout), region);
   }
+  // Its disk tier and index cache (the second and third views read the index from it) too.
+  await assertNoSecrets(secrets(), { outputs: { stderr: outputs.join('') }, paths: [cache] });
 });

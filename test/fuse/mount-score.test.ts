@@ -10,9 +10,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { cleanup, requireFuse, startDaemon, tempDir, type Daemon } from '../helpers/daemon.js';
+import { BIN, cleanup, requireFuse, run, startDaemon, tempDir, type Daemon } from '../helpers/daemon.js';
 import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
 import { ScoreServer } from '../helpers/score-server.js';
+import { assertNoSecrets } from '../helpers/secret-scan.js';
 
 const TOKEN = '6d1e9b2a-7c4f-4a80-b3e5-91f2c0d8a7e6';
 let score: ScoreServer;
@@ -53,6 +54,7 @@ after(async () => {
   assert.ok(all.length > 0);
   assert.ok(!all.includes(TOKEN), 'the token appears in the output');
   for (const sig of score.issuedSignatures()) assert.ok(!all.includes(sig), 'a signature appears in the output');
+  await run('fusermount', ['-uz', join(work, 'mnt-daemon')]).catch(() => {});
   await score?.close();
   await cleanup(work);
 });
@@ -115,6 +117,27 @@ test('object-id layout: flat, indexes named <id>.bai/.crai so samtools finds the
   } finally {
     score.urlLifetimeS = 86_400;
   }
+});
+
+test("mount --daemon --token: the token reaches the daemon over its channel, not its argv or environment; no signature in its log, state or cache", async () => {
+  const mnt = join(work, 'mnt-daemon');
+  const state = join(work, 'state');
+  const cache = join(work, 'daemon-cache');
+  // A wrong token in the environment: the flag's must still win in the daemon (flag > environment).
+  const daemonEnv = { ...process.env, ...env, ACCESSTOKEN: 'not-the-token', STORAGE_URL: undefined, XDG_STATE_HOME: state };
+  const r = await run(process.execPath, [BIN, 'mount', '--daemon', '-m', manifest, mnt, '--token', TOKEN, '--storage-url', score.origin, '--cache-dir', cache, '--verbose'], { env: daemonEnv });
+  outputs.push(r.stderr);
+  assert.equal(r.code, 0, r.stderr);
+  const pid = Number(/daemon pid (\d+)/.exec(r.stderr)?.[1]);
+  try {
+    assert.ok((await readFile(join(mnt, 'AN-1/DO1.bam.bai'))).equals(await readFile(sample.bai)));
+    await sameAsLocal(sample.bam, join(mnt, 'AN-1/DO1.bam'), sample.regions[0]);
+    await assertNoSecrets([TOKEN, ...score.issuedSignatures()], { outputs: { stderr: r.stderr }, pids: [pid], running: true, paths: [state, cache] });
+  } finally {
+    const u = await run(process.execPath, [BIN, 'unmount', mnt], { env: daemonEnv });
+    assert.equal(u.code, 0, u.stderr);
+  }
+  await assertNoSecrets([TOKEN, ...score.issuedSignatures()], { paths: [state, cache] });
 });
 
 test('a wrong token: the mount fails with one clear line and leaves no mount', async () => {

@@ -99,6 +99,8 @@ export class GhgaServer {
   now: () => number = Date.now;
   /** DCS: 202 answers without Retry-After (a broken deployment; the connector fails on it too). */
   omitRetryAfter = false;
+  /** Well-known values served instead of this server's own (e.g. a service named by a plain-http URL). */
+  valuesOverride: Record<string, string> = {};
   /** WPS: the public key WOTs name, when not the user's (the work package was made for another key). */
   wotPublicKeyClaim?: Buffer;
 
@@ -308,6 +310,7 @@ export class GhgaServer {
       ucs_api_url: `${this.origin}/ucs`,
       storage_aliases: { 'TUE01': 'tuebingen' },
       storage_labels: { 'TUE01': 'Tübingen' },
+      ...this.valuesOverride,
     });
   }
 

@@ -15,6 +15,7 @@ import { BIN, cleanup, tempDir, writeManifest } from '../helpers/daemon.js';
 import { encryptC4gh } from '../helpers/c4gh-encrypt.js';
 import { index, plaintext, sha256, VECTORS } from '../helpers/c4gh-vectors.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
+import { assertNoSecrets } from '../helpers/secret-scan.js';
 import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
 
 let work: string;
@@ -64,6 +65,7 @@ test('decrypt: every positive vector gives its plaintext, with each key that ope
       const got = await readFile(join(out, f.file.split('/').at(-1)!.slice(0, -5)));
       assert.equal(got.length, f.expect!.plaintext_size, f.file);
       assert.equal(sha256(got), f.expect!.plaintext_sha256, f.file);
+      await assertNoSecrets([key.pass], { outputs: { stdout: r.stdout, stderr: r.stderr }, paths: [out] });
     }
   }
 });
@@ -149,11 +151,17 @@ test('view of an encrypted BAM (index encrypted too) equals samtools on the plai
   const prefix = join(work, 'keys', 'viewer');
   assert.equal((await slicefs(['keygen', '--out', prefix, '--nocrypt'])).code, 0);
   const pub = parsePublicKey(await readFile(`${prefix}.pub`, 'utf8'), 'viewer.pub');
-  server.addFile('/e/sample.bam.c4gh', encryptC4gh(await readFile(sample.bam), [pub]).file);
+  const encrypted = encryptC4gh(await readFile(sample.bam), [pub]);
+  server.addFile('/e/sample.bam.c4gh', encrypted.file);
   server.addFile('/e/sample.bam.bai.c4gh', encryptC4gh(await readFile(sample.bai), [pub]).file);
+  const secret = (await parsePrivateKey(await readFile(`${prefix}.sec`, 'utf8'), async () => '', 'viewer.sec')).secret;
+  const keyMaterial = [secret, encrypted.dataKey].flatMap((k) => [k.toString('hex'), k.toString('base64')]);
+  const cache = join(work, 'view-cache');
   for (const region of sample.regions.slice(0, 4)) {
     const want = await samtools(['view', sample.bam, region]);
-    const got = await slicefs(['view', '--url', server.url('/e/sample.bam.c4gh'), '-q', region, '--private-key', `${prefix}.sec`, '--no-index-cache', '--no-header']);
+    const got = await slicefs(['view', '--url', server.url('/e/sample.bam.c4gh'), '-q', region, '--private-key', `${prefix}.sec`, '--no-index-cache', '--no-header', '--cache-dir', cache]);
+    // Neither the secret key nor the data key shows anywhere; the disk tier holds ciphertext only.
+    await assertNoSecrets(keyMaterial, { outputs: { stdout: got.stdout, stderr: got.stderr }, paths: [cache] });
     assert.equal(got.code, 0, got.stderr);
     assert.ok(want.stdout.length > 0);
     assert.ok(got.stdout.equals(want.stdout), `region ${region}`);

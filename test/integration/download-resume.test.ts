@@ -21,6 +21,7 @@ import { after, before, test } from 'node:test';
 import { BIN, cleanup, runSlicefs, tempDir, writeManifest } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { SeededRandom, seededBytes } from '../helpers/random.js';
+import { assertNoSecrets } from '../helpers/secret-scan.js';
 
 let server: FixtureServer;
 let work: string;
@@ -113,6 +114,30 @@ test('kill -9 inside a part over a slow link: the journal is at most about a sec
   const allowed = PARALLEL * 2 * RATE;
   t.diagnostic(`killed run received ${received}, journal had ${had}; resume fetched ${refetched}, ${lost} beyond what never arrived (${(lost / PARALLEL / RATE).toFixed(2)} s per stream)`);
   assert.ok(lost <= allowed, `re-fetched ${lost} bytes beyond what the killed run never received (allowed ${allowed}: ${PARALLEL} streams x 2 s)`);
+});
+
+test("a portal's token in the URL's query (kept in the identity) lands in no file: the journal a kill leaves, the catalogue", async () => {
+  const data = seededBytes(303, 6 * 1024 * 1024);
+  const { out, url } = await serve('portaltoken', data);
+  const token = 'portal-tok-7e51c9a08b3d';
+  const manifest = await writeManifest(join(work, 'portaltoken'), [{ url: `${url}?id=7&token=${token}`, path: 'f.bin', size: data.length, md5: md5(data) }]);
+  const path = new URL(url).pathname;
+  server.setFault(path, { kind: 'throttle-body', bytesPerSecond: RATE });
+  const args = ['-m', manifest, '-d', out, '--part-size', '4M', '-q'];
+  const first = startDownload(args);
+  assert.ok(await waitFor(async () => journaled(await readJournal(join(out, 'f.bin.part.journal'))) > 0), 'a journal was written');
+  first.p.kill('SIGKILL');
+  await first.exited;
+  await assertNoSecrets([token], { paths: [out] });
+  server.setFault(path, undefined);
+  // The journal is still recognised as this URL's: the resume asks only for what it lacks.
+  server.resetLog();
+  const had = journaled(await readJournal(join(out, 'f.bin.part.journal')));
+  const r = await runSlicefs(['download', ...args]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(sentFor(path), data.length - had);
+  assert.match(await readFile(join(out, 'slicefs-catalogue.tsv'), 'utf8'), /\/portaltoken\/f\.bin\?sha256=[0-9a-f]{64}\t/);
+  await assertNoSecrets([token], { outputs: { stderr: r.stderr + first.stderr() }, paths: [out] });
 });
 
 test('kill -9 at seeded random moments, again and again: the journal never names a byte the part file does not hold; the end result is right', async () => {

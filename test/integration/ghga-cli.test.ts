@@ -17,6 +17,7 @@ import { LocalSource } from '../../src/source/local-source.js';
 import { BIN, cleanup, tempDir } from '../helpers/daemon.js';
 import { GhgaServer } from '../helpers/ghga-server.js';
 import { seededBytes } from '../helpers/random.js';
+import { assertNoSecrets } from '../helpers/secret-scan.js';
 
 let work: string;
 let ghga: GhgaServer;
@@ -68,6 +69,9 @@ function slicefs(args: string[], opts: { stdin?: string; env?: Record<string, st
   });
 }
 
+/** Every secret of a run: what the GHGA fixture issued, the download token, the key's passphrase. */
+const secrets = () => [...ghga.issuedSecrets(), ghga.downloadToken(), 'my passphrase'];
+
 const ghgaArgs = (dir: string, extra: string[] = []) => ['download', '--ghga', '--ghga-url', ghga.wkvsUrl, '--private-key', keyFile, '--download-token-file', tokenFile, '-d', dir, ...extra];
 
 async function decryptLocal(file: string): Promise<Buffer> {
@@ -102,6 +106,7 @@ test('a work package: <accession><ext>.c4gh files (envelope + blocks) that decry
   assert.equal(r3.code, 0, r3.stderr);
   assert.match(r3.stderr, /0 downloaded, 3 already present/);
   assert.equal(ghga.dataBytes, 0);
+  await assertNoSecrets(secrets(), { outputs: { stderr: r.stderr + r2.stderr + r3.stderr }, paths: [dir, plain] });
 });
 
 test('the download token from standard input, and kill -9 then resume, with URLs expiring mid-file', async () => {
@@ -114,6 +119,8 @@ test('the download token from standard input, and kill -9 then resume, with URLs
       during: (p) => setTimeout(() => p.kill('SIGKILL'), 3500),
     });
     assert.equal(first.signal, 'SIGKILL');
+    // What the kill left (part files, journals) holds no secret.
+    await assertNoSecrets(secrets(), { paths: [dir] });
     const fetchedFirst = ghga.dataBytes;
     assert.ok(fetchedFirst > 1_000_000, `fetched before the kill: ${fetchedFirst}`);
     const second = await slicefs(ghgaArgs(dir, ['-q']));
@@ -125,6 +132,23 @@ test('the download token from standard input, and kill -9 then resume, with URLs
     assert.ok(ghga.requests.object > 3, 'URLs were renewed');
   } finally {
     ghga.urlLifetimeS = 60;
+  }
+});
+
+test('well-known values that name a plain-http service: the tokens are not sent, one line, exit 2', async () => {
+  for (const [key, host] of [['wps_api_url', 'wps.invalid'], ['dcs_api_url', 'dcs.invalid']] as const) {
+    ghga.valuesOverride = { [key]: `http://${host}/${key === 'wps_api_url' ? 'wps/' : 'dcs'}` };
+    try {
+      const r = await slicefs(ghgaArgs(join(work, 'cleartext')));
+      assert.equal(r.code, 2, r.stderr);
+      // The DCS is asked once the work package is known (its line printed): the error is one line, the last.
+      const errors = r.stderr.split('\n').filter((l) => /error/.test(l));
+      assert.equal(errors.length, 1, r.stderr);
+      assert.match(errors[0], new RegExp(`^slicefs: error: refusing to send a bearer token over plain http to http://${host.replace('.', '\\.')}/\\S*: it would travel unencrypted; use an https:// URL`));
+      await assertNoSecrets(secrets(), { outputs: { stderr: r.stderr, stdout: r.stdout } });
+    } finally {
+      ghga.valuesOverride = {};
+    }
   }
 });
 

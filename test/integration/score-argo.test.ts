@@ -15,6 +15,7 @@ import { after, before, test } from 'node:test';
 import { BIN, cleanup, tempDir } from '../helpers/daemon.js';
 import { seededBytes } from '../helpers/random.js';
 import { ScoreServer } from '../helpers/score-server.js';
+import { assertNoSecrets } from '../helpers/secret-scan.js';
 
 const TOKEN = 'c0ffee00-1234-4a5b-8c9d-0e1f2a3b4c5d';
 let score: ScoreServer;
@@ -104,6 +105,7 @@ test('download --manifest of an ARGO manifest: bundle paths, the index beside it
   const r3 = await slicefs(['download', '-m', m, '-d', byName, '--output-layout', 'filename', '--no-index', '-q']);
   assert.equal(r3.code, 0, r3.stderr);
   assert.deepEqual((await readdir(byName)).filter((n) => !n.startsWith('slicefs-') && !n.startsWith('.')).sort(), ['DO1.bam', 'DO2.vcf.gz']);
+  await assertNoSecrets([TOKEN, ...score.issuedSignatures()], { outputs: { stderr: r.stderr + r2.stderr + r3.stderr }, paths: [dir, byId, byName] });
 });
 
 test('a download interrupted and resumed across the expiry of its presigned URLs: new URLs, no restart, verified', async () => {
@@ -117,6 +119,8 @@ test('a download interrupted and resumed across the expiry of its presigned URLs
       during: (p) => setTimeout(() => p.kill('SIGINT'), 3500),
     });
     assert.equal(first.code, 130, first.stderr);
+    // What the interruption left (part files, journals) holds neither the token nor a signature.
+    await assertNoSecrets([TOKEN, ...score.issuedSignatures()], { outputs: { stderr: first.stderr }, paths: [dir] });
     const specsFirst = score.specRequests;
     assert.ok(specsFirst >= 2, `URLs replaced during the first run: ${specsFirst} specification requests`);
     const servedFirst = score.dataBytes;

@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import { cleanup, runSlicefs, tempDir } from '../helpers/daemon.js';
 import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
 import { ScoreServer } from '../helpers/score-server.js';
+import { assertNoSecrets } from '../helpers/secret-scan.js';
 
 const TOKEN = '3f9a1c7e-5b2d-4e8f-9a6b-0c1d2e3f4a5b';
 let score: ScoreServer;
@@ -33,13 +34,14 @@ const slicefs = runSlicefs;
 
 test('view --object-id finds the index through the metadata service and equals samtools view', async () => {
   const env = { ACCESSTOKEN: TOKEN, STORAGE_URL: score.origin };
-  const r = await slicefs(['view', '--no-index-cache', '--object-id', 'bam-object-1', '-q', 'chr1:1000-60000', '--no-header'], env);
+  const cache = join(work, 'view-cache');
+  const r = await slicefs(['view', '--no-index-cache', '--cache-dir', cache, '--object-id', 'bam-object-1', '-q', 'chr1:1000-60000', '--no-header'], env);
   assert.equal(r.code, 0, r.stderr);
   assert.ok(r.stdout.equals((await samtools(['view', sample.bam, 'chr1:1000-60000'])).stdout));
   const direct = await slicefs(['view', '--no-index-cache', '--object-id', 'bam-object-1', '--index-object-id', 'bai-object-1', '-q', 'chrM', '--no-header'], env);
   assert.equal(direct.code, 0, direct.stderr);
   assert.ok(direct.stdout.equals((await samtools(['view', sample.bam, 'chrM'])).stdout));
-  assert.doesNotMatch(r.stderr + direct.stderr, new RegExp(TOKEN));
+  await assertNoSecrets([TOKEN, ...score.issuedSignatures()], { outputs: { stderr: r.stderr + direct.stderr }, paths: [cache] });
 });
 
 test('download --object-id: verified against the MD5 the storage service states', async () => {
@@ -51,11 +53,9 @@ test('download --object-id: verified against the MD5 the storage service states'
   assert.ok((await readFile(join(out, 'bam-object-1'))).equals(await readFile(sample.bam)));
   const cat = await readFile(join(out, 'slicefs-catalogue.tsv'), 'utf8');
   assert.match(cat, /^bam-object-1\t\d+\t[0-9a-f]{32}\tscore:127\.0\.0\.1:\d+\/bam-object-1\t/m);
-  const shown = cat + r.stderr + r.stdout.toString();
-  assert.ok(!shown.includes(TOKEN), 'token shown');
   const sigs = score.issuedSignatures();
   assert.ok(sigs.length > 0);
-  for (const sig of sigs) assert.ok(!shown.includes(sig), 'a URL signature shown');
+  await assertNoSecrets([TOKEN, ...sigs], { outputs: { stdout: r.stdout, stderr: r.stderr }, paths: [out] });
 });
 
 test('a missing, world-readable or wrong token is one clear line, and the token is never shown', async () => {
@@ -75,4 +75,27 @@ test('a missing, world-readable or wrong token is one clear line, and the token 
   assert.equal(shown.code, 0, shown.stderr);
   assert.match(shown.stderr, /warning: --token shows the token in the process list/);
   for (const r of [none, l, wrong, shown]) assert.doesNotMatch(r.stderr, new RegExp(TOKEN));
+});
+
+test('the token never goes over plain http to a host that is not loopback: one line, exit 2, before any request', async () => {
+  const cases: [string[], RegExp][] = [
+    // The metadata service (the storage URL by default) is asked first for the index.
+    [['view', '--object-id', 'bam-object-1', '-q', 'chr1', '--storage-url', 'http://score.invalid:8080'], /http:\/\/score\.invalid:8080\/entities\/bam-object-1: /],
+    [['view', '--object-id', 'bam-object-1', '-q', 'chr1', '--storage-url', score.origin, '--metadata-url', 'http://metadata.invalid/'], /http:\/\/metadata\.invalid\/entities\/bam-object-1: /],
+    // download checks the connection first.
+    [['download', '--object-id', 'bam-object-1', '-d', join(work, 'clear'), '--storage-url', 'http://score.invalid/'], /http:\/\/score\.invalid\/download\/ping: /],
+  ];
+  for (const [args, where] of cases) {
+    const r = await slicefs(args, { ACCESSTOKEN: TOKEN });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^slicefs: error: refusing to send a bearer token over plain http to \S+: it would travel unencrypted; use an https:\/\/ URL[^\n]*\n$/);
+    assert.match(r.stderr, where);
+    await assertNoSecrets([TOKEN], { outputs: { stderr: r.stderr, stdout: r.stdout } });
+  }
+  // Without that check, the object's specification is the first request: the file fails (a download's
+  // failed file is exit 1) with the same reason.
+  const unchecked = await slicefs(['download', '--object-id', 'bam-object-1', '-d', join(work, 'clear'), '--storage-url', 'http://score.invalid/', '--no-verify-connection', '-q'], { ACCESSTOKEN: TOKEN });
+  assert.equal(unchecked.code, 1, unchecked.stderr);
+  assert.match(unchecked.stderr, /bam-object-1: refusing to send a bearer token over plain http to http:\/\/score\.invalid\/download\/bam-object-1\?…: /);
+  await assertNoSecrets([TOKEN], { outputs: { stderr: unchecked.stderr }, paths: [join(work, 'clear')] });
 });

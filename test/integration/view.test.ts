@@ -13,6 +13,7 @@ import { BIN, cleanup, run, tempDir } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { SeededRandom } from '../helpers/random.js';
 import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
+import { assertNoSecrets } from '../helpers/secret-scan.js';
 import { edgeRegions, randomRegions, viewText } from '../helpers/view-text.js';
 
 let server: FixtureServer;
@@ -108,6 +109,37 @@ test('the CLI: header equals samtools -h --no-PG; default adds a @PG line; BAM o
   const decoded = await samtools(['view', bamPath]);
   const direct = await samtools(['view', '-M', sample.bam, 'chr1:100000-300000', '*']);
   assert.ok(decoded.stdout.equals(direct.stdout));
+});
+
+test('the @PG CL: allow-listed options, every URL redacted in any form, no token; SAM and BAM (secret scan)', async () => {
+  const url = server.url(`/d/${basename(sample.bam)}`);
+  const [sig1, sig2, sig3, token1, token2] = ['Sig1-9c2e7a41d0', 'Sig2-4b8f13e6aa', 'Sig3-70d5c9b2ee', 'tok1-e3a9d81f52c7', 'tok2-5f0b6ce4917d'];
+  const cache = join(work, 'pg-cache');
+  const sam = await run(process.execPath, [
+    BIN, 'view', `--cache-dir=${cache}`, `--url=${url}?X-Amz-Signature=${sig1}`, '--index-url', `${url}.bai?X-Amz-Signature=${sig2}`,
+    `--token=${token1}`, '-q', 'chr2:1-50000', '--header-only',
+  ]);
+  assert.equal(sam.code, 0, sam.stderr);
+  const cl = /^@PG\tID:slicefs\t.*\tCL:(.*)$/m.exec(sam.stdout.toString())?.[1];
+  const origin = new URL(url).origin;
+  assert.equal(cl, `slicefs view --cache-dir=${cache} --url=${origin}/d/sample.bam?… --index-url ${origin}/d/sample.bam.bai?… --token=… -q chr2:1-50000 --header-only`);
+
+  const bamPath = join(work, 'pg.bam');
+  const bam = await run(process.execPath, [
+    BIN, 'view', '--cache-dir', cache, '--url', `${url}?X-Amz-Signature=${sig3}`, '--token', token2, '--output-format', 'bam', '-o', bamPath, '-q', 'chr1:1-2000',
+  ]);
+  assert.equal(bam.code, 0, bam.stderr);
+  const header = (await samtools(['view', '-H', bamPath])).stdout.toString();
+  assert.match(header, /\tCL:slicefs view --cache-dir \S+ --url http:\/\/127\.0\.0\.1:\d+\/d\/sample\.bam\?… --token … --output-format bam -o \S+pg\.bam -q chr1:1-2000$/m);
+  // A portal's own token in the query is not a recognised signature: it stays in the identity, and
+  // the disk tier's meta.json records that identity with its query hashed.
+  const portal = 'portal-tok-2c8e40d91fa6';
+  const viaPortal = await run(process.execPath, [BIN, 'view', '--cache-dir', cache, '--url', `${url}?token=${portal}`, '-q', 'chr1:1-2000']);
+  assert.equal(viaPortal.code, 0, viaPortal.stderr);
+  await assertNoSecrets([sig1, sig2, sig3, token1, token2, portal], {
+    outputs: { 'view stdout': Buffer.concat([sam.stdout, viaPortal.stdout]), 'view stderr': sam.stderr + bam.stderr + viaPortal.stderr },
+    paths: [bamPath, cache],
+  });
 });
 
 test('a closed stdout (| head) ends quietly with exit 0', async () => {

@@ -25,6 +25,9 @@ test('lines carry a time and a level; secrets are cut; the size stays bounded', 
     assert.match(lines[1], / WARN {2}warning: careful$/);
     assert.match(lines[2], / DEBUG GET https:\/\/h\/b\/o\.bam\?… 206 with Bearer \*\*\*\* second line$/);
     assert.doesNotMatch(text, /abc123|tok-987/);
+    // A URL's user:password too (a manifest URL named in a message that skipped safeUrl).
+    log.write('INFO', 'opening http://alice:pw-4f1e9c@h.example.org/x.bam and https://bob@h/y');
+    assert.match(await readFile(path, 'utf8'), / INFO {2}opening http:\/\/h\.example\.org\/x\.bam and https:\/\/h\/y$/m);
     assert.equal((await stat(path)).mode & 0o777, 0o600);
     for (let i = 0; i < 100; i++) log.write('INFO', `line ${i} ${'x'.repeat(40)}`);
     log.close();

@@ -22,7 +22,7 @@ import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { safeUrl } from '../util/redact.js';
 import { parseBed } from '../view/bed.js';
-import { parseRegion, type Region } from '../view/region.js';
+import { parseRegion, wholeFile, type Region } from '../view/region.js';
 import { localFai } from '../view/reference.js';
 import { formatOfName, indexNames, runView, type DataFormat, type ReferenceInput } from '../view/view-session.js';
 import { cacheConfig, say, timestamped, transportConfig } from './common.js';
@@ -172,7 +172,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       if (bedText !== undefined) out.push(...parseBed(bedText, args['bed-query']!, contigs));
       if (out.length === 0) {
         // No region: every record (all contigs, then the unplaced reads), as plain samtools view.
-        out.push(...contigs.map((c): Region => ({ kind: 'contig', contig: c.name, start: 0, end: c.length })), { kind: 'unmapped' });
+        out.push(...wholeFile(contigs));
       }
       return out;
     };

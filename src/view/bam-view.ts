@@ -14,7 +14,7 @@ import { ObjectFilehandle } from '../reader/object-filehandle.js';
 import type { RangeReader } from '../reader/range-reader.js';
 import { recordWanted, type WantedRange } from './bam-record.js';
 import { chunkEndByte, recordsBetween, type VOffset } from './bgzf.js';
-import type { Contig, Region } from './region.js';
+import type { Contig, ViewRegion } from './region.js';
 
 export interface IndexInput {
   handle: GenericFilehandle;
@@ -57,7 +57,7 @@ export class BamView {
   }
 
   /** The raw records (without their length prefix) of `regions`, each once, in file order, in batches. */
-  async *records(regions: Region[], contained: boolean): AsyncGenerator<Buffer[]> {
+  async *records(regions: ViewRegion[], contained: boolean): AsyncGenerator<Buffer[]> {
     const index = this.bam.index;
     if (!index) throw new SlicefsError('USAGE', 'no index');
     const tidOf = new Map(this.contigs.map((c, i) => [c.name, i]));

@@ -19,7 +19,7 @@ import type { BamView } from './bam-view.js';
 import { BgzfWriter } from './bgzf.js';
 import type { CramView } from './cram/cram-view.js';
 import { FastaReference, parseFai } from './reference.js';
-import type { Region } from './region.js';
+import { expandRegions, type Region } from './region.js';
 import { ByteSink, formatSamInto, refNameBytes } from './sam-format.js';
 
 export type DataFormat = 'bam' | 'cram';
@@ -224,7 +224,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
     view = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind }, head);
   }
   const bam = view;
-  const regions = o.regions(bam.contigs);
+  const regions = expandRegions(o.regions(bam.contigs), bam.contigs);
   const header = o.pg ? withPg(bam.headerText, o.pg) : bam.headerText;
   const w = writer(o.out);
   let records = 0;

@@ -15,7 +15,7 @@ import { SlicefsError } from '../../errors.js';
 import { ObjectFilehandle } from '../../reader/object-filehandle.js';
 import type { RangeReader } from '../../reader/range-reader.js';
 import { overlapsAny, type WantedRange } from '../bam-record.js';
-import type { Contig, Region } from '../region.js';
+import type { Contig, ViewRegion } from '../region.js';
 import { decodeSlice, type CompressionScheme, type DecodeContext, type Preservation, type RecordFilter, type ReferenceFetch, type SliceHeaderContent, type SliceParts } from './slice-decoder.js';
 
 /** One line of a .crai: a slice (or, for a multi-reference slice, its part on one reference). */
@@ -149,7 +149,7 @@ export class CramView {
   }
 
   /** The BAM-encoded records of `regions`, each once, in file order, in batches (one per slice). */
-  async *records(regions: Region[], contained: boolean): AsyncGenerator<Buffer[]> {
+  async *records(regions: ViewRegion[], contained: boolean): AsyncGenerator<Buffer[]> {
     const tidOf = new Map(this.contigs.map((c, i) => [c.name, i]));
     const wanted: WantedRange[] = [];
     let unmapped = false;

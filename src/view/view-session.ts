@@ -221,7 +221,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
     // The kind comes from the bytes, so an index under any name (a manifest's index_url) is read right.
     const kind = indexKind(indexBytes, index.label);
     const { BamView } = await import('./bam-view.js');
-    view = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind }, head);
+    view = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind, label: index.label }, head, o.data.label);
   }
   const bam = view;
   const regions = expandRegions(o.regions(bam.contigs), bam.contigs);
@@ -240,7 +240,12 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
     // without its reference, a wrong reference) leaves the output empty rather than header-only.
     if (o.header === 'with') sink.bytes(Buffer.from(header, 'utf8'));
     for await (const batch of bam.records(regions, o.contained)) {
-      for (const rec of batch) formatSamInto(rec, refs, sink);
+      try {
+        for (const rec of batch) formatSamInto(rec, refs, sink);
+      } catch (err) {
+        // The record names itself; the file is named here.
+        throw err instanceof SlicefsError ? new SlicefsError(err.code, `${o.data.label}: ${err.message}`) : err;
+      }
       records += batch.length;
       if (sink.len >= SAM_BATCH) await w.write(sink.take());
     }

@@ -10,10 +10,11 @@
 import { BamFile } from '@gmod/bam';
 import type { GenericFilehandle } from 'generic-filehandle2';
 import { SlicefsError, messageOf } from '../errors.js';
+import { printable } from '../util/printable.js';
 import { ObjectFilehandle } from '../reader/object-filehandle.js';
 import type { RangeReader } from '../reader/range-reader.js';
 import { recordWanted, type WantedRange } from './bam-record.js';
-import { chunkEndByte, recordsBetween, type VOffset } from './bgzf.js';
+import { chunkEndByte, readBamHeader, recordsBetween, type VOffset } from './bgzf.js';
 import type { Contig, ViewRegion } from './region.js';
 
 export interface IndexInput {
@@ -52,15 +53,12 @@ export class BamView {
       bamFilehandle: new ObjectFilehandle(data, head),
       ...(index.kind === 'bai' ? { baiFilehandle: index.handle } : { csiFilehandle: index.handle }),
     });
-    let text: string | undefined;
-    try {
-      text = await bam.getHeaderText();
-    } catch (err) {
-      if (err instanceof SlicefsError) throw err;
-      throw new SlicefsError('BAD_RESPONSE', `${label}: not a readable BAM file: ${messageOf(err)}`);
-    }
-    const contigs = (bam.indexToChr ?? []).map((c) => ({ name: c.refName, length: c.length }));
-    return new BamView(bam, data, text ?? '', contigs, label, index.label);
+    // The header is read here, not by @gmod/bam: it decompresses from the file's start to where
+    // the index says the records begin, trusting every size field on the way (a corrupt file made
+    // it allocate gigabytes); readBamHeader checks each and inflates block by block, capped.
+    const readAt = (pos: number, len: number) => (head && pos < head.length ? Promise.resolve(head.subarray(pos, pos + len)) : data.read(pos, len));
+    const header = await readBamHeader(readAt, data.size, label);
+    return new BamView(bam, data, header.text, header.contigs, label, index.label);
   }
 
   /** The raw records (without their length prefix) of `regions`, each once, in file order, in batches. */
@@ -134,7 +132,7 @@ export class BamView {
 
   /** An error of @gmod/bam's index parser (a RangeError, a TypeError, ...) as one clear line. */
   private unreadableIndex(err: unknown): SlicefsError {
-    return err instanceof SlicefsError ? err : new SlicefsError('BAD_RESPONSE', `${this.indexLabel}: unreadable index: ${messageOf(err)}`);
+    return err instanceof SlicefsError ? err : new SlicefsError('BAD_RESPONSE', `${this.indexLabel}: unreadable index: ${printable(messageOf(err))}`);
   }
 
   /** Where the unplaced unmapped reads begin: after the last chunk of any reference. */

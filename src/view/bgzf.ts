@@ -82,7 +82,8 @@ function blockSize(head: Buffer, pos: number, label: string): number {
 }
 
 /** A block's deflate stream and the inflated size its trailer states (ISIZE). */
-function deflatedPart(block: Buffer): { data: Buffer; isize: number } {
+function deflatedPart(block: Buffer, pos: number, label: string): { data: Buffer; isize: number } {
+  if (block.length < BGZF_HEADER + 8) throw corrupt(label, `truncated BGZF block at byte ${pos}`);
   return { data: block.subarray(BGZF_HEADER, block.length - 8), isize: block.readUInt32LE(block.length - 4) };
 }
 
@@ -99,7 +100,7 @@ const inflateFailed = (pos: number, e: Error, label: string) => corrupt(label, `
  * bomb") is an error, not an allocation; so is one that disagrees with the block's ISIZE.
  */
 export async function inflateBlock(block: Buffer, pos: number, label: string): Promise<Buffer> {
-  const { data, isize } = deflatedPart(block);
+  const { data, isize } = deflatedPart(block, pos, label);
   const inflated = await inflateRawAsync(data, { maxOutputLength: MAX_BGZF_BLOCK }).catch((e: Error) => {
     throw inflateFailed(pos, e, label);
   });
@@ -107,7 +108,7 @@ export async function inflateBlock(block: Buffer, pos: number, label: string): P
 }
 
 function inflateBlockSync(block: Buffer, pos: number, label: string): Buffer {
-  const { data, isize } = deflatedPart(block);
+  const { data, isize } = deflatedPart(block, pos, label);
   let inflated: Buffer;
   try {
     inflated = inflateRawSync(data, { maxOutputLength: MAX_BGZF_BLOCK });
@@ -285,6 +286,57 @@ async function finishRecord(readAt: ReadAt, fileSize: number, pos: number, pendi
     if (batch.length > 0) return batch[0];
   }
   throw corrupt(label, `truncated BAM record at compressed offset ${pending.blockOf(0)}: the file ends first`);
+}
+
+/**
+ * The most header a BAM may have (text and reference list, inflated). Real headers are at most
+ * tens of MB (a few hundred thousand contigs); the bytes are taken as they arrive, never by a
+ * length field alone.
+ */
+const MAX_HEADER_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A BAM's header (its text, and its references' names and lengths), read from the blocks at the
+ * start of the file one at a time (no reading ahead: the first bytes are usually at hand), each
+ * length field checked before it is used. Names and text are decoded as UTF-8, as @gmod/bam did.
+ */
+export async function readBamHeader(readAt: ReadAt, fileSize: number, label: string): Promise<{ text: string; contigs: { name: string; length: number }[] }> {
+  const pending = new PendingBytes();
+  const blocks = compressedBlocks(readAt, 0, undefined, fileSize, label);
+  const bad = (why: string) => corrupt(label, `corrupt BAM header: ${why}`);
+  /** The pending bytes, once there are at least `n`. */
+  const need = async (n: number): Promise<Buffer> => {
+    if (n > MAX_HEADER_BYTES) throw bad(`it would be over ${MAX_HEADER_BYTES / 1024 / 1024} MiB`);
+    while (pending.length < n) {
+      const r = await blocks.next();
+      if (r.done) throw bad('the file ends inside it');
+      pending.append(inflateBlockSync(r.value.block, r.value.pos, label), r.value.pos);
+    }
+    return pending.view();
+  };
+  let v = await need(8);
+  if (v.readUInt32LE(0) !== 0x014d4142) throw corrupt(label, 'not a BAM file (no BAM magic)');
+  const lText = v.readInt32LE(4);
+  if (lText < 0) throw bad(`a text length of ${lText}`);
+  v = await need(8 + lText + 4);
+  const decoder = new TextDecoder('utf8');
+  const text = decoder.decode(v.subarray(8, 8 + lText));
+  const nRef = v.readInt32LE(8 + lText);
+  if (nRef < 0) throw bad(`a reference count of ${nRef}`);
+  const contigs: { name: string; length: number }[] = [];
+  let p = 12 + lText;
+  for (let i = 0; i < nRef; i++) {
+    v = await need(p + 4);
+    const lName = v.readInt32LE(p);
+    if (lName < 1) throw bad(`reference ${i}'s name length is ${lName}`);
+    v = await need(p + 4 + lName + 4);
+    const length = v.readInt32LE(p + 4 + lName);
+    if (length < 0) throw bad(`reference ${i}'s length is ${length}`);
+    contigs.push({ name: decoder.decode(v.subarray(p + 4, p + 4 + lName - 1)), length });
+    p += 8 + lName;
+  }
+  await blocks.return(undefined);
+  return { text, contigs };
 }
 
 /** The 28-byte empty block that ends every BGZF file (samtools quickcheck looks for it). */

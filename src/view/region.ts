@@ -37,6 +37,10 @@
  * contig is an error that names the nearest contigs of the header (`6` vs `chr6`).
  */
 import { SlicefsError } from '../errors.js';
+import { printable } from '../util/printable.js';
+
+/** A refused region: the message quotes the user's text and header names, control characters escaped. */
+const usage = (message: string) => new SlicefsError('USAGE', printable(message));
 
 export interface Contig {
   name: string;
@@ -132,7 +136,7 @@ function parseDecimal(s: string, from: number): Decimal {
  * 0-based `beg` (−1 allowed: a start of 0) and exclusive `end` (HTS_POS_MAX: to the contig's end).
  */
 function parseRange(text: string, colon: number): { beg: bigint; end: bigint } {
-  const fail = (why: string) => new SlicefsError('USAGE', `region '${text}': ${why}`);
+  const fail = (why: string) => usage(`region '${text}': ${why}`);
   const unexpected = (at: number) => fail(`unexpected '${text.slice(at)}' after '${text.slice(0, at)}'`);
   const tooLarge = (d: Decimal, from: number) => fail(`position '${text.slice(from, d.next).trim()}' is too large (at most 2^63-1)`);
   const b = parseDecimal(text, colon + 1);
@@ -162,7 +166,7 @@ function parseRange(text: string, colon: number): { beg: bigint; end: bigint } {
 
 /** Parses one samtools region against the header's contigs (see the module header). */
 export function parseRegion(text: string, contigs: readonly Contig[]): Region {
-  if (text === '') throw new SlicefsError('USAGE', 'empty region');
+  if (text === '') throw usage('empty region');
   if (text === '*') return { kind: 'unmapped' };
   if (text === '.') return { kind: 'all' };
   const byName = new Map(contigs.map((c) => [c.name, c]));
@@ -176,7 +180,7 @@ export function parseRegion(text: string, contigs: readonly Contig[]): Region {
 
   if (text.startsWith('{')) {
     const close = text.indexOf('}');
-    if (close < 0) throw new SlicefsError('USAGE', `region '${text}': '{' without a closing '}'`);
+    if (close < 0) throw usage(`region '${text}': '{' without a closing '}'`);
     if (text[close + 1] !== ':') {
       // htslib drops the string's last character, whatever it is: `{chr1}5` names `chr1}`.
       const name = text.slice(1, -1);
@@ -193,7 +197,7 @@ export function parseRegion(text: string, contigs: readonly Contig[]): Region {
   const before = text.slice(0, colon);
   const asRange = byName.get(before);
   if (asWhole && asRange) {
-    throw new SlicefsError('USAGE', `region '${text}' is ambiguous: it is a contig and also '${before}' with a range; write {${text}} or {${before}}:${text.slice(colon + 1)}`);
+    throw usage(`region '${text}' is ambiguous: it is a contig and also '${before}' with a range; write {${text}} or {${before}}:${text.slice(colon + 1)}`);
   }
   if (asWhole) return resolved(asWhole);
   return resolved(asRange ?? unknownContig(before, contigs), parseRange(text, colon));
@@ -216,7 +220,7 @@ export function wholeFile(contigs: readonly Contig[]): ViewRegion[] {
 function unknownContig(name: string, contigs: readonly Contig[]): never {
   const near = nearestContigs(name, contigs);
   const hint = near.length > 0 ? `; did you mean ${near.map((n) => `'${n}'`).join(', ')}?` : contigs.length === 0 ? '; the header lists no contigs' : '';
-  throw new SlicefsError('USAGE', `unknown contig '${name}'${hint}`);
+  throw usage(`unknown contig '${name}'${hint}`);
 }
 
 /** Contig names a user probably meant: the `chr` prefix added or removed, case, or an edit or two away. */

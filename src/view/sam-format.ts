@@ -8,6 +8,7 @@
  */
 
 import { SlicefsError } from '../errors.js';
+import { printable } from '../util/printable.js';
 import { recordProblem } from './bam-record.js';
 
 const CIGAR_OPS = 'MIDNSHP=X';
@@ -257,7 +258,7 @@ export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: Byt
 
 /** A record that does not hold together, named by its read name. */
 function badRecord(rec: Uint8Array, why: string): SlicefsError {
-  return new SlicefsError('BAD_RESPONSE', `corrupt BAM record '${latin1(rec, 32, 32 + rec[8] - 1)}': ${why}`);
+  return new SlicefsError('BAD_RESPONSE', printable(`corrupt BAM record '${latin1(rec, 32, 32 + rec[8] - 1)}': ${why}`));
 }
 
 function tagPastEnd(rec: Uint8Array, tagAt: number): SlicefsError {

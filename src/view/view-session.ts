@@ -18,6 +18,7 @@ import type { Stats } from '../stats.js';
 import type { BamView } from './bam-view.js';
 import { BgzfWriter } from './bgzf.js';
 import type { CramView } from './cram/cram-view.js';
+import { checkBai, checkCsi } from './index-check.js';
 import { FastaReference, parseFai } from './reference.js';
 import { expandRegions, type Region } from './region.js';
 import { ByteSink, formatSamInto, refNameBytes } from './sam-format.js';
@@ -220,6 +221,9 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   } else {
     // The kind comes from the bytes, so an index under any name (a manifest's index_url) is read right.
     const kind = indexKind(indexBytes, index.label);
+    // Its counts are checked before @gmod/bam, which trusts them, parses it.
+    if (kind === 'bai') checkBai(indexBytes, index.label);
+    else checkCsi(indexBytes, index.label);
     const { BamView } = await import('./bam-view.js');
     view = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind, label: index.label }, head, o.data.label);
   }

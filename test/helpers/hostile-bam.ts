@@ -102,3 +102,23 @@ export async function loadBam(path: string): Promise<{ bytes: Buffer; records: R
   const bytes = await fs.readFile(path);
   return { bytes, records: recordsOf(bytes) };
 }
+
+/**
+ * The level-0 BAM `file` with its inflated stream (header and records) changed by `change`, which
+ * must keep its length: every block is stored again at its own size, so the index still points
+ * at the same blocks.
+ */
+export function withInflated(file: Buffer, change: (stream: Buffer) => Buffer): Buffer {
+  const blocks = blocksOf(file);
+  const stream = change(Buffer.concat(blocks.map((b) => b.data)));
+  const out = Buffer.from(file);
+  for (const b of blocks) {
+    const data = stream.subarray(b.start, b.start + b.data.length);
+    if (data.equals(b.data)) continue; // unchanged (the EOF block is not stored at level 0)
+    const deflated = deflateRawSync(data, { level: 0 });
+    if (deflated.length !== b.size - 26) throw new Error('hostile-bam: the block is not stored at level 0');
+    deflated.copy(out, b.pos + 18);
+    out.writeUInt32LE(crc32(data) >>> 0, b.pos + b.size - 8);
+  }
+  return out;
+}

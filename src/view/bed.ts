@@ -33,7 +33,8 @@ export function parseBed(text: string, file: string, contigs: readonly Contig[])
     const start = Number(s);
     const end = Number(e);
     if (end < start) throw bad(2, `end ${end} is before start ${start}`);
-    out.push({ kind: 'contig', contig: c.name, start, end: Math.min(end, c.length) });
+    // Past the contig's end is an empty region (as samtools reads it), never start > end.
+    out.push({ kind: 'contig', contig: c.name, start: Math.min(start, c.length), end: Math.min(end, c.length) });
   });
   return out;
 }

@@ -13,6 +13,7 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { DEFAULT_CACHE, DEFAULT_READER } from '../../src/config.js';
@@ -20,6 +21,7 @@ import { SlicefsError, type ErrorCode } from '../../src/errors.js';
 import type { ObjectSource } from '../../src/source/object-source.js';
 import { Stats } from '../../src/stats.js';
 import type { ObjectVersion } from '../../src/transport/version.js';
+import { Cursor } from '../../src/view/cram/cram-check.js';
 import { parseRegion } from '../../src/view/region.js';
 import { runView, type ReferenceInput } from '../../src/view/view-session.js';
 import { ensureSampleData, samtools, type SampleData } from './sample-data.js';
@@ -62,6 +64,9 @@ export interface FuzzFiles {
   storedBai: Buffer;
   cram: Buffer;
   crai: Buffer;
+  /** The same CRAM written at level 0 (blocks stored), for mutations that reach the decoder. */
+  rawCram: Buffer;
+  rawCrai: Buffer;
   /** The reference of the CRAM, and its .fai text. */
   reference: { fasta: string; fai: string };
   /** Regions with records in them. */
@@ -87,6 +92,8 @@ export async function fuzzFiles(dir: string): Promise<FuzzFiles> {
   // Slices of 100 records: a mutation's damage stays in a slice the region query decodes.
   await samtoolsOk(['view', '--no-PG', '-C', '-T', sample.ref, '--output-fmt-option', 'seqs_per_slice=100', '-o', p('small.cram'), p('small.bam')]);
   await samtoolsOk(['index', p('small.cram')]);
+  await samtoolsOk(['view', '--no-PG', '-C', '-T', sample.ref, '--output-fmt-option', 'level=0', '--output-fmt-option', 'seqs_per_slice=100', '-o', p('raw.cram'), p('small.bam')]);
+  await samtoolsOk(['index', p('raw.cram')]);
   const read = (n: string) => fs.readFile(p(n));
   return {
     sample,
@@ -97,6 +104,8 @@ export async function fuzzFiles(dir: string): Promise<FuzzFiles> {
     storedBai: await read('stored.bam.bai'),
     cram: await read('small.cram'),
     crai: await read('small.cram.crai'),
+    rawCram: await read('raw.cram'),
+    rawCrai: await read('raw.cram.crai'),
     reference: { fasta: sample.ref, fai: await fs.readFile(sample.fai, 'utf8') },
     regions: [...regions, 'chr1:5000-6000', '*'],
   };
@@ -207,4 +216,38 @@ export async function viewBytes(o: { data: Buffer; index: Buffer; regions: strin
 /** Peak resident memory of this process so far, in MiB. */
 export function peakRssMiB(): number {
   return process.resourceUsage().maxRSS / 1024;
+}
+
+/**
+ * A CRAM 3 with every container header's and block's CRC32 recomputed (after its bytes were
+ * mutated in place), so the mutation reaches the decoder instead of stopping at a CRC check. Walks
+ * the containers from the file definition on and stops quietly where the structure no longer
+ * holds (a mutated length).
+ */
+export function fixCramCrcs(file: Buffer): Buffer {
+  const b = Buffer.from(file);
+  let pos = 26;
+  while (pos + 4 <= b.length) {
+    const length = b.readInt32LE(pos);
+    const c = new Cursor(b, pos + 4);
+    const ok = [c.itf8(), c.itf8(), c.itf8(), c.itf8()].every((v) => v !== undefined) && c.skipLtf8() && c.skipLtf8();
+    const blocks = c.itf8();
+    const nLandmarks = c.itf8();
+    if (!ok || blocks === undefined || nLandmarks === undefined || length < 0 || nLandmarks > 10_000) return b;
+    for (let i = 0; i < nLandmarks; i++) if (c.itf8() === undefined) return b;
+    if (c.pos + 4 > b.length) return b;
+    b.writeUInt32LE(crc32(b.subarray(pos, c.pos)) >>> 0, c.pos);
+    const dataStart = c.pos + 4;
+    let p = dataStart;
+    for (let i = 0; i < blocks && p < b.length; i++) {
+      const h = new Cursor(b, p + 2);
+      const sizes = [h.itf8(), h.itf8(), h.itf8()];
+      const compressed = sizes[1];
+      if (sizes.includes(undefined) || compressed === undefined || compressed < 0 || h.pos + compressed + 4 > b.length) return b;
+      b.writeUInt32LE(crc32(b.subarray(p, h.pos + compressed)) >>> 0, h.pos + compressed);
+      p = h.pos + compressed + 4;
+    }
+    pos = dataStart + length;
+  }
+  return b;
 }

@@ -24,7 +24,7 @@ import { errorAt, fsProblem } from '../util/fs-problem.js';
 import { safeUrl } from '../util/redact.js';
 import { WriteRoot, type Modes } from '../util/safe-fs.js';
 import { parseBed } from '../view/bed.js';
-import { parseRegion, type Region } from '../view/region.js';
+import { parseRegion, wholeFile, type Region } from '../view/region.js';
 import { localFai } from '../view/reference.js';
 import { formatOfName, indexNames, runView, type DataFormat, type ReferenceInput } from '../view/view-session.js';
 import { safeCommandLine } from './command-line.js';
@@ -226,7 +226,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       if (bedText !== undefined) out.push(...parseBed(bedText, args['bed-query']!, contigs));
       if (out.length === 0) {
         // No region: every record (all contigs, then the unplaced reads), as plain samtools view.
-        out.push(...contigs.map((c): Region => ({ kind: 'contig', contig: c.name, start: 0, end: c.length })), { kind: 'unmapped' });
+        out.push(...wholeFile(contigs));
       }
       return out;
     };

@@ -3,6 +3,34 @@
  * views need, kept apart from ./bam-view.ts so the CRAM path does not load @gmod/bam.
  */
 
+/** A record's fixed fields (refID through tlen): htslib refuses a block_size below this. */
+export const RECORD_CORE_BYTES = 32;
+
+/**
+ * The largest record `view` accepts (its block_size). htslib has no limit short of 2 GiB, but a
+ * length field is what a corrupt or hostile file lies with, and memory for a record is taken as
+ * its bytes arrive up to this. A 4 Mb nanopore read with qualities, a long CIGAR and base
+ * modification tags is under 16 MiB: this leaves four times that.
+ */
+export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+
+/**
+ * What is wrong with a record's fixed fields given its length (`rec`: the bytes after
+ * block_size), or undefined: the read name (with its NUL), CIGAR, sequence and qualities must fit
+ * in it, as htslib's bam_read1 checks. Everything after them is tags, checked as they are read.
+ */
+export function recordProblem(rec: Uint8Array, dv = new DataView(rec.buffer, rec.byteOffset, rec.byteLength)): string | undefined {
+  if (rec.length < RECORD_CORE_BYTES) return `length ${rec.length} (under the ${RECORD_CORE_BYTES} bytes of its fixed fields)`;
+  const lReadName = rec[8];
+  const nCigar = dv.getUint16(12, true);
+  const lSeq = dv.getInt32(16, true);
+  if (lReadName === 0) return 'a read name length of 0';
+  if (lSeq < 0) return `a sequence length of ${lSeq}`;
+  const need = RECORD_CORE_BYTES + lReadName + 4 * nCigar + Math.ceil(lSeq / 2) + lSeq;
+  if (need > rec.length) return `length ${rec.length}, but its name, ${nCigar} CIGAR operations and ${lSeq} bases need ${need}`;
+  return undefined;
+}
+
 /** 0-based end of a record on the reference (htslib's bam_endpos). */
 export function recordEnd(rec: Uint8Array, dv: DataView): number {
   const pos = dv.getInt32(4, true);

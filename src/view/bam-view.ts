@@ -9,16 +9,19 @@
  */
 import { BamFile } from '@gmod/bam';
 import type { GenericFilehandle } from 'generic-filehandle2';
-import { SlicefsError } from '../errors.js';
+import { SlicefsError, messageOf } from '../errors.js';
+import { printable } from '../util/printable.js';
 import { ObjectFilehandle } from '../reader/object-filehandle.js';
 import type { RangeReader } from '../reader/range-reader.js';
 import { recordWanted, type WantedRange } from './bam-record.js';
-import { chunkEndByte, recordsBetween, type VOffset } from './bgzf.js';
-import type { Contig, Region } from './region.js';
+import { chunkEndByte, readBamHeader, recordsBetween, type VOffset } from './bgzf.js';
+import type { Contig, ViewRegion } from './region.js';
 
 export interface IndexInput {
   handle: GenericFilehandle;
   kind: 'bai' | 'csi';
+  /** The index's name in messages. */
+  label: string;
 }
 
 interface Span {
@@ -37,27 +40,29 @@ export class BamView {
     private readonly reader: RangeReader,
     readonly headerText: string,
     readonly contigs: Contig[],
+    private readonly label: string,
+    private readonly indexLabel: string,
   ) {}
 
-  /** `head`: the file's first bytes when already at hand (the header is read from them). */
-  static async open(data: RangeReader, index: IndexInput, head?: Buffer): Promise<BamView> {
+  /**
+   * `head`: the file's first bytes when already at hand (the header is read from them); `label`:
+   * the file's name in messages.
+   */
+  static async open(data: RangeReader, index: IndexInput, head: Buffer | undefined, label: string): Promise<BamView> {
     const bam = new BamFile({
       bamFilehandle: new ObjectFilehandle(data, head),
       ...(index.kind === 'bai' ? { baiFilehandle: index.handle } : { csiFilehandle: index.handle }),
     });
-    let text: string | undefined;
-    try {
-      text = await bam.getHeaderText();
-    } catch (err) {
-      if (err instanceof SlicefsError) throw err;
-      throw new SlicefsError('BAD_RESPONSE', `not a readable BAM file: ${(err as Error).message}`);
-    }
-    const contigs = (bam.indexToChr ?? []).map((c) => ({ name: c.refName, length: c.length }));
-    return new BamView(bam, data, text ?? '', contigs);
+    // The header is read here, not by @gmod/bam: it decompresses from the file's start to where
+    // the index says the records begin, trusting every size field on the way (a corrupt file made
+    // it allocate gigabytes); readBamHeader checks each and inflates block by block, capped.
+    const readAt = (pos: number, len: number) => (head && pos < head.length ? Promise.resolve(head.subarray(pos, pos + len)) : data.read(pos, len));
+    const header = await readBamHeader(readAt, data.size, label);
+    return new BamView(bam, data, header.text, header.contigs, label, index.label);
   }
 
   /** The raw records (without their length prefix) of `regions`, each once, in file order, in batches. */
-  async *records(regions: Region[], contained: boolean): AsyncGenerator<Buffer[]> {
+  async *records(regions: ViewRegion[], contained: boolean): AsyncGenerator<Buffer[]> {
     const index = this.bam.index;
     if (!index) throw new SlicefsError('USAGE', 'no index');
     const tidOf = new Map(this.contigs.map((c, i) => [c.name, i]));
@@ -72,8 +77,8 @@ export class BamView {
       const tid = tidOf.get(r.contig)!;
       wanted.push({ tid, start: r.start, end: r.end });
       if (r.end <= r.start) continue;
-      const chunks = await index.blocksForRange(tid, r.start, r.end).catch((err: Error) => {
-        throw err instanceof SlicefsError ? err : new SlicefsError('BAD_RESPONSE', `unreadable index: ${err.message}`);
+      const chunks = await index.blocksForRange(tid, r.start, r.end).catch((err: unknown) => {
+        throw this.unreadableIndex(err);
       });
       spans.push(...chunks.map((c) => ({ minv: c.minv, maxv: c.maxv })));
     }
@@ -93,7 +98,7 @@ export class BamView {
       // The chunk's compressed extent is known: keep up to AHEAD of it in flight ahead of the
       // reader (a bounded number of requests ahead of the writer), and nothing beyond it.
       const readAt = this.aheadReader(chunkEndByte(s.maxv, size));
-      for await (const batch of recordsBetween(readAt, size, s.minv, s.maxv)) {
+      for await (const batch of recordsBetween(readAt, size, s.minv, s.maxv, this.label)) {
         const kept = batch.filter((rec) => recordWanted(rec, wanted, contained));
         if (kept.length > 0) yield kept;
       }
@@ -101,7 +106,7 @@ export class BamView {
     if (unmapped) {
       const from = await this.unplacedStart();
       if (from) {
-        for await (const batch of recordsBetween(this.aheadReader(size), size, from, undefined)) {
+        for await (const batch of recordsBetween(this.aheadReader(size), size, from, undefined, this.label)) {
           const kept = batch.filter((rec) => rec.readInt32LE(0) === -1);
           if (kept.length > 0) yield kept;
         }
@@ -125,9 +130,16 @@ export class BamView {
     };
   }
 
+  /** An error of @gmod/bam's index parser (a RangeError, a TypeError, ...) as one clear line. */
+  private unreadableIndex(err: unknown): SlicefsError {
+    return err instanceof SlicefsError ? err : new SlicefsError('BAD_RESPONSE', `${this.indexLabel}: unreadable index: ${printable(messageOf(err))}`);
+  }
+
   /** Where the unplaced unmapped reads begin: after the last chunk of any reference. */
   private async unplacedStart(): Promise<VOffset | undefined> {
-    const parsed = await this.bam.index!.parse();
+    const parsed = await this.bam.index!.parse().catch((err: unknown) => {
+      throw this.unreadableIndex(err);
+    });
     let max: VOffset | undefined;
     for (let tid = 0; tid < parsed.refCount; tid++) {
       const ix = parsed.indices(tid);

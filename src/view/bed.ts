@@ -5,6 +5,7 @@
  */
 import { manifestError } from '../manifest/manifest-error.js';
 import { SlicefsError } from '../errors.js';
+import { printable } from '../util/printable.js';
 import { nearestContigs, type Contig, type Region } from './region.js';
 
 export function parseBed(text: string, file: string, contigs: readonly Contig[]): Region[] {
@@ -18,7 +19,7 @@ export function parseBed(text: string, file: string, contigs: readonly Contig[])
     const col = (k: number) => raw.indexOf(fields[k]) + 1;
     const bad = (k: number, msg: string) => {
       const e = manifestError(file, line, col(k), msg);
-      return new SlicefsError('USAGE', e.message);
+      return new SlicefsError('USAGE', printable(e.message));
     };
     if (fields.length < 3) throw bad(0, `a BED line needs chrom, start and end (got ${fields.length} field${fields.length === 1 ? '' : 's'})`);
     const [chrom, s, e] = fields;
@@ -32,7 +33,8 @@ export function parseBed(text: string, file: string, contigs: readonly Contig[])
     const start = Number(s);
     const end = Number(e);
     if (end < start) throw bad(2, `end ${end} is before start ${start}`);
-    out.push({ kind: 'contig', contig: c.name, start, end: Math.min(end, c.length) });
+    // Past the contig's end is an empty region (as samtools reads it), never start > end.
+    out.push({ kind: 'contig', contig: c.name, start: Math.min(start, c.length), end: Math.min(end, c.length) });
   });
   return out;
 }

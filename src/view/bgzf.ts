@@ -11,6 +11,7 @@ import { crc32, deflateRawSync, inflateRaw, inflateRawSync } from 'node:zlib';
 
 const inflateRawAsync = promisify(inflateRaw);
 import { SlicefsError } from '../errors.js';
+import { MAX_RECORD_BYTES, RECORD_CORE_BYTES, recordProblem } from './bam-record.js';
 
 export interface VOffset {
   blockPosition: number;
@@ -31,6 +32,9 @@ export function chunkEndByte(to: VOffset, fileSize: number): number {
 }
 const BGZF_HEADER = 18;
 
+/** A file that is not what it claims to be: its name (`label`), then what is wrong and where. */
+const corrupt = (label: string, message: string) => new SlicefsError('BAD_RESPONSE', `${label}: ${message}`);
+
 /** How many blocks are inflated at once on libuv's thread pool, ahead of the record parser. */
 const INFLATE_AHEAD = 8;
 
@@ -38,7 +42,7 @@ const INFLATE_AHEAD = 8;
  * The compressed BGZF blocks starting at `start`, up to and including the one at `lastBlock`
  * (undefined: to the end of the file), in order. Never reads past `limit`.
  */
-async function* compressedBlocks(readAt: ReadAt, start: number, lastBlock: number | undefined, limit: number): AsyncGenerator<{ pos: number; block: Buffer }> {
+async function* compressedBlocks(readAt: ReadAt, start: number, lastBlock: number | undefined, limit: number, label: string): AsyncGenerator<{ pos: number; block: Buffer }> {
   const readAtMost = (position: number, length: number) => readAt(position, Math.max(0, Math.min(length, limit - position)));
   let pos = start;
   let pending: Buffer = Buffer.alloc(0); // compressed bytes read, from `pendingAt` on
@@ -50,15 +54,12 @@ async function* compressedBlocks(readAt: ReadAt, start: number, lastBlock: numbe
       pendingAt = pos;
       off = 0;
     }
-    if (pending.length - off < BGZF_HEADER) throw new SlicefsError('BAD_RESPONSE', `truncated BGZF block at byte ${pos}`);
-    if (pending[off] !== 0x1f || pending[off + 1] !== 0x8b || pending[off + 12] !== 0x42 || pending[off + 13] !== 0x43) {
-      throw new SlicefsError('BAD_RESPONSE', `not a BGZF block at byte ${pos} (corrupt file or wrong index)`);
-    }
-    const bsize = pending.readUInt16LE(off + 16) + 1;
+    const bsize = blockSize(pending.subarray(off), pos, label);
     if (pending.length - off < bsize) {
-      pending = Buffer.concat([pending.subarray(off), await readAtMost(pendingAt + pending.length, Math.max(READ_PIECE, bsize))]);
+      const more = await readAtMost(pendingAt + pending.length, Math.max(READ_PIECE, bsize));
+      if (more.length === 0) throw corrupt(label, `truncated BGZF block at byte ${pos}`);
+      pending = Buffer.concat([pending.subarray(off), more]);
       pendingAt = pos;
-      if (pending.length < bsize) throw new SlicefsError('BAD_RESPONSE', `truncated BGZF block at byte ${pos}`);
       continue;
     }
     yield { pos, block: pending.subarray(off, off + bsize) };
@@ -67,10 +68,61 @@ async function* compressedBlocks(readAt: ReadAt, start: number, lastBlock: numbe
 }
 
 /**
+ * The size of the BGZF block whose first bytes are `head` (at least its 18-byte header), checked:
+ * gzip magic, the BC extra field, a size that can hold the header and the 8-byte trailer.
+ */
+function blockSize(head: Buffer, pos: number, label: string): number {
+  if (head.length < BGZF_HEADER) throw corrupt(label, `truncated BGZF block at byte ${pos}`);
+  if (head[0] !== 0x1f || head[1] !== 0x8b || head[12] !== 0x42 || head[13] !== 0x43) {
+    throw corrupt(label, `not a BGZF block at byte ${pos} (corrupt file or wrong index)`);
+  }
+  const bsize = head.readUInt16LE(16) + 1;
+  if (bsize < BGZF_HEADER + 8) throw corrupt(label, `corrupt BGZF block at byte ${pos}: size ${bsize}`);
+  return bsize;
+}
+
+/** A block's deflate stream and the inflated size its trailer states (ISIZE). */
+function deflatedPart(block: Buffer, pos: number, label: string): { data: Buffer; isize: number } {
+  if (block.length < BGZF_HEADER + 8) throw corrupt(label, `truncated BGZF block at byte ${pos}`);
+  return { data: block.subarray(BGZF_HEADER, block.length - 8), isize: block.readUInt32LE(block.length - 4) };
+}
+
+function checkedInflate(inflated: Buffer, isize: number, pos: number, label: string): Buffer {
+  if (inflated.length !== isize) throw corrupt(label, `corrupt BGZF block at byte ${pos}: ${inflated.length} bytes inflated, ${isize} stated`);
+  return inflated;
+}
+
+const inflateFailed = (pos: number, e: Error, label: string) => corrupt(label, `corrupt BGZF block at byte ${pos}: ${e.message}`);
+
+/**
+ * Inflates one whole BGZF block (header and trailer included) found at byte `pos`. The output is
+ * capped at what a block can hold (64 KiB): a deflate stream that would inflate to more (a "zip
+ * bomb") is an error, not an allocation; so is one that disagrees with the block's ISIZE.
+ */
+export async function inflateBlock(block: Buffer, pos: number, label: string): Promise<Buffer> {
+  const { data, isize } = deflatedPart(block, pos, label);
+  const inflated = await inflateRawAsync(data, { maxOutputLength: MAX_BGZF_BLOCK }).catch((e: Error) => {
+    throw inflateFailed(pos, e, label);
+  });
+  return checkedInflate(inflated, isize, pos, label);
+}
+
+function inflateBlockSync(block: Buffer, pos: number, label: string): Buffer {
+  const { data, isize } = deflatedPart(block, pos, label);
+  let inflated: Buffer;
+  try {
+    inflated = inflateRawSync(data, { maxOutputLength: MAX_BGZF_BLOCK });
+  } catch (e) {
+    throw inflateFailed(pos, e as Error, label);
+  }
+  return checkedInflate(inflated, isize, pos, label);
+}
+
+/**
  * Inflates blocks in order, with up to INFLATE_AHEAD of them being inflated on libuv's thread pool
  * while the caller parses records: decompression runs on the other core.
  */
-async function* inflatedBlocks(blocks: AsyncGenerator<{ pos: number; block: Buffer }>): AsyncGenerator<{ pos: number; next: number; data: Buffer }> {
+async function* inflatedBlocks(blocks: AsyncGenerator<{ pos: number; block: Buffer }>, label: string): AsyncGenerator<{ pos: number; next: number; data: Buffer }> {
   const queue: Promise<{ pos: number; next: number; data: Buffer }>[] = [];
   let done = false;
   const fill = async () => {
@@ -81,12 +133,7 @@ async function* inflatedBlocks(blocks: AsyncGenerator<{ pos: number; block: Buff
         break;
       }
       const { pos, block } = r.value;
-      const p = inflateRawAsync(block.subarray(BGZF_HEADER, block.length - 8)).then(
-        (data) => ({ pos, next: pos + block.length, data }),
-        (e: Error) => {
-          throw new SlicefsError('BAD_RESPONSE', `corrupt BGZF block at byte ${pos}: ${e.message}`);
-        },
-      );
+      const p = inflateBlock(block, pos, label).then((data) => ({ pos, next: pos + block.length, data }));
       p.catch(() => {}); // awaited in order below; not an unhandled rejection meanwhile
       queue.push(p);
     }
@@ -100,62 +147,196 @@ async function* inflatedBlocks(blocks: AsyncGenerator<{ pos: number; block: Buff
 }
 
 /**
+ * Inflated bytes not yet consumed as records. While records fit in the block at hand it is a view
+ * of that block (no copy); a record that spans blocks is collected in a buffer that doubles as it
+ * grows, so a large record costs linear, not quadratic, copying, and never more than twice the
+ * bytes that actually arrived (a length field alone allocates nothing). It remembers which
+ * compressed block each byte came from, for error messages.
+ */
+class PendingBytes {
+  private buf: Buffer = Buffer.alloc(0);
+  private start = 0;
+  private end = 0;
+  private owned = false;
+  /** Bytes consumed and appended since the stream began, and where each block's bytes began. */
+  private consumed = 0;
+  private appended = 0;
+  private origins: { at: number; block: number }[] = [];
+
+  get length(): number {
+    return this.end - this.start;
+  }
+
+  view(): Buffer {
+    return this.buf.subarray(this.start, this.end);
+  }
+
+  append(bytes: Buffer, block: number): void {
+    this.origins.push({ at: this.appended, block });
+    this.appended += bytes.length;
+    if (this.length === 0) {
+      this.buf = bytes;
+      this.start = 0;
+      this.end = bytes.length;
+      this.owned = false;
+      return;
+    }
+    if (!this.owned || this.end + bytes.length > this.buf.length) {
+      const next = Buffer.allocUnsafe(Math.max(this.length + bytes.length, 2 * this.length));
+      this.buf.copy(next, 0, this.start, this.end);
+      this.buf = next;
+      this.end = this.length;
+      this.start = 0;
+      this.owned = true;
+    }
+    bytes.copy(this.buf, this.end);
+    this.end += bytes.length;
+  }
+
+  consume(n: number): void {
+    this.start += n;
+    this.consumed += n;
+    while (this.origins.length > 1 && this.origins[1].at <= this.consumed) this.origins.shift();
+  }
+
+  /** The compressed offset of the block that the pending byte at `p` came from. */
+  blockOf(p: number): number {
+    const at = this.consumed + p;
+    let block = this.origins[0]?.block ?? 0;
+    for (const o of this.origins) if (o.at <= at) block = o.block;
+    return block;
+  }
+}
+
+/** The error for a record whose block_size is impossible. */
+function badLength(block: number, size: number, label: string): SlicefsError {
+  const why = size > MAX_RECORD_BYTES ? ` (over the ${MAX_RECORD_BYTES / 1024 / 1024} MiB a record may have)` : size < RECORD_CORE_BYTES ? ` (under the ${RECORD_CORE_BYTES} bytes of its fixed fields)` : '';
+  return corrupt(label, `corrupt BAM record at compressed offset ${block}: length ${size}${why}`);
+}
+
+/**
+ * Takes the complete records at the front of `pending` (at most those starting in its first
+ * `left` bytes), each checked (length, then its fields against its length), into `batch`.
+ * Returns the bytes consumed.
+ */
+function takeRecords(pending: PendingBytes, left: number, batch: Buffer[], label: string): number {
+  const data = pending.view();
+  let p = 0;
+  while (p < left && data.length - p >= 4) {
+    const size = data.readInt32LE(p);
+    if (size < RECORD_CORE_BYTES || size > MAX_RECORD_BYTES) throw badLength(pending.blockOf(p), size, label);
+    if (data.length - p - 4 < size) break;
+    const rec = data.subarray(p + 4, p + 4 + size);
+    const problem = recordProblem(rec);
+    if (problem) throw corrupt(label, `corrupt BAM record at compressed offset ${pending.blockOf(p)}: ${problem}`);
+    batch.push(rec);
+    p += 4 + size;
+  }
+  pending.consume(p);
+  return p;
+}
+
+/**
  * Streams the raw records (each without its 4-byte length) that start in [from, to) in virtual
  * offsets, in file order, in batches (the records completed by one BGZF block: one await per
  * block, not per record). `to` undefined: to the end of the file. Memory: a piece of compressed
- * data, INFLATE_AHEAD inflated blocks and the part of a record not yet complete.
+ * data, INFLATE_AHEAD inflated blocks and the part of a record not yet complete (at most
+ * MAX_RECORD_BYTES: a longer length field is an error, so is one below the fixed 32 bytes).
  */
-export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VOffset, to: VOffset | undefined): AsyncGenerator<Buffer[]> {
+export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VOffset, to: VOffset | undefined, label: string): AsyncGenerator<Buffer[]> {
   // Never ask for bytes past the chunk's last block (a record spilling over it is finished below).
   const limit = to ? chunkEndByte(to, fileSize) : fileSize;
-  let data: Buffer = Buffer.alloc(0); // inflated bytes not yet consumed as records
+  const pending = new PendingBytes(); // inflated bytes not yet consumed as records
   let skip = from.dataPosition;
-  for await (const { pos, next, data: inflated } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit))) {
+  for await (const { pos, next, data: inflated } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit, label), label)) {
     const isLast = to !== undefined && pos === to.blockPosition;
     // In the last block only records that start before `to.dataPosition` belong to the range.
-    let left = isLast ? data.length + to.dataPosition - skip : Infinity;
+    let left = isLast ? pending.length + to.dataPosition - skip : Infinity;
     let usable: Buffer = inflated;
     if (skip > 0) {
       usable = usable.subarray(Math.min(skip, usable.length));
       skip = 0;
     }
-    data = data.length === 0 ? usable : Buffer.concat([data, usable]);
-    // Emit the complete records now in `data`; a record that continues into later blocks waits.
-    let p = 0;
+    pending.append(usable, pos);
+    // Emit the complete records now pending; a record that continues into later blocks waits.
     const batch: Buffer[] = [];
-    while (p < left && data.length - p >= 4) {
-      const size = data.readInt32LE(p);
-      if (data.length - p - 4 < size) break;
-      batch.push(data.subarray(p + 4, p + 4 + size));
-      p += 4 + size;
-    }
-    data = data.subarray(p);
-    left -= p;
+    left -= takeRecords(pending, left, batch, label);
     if (isLast) {
       // A record that starts before `to` but spills into the next blocks is still in range.
-      if (left > 0 && data.length > 0) batch.push(await finishRecord(readAt, fileSize, next, data));
+      if (left > 0 && pending.length > 0) batch.push(await finishRecord(readAt, fileSize, next, pending, label));
       if (batch.length > 0) yield batch;
       return;
     }
     if (batch.length > 0) yield batch;
   }
-  if (data.length > 0 && to === undefined) throw new SlicefsError('BAD_RESPONSE', 'truncated BAM: the last record is incomplete');
+  if (pending.length > 0 && to === undefined) throw corrupt(label, `truncated BAM: the last record (from the block at byte ${pending.blockOf(0)}) is incomplete`);
 }
 
-/** Reads following blocks until the record that starts in `head` is complete. */
-async function finishRecord(readAt: ReadAt, fileSize: number, pos: number, head: Buffer): Promise<Buffer> {
-  let data: Buffer = head;
+/** Reads following blocks until the record at the front of `pending` is complete. */
+async function finishRecord(readAt: ReadAt, fileSize: number, pos: number, pending: PendingBytes, label: string): Promise<Buffer> {
+  const batch: Buffer[] = [];
   while (pos < fileSize) {
-    if (data.length >= 4 && data.length - 4 >= data.readInt32LE(0)) break;
-    const hdr = await readAt(pos, BGZF_HEADER);
-    if (hdr.length < BGZF_HEADER) break;
-    const bsize = hdr.readUInt16LE(16) + 1;
+    const head = await readAt(pos, BGZF_HEADER);
+    const bsize = blockSize(head, pos, label);
     const block = await readAt(pos, bsize);
-    data = Buffer.concat([data, inflateRawSync(block.subarray(BGZF_HEADER, bsize - 8))]);
+    if (block.length < bsize) throw corrupt(label, `truncated BGZF block at byte ${pos}`);
+    pending.append(inflateBlockSync(block, pos, label), pos);
     pos += bsize;
+    takeRecords(pending, 1, batch, label);
+    if (batch.length > 0) return batch[0];
   }
-  if (data.length < 4 || data.length - 4 < data.readInt32LE(0)) throw new SlicefsError('BAD_RESPONSE', 'truncated BAM record');
-  return data.subarray(4, 4 + data.readInt32LE(0));
+  throw corrupt(label, `truncated BAM record at compressed offset ${pending.blockOf(0)}: the file ends first`);
+}
+
+/**
+ * The most header a BAM may have (text and reference list, inflated). Real headers are at most
+ * tens of MB (a few hundred thousand contigs); the bytes are taken as they arrive, never by a
+ * length field alone.
+ */
+const MAX_HEADER_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A BAM's header (its text, and its references' names and lengths), read from the blocks at the
+ * start of the file one at a time (no reading ahead: the first bytes are usually at hand), each
+ * length field checked before it is used. Names and text are decoded as UTF-8, as @gmod/bam did.
+ */
+export async function readBamHeader(readAt: ReadAt, fileSize: number, label: string): Promise<{ text: string; contigs: { name: string; length: number }[] }> {
+  const pending = new PendingBytes();
+  const blocks = compressedBlocks(readAt, 0, undefined, fileSize, label);
+  const bad = (why: string) => corrupt(label, `corrupt BAM header: ${why}`);
+  /** The pending bytes, once there are at least `n`. */
+  const need = async (n: number): Promise<Buffer> => {
+    if (n > MAX_HEADER_BYTES) throw bad(`it would be over ${MAX_HEADER_BYTES / 1024 / 1024} MiB`);
+    while (pending.length < n) {
+      const r = await blocks.next();
+      if (r.done) throw bad('the file ends inside it');
+      pending.append(inflateBlockSync(r.value.block, r.value.pos, label), r.value.pos);
+    }
+    return pending.view();
+  };
+  let v = await need(8);
+  if (v.readUInt32LE(0) !== 0x014d4142) throw corrupt(label, 'not a BAM file (no BAM magic)');
+  const lText = v.readInt32LE(4);
+  if (lText < 0) throw bad(`a text length of ${lText}`);
+  v = await need(8 + lText + 4);
+  const decoder = new TextDecoder('utf8');
+  const text = decoder.decode(v.subarray(8, 8 + lText));
+  const nRef = v.readInt32LE(8 + lText);
+  if (nRef < 0) throw bad(`a reference count of ${nRef}`);
+  const contigs: { name: string; length: number }[] = [];
+  let p = 12 + lText;
+  for (let i = 0; i < nRef; i++) {
+    v = await need(p + 4);
+    const lName = v.readInt32LE(p);
+    if (lName < 1) throw bad(`reference ${i}'s name length is ${lName}`);
+    v = await need(p + 4 + lName + 4);
+    const length = v.readInt32LE(p + 4 + lName);
+    if (length < 0) throw bad(`reference ${i}'s length is ${length}`);
+    contigs.push({ name: decoder.decode(v.subarray(p + 4, p + 4 + lName - 1)), length });
+    p += 8 + lName;
+  }
+  await blocks.return(undefined);
+  return { text, contigs };
 }
 
 /** The 28-byte empty block that ends every BGZF file (samtools quickcheck looks for it). */

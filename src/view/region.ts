@@ -1,95 +1,226 @@
 /**
- * Regions in samtools syntax, resolved against the contigs of a file's header (the first piece of
- * `slicefs view`, issue 4). Forms, as htslib's `hts_parse_region` reads them:
- *   `chr1`            the whole contig
- *   `chr1:1000`       from base 1000 to the end of the contig
- *   `chr1:1000-2000`  bases 1000..2000, 1-based and inclusive (commas allowed: `1,000-2,000`)
- *   `chr1:-2000`      bases 1..2000
- *   `{HLA:A*01}:1-9`  braces quote a contig name that contains ':'
- *   `*`               the unplaced unmapped reads
- * A name that is itself a contig wins over a `name:range` reading (htslib does the same), so a
- * contig called `HLA-A*01:01:01:01` needs no braces; when both readings are contigs, the region is
- * ambiguous and braces are required. An unknown contig is an error that names the nearest contigs
- * of the header (`6` vs `chr6`), never an empty result.
+ * Regions in samtools syntax, resolved against the contigs of a file's header. The grammar is
+ * samtools 1.16's (htslib's `hts_parse_region` with thousands separators, as `samtools view FILE
+ * REGION` reads it), established by experiment: test/unit/region-samtools.test.ts runs a seeded set
+ * of generated strings through samtools and through this parser and requires the same records, or
+ * a refusal from both.
  *
- * Resolved regions are 0-based half-open (`start`, `end`), the convention of @gmod/bam; @gmod/cram
- * wants 1-based closed coordinates, which `toOneBasedClosed` gives.
+ * The algorithm, in htslib's order:
+ *   1. `*` is the unplaced unmapped reads and `.` the whole file (exact strings: no spaces).
+ *   2. `{name}` quotes a contig name: the range follows only if `:` comes right after the first `}`;
+ *      otherwise the name is everything after `{` but the string's last character (so `{chr1}`
+ *      is chr1 and `{chr1}5` the unknown contig `chr1}`). `{` without `}` is an error.
+ *   3. Unquoted: the whole string, if it is a contig, is that contig, unless the text before its
+ *      last `:` is a contig too (then it is ambiguous and refused, whatever follows the colon).
+ *      Otherwise the text before the last `:` must be a contig and the rest is the range; with no
+ *      `:` at all the whole string must be a contig. Names are compared exactly (no trimming).
+ *   4. A position is htslib's decimal (`parseDecimal`): leading white space, a sign, digits with
+ *      commas anywhere among them, an optional `.` and more digits, then either `e`/`E` with an
+ *      optional sign and digits, or one of `k`/`K`, `m`/`M`, `g`/`G` (×10³, ×10⁶, ×10⁹); a
+ *      fraction left over is dropped (1.5 is 1). `beg` is that value − 1 (0-based).
+ *   5. The range: nothing after the position (or after `:`) runs to the contig's end; `-end`
+ *      gives the end, and an end of 0 or a missing one means the contig's end. A negative start
+ *      reads as an end (`chr:-5` is 1..5; `chr:-0` and `chr:` the whole contig), and a start of 0
+ *      is a start of 1 (`chr:0-1000` is 1..1000); `chr:-5-10` is refused. A `,` right after the
+ *      end (or after a negative start) ends the region, whatever follows it (`chr:1-1k,5` is
+ *      1..1000, but `chr:1k,5` is refused); other text left over is refused, and so is a start
+ *      after the end.
+ * A region past the contig's end is empty (no records, no error), as in samtools.
+ *
+ * Where samtools's arithmetic goes wrong, this parser refuses instead: a position above 2⁶³−1
+ * (htslib wraps it around: `chr1:18446744073709551617` is chr1:1 there). Positions from about 10¹⁴
+ * up can make samtools 1.16 loop forever (`chr1:1-1e18`, `chr1:309664g`); here they are past the
+ * contig's end, as smaller ones are.
+ *
+ * Resolved regions are 0-based half-open (`start`, `end`), clamped to the contig, the convention of
+ * @gmod/bam; @gmod/cram wants 1-based closed coordinates, which `toOneBasedClosed` gives. An unknown
+ * contig is an error that names the nearest contigs of the header (`6` vs `chr6`).
  */
 import { SlicefsError } from '../errors.js';
+import { printable } from '../util/printable.js';
+
+/** A refused region: the message quotes the user's text and header names, control characters escaped. */
+const usage = (message: string) => new SlicefsError('USAGE', printable(message));
 
 export interface Contig {
   name: string;
   length: number;
 }
 
-export type Region = { kind: 'contig'; contig: string; start: number; end: number } | { kind: 'unmapped' };
+export type Region =
+  | { kind: 'contig'; contig: string; start: number; end: number }
+  /** `*`: the unplaced unmapped reads. */
+  | { kind: 'unmapped' }
+  /** `.`: every record of the file (see `expandRegions`). */
+  | { kind: 'all' };
 
-function parsePosition(text: string, what: string, region: string): number {
-  const digits = text.replace(/,/g, '');
-  if (!/^\d+$/.test(digits) || text.startsWith(',')) {
-    throw new SlicefsError('USAGE', `region '${region}': ${what} '${text}' is not a number`);
-  }
-  const n = Number(digits);
-  if (!Number.isSafeInteger(n)) throw new SlicefsError('USAGE', `region '${region}': ${what} '${text}' is too large`);
-  return n;
+/** A region as the views read it: `.` written out (`expandRegions`). */
+export type ViewRegion = Exclude<Region, { kind: 'all' }>;
+
+/** htslib's HTS_POS_MAX, the end of an open range: ((INT_MAX) << 32) | INT_MAX. */
+const HTS_POS_MAX = (0x7fffffffn << 32n) | 0x7fffffffn;
+/** htslib's positions are signed 64-bit: past this its arithmetic wraps around, so we refuse. */
+const INT64_MAX = (1n << 63n) - 1n;
+/** Exponents beyond this make any non-zero value overflow 64 bits (or vanish): no huge powers of ten. */
+const MAX_EXPONENT = 40;
+
+/** k, M, G (either case): ×10³, ×10⁶, ×10⁹. */
+const SUFFIX_EXPONENT: Record<string, number> = { k: 3, m: 6, g: 9 };
+
+const isDigit = (c: string | undefined) => c !== undefined && c >= '0' && c <= '9';
+/** C's isspace. */
+const isSpace = (c: string | undefined) => c === ' ' || c === '\t' || c === '\n' || c === '\v' || c === '\f' || c === '\r';
+
+interface Decimal {
+  value: bigint;
+  /** Where parsing stopped; `from` itself when there were no digits (htslib's `strend`). */
+  next: number;
+  /** Whether some value or intermediate passed 2⁶³−1 (htslib would have wrapped around). */
+  overflow: boolean;
 }
 
-/** Parses `range` (the part after the contig's ':') into 0-based half-open coordinates. */
-function parseRange(range: string, contig: Contig, region: string): { start: number; end: number } {
-  const dash = range.indexOf('-');
-  const begText = dash < 0 ? range : range.slice(0, dash);
-  const endText = dash < 0 ? '' : range.slice(dash + 1);
-  if (begText === '' && endText === '') throw new SlicefsError('USAGE', `region '${region}': empty range after ':'`);
-  const beg = begText === '' ? 1 : parsePosition(begText, 'start', region);
-  if (beg < 1) throw new SlicefsError('USAGE', `region '${region}': positions start at 1`);
-  if (endText !== '') {
-    const end = parsePosition(endText, 'end', region);
-    if (end < beg) throw new SlicefsError('USAGE', `region '${region}': end ${end} is before start ${beg}`);
+/** htslib's hts_parse_decimal with HTS_PARSE_THOUSANDS_SEP, in exact arithmetic. */
+function parseDecimal(s: string, from: number): Decimal {
+  let i = from;
+  while (isSpace(s[i])) i++;
+  let negative = false;
+  if (s[i] === '+' || s[i] === '-') negative = s[i++] === '-';
+  let n = 0n;
+  let digits = 0;
+  let decimals = 0;
+  let overflow = false;
+  const push = (c: string) => {
+    n = n * 10n + BigInt(c.charCodeAt(0) - 48);
+    digits++;
+    if (n > INT64_MAX) overflow = true;
+  };
+  for (; i < s.length; i++) {
+    if (isDigit(s[i])) {
+      if (!overflow) push(s[i]);
+      else digits++;
+    } else if (s[i] !== ',') break;
   }
-  // Past the contig's end is an empty region, as in samtools (no records, no error).
-  const end = Math.min(endText === '' ? contig.length : parsePosition(endText, 'end', region), contig.length);
-  const start = Math.min(beg - 1, contig.length);
-  return { start, end: Math.max(start, end) };
+  if (s[i] === '.') {
+    for (i++; isDigit(s[i]); i++) {
+      if (!overflow) push(s[i]);
+      decimals++;
+    }
+  }
+  let e = 0;
+  const c = s[i];
+  if (c === 'e' || c === 'E') {
+    i++;
+    let expNegative = false;
+    if (s[i] === '+' || s[i] === '-') expNegative = s[i++] === '-';
+    for (; isDigit(s[i]); i++) e = Math.min(e * 10 + s.charCodeAt(i) - 48, 10 * MAX_EXPONENT);
+    if (expNegative) e = -e;
+  } else {
+    const suffix = SUFFIX_EXPONENT[c?.toLowerCase() ?? ''];
+    if (suffix !== undefined) {
+      e = suffix;
+      i++;
+    }
+  }
+  e -= decimals;
+  if (!overflow && n !== 0n) {
+    if (e > MAX_EXPONENT) overflow = true;
+    else if (e > 0) n *= 10n ** BigInt(e);
+    else if (e < 0) n = e < -MAX_EXPONENT ? 0n : n / 10n ** BigInt(-e);
+    if (n > INT64_MAX) overflow = true;
+  }
+  return { value: negative ? -n : n, next: digits > 0 ? i : from, overflow };
 }
 
-/** Parses one samtools region against the header's contigs. */
+/**
+ * The range after the contig's ':' (at `colon` in `text`), as htslib's hts_parse_region reads it:
+ * 0-based `beg` (−1 allowed: a start of 0) and exclusive `end` (HTS_POS_MAX: to the contig's end).
+ */
+function parseRange(text: string, colon: number): { beg: bigint; end: bigint } {
+  const fail = (why: string) => usage(`region '${text}': ${why}`);
+  const unexpected = (at: number) => fail(`unexpected '${text.slice(at)}' after '${text.slice(0, at)}'`);
+  const tooLarge = (d: Decimal, from: number) => fail(`position '${text.slice(from, d.next).trim()}' is too large (at most 2^63-1)`);
+  const b = parseDecimal(text, colon + 1);
+  if (b.overflow) throw tooLarge(b, colon + 1);
+  const beg = b.value - 1n;
+  let end = HTS_POS_MAX;
+  let at = b.next;
+  if (beg < 0n) {
+    if (beg !== -1n && text[at] === '-' && colon + 1 < text.length) throw fail(`positions start at 1 (the start is ${b.value})`);
+    // `chr:-100` is chr:1-100, and a start of 0 (or none) reads as "from the start".
+    if (isDigit(text[at]) || at === text.length || text[at] === ',') return { beg: 0n, end: beg === -1n ? HTS_POS_MAX : -(beg + 1n) };
+    if (beg < -1n) throw unexpected(at);
+  }
+  if (at < text.length) {
+    if (text[at] !== '-') throw unexpected(at);
+    const e = parseDecimal(text, at + 1);
+    if (e.overflow) throw tooLarge(e, at + 1);
+    end = e.value;
+    at = e.next;
+    // samtools stops at a ',' after the end, whatever follows (`chr1:1-1k,5` is chr1:1-1000).
+    if (at < text.length && text[at] !== ',') throw unexpected(at);
+  }
+  if (end === 0n) end = HTS_POS_MAX; // `chr:100-` and `chr:100-0` run to the contig's end
+  if (beg >= end) throw fail(`end ${end} is before start ${beg + 1n}`);
+  return { beg, end };
+}
+
+/** Parses one samtools region against the header's contigs (see the module header). */
 export function parseRegion(text: string, contigs: readonly Contig[]): Region {
-  const region = text.trim();
-  if (region === '') throw new SlicefsError('USAGE', 'empty region');
-  if (region === '*') return { kind: 'unmapped' };
+  if (text === '') throw usage('empty region');
+  if (text === '*') return { kind: 'unmapped' };
+  if (text === '.') return { kind: 'all' };
   const byName = new Map(contigs.map((c) => [c.name, c]));
-  const whole = (c: Contig): Region => ({ kind: 'contig', contig: c.name, start: 0, end: c.length });
+  const resolved = (c: Contig, range?: { beg: bigint; end: bigint }): Region => {
+    if (!range) return { kind: 'contig', contig: c.name, start: 0, end: c.length };
+    const len = BigInt(c.length);
+    const start = range.beg < 0n ? 0n : range.beg > len ? len : range.beg;
+    const end = range.end > len ? len : range.end < start ? start : range.end;
+    return { kind: 'contig', contig: c.name, start: Number(start), end: Number(end) };
+  };
 
-  if (region.startsWith('{')) {
-    const close = region.indexOf('}');
-    if (close < 0) throw new SlicefsError('USAGE', `region '${region}': '{' without a closing '}'`);
-    const name = region.slice(1, close);
-    const rest = region.slice(close + 1);
+  if (text.startsWith('{')) {
+    const close = text.indexOf('}');
+    if (close < 0) throw usage(`region '${text}': '{' without a closing '}'`);
+    if (text[close + 1] !== ':') {
+      // htslib drops the string's last character, whatever it is: `{chr1}5` names `chr1}`.
+      const name = text.slice(1, -1);
+      return resolved(byName.get(name) ?? unknownContig(name, contigs));
+    }
+    const name = text.slice(1, close);
     const c = byName.get(name) ?? unknownContig(name, contigs);
-    if (rest === '') return whole(c);
-    if (!rest.startsWith(':')) throw new SlicefsError('USAGE', `region '${region}': expected ':' after '}'`);
-    return { kind: 'contig', contig: c.name, ...parseRange(rest.slice(1), c, region) };
+    return resolved(c, parseRange(text, close + 1));
   }
 
-  const colon = region.lastIndexOf(':');
-  const asWhole = byName.get(region);
-  const asRange = colon > 0 ? byName.get(region.slice(0, colon)) : undefined;
-  if (asWhole && asRange && /^[\d,]*(-[\d,]*)?$/.test(region.slice(colon + 1))) {
-    throw new SlicefsError(
-      'USAGE',
-      `region '${region}' is ambiguous: it is a contig and also '${asRange.name}' with a range; write {${region}} or {${asRange.name}}:${region.slice(colon + 1)}`,
-    );
+  const colon = text.lastIndexOf(':');
+  const asWhole = byName.get(text);
+  if (colon < 0) return resolved(asWhole ?? unknownContig(text, contigs));
+  const before = text.slice(0, colon);
+  const asRange = byName.get(before);
+  if (asWhole && asRange) {
+    throw usage(`region '${text}' is ambiguous: it is a contig and also '${before}' with a range; write {${text}} or {${before}}:${text.slice(colon + 1)}`);
   }
-  if (asWhole) return whole(asWhole);
-  if (asRange) return { kind: 'contig', contig: asRange.name, ...parseRange(region.slice(colon + 1), asRange, region) };
-  return unknownContig(colon > 0 ? region.slice(0, colon) : region, contigs);
+  if (asWhole) return resolved(asWhole);
+  return resolved(asRange ?? unknownContig(before, contigs), parseRange(text, colon));
+}
+
+/**
+ * The regions with `.` (the whole file) written out: every contig whole, then the unplaced reads,
+ * which is what a view of no region reads.
+ */
+export function expandRegions(regions: readonly Region[], contigs: readonly Contig[]): ViewRegion[] {
+  return regions.flatMap((r): ViewRegion[] => (r.kind === 'all' ? wholeFile(contigs) : [r]));
+}
+
+/** Every contig whole, then the unplaced unmapped reads: the whole file. */
+export function wholeFile(contigs: readonly Contig[]): ViewRegion[] {
+  return [...contigs.map((c): ViewRegion => ({ kind: 'contig', contig: c.name, start: 0, end: c.length })), { kind: 'unmapped' }];
 }
 
 /** Throws the "unknown contig" error with the nearest names of the header. */
 function unknownContig(name: string, contigs: readonly Contig[]): never {
   const near = nearestContigs(name, contigs);
   const hint = near.length > 0 ? `; did you mean ${near.map((n) => `'${n}'`).join(', ')}?` : contigs.length === 0 ? '; the header lists no contigs' : '';
-  throw new SlicefsError('USAGE', `unknown contig '${name}'${hint}`);
+  throw usage(`unknown contig '${name}'${hint}`);
 }
 
 /** Contig names a user probably meant: the `chr` prefix added or removed, case, or an edit or two away. */

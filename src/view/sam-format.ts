@@ -7,6 +7,10 @@
  * records into objects; its tag values lose the BAM type needed for the text form).
  */
 
+import { SlicefsError } from '../errors.js';
+import { printable } from '../util/printable.js';
+import { recordProblem } from './bam-record.js';
+
 const CIGAR_OPS = 'MIDNSHP=X';
 const SEQ_CODES = '=ACMGRSVTWYHKDBN';
 
@@ -110,10 +114,14 @@ export function formatSamRecord(rec: Uint8Array, refNames: readonly string[]): s
 
 /**
  * Appends the record in `rec` (the bytes after its 4-byte `block_size`) as a SAM line, newline
- * included. `refs[i]` is the name of reference i.
+ * included. `refs[i]` is the name of reference i. A record that does not hold together (fields
+ * past its end, a reference the header lacks, a tag of unknown type) is a BAD_RESPONSE naming the
+ * record, as htslib refuses it (part of its line may have been appended).
  */
 export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: ByteSink): void {
   const dv = new DataView(rec.buffer, rec.byteOffset, rec.byteLength);
+  const problem = recordProblem(rec, dv);
+  if (problem) throw new SlicefsError('BAD_RESPONSE', `corrupt BAM record: ${problem}`);
   const refId = dv.getInt32(0, true);
   const pos = dv.getInt32(4, true);
   const lReadName = rec[8];
@@ -124,10 +132,11 @@ export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: Byt
   const nextRefId = dv.getInt32(20, true);
   const nextPos = dv.getInt32(24, true);
   const tlen = dv.getInt32(28, true);
+  if (refId < -1 || refId >= refs.length) throw badRecord(rec, `reference id ${refId}, but the header has ${refs.length} references`);
+  if (nextRefId < -1 || nextRefId >= refs.length) throw badRecord(rec, `mate reference id ${nextRefId}, but the header has ${refs.length} references`);
   out.ensure(64 + lReadName + nCigar * 11 + lSeq * 2 + (rec.length - 32) * 4);
   let p = 32;
   out.bytes(rec, p, p + lReadName - 1);
-  const name = lReadName;
   p += lReadName;
   out.byte(TAB);
   out.int(flag);
@@ -179,13 +188,16 @@ export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: Byt
   p += lSeq;
 
   while (p < rec.length) {
+    if (rec.length - p < 4) throw badRecord(rec, `a tag at byte ${p} runs past the record's end`);
     out.byte(TAB);
     out.bytes(rec, p, p + 2);
     out.byte(58); // ':'
     const type = rec[p + 2];
+    const tagAt = p;
     p += 3;
     switch (type) {
       case 65: // A
+        if (rec.length - p < 1) throw tagPastEnd(rec, tagAt);
         out.ascii('A:');
         out.byte(rec[p]);
         p += 1;
@@ -196,11 +208,13 @@ export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: Byt
       case 83:
       case 105:
       case 73:
+        if (rec.length - p < WIDTH[type]) throw tagPastEnd(rec, tagAt);
         out.ascii('i:');
         out.int(numberAt(dv, p, type));
         p += WIDTH[type];
         break;
       case 102: // f
+        if (rec.length - p < 4) throw tagPastEnd(rec, tagAt);
         out.ascii('f:');
         out.ascii(formatG(numberAt(dv, p, type)));
         p += 4;
@@ -212,17 +226,20 @@ export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: Byt
         out.byte(58);
         let e = p;
         while (e < rec.length && rec[e] !== 0) e++;
+        if (e === rec.length) throw badRecord(rec, `tag ${latin1(rec, tagAt, tagAt + 2)} has no terminating NUL`);
         out.bytes(rec, p, e);
         p = e + 1;
         break;
       }
       case 66: {
         // B: a subtype, a count, the values
+        if (rec.length - p < 5) throw tagPastEnd(rec, tagAt);
         const sub = rec[p];
         const n = dv.getUint32(p + 1, true);
         p += 5;
         const width = WIDTH[sub];
-        if (!width) throw new Error(`record ${latin1(rec, 32, 32 + name - 1)}: unknown B subtype '${String.fromCharCode(sub)}'`);
+        if (!width) throw badRecord(rec, `tag ${latin1(rec, tagAt, tagAt + 2)} has unknown B subtype '${String.fromCharCode(sub)}'`);
+        if (rec.length - p < n * width) throw tagPastEnd(rec, tagAt);
         out.ascii('B:');
         out.byte(sub);
         for (let i = 0; i < n; i++, p += width) {
@@ -233,10 +250,19 @@ export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: Byt
         break;
       }
       default:
-        throw new Error(`record ${latin1(rec, 32, 32 + name - 1)}: tag has unknown type '${String.fromCharCode(type)}'`);
+        throw badRecord(rec, `tag ${latin1(rec, tagAt, tagAt + 2)} has unknown type '${String.fromCharCode(type)}'`);
     }
   }
   out.byte(NL);
+}
+
+/** A record that does not hold together, named by its read name. */
+function badRecord(rec: Uint8Array, why: string): SlicefsError {
+  return new SlicefsError('BAD_RESPONSE', printable(`corrupt BAM record '${latin1(rec, 32, 32 + rec[8] - 1)}': ${why}`));
+}
+
+function tagPastEnd(rec: Uint8Array, tagAt: number): SlicefsError {
+  return badRecord(rec, `tag ${latin1(rec, tagAt, tagAt + 2)} runs past the record's end`);
 }
 
 /** Bytes of a numeric tag or B-array value, by its type byte (c C s S i I f). */

@@ -18,8 +18,9 @@ import type { Stats } from '../stats.js';
 import type { BamView } from './bam-view.js';
 import { BgzfWriter } from './bgzf.js';
 import type { CramView } from './cram/cram-view.js';
+import { checkBai, checkCsi } from './index-check.js';
 import { FastaReference, parseFai } from './reference.js';
-import type { Region } from './region.js';
+import { expandRegions, type Region } from './region.js';
 import { ByteSink, formatSamInto, refNameBytes } from './sam-format.js';
 
 export type DataFormat = 'bam' | 'cram';
@@ -216,15 +217,18 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
       referenceLength: ref ? (name) => ref.length(name) : undefined,
       referencePrefetch: ref ? (name, start, end) => ref.prefetch(name, start, end) : undefined,
       referenceHint: o.referenceHint ?? 'give --reference-file ref.fa or --reference-url URL',
-    }, head);
+    }, head, o.data.label);
   } else {
     // The kind comes from the bytes, so an index under any name (a manifest's index_url) is read right.
     const kind = indexKind(indexBytes, index.label);
+    // Its counts are checked before @gmod/bam, which trusts them, parses it.
+    if (kind === 'bai') checkBai(indexBytes, index.label);
+    else checkCsi(indexBytes, index.label);
     const { BamView } = await import('./bam-view.js');
-    view = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind }, head);
+    view = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind, label: index.label }, head, o.data.label);
   }
   const bam = view;
-  const regions = o.regions(bam.contigs);
+  const regions = expandRegions(o.regions(bam.contigs), bam.contigs);
   const header = o.pg ? withPg(bam.headerText, o.pg) : bam.headerText;
   const w = writer(o.out);
   let records = 0;
@@ -240,7 +244,12 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
     // without its reference, a wrong reference) leaves the output empty rather than header-only.
     if (o.header === 'with') sink.bytes(Buffer.from(header, 'utf8'));
     for await (const batch of bam.records(regions, o.contained)) {
-      for (const rec of batch) formatSamInto(rec, refs, sink);
+      try {
+        for (const rec of batch) formatSamInto(rec, refs, sink);
+      } catch (err) {
+        // The record names itself; the file is named here.
+        throw err instanceof SlicefsError ? new SlicefsError(err.code, `${o.data.label}: ${err.message}`) : err;
+      }
       records += batch.length;
       if (sink.len >= SAM_BATCH) await w.write(sink.take());
     }

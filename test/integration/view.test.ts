@@ -167,7 +167,7 @@ test('only the index and the overlapping blocks are fetched', async () => {
 test('bad inputs: one clear line, the right exit code', async () => {
   const cases: [string[], number, RegExp][] = [
     [['--url', server.url('/d/sample.bam'), '-q', '1:1-100'], 2, /^slicefs: error: unknown contig '1'; did you mean 'chr1'\?\n$/],
-    [['--url', server.url('/d/sample.bam'), '-q', 'chr1:5-x'], 2, /^slicefs: error: region 'chr1:5-x': end 'x' is not a number\n$/],
+    [['--url', server.url('/d/sample.bam'), '-q', 'chr1:5-x'], 2, /^slicefs: error: region 'chr1:5-x': unexpected 'x' after 'chr1:5-'\n$/],
     [['--url', server.url('/bad/noindex.bam'), '-q', 'chr1'], 1, /^slicefs: error: no index found \(tried .*noindex\.bam\.bai, .*noindex\.bam\.csi, .*noindex\.bai\); give one with --index-url\n$/],
     [['--url', server.url('/bad/forbidden.bam'), '-q', 'chr1'], 1, /^slicefs: error: (HEAD|GET) .*forbidden\.bam( \(size probe\))?: HTTP 403 \(access denied: check the token or whether the URL expired\)\n$/],
     [['--url', server.url('/bad/presigned.bam') + '?X-Amz-Signature=SECRET', '-q', 'chr2'], 1, /no index found \(tried .*presigned\.bam\.bai\?…, .*\) \(3 refused with 401\/403: a presigned URL signs one object, so its index needs its own URL\); give one with --index-url\n$/],

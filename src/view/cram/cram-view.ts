@@ -12,10 +12,12 @@
 import { gunzipSync } from 'node:zlib';
 import { CramFile } from '@gmod/cram';
 import { SlicefsError } from '../../errors.js';
+import { printable } from '../../util/printable.js';
+import { checkBlocks, checkContainer, type ContainerInfo } from './cram-check.js';
 import { ObjectFilehandle } from '../../reader/object-filehandle.js';
 import type { RangeReader } from '../../reader/range-reader.js';
 import { overlapsAny, type WantedRange } from '../bam-record.js';
-import type { Contig, Region } from '../region.js';
+import type { Contig, ViewRegion } from '../region.js';
 import { decodeSlice, type CompressionScheme, type DecodeContext, type Preservation, type RecordFilter, type ReferenceFetch, type SliceHeaderContent, type SliceParts } from './slice-decoder.js';
 
 /** One line of a .crai: a slice (or, for a multi-reference slice, its part on one reference). */
@@ -53,6 +55,9 @@ export function parseCrai(bytes: Buffer, label: string): CraiEntry[] {
   return out;
 }
 
+/** A CRAM file starts with its 26-byte file definition; the header container follows. */
+const CRAM_DEFINITION_BYTES = 26;
+
 /** Compressed bytes of slices kept in flight ahead of the decoder (as bam-view's AHEAD). */
 const AHEAD = 16 * 1024 * 1024;
 /**
@@ -79,7 +84,7 @@ export function parseCramHeader(text: string): { contigs: Contig[]; readGroups: 
     if (line.startsWith('@SQ\t')) {
       const sn = /\tSN:([^\t]*)/.exec(line)?.[1];
       const ln = /\tLN:(\d+)/.exec(line)?.[1];
-      if (sn === undefined || ln === undefined) throw new SlicefsError('BAD_RESPONSE', `CRAM header @SQ line without SN or LN: ${line.slice(0, 80)}`);
+      if (sn === undefined || ln === undefined) throw new SlicefsError('BAD_RESPONSE', printable(`CRAM header @SQ line without SN or LN: ${line.slice(0, 80)}`));
       contigs.push({ name: sn, length: Number(ln) });
     } else if (line.startsWith('@RG\t')) {
       const id = /\tID:([^\t]*)/.exec(line)?.[1];
@@ -101,6 +106,8 @@ export interface CramOptions {
 
 export class CramView {
   private readonly containers = new Map<number, { c: Container; scheme: Promise<[CompressionScheme, Preservation] | undefined> }>();
+  /** Containers whose header and compression header block were checked (cram-check.ts). */
+  private readonly checked = new Map<number, Promise<ContainerInfo>>();
 
   private constructor(
     private readonly file: CramFile,
@@ -110,21 +117,30 @@ export class CramView {
     readonly headerText: string,
     readonly contigs: Contig[],
     private readonly ctx: DecodeContext,
-    private readonly referencePrefetch?: (name: string, start: number, end: number) => void,
+    private readonly referencePrefetch: ((name: string, start: number, end: number) => void) | undefined,
+    private readonly label: string,
   ) {}
 
-  /** `head`: the file's first bytes when already at hand (the header is read from them). */
-  static async open(data: RangeReader, indexBytes: Buffer, indexLabel: string, opts: CramOptions, head?: Buffer): Promise<CramView> {
+  /**
+   * `head`: the file's first bytes when already at hand (the header is read from them); `label`:
+   * the file's name in messages.
+   */
+  static async open(data: RangeReader, indexBytes: Buffer, indexLabel: string, opts: CramOptions, head: Buffer | undefined, label: string): Promise<CramView> {
     const crai = parseCrai(indexBytes, indexLabel);
     const file = new CramFile({ filehandle: new ObjectFilehandle(data, head), checkSequenceMD5: false });
     let text: string;
     let majorVersion: number;
     try {
       majorVersion = (await file.getDefinition()).majorVersion;
+      // The header container (right after the 26-byte file definition) and its blocks are checked
+      // first; @gmod/cram walks its blocks to the file's end, not its stated length (an htslib bug).
+      const readAt = (pos: number, len: number) => data.read(pos, len);
+      const first = await checkContainer(readAt, data.size, CRAM_DEFINITION_BYTES, majorVersion, label);
+      await checkBlocks(readAt, first.dataStart, data.size, first.blocks, majorVersion, label);
       text = (await file.getHeaderText()) ?? '';
     } catch (err) {
       if (err instanceof SlicefsError) throw err;
-      throw new SlicefsError('BAD_RESPONSE', `not a readable CRAM file: ${(err as Error).message}`);
+      throw new SlicefsError('BAD_RESPONSE', printable(`${label}: not a readable CRAM file: ${(err as Error).message}`));
     }
     // htslib drops the NUL padding some writers leave after the header text.
     text = text.replace(/\0+$/, '');
@@ -145,11 +161,11 @@ export class CramView {
       };
     }
     const ctx: DecodeContext = { contigs, readGroups, reference, referenceHint: opts.referenceHint };
-    return new CramView(file, data, crai, majorVersion, text, contigs, ctx, opts.reference ? opts.referencePrefetch : undefined);
+    return new CramView(file, data, crai, majorVersion, text, contigs, ctx, opts.reference ? opts.referencePrefetch : undefined, label);
   }
 
   /** The BAM-encoded records of `regions`, each once, in file order, in batches (one per slice). */
-  async *records(regions: Region[], contained: boolean): AsyncGenerator<Buffer[]> {
+  async *records(regions: ViewRegion[], contained: boolean): AsyncGenerator<Buffer[]> {
     const tidOf = new Map(this.contigs.map((c, i) => [c.name, i]));
     const wanted: WantedRange[] = [];
     let unmapped = false;
@@ -220,6 +236,30 @@ export class CramView {
     }
   }
 
+  /**
+   * Checks the bytes @gmod/cram will parse for slice `s`: its container's header and compression
+   * header block (once per container), then the slice's blocks, which must fill exactly the bytes
+   * the CRAI gives it.
+   */
+  private async checkSlice(s: SliceRef): Promise<void> {
+    const readAt = (pos: number, len: number) => this.reader.read(pos, len);
+    let info = this.checked.get(s.containerStart);
+    if (!info) {
+      info = checkContainer(readAt, this.reader.size, s.containerStart, this.majorVersion, this.label).then(async (c) => {
+        await checkBlocks(readAt, c.dataStart, c.dataStart + c.length, 1, this.majorVersion, this.label);
+        return c;
+      });
+      this.checked.set(s.containerStart, info);
+    }
+    const c = await info;
+    const from = c.dataStart + s.sliceStart;
+    const to = from + s.sliceBytes;
+    if (s.sliceStart < 0 || s.sliceBytes < 0 || to > c.dataStart + c.length) {
+      throw new SlicefsError('BAD_RESPONSE', `${this.label}: the index puts a slice at ${s.sliceStart} (${s.sliceBytes} bytes) in the container at byte ${s.containerStart}, which has ${c.length}`);
+    }
+    await checkBlocks(readAt, from, to, undefined, this.majorVersion, this.label);
+  }
+
   private container(pos: number) {
     let c = this.containers.get(pos);
     if (!c) {
@@ -238,6 +278,7 @@ export class CramView {
   }
 
   private async decode(s: SliceRef, wanted: RecordFilter): Promise<Buffer[]> {
+    await this.checkSlice(s);
     const { c, scheme: schemeP } = this.container(s.containerStart);
     let parts: SliceParts;
     try {
@@ -259,13 +300,13 @@ export class CramView {
       };
     } catch (err) {
       if (err instanceof SlicefsError) throw err;
-      throw new SlicefsError('BAD_RESPONSE', `unreadable CRAM slice at byte ${s.containerStart}: ${(err as Error).message}`);
+      throw new SlicefsError('BAD_RESPONSE', printable(`${this.label}: unreadable CRAM slice at byte ${s.containerStart}: ${(err as Error).message}`));
     }
     try {
       return await decodeSlice(parts, this.ctx, wanted);
     } catch (err) {
       if (err instanceof SlicefsError) throw err;
-      throw new SlicefsError('BAD_RESPONSE', `cannot decode the CRAM slice at byte ${s.containerStart}: ${(err as Error).message}`);
+      throw new SlicefsError('BAD_RESPONSE', printable(`${this.label}: cannot decode the CRAM slice at byte ${s.containerStart}: ${(err as Error).message}`));
     }
   }
 }

@@ -8,9 +8,23 @@
  * cannot be written (read-only or full disk, a symlink refused) is skipped with one warning.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PRIVATE_MODES, reasonOf, WriteRoot } from '../util/safe-fs.js';
+
+/** The file's bytes when it is at most `maxBytes` long; undefined when it is missing, longer or unreadable. */
+async function readUpTo(path: string, maxBytes: number): Promise<Buffer | undefined> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const { size } = await fh.stat();
+    return size <= maxBytes ? await fh.readFile() : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
 
 export class FileCache {
   private warned = false;
@@ -26,10 +40,13 @@ export class FileCache {
     return join(this.dir, h.slice(0, 2), h);
   }
 
-  /** The cached bytes for `key`, or `fetch()`'s, which are then stored. */
-  async getOrFetch(key: string, fetch: () => Promise<Buffer>): Promise<{ bytes: Buffer; hit: boolean }> {
+  /**
+   * The cached bytes for `key`, or `fetch()`'s, which are then stored. An entry longer than
+   * `maxBytes` is not read (a miss): no file decides how much is allocated.
+   */
+  async getOrFetch(key: string, fetch: () => Promise<Buffer>, maxBytes: number): Promise<{ bytes: Buffer; hit: boolean }> {
     const path = this.pathFor(key);
-    const cached = await readFile(path).catch(() => undefined);
+    const cached = await readUpTo(path, maxBytes);
     if (cached) return { bytes: cached, hit: true };
     const bytes = await fetch();
     try {

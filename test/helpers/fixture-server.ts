@@ -66,7 +66,9 @@ export type Fault =
   /** The first `after` GET/HEAD requests are answered normally, every later one with `status` (a token that expires mid-read). */
   | { kind: 'status-after'; status: number; after: number }
   /** Every GET body is sent at `bytesPerSecond` (per response): a slow link that a client reads as fast as it comes. */
-  | { kind: 'throttle-body'; bytesPerSecond: number };
+  | { kind: 'throttle-body'; bytesPerSecond: number }
+  /** The object claims `size` bytes (HEAD's Content-Length, Content-Range totals); bytes past the real ones are zeros. */
+  | { kind: 'claim-size'; size: number };
 
 export interface RequestRecord {
   method: string;
@@ -375,7 +377,7 @@ export class FixtureServer {
     const fault = state?.fault;
 
     const etag = currentEtag(entry);
-    const size = entry.data.length;
+    const size = fault?.kind === 'claim-size' ? fault.size : entry.data.length;
     const validators: Record<string, string> = {
       'Accept-Ranges': 'bytes',
       'Last-Modified': entry.lastModified.toUTCString(),
@@ -456,7 +458,8 @@ export class FixtureServer {
       afterCut = 'hang';
     }
     // Capture the buffer now: an 'etag-change' during a long read must not mix old and new bytes.
-    const body = entry.data.subarray(start, end + 1);
+    let body = entry.data.subarray(start, end + 1);
+    if (body.length < end + 1 - start) body = Buffer.concat([body, Buffer.alloc(end + 1 - start - body.length)]);
     void streamBody(res, record, body, cutAfter, afterCut, fault?.kind === 'throttle-body' ? fault.bytesPerSecond : undefined);
   }
 }

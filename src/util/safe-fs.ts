@@ -71,6 +71,8 @@ export function reasonOf(err: unknown): string {
 }
 
 const symlinkRefusal = (path: string) => new UnsafePathError(`${shownPath(path)} is a symbolic link; refusing to write through it`);
+const directoryRefusal = (path: string) => new UnsafePathError(`${shownPath(path)} is a directory; refusing to write over it`);
+const notDirectoryRefusal = (path: string) => new UnsafePathError(`${shownPath(path)} is not a directory; refusing to write under it`);
 
 /**
  * Why `st` (of `path`) is not the effective user's alone: owned by another uid, or writable by
@@ -85,8 +87,6 @@ export function notOwnedReason(path: string, st: Stats): string | undefined {
   }
   return undefined;
 }
-const directoryRefusal = (path: string) => new UnsafePathError(`${shownPath(path)} is a directory; refusing to write over it`);
-const notDirectoryRefusal = (path: string) => new UnsafePathError(`${shownPath(path)} is not a directory; refusing to write under it`);
 
 /**
  * How a file is opened: `create` must make it (O_EXCL); `update` opens or makes it, keeping its

@@ -109,6 +109,12 @@ export interface MountConfig {
   /** fuse-native's per-operation timeout; every read answers before it. */
   opTimeoutMs: number;
   allowOther: boolean;
+  /**
+   * `--group`: the group whose members may read the mount (besides its owner). Files are 0440 and
+   * directories 0550 of that group, with allow_other and default_permissions so the kernel checks
+   * the modes: others get EACCES. Undefined: 0444/0555 of the daemon's group.
+   */
+  group?: number;
   /** `--debug-fuse`: libfuse's own request log. */
   debug: boolean;
   /**

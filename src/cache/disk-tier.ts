@@ -15,6 +15,13 @@
  * changed object (new ETag, new size) has a new directory and can never be answered from an old
  * one. Directories keyed under an older identity rule are never read again (evicted as usual).
  *
+ * Trust: the cache directory and every directory under it must be the user's alone, not symlinks
+ * (util/safe-fs.ts, an `owned` root; else one warning and no tier), and a chunk file that is not
+ * the user's is never read: what another local user could plant is never served. The checksums
+ * are not keyed (no HMAC): a key would live in this directory, readable by exactly those who can
+ * write a chunk that passes the ownership checks (the user and root), so it would stop no one
+ * those checks do not stop already.
+ *
  * Safety: a chunk is written whole to a temporary file and renamed into place, and every chunk file
  * carries a SHA-256 checked on every read (./chunk-file.ts): a bad or short file is deleted (if it is
  * still the same file) and fetched again, never served. A full disk (ENOSPC, EDQUOT), a directory
@@ -31,7 +38,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, open, rm, stat, statfs, unlink } from 'node:fs/promises';
+import { chmod, lstat, open, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DiskCacheConfig } from '../config.js';
 import { recordedIdentity } from '../source/identity.js';
@@ -39,7 +46,7 @@ import { cacheKey, type ObjectSource } from '../source/object-source.js';
 import type { Stats } from '../stats.js';
 import { versionTag, type ObjectVersion } from '../transport/version.js';
 import { redactLine } from '../util/redact.js';
-import { PRIVATE_MODES, reasonOf, WriteRoot } from '../util/safe-fs.js';
+import { notOwnedReason, PRIVATE_MODES, reasonOf, WriteRoot } from '../util/safe-fs.js';
 import { allocChunk, CHUNK_HEADER_BYTES, checkChunk, isOldFormat, payloadOf, sealChunk } from './chunk-file.js';
 import { DiskCachedSource } from './disk-cached-source.js';
 import { emptyTrash, META, OBJECTS, removeObjectDir, scanTier, STATS, type ObjectMeta } from './disk-layout.js';
@@ -101,6 +108,7 @@ export class DiskTier {
   private pendingBytes = 0;
   private writesOff = false;
   private warnedCorrupt = false;
+  private warnedForeign = false;
   private readonly statsFile: DiskStatsFile;
   private statsDirty = false;
   private readonly statsTimer: NodeJS.Timeout;
@@ -138,17 +146,20 @@ export class DiskTier {
     let free: number;
     let root: WriteRoot;
     try {
-      // Rooted at the cache directory (--cache-dir): `blocks` under it is looked at like any other directory.
-      root = await WriteRoot.prepare(dirname(config.dir), PRIVATE_MODES);
+      // Rooted at the cache directory (--cache-dir), which must be the user's alone, as must be
+      // `blocks` and every directory under it (util/safe-fs.ts, an `owned` root): what another
+      // user could plant there is never read.
+      root = await WriteRoot.prepare(dirname(config.dir), PRIVATE_MODES, { owned: true });
       await root.mkdirs(join(config.dir, OBJECTS));
       await root.mkdirs(join(config.dir, STATS));
-      // A directory made by someone (or something) else with wider modes is narrowed, if it is ours.
-      const s = await stat(config.dir);
-      if ((s.mode & 0o077) !== 0 && s.uid === process.getuid?.()) await chmod(config.dir, PRIVATE_MODES.dir);
+      // Ours and writable by no one else (checked above); one readable by others is narrowed.
+      const s = await lstat(config.dir);
+      if ((s.mode & 0o077) !== 0) await chmod(config.dir, PRIVATE_MODES.dir);
       const fs = await statfs(config.dir);
       free = fs.bavail * fs.bsize;
     } catch (e) {
-      warn(`warning: cannot use the disk cache in ${config.dir} (${reasonOf(e)}); going on without it`);
+      // Worded as the index cache words it (./file-cache.ts): a refused directory is one line for both.
+      warn(`warning: cannot use the cache directory ${dirname(config.dir)} (${reasonOf(e)}); going on without it`);
       return undefined;
     }
     const given = config.budgetBytes;
@@ -219,6 +230,16 @@ export class DiskTier {
     try {
       const s = await fh.stat();
       ino = s.ino;
+      // Not the user's alone (planted before the directory was: the tree is checked when opened):
+      // never read; a write of the slot replaces it.
+      const notOwned = notOwnedReason(path, s);
+      if (notOwned) {
+        if (!this.warnedForeign) {
+          this.warnedForeign = true;
+          this.warn(`warning: a cached chunk of ${redactLine(obj.meta.identity)} was ignored (${notOwned})`);
+        }
+        return undefined;
+      }
       if (s.size <= CHUNK_HEADER_BYTES || s.size > CHUNK_HEADER_BYTES + slotLength) {
         bad = `${s.size} bytes, at most ${CHUNK_HEADER_BYTES + slotLength} expected`;
       } else {

@@ -40,6 +40,7 @@ import type { DownloadArgs } from './download.js';
 import type { GhgaArgs } from './ghga-options.js';
 import type { KeyArgs } from './key-options.js';
 import { keysOf, promptHidden } from './keys.js';
+import { refuseOpenToOthers } from './private-file.js';
 
 /** The connector's default for how long staging may take (`max_wait_time`). */
 const DEFAULT_MAX_WAIT_S = 3600;
@@ -59,7 +60,7 @@ async function downloadToken(args: GhgaArgs): Promise<string> {
   if (file !== undefined) {
     const st = await stat(file).catch(() => undefined);
     if (!st) throw new SlicefsError('USAGE', `--download-token-file ${file}: no such file`);
-    if (st.mode & 0o077) throw new SlicefsError('USAGE', `--download-token-file ${file}: readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
+    refuseOpenToOthers(st, `--download-token-file ${file}`);
     return (await readFile(file, 'utf8')).trim();
   }
   if (!process.stdin.isTTY) {

@@ -3,16 +3,18 @@
  * them): `--private-key FILE`, else `C4GH_SECRET_KEY` (the reference tool's name). A protected key's
  * passphrase comes from `C4GH_PASSPHRASE` or, on a terminal, from a prompt that does not echo; never
  * from the command line (it would show in the process list and the shell's history). The key is
- * read only when the first encrypted object is opened, and once.
+ * read only when the first encrypted object is opened, and once; a key file the group or others
+ * can read is refused when the command starts (./private-file.ts).
  */
-import { openSync, closeSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { closeSync, openSync, statSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { ReadStream, WriteStream } from 'node:tty';
 import type { C4ghKeyPair } from '../crypt4gh/keys.js';
 import { SlicefsError } from '../errors.js';
 import { cliEnv } from './daemon-protocol.js';
 import { keyFilesOf, type KeyArgs } from './key-options.js';
 import { fsProblem } from '../util/fs-problem.js';
+import { refuseOpenToOthers } from './private-file.js';
 
 /**
  * Asks for a secret on the controlling terminal without echoing it (stdin may be a pipe: the
@@ -63,18 +65,31 @@ async function passphraseFor(file: string): Promise<string> {
   return typed;
 }
 
+/**
+ * The key file's text, once its modes say it is the owner's alone: a key the group or others can
+ * read is refused before it is read (as ssh refuses one), whatever its passphrase.
+ */
+async function readKeyFile(file: string): Promise<string> {
+  const cannotRead = (e: NodeJS.ErrnoException) => {
+    throw new SlicefsError('USAGE', `--private-key ${file}: cannot read (${fsProblem(e)})`);
+  };
+  refuseOpenToOthers(await stat(file).catch(cannotRead), `--private-key ${file}`);
+  return readFile(file, 'utf8').catch(cannotRead);
+}
+
 /** Reads and unlocks the key file (prompting at most once). */
 export async function loadKeyPair(file: string): Promise<C4ghKeyPair> {
-  const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new SlicefsError('USAGE', `--private-key ${file}: cannot read (${fsProblem(e)})`);
-  });
+  const text = await readKeyFile(file);
   // Loaded here: the key code (bcrypt-pbkdf among it) costs start-up only when a key is read.
   const { parsePrivateKey } = await import('../crypt4gh/keys.js');
   return parsePrivateKey(text, () => passphraseFor(file), file);
 }
 
-/** True when the key file is protected by a passphrase (read without unlocking it). */
+/** True when the key file is protected by a passphrase (read without unlocking it); a key open to others is refused. */
 export async function keyNeedsPassphrase(file: string): Promise<boolean> {
+  const st = await stat(file).catch(() => undefined);
+  if (!st) return false;
+  refuseOpenToOthers(st, `--private-key ${file}`);
   const text = await readFile(file, 'utf8').catch(() => undefined);
   if (text === undefined) return false;
   const { decodePrivateKeyFile } = await import('../crypt4gh/keys.js');
@@ -92,6 +107,12 @@ export async function keyNeedsPassphrase(file: string): Promise<boolean> {
 export function keysOf(args: KeyArgs): (() => Promise<C4ghKeyPair[]>) | undefined {
   const files = keyFilesOf(args);
   if (files.length === 0) return undefined;
+  // A key file open to others is refused now, when the command starts, not at the first
+  // encrypted file (a mount would fail that open instead of refusing to mount).
+  for (const f of files) {
+    const st = statSync(f, { throwIfNoEntry: false });
+    if (st) refuseOpenToOthers(st, `--private-key ${f}`);
+  }
   let loading: Promise<C4ghKeyPair[]> | undefined;
   // One after the other: each may prompt on the terminal.
   return () =>

@@ -14,6 +14,7 @@ import { TREE_LAYOUTS, type TreeLayout } from '../manifest/tree-layout.js';
 import type { Manifest } from '../manifest/types.js';
 import type { MountSessionOptions } from '../mount-session.js';
 import type { ScoreEndpoint } from '../source/score-source.js';
+import { execFile } from 'node:child_process';
 import { readFile, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { PRIVATE_MODES, WriteRoot } from '../util/safe-fs.js';
@@ -48,6 +49,7 @@ interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs, KeyArgs, GhgaAr
   'mount-point'?: string;
   mountpoint?: string;
   'allow-other': boolean;
+  group?: string;
   force: boolean;
   'probe-concurrency': number;
   'skip-missing': boolean;
@@ -77,7 +79,8 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       .option('timeout', { type: 'number', default: 15, describe: 'seconds before a FUSE operation fails (retries fit inside)' })
       .option('probe-concurrency', { type: 'number', default: DEFAULT_PROBE_CONCURRENCY, describe: 'parallel HEAD requests for sizes missing from the manifest' })
       .option('skip-missing', { type: 'boolean', default: false, describe: 'leave out files (and indexes) the server says are absent or refused (404, 403), with a warning, instead of failing' })
-      .option('allow-other', { type: 'boolean', default: false, describe: 'let other users access the mount (needs user_allow_other in /etc/fuse.conf)' })
+      .option('allow-other', { type: 'boolean', default: false, describe: 'let every local user read the mount (needs user_allow_other in /etc/fuse.conf); see --group' })
+      .option('group', { type: 'string', describe: "let only this group's members (a name or a number) read the mount: files 0440, directories 0550, checked by the kernel; implies --allow-other" })
       .option('force', { type: 'boolean', default: false, describe: 'clean up a stale mount left by a crashed slicefs first' })
       .option('fetch-worker', { type: 'boolean', default: true, describe: 'fetch in a worker thread (--no-fetch-worker: on the FUSE thread)' })
       .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every HTTP request (no query strings, no tokens)' })
@@ -87,6 +90,10 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       .option('pid-file', { type: 'string', describe: "write the daemon's pid here (--daemon: default under ~/.local/state/slicefs/mounts/)" }) as unknown as Argv<MountArgs>,
   handler: async (args) => {
     try {
+      // Said where the user sees it: in the foreground, or by the parent of a --daemon.
+      if (args['allow-other'] && args.group === undefined && process.env[DAEMON_CHILD_ENV] !== '1') {
+        say('warning: --allow-other lets every local user read the files of this mount (0444); give --group NAME to let only that group read them');
+      }
       if (args.daemon && process.env[DAEMON_CHILD_ENV] !== '1') {
         const { startDetached } = await import('./daemonize.js');
         await startDetached(args);
@@ -102,6 +109,19 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     }
   },
 };
+
+/** A gid, or a group name looked up as the system does (`getent`: /etc/group, LDAP, SSSD). */
+async function groupId(given: string): Promise<number> {
+  if (/^\d+$/.test(given)) {
+    const gid = Number(given);
+    if (gid > 0xfffffffe) throw new SlicefsError('USAGE', `--group ${given}: not a group id`);
+    return gid;
+  }
+  const line = await new Promise<string | undefined>((res) => execFile('getent', ['group', given], (err, stdout) => res(err ? undefined : stdout)));
+  const gid = line?.split(':')[2];
+  if (gid === undefined || !/^\d+$/.test(gid)) throw new SlicefsError('USAGE', `--group ${given}: no such group`);
+  return Number(gid);
+}
 
 async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   const target = args.mountpoint ?? args['mount-point'];
@@ -123,6 +143,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   if (!Number.isInteger(probes) || probes < 1 || probes > 1024) throw new SlicefsError('USAGE', '--probe-concurrency must be an integer from 1 to 1024');
   if ((args.manifest === undefined) === !args.ghga) throw new SlicefsError('USAGE', 'give one of --manifest FILE or --ghga (a GHGA work package)');
   await applyConfigCacheProxy(args);
+  const group = args.group === undefined ? undefined : await groupId(args.group);
   const tc = transportConfig(args, (l) => timestamped(l));
   const disk = diskCacheConfig(args);
   let manifest: Manifest;
@@ -168,7 +189,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     cache: cacheConfig(args),
     disk,
     reader: readerConfig(args),
-    mount: { ...DEFAULT_MOUNT, allowOther: args['allow-other'], debug: args['debug-fuse'], opTimeoutMs: args.timeout * 1000 },
+    mount: { ...DEFAULT_MOUNT, allowOther: args['allow-other'], group, debug: args['debug-fuse'], opTimeoutMs: args.timeout * 1000 },
     probeConcurrency: args['probe-concurrency'],
     skipMissing: args['skip-missing'],
     fetchWorker: args['fetch-worker'],

@@ -23,6 +23,7 @@ import { SlicefsError } from '../errors.js';
 import type { ScoreEndpoint } from '../source/score-source.js';
 import { chooseProfile, envValue, expandPath, readConfigFile, type Origin } from './config-file.js';
 import { cliEnv } from './daemon-protocol.js';
+import { refuseOpenToOthers } from './private-file.js';
 
 export type { Origin } from './config-file.js';
 
@@ -128,7 +129,7 @@ export async function resolvedSettings(args: ScoreArgs, env: NodeJS.ProcessEnv =
 async function readTokenFile(path: string, what: string): Promise<string> {
   const st = await stat(path).catch(() => undefined);
   if (!st) throw new SlicefsError('USAGE', `${what}: no such file`);
-  if (st.mode & 0o077) throw new SlicefsError('USAGE', `${what}: readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
+  refuseOpenToOthers(st, what);
   const token = (await readFile(path, 'utf8')).trim();
   if (!token) throw new SlicefsError('USAGE', `${what}: empty`);
   return token;

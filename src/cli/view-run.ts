@@ -137,6 +137,12 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
   const modes = modesOf(args);
   const output = args.output ? await openOutput(args.output, modes) : undefined;
   const transport = new HttpTransport(transportConfig(args, timestamped), stats, say);
+  // The disk tier and the index cache share the cache directory: a refusal of it is said once.
+  const cacheWarnings = new Set<string>();
+  const cacheWarning = (line: string) => {
+    if (!cacheWarnings.has(line)) say(line);
+    cacheWarnings.add(line);
+  };
   const closeLater: (() => Promise<void>)[] = [];
   try {
     let input: ViewInput;
@@ -159,7 +165,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
     // Chunks of the remote objects read (below decryption: ciphertext), kept between runs; not
     // opened (no directory made) when everything read is local.
     const remoteName = (n: string | undefined) => n !== undefined && (isUrl(n) || scoreObjectIdOf(n) !== undefined || n.startsWith('ghga:'));
-    const disk = diskConfig && [input.data, input.index, args['reference-url']].some(remoteName) ? await DiskTier.open(diskConfig, say, stats) : undefined;
+    const disk = diskConfig && [input.data, input.index, args['reference-url']].some(remoteName) ? await DiskTier.open(diskConfig, cacheWarning, stats) : undefined;
     if (disk) closeLater.push(() => disk.close());
     const ctx = { transport, api: transport, score, keys, ghga, disk };
     // A name ending in .c4gh (or the data's manifest entry) is read decrypted.
@@ -248,7 +254,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       reader: DEFAULT_READER,
       stats,
       out,
-      indexCache: args['index-cache'] ? new FileCache(join(cacheRoot(args['cache-dir']), 'index'), say) : undefined,
+      indexCache: args['index-cache'] ? new FileCache(join(cacheRoot(args['cache-dir']), 'index'), cacheWarning) : undefined,
     })
       .then(async (r) => {
         await output?.finish();

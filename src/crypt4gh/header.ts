@@ -17,6 +17,12 @@
  * ignore (it could change what the data means). With a sender key, packets written by any other
  * key do not count, as the reference's `--sender_pk`.
  *
+ * Cost bound: a 1 MiB header can hold ~15k packets, and trying one costs an X25519 (0.1–0.35 ms
+ * here) and an AEAD open per reader key: seconds of CPU per open, per key. So the X25519 is
+ * computed once per (reader key, writer key) (a real header's packets share one writer key: the
+ * reference tool writes them all with one sender key, a fresh one or `--sk`), and at most
+ * MAX_PACKETS_TRIED packets are tried; a header with more is refused as malformed.
+ *
  * Libraries: X25519, BLAKE2b-512 (`blake2b512`) and ChaCha20-Poly1305 are all in Node's
  * built-in `crypto` (x25519.ts, chacha.ts): no dependency needed for the header.
  */
@@ -37,6 +43,13 @@ const PACKET_DATA_ENC = 0;
 const PACKET_EDIT_LIST = 1;
 const METHOD_X25519_CHACHA = 0;
 const DATA_METHOD_CHACHA = 0;
+/**
+ * X25519 packets tried per header (see the module header). A real header has one data key packet
+ * per recipient, and an edit list packet per recipient when it has one: 128 is 64 recipients with
+ * edit lists, where archives (EGA, GHGA) re-encrypt for one requester at a time. The bound costs a
+ * reader at most 128 X25519 and 128 AEAD opens per key (~15–50 ms), not ~15k.
+ */
+export const MAX_PACKETS_TRIED = 128;
 
 export interface C4ghHeader {
   /** Header bytes: the body starts here. */
@@ -117,6 +130,9 @@ export function decryptHeader(
   let unsupportedMethod: number | undefined;
   let unsupportedDataMethod: number | undefined;
   let otherWriters = 0;
+  let tried = 0;
+  /** Per writer key met: the packet key for each reader key (undefined: that key cannot use it). */
+  const packetKeys = new Map<string, (Buffer | undefined)[]>();
   let offset = PREFIX_SIZE;
   for (let i = 0; i < count; i++) {
     const len = header.readUInt32LE(offset);
@@ -135,11 +151,19 @@ export function decryptHeader(
       otherWriters++;
       continue;
     }
+    if (++tried > MAX_PACKETS_TRIED) {
+      throw new SlicefsError('DECRYPT', `${where}malformed Crypt4GH header: more than ${MAX_PACKETS_TRIED} key packets (a real header has one or two per recipient)`);
+    }
     const nonce = packet.subarray(40, 40 + NONCE_SIZE);
     const sealed = packet.subarray(40 + NONCE_SIZE);
+    const writerHex = writer.toString('hex');
+    let derived = packetKeys.get(writerHex);
+    if (!derived) {
+      derived = keys.map((pair) => packetKey(pair.secret, writer, pair.public, writer));
+      packetKeys.set(writerHex, derived);
+    }
     let payload: Buffer | undefined;
-    for (const pair of keys) {
-      const key = packetKey(pair.secret, writer, pair.public, writer);
+    for (const key of derived) {
       payload = key && chachaOpen(key, nonce, sealed);
       if (payload) break;
     }

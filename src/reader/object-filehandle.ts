@@ -4,7 +4,18 @@
  * and transport as the mount; and over bytes already in memory (an index from the disk cache).
  */
 import type { FilehandleOptions, GenericFilehandle, Stats } from 'generic-filehandle2';
+import { SlicefsError } from '../errors.js';
+import { formatBytes } from '../util/size.js';
 import type { RangeReader } from './range-reader.js';
+
+/**
+ * The most one read of a remote object may ask for: 512 MiB. The parsers decide their reads from
+ * numbers in the files: @gmod/bam reads a BAM's header up to the first data block its index names
+ * (the whole file when the index names none), @gmod/cram a container's length. Real headers (even
+ * with millions of @SQ lines: ~100 MB) and containers (a few MB) are far below it; past it the
+ * number is damaged or hostile, and the buffer it would allocate is refused.
+ */
+export const MAX_READ_BYTES = 512 * 1024 * 1024;
 
 type ReadFileOptions = FilehandleOptions['encoding'] | FilehandleOptions;
 
@@ -47,6 +58,12 @@ export class ObjectFilehandle extends SizedFilehandle {
 
   async read(length: number, position: number): Promise<Uint8Array<ArrayBuffer>> {
     const end = Math.min(position + length, this.size);
+    if (end - position > MAX_READ_BYTES) {
+      throw new SlicefsError(
+        'BAD_RESPONSE',
+        `a read of ${formatBytes(end - position)} at byte ${position}, as the file's header or index asks, is more than slicefs reads at once (${formatBytes(MAX_READ_BYTES)}): the file or its index is damaged`,
+      );
+    }
     if (this.prefix && end <= this.prefix.length) {
       return new Uint8Array(this.prefix.subarray(position, Math.max(position, end))) as Uint8Array<ArrayBuffer>;
     }

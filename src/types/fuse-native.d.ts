@@ -33,6 +33,7 @@ declare module 'fuse-native' {
     force?: boolean;
     mkdir?: boolean;
     allowOther?: boolean;
+    defaultPermissions?: boolean;
     debug?: boolean;
     kernelCache?: boolean;
     autoCache?: boolean;

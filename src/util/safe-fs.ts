@@ -17,6 +17,15 @@
  * `check` does the same looking without writing, so a command can refuse every bad name before it
  * writes its first byte.
  *
+ * An `owned` root is one slicefs also reads back from (the caches): what it reads there must be
+ * what this user wrote, not something another local user planted. So the root is looked at with
+ * lstat (a symlink is refused, not followed), and it, every directory under it on the way, and
+ * every file read (`openRead`) must belong to the effective user and be writable by no one else
+ * (mode & 022 = 0); a symlink anywhere under it is refused. Only the owner (and root) can then
+ * create, replace or rename anything in it. Directories above the root are not checked: one
+ * that others may write lets them move the root away, but not make a file the user owns, and
+ * every file is checked as it is opened.
+ *
  * Refusals are `UnsafePathError`s (code USAGE: exit 2), one line naming the path and the cause.
  *
  * Limit: Node has no openat(2), so the checks and the writes are separate system calls. A link
@@ -66,6 +75,20 @@ export function reasonOf(err: unknown): string {
 const symlinkRefusal = (path: string) => new UnsafePathError(`${shownPath(path)} is a symbolic link; refusing to write through it`);
 const directoryRefusal = (path: string) => new UnsafePathError(`${shownPath(path)} is a directory; refusing to write over it`);
 const notDirectoryRefusal = (path: string) => new UnsafePathError(`${shownPath(path)} is not a directory; refusing to write under it`);
+
+/**
+ * Why `st` (of `path`) is not the effective user's alone: owned by another uid, or writable by
+ * its group or others. Undefined when it is (and where there are no uids: Windows).
+ */
+export function notOwnedReason(path: string, st: Stats): string | undefined {
+  const uid = process.geteuid?.();
+  if (uid === undefined) return undefined;
+  if (st.uid !== uid) return `${shownPath(path)} belongs to uid ${st.uid}, not to this user (uid ${uid}); a cache must be the user's alone`;
+  if (st.mode & 0o022) {
+    return `${shownPath(path)} is writable by ${st.mode & 0o002 ? 'others' : 'its group'} (mode ${(st.mode & 0o777).toString(8).padStart(3, '0')}); a cache must be the user's alone`;
+  }
+  return undefined;
+}
 
 /**
  * How a file is opened: `create` must make it (O_EXCL); `update` opens or makes it, keeping its
@@ -121,22 +144,28 @@ export class WriteRoot {
     /** Its real path (symlinks above and at the root resolved). */
     readonly real: string,
     readonly modes: Readonly<Modes>,
+    /** The user's alone, everything under it too (see the module header). */
+    private readonly owned: boolean,
   ) {}
 
   /**
    * The root at `dir`: made with its missing parents (each with `modes.dir`) unless `create` is
-   * false; it must be a directory (a symlink to one is fine: the user chose it).
+   * false; it must be a directory (a symlink to one is fine: the user chose it), and with `owned`
+   * a directory that is the user's alone, not a symlink (see the module header).
    */
-  static async prepare(dir: string, modes: Readonly<Modes> = PRIVATE_MODES, opts: { create?: boolean } = {}): Promise<WriteRoot> {
+  static async prepare(dir: string, modes: Readonly<Modes> = PRIVATE_MODES, opts: { create?: boolean; owned?: boolean } = {}): Promise<WriteRoot> {
     const abs = resolve(dir);
     if (opts.create !== false) {
       // Errors about the root itself stay errno errors, with its path: the user chose it, and
       // util/fs-problem.ts says what is wrong with it (which component, which mount) in words.
       await makeDirsWithMode(abs, modes.dir);
     }
-    const st = await stat(abs);
+    const st = await (opts.owned ? lstat : stat)(abs);
+    if (st.isSymbolicLink()) throw new UnsafePathError(`${shownPath(abs)} is a symbolic link; a cache directory must be a directory of the user's, not a link to one`);
     if (!st.isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, '${abs}'`), { code: 'ENOTDIR', errno: -20, syscall: 'stat', path: abs });
-    return new WriteRoot(abs, await realpath(abs), modes);
+    const notOwned = opts.owned ? notOwnedReason(abs, st) : undefined;
+    if (notOwned) throw new UnsafePathError(notOwned);
+    return new WriteRoot(abs, await realpath(abs), modes, opts.owned === true);
   }
 
   /** True when real path `p` is the root or lies under it. */
@@ -179,11 +208,44 @@ export class WriteRoot {
         if (target === undefined || !this.inside(target)) {
           throw new UnsafePathError(`${shownPath(cur)} is a symbolic link that leads ${target === undefined ? 'nowhere' : `outside ${shownPath(this.dir)}`}; refusing to write through it`);
         }
+        if (this.owned) throw new UnsafePathError(`${shownPath(cur)} is a symbolic link; a cache follows none`);
         st = await stat(target);
       }
       if (!st.isDirectory()) throw notDirectoryRefusal(cur);
+      const notOwned = this.owned ? notOwnedReason(cur, st) : undefined;
+      if (notOwned) throw new UnsafePathError(notOwned);
     }
     return true;
+  }
+
+  /**
+   * Opens file `path` under the root for reading, never through a symlink, after looking at each
+   * directory on the way as a write would; undefined when it (or a directory on the way) is
+   * missing. In an `owned` root the file must be the user's alone too (UnsafePathError otherwise).
+   */
+  async openRead(path: string): Promise<FileHandle | undefined> {
+    const abs = this.under(path);
+    if (!(await this.walk(dirname(abs), false))) return undefined;
+    let fh: FileHandle;
+    try {
+      fh = await open(abs, constants.O_RDONLY | O_NOFOLLOW);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return undefined;
+      // O_NOFOLLOW met a symlink at the name.
+      if (code === 'ELOOP') throw new UnsafePathError(`${shownPath(abs)} is a symbolic link; refusing to read through it`);
+      throw e;
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new UnsafePathError(`${shownPath(abs)} is not a regular file`);
+      const notOwned = this.owned ? notOwnedReason(abs, st) : undefined;
+      if (notOwned) throw new UnsafePathError(notOwned);
+      return fh;
+    } catch (e) {
+      await fh.close().catch(() => {});
+      throw e;
+    }
   }
 
   /** Makes directory `dir` under the root with its missing parents (`modes.dir`), refusing as `walk` does. */

@@ -37,6 +37,7 @@ import { SlicefsError, messageOf } from '../errors.js';
 import { PRIVATE_MODES, reasonOf, WriteRoot } from '../util/safe-fs.js';
 import type { RangeReader } from '../reader/range-reader.js';
 import { fsProblem } from '../util/fs-problem.js';
+import { MAX_FAI_BYTES, tooLarge } from './limits.js';
 
 export interface FaiEntry {
   name: string;
@@ -272,11 +273,16 @@ export async function buildFai(fastaPath: string): Promise<string> {
   let curBytes = 0;
   let curBases = 0;
 
+  let faiBytes = 0;
   const insert = () => {
     // A repeated name keeps the first sequence, as htslib does (it warns; the .fai has no trace).
     if (indexed.has(name)) return;
     indexed.add(name);
-    lines.push(`${name}\t${seqBases}\t${seqOffset}\t${lineBases}\t${lineBytes}\n`);
+    const entry = `${name}\t${seqBases}\t${seqOffset}\t${lineBases}\t${lineBytes}\n`;
+    // The same ceiling as a .fai read from disk or a server (./limits.ts).
+    faiBytes += entry.length;
+    if (faiBytes > MAX_FAI_BYTES) throw fail(line, `its .fai would be more than ${MAX_FAI_BYTES / (1024 * 1024)} MiB (millions of sequences more than the largest assemblies have)`);
+    lines.push(entry);
   };
   const startName = () => {
     if (hasLines) insert();
@@ -444,8 +450,12 @@ function printable(c: number): string {
 export async function localFai(fastaPath: string, note: (msg: string) => void): Promise<string> {
   const faiPath = `${fastaPath}.fai`;
   try {
+    // Its size is checked first: the file, not slicefs, would otherwise decide what is allocated.
+    const { size } = await stat(faiPath);
+    if (size > MAX_FAI_BYTES) throw tooLarge(faiPath, 'a .fai', size, MAX_FAI_BYTES, 'that is millions of sequences more than the largest assemblies have');
     return await readFile(faiPath, 'latin1');
   } catch (err) {
+    if (err instanceof SlicefsError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT') {
       throw new SlicefsError(code === 'EACCES' ? 'ACCESS_DENIED' : 'BAD_RESPONSE', `${faiPath}: ${code ?? messageOf(err)}`);

@@ -19,6 +19,7 @@ import type { BamView } from './bam-view.js';
 import { BgzfWriter } from './bgzf.js';
 import type { CramView } from './cram/cram-view.js';
 import { checkBai, checkCsi } from './index-check.js';
+import { MAX_FAI_BYTES, MAX_INDEX_BYTES, tooLarge } from './limits.js';
 import { FastaReference, parseFai } from './reference.js';
 import { expandRegions, type Region } from './region.js';
 import { ByteSink, formatSamInto, refNameBytes } from './sam-format.js';
@@ -164,16 +165,30 @@ function formatOfBytes(head: Buffer, label: string): DataFormat {
   throw new SlicefsError('BAD_RESPONSE', `${label} is neither BAM nor CRAM (it starts with neither BGZF nor "CRAM")`);
 }
 
-/** An index read whole: from the disk cache when this version of it was read before. */
-async function readWhole(source: ObjectSource, cache: BlockCache, o: ViewOptions): Promise<Buffer> {
+/** How big a file read whole may be, and what to say past that (./limits.ts). */
+interface WholeLimit {
+  max: number;
+  what: string;
+  why: string;
+}
+
+const INDEX_LIMIT: WholeLimit = { max: MAX_INDEX_BYTES, what: 'an index', why: 'a BAI, CSI or CRAI of real data is well under 100 MB' };
+const FAI_LIMIT: WholeLimit = { max: MAX_FAI_BYTES, what: 'a .fai', why: 'that is millions of sequences more than the largest assemblies have' };
+
+/**
+ * An index (or .fai) read whole: from the disk cache when this version of it was read before. Its
+ * size is the server's word, so it is checked against `limit` before a byte is fetched.
+ */
+async function readWhole(source: ObjectSource, cache: BlockCache, o: ViewOptions, limit: WholeLimit): Promise<Buffer> {
   const version = await source.version();
+  if (version.size > limit.max) throw tooLarge(source.label, limit.what, version.size, limit.max, limit.why);
   const reader = new RangeReader(cache, { source, version }, o.reader);
   const fetch = () => reader.read(0, version.size);
-  return o.indexCache ? (await o.indexCache.getOrFetch(cacheKey(source, version), fetch)).bytes : fetch();
+  return o.indexCache ? (await o.indexCache.getOrFetch(cacheKey(source, version), fetch, limit.max)).bytes : fetch();
 }
 
 async function openReference(input: ReferenceInput, cache: BlockCache, o: ViewOptions): Promise<FastaReference> {
-  const faiText = 'text' in input.fai ? input.fai.text : (await readWhole(input.fai, cache, o)).toString('latin1');
+  const faiText = 'text' in input.fai ? input.fai.text : (await readWhole(input.fai, cache, o, FAI_LIMIT)).toString('latin1');
   const fai = parseFai(faiText, 'text' in input.fai ? `${input.fasta.label}.fai` : input.fai.label);
   const version = await input.fasta.version();
   // Reference reads are exact (a slice's span), so no readahead.
@@ -200,11 +215,11 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   // The file's first bytes (its header, as a rule) are kept on disk beside the index, keyed by the
   // data's version: a second view of the same file fetches neither.
   const fetchHead = () => data.read(0, HEADER_GUESS);
-  const head = o.indexCache ? (await o.indexCache.getOrFetch(`${cacheKey(o.data, dataVersion)}#head`, fetchHead)).bytes : await fetchHead();
+  const head = o.indexCache ? (await o.indexCache.getOrFetch(`${cacheKey(o.data, dataVersion)}#head`, fetchHead, HEADER_GUESS)).bytes : await fetchHead();
   const format = formatOfBytes(head, o.data.label);
   if (!indexP || format !== o.formatHint) indexP = indexFor(format);
   const index = await indexP;
-  const indexBytes = await readWhole(index, cache, o);
+  const indexBytes = await readWhole(index, cache, o, INDEX_LIMIT);
 
   // Each format's reader is imported when needed: compiling @gmod/cram (and its WebAssembly codecs)
   // for a BAM, or @gmod/bam for a CRAM, would only add to the start-up time.

@@ -6,14 +6,14 @@
  * an encrypted BAM (and its encrypted index) through the mount equals samtools on the plaintext.
  */
 import assert from 'node:assert/strict';
-import { open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { generateKeyPair, encodePrivateKey } from '../../src/crypt4gh/keys.js';
 import { SEGMENT_SIZE } from '../../src/crypt4gh/segments.js';
 import { encryptC4gh } from '../helpers/c4gh-encrypt.js';
-import { index, plaintext, sha256, VECTORS } from '../helpers/c4gh-vectors.js';
-import { cleanup, requireFuse, run, startDaemon, tempDir, writeManifest } from '../helpers/daemon.js';
+import { index, plaintext, privateKeyFile, sha256, VECTORS } from '../helpers/c4gh-vectors.js';
+import { cleanup, mounted, requireFuse, run, startDaemon, tempDir, writeManifest } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { SeededRandom, seededBytes } from '../helpers/random.js';
 import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
@@ -21,7 +21,7 @@ import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-d
 let work: string;
 let server: FixtureServer;
 let sample: SampleData;
-const ALICE = { key: join(VECTORS, 'keys/alice.sec'), pass: 'alice-secret-phrase' };
+const ALICE = { key: privateKeyFile('keys/alice.sec'), pass: 'alice-secret-phrase' };
 
 before(async () => {
   requireFuse();
@@ -63,7 +63,7 @@ test('every vector for alice: plaintext names and sizes, contents by SHA-256 (a 
 test('a block that fails its MAC is EIO; the blocks after it still read (64 KiB cache blocks)', async () => {
   const manifest = await writeManifest(work, [{ url: server.url('/v/bad/p200000.alice.flipped-data.c4gh') }]);
   const mnt = join(work, 'mnt-bad');
-  const d = await startDaemon(manifest, mnt, ['--private-key', join(VECTORS, 'keys/alice.nocrypt.sec'), '--block-size', '64K'], { C4GH_SECRET_KEY: undefined });
+  const d = await startDaemon(manifest, mnt, ['--private-key', privateKeyFile('keys/alice.nocrypt.sec'), '--block-size', '64K'], { C4GH_SECRET_KEY: undefined });
   try {
     const bad = join(mnt, 'p200000.alice.flipped-data');
     assert.equal((await stat(bad)).size, 200_000);
@@ -91,12 +91,26 @@ test('a block that fails its MAC is EIO; the blocks after it still read (64 KiB 
 
 test("a file for another key stops the mount with one clear line", async () => {
   const manifest = await writeManifest(join(work), [{ url: server.url('/v/bad/p1.bob-only.c4gh') }]);
-  await assert.rejects(startDaemon(manifest, join(work, 'mnt-bob'), ['--private-key', join(VECTORS, 'keys/alice.nocrypt.sec')]), (err: Error) => {
+  await assert.rejects(startDaemon(manifest, join(work, 'mnt-bob'), ['--private-key', privateKeyFile('keys/alice.nocrypt.sec')]), (err: Error) => {
     assert.match(err.message, /error: \S+manifest\.tsv:2: p1\.bob-only: no key opens .*bob-only.*: it was not encrypted for key 861d636a/);
     return true;
   });
   const nokey = await writeManifest(join(work), [{ url: server.url('/v/enc/p1.alice.c4gh') }]);
   await assert.rejects(startDaemon(nokey, join(work, 'mnt-nokey'), [], { C4GH_SECRET_KEY: undefined }), /is Crypt4GH-encrypted: give --private-key FILE/);
+});
+
+test('a private key others can read stops the mount before it mounts: one line, exit 2', async () => {
+  const manifest = await writeManifest(join(work), [{ url: server.url('/v/enc/p1.alice.c4gh'), path: 'p1', size: 153 }]);
+  // Sized (the server's size): nothing is opened at mount time, so only the check at start refuses the key.
+  const loose = join(work, 'loose.sec');
+  await copyFile(privateKeyFile('keys/alice.nocrypt.sec'), loose);
+  await chmod(loose, 0o644);
+  const mnt = join(work, 'mnt-loose');
+  await assert.rejects(startDaemon(manifest, mnt, ['--private-key', loose]), (err: Error) => {
+    assert.match(err.message, /slicefs: error: --private-key .*loose\.sec: readable by others \(mode 644\); chmod 600 it/);
+    return true;
+  });
+  assert.equal(await mounted(mnt), false);
 });
 
 test('random reads around segment edges and edit-list boundaries equal the plaintext (seeded)', async () => {

@@ -4,7 +4,8 @@
  * plaintext formula, and a whole-file reader built from slicefs's primitives for the tests.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EditList } from '../../src/crypt4gh/edit-list.js';
@@ -85,6 +86,27 @@ export function plaintext(n: number): Buffer {
   const b = Buffer.alloc(n);
   for (let i = 0; i < n; i++) b[i] = (i * 31 + 7) % 251;
   return b;
+}
+
+let keyCopies: string | undefined;
+
+/**
+ * A vector key file (`keys/alice.nocrypt.sec`) as the CLI must be given one: a copy readable by
+ * its owner only (slicefs refuses a key file open to others; the shared vectors are 0444). The
+ * copies live in one temporary directory per process, removed at exit.
+ */
+export function privateKeyFile(rel: string): string {
+  if (!keyCopies) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'slicefs-vector-keys-'));
+    keyCopies = dir;
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  const copy = path.join(keyCopies, path.basename(rel));
+  if (!existsSync(copy)) {
+    copyFileSync(path.join(VECTORS, rel), copy);
+    chmodSync(copy, 0o600);
+  }
+  return copy;
 }
 
 const loaded = new Map<string, Promise<C4ghKeyPair>>();

@@ -72,7 +72,9 @@ export type Fault =
    * the request has `header: value`, or its query has the parameter `signed` (`name=value`, a
    * signature the store issued).
    */
-  | { kind: 'header-credential'; header: string; value: string; signed: string };
+  | { kind: 'header-credential'; header: string; value: string; signed: string }
+  /** The object claims `size` bytes (HEAD's Content-Length, Content-Range totals); bytes past the real ones are zeros. */
+  | { kind: 'claim-size'; size: number };
 
 export interface RequestRecord {
   method: string;
@@ -389,7 +391,7 @@ export class FixtureServer {
     const fault = state?.fault;
 
     const etag = currentEtag(entry);
-    const size = entry.data.length;
+    const size = fault?.kind === 'claim-size' ? fault.size : entry.data.length;
     const validators: Record<string, string> = {
       'Accept-Ranges': 'bytes',
       'Last-Modified': entry.lastModified.toUTCString(),
@@ -475,7 +477,8 @@ export class FixtureServer {
       afterCut = 'hang';
     }
     // Capture the buffer now: an 'etag-change' during a long read must not mix old and new bytes.
-    const body = entry.data.subarray(start, end + 1);
+    let body = entry.data.subarray(start, end + 1);
+    if (body.length < end + 1 - start) body = Buffer.concat([body, Buffer.alloc(end + 1 - start - body.length)]);
     void streamBody(res, record, body, cutAfter, afterCut, fault?.kind === 'throttle-body' ? fault.bytesPerSecond : undefined);
   }
 }

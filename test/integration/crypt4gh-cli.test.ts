@@ -7,13 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parsePrivateKey, parsePublicKey } from '../../src/crypt4gh/keys.js';
 import { BIN, cleanup, tempDir, writeManifest } from '../helpers/daemon.js';
 import { encryptC4gh } from '../helpers/c4gh-encrypt.js';
-import { index, plaintext, sha256, VECTORS } from '../helpers/c4gh-vectors.js';
+import { index, plaintext, privateKeyFile, sha256, VECTORS } from '../helpers/c4gh-vectors.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { assertNoSecrets } from '../helpers/secret-scan.js';
 import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
@@ -21,14 +21,14 @@ import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-d
 let work: string;
 let server: FixtureServer;
 let sample: SampleData;
-const ALICE = join(VECTORS, 'keys/alice.nocrypt.sec');
+const ALICE = privateKeyFile('keys/alice.nocrypt.sec');
 const keyOf: Record<string, { file: string; pass?: string }> = {};
 
 before(async () => {
   work = await tempDir('slicefs-c4gh-');
   server = await FixtureServer.start();
   sample = await ensureSampleData();
-  for (const k of index.keys) keyOf[k.owner] ??= { file: join(VECTORS, k.file), pass: k.passphrase ?? undefined };
+  for (const k of index.keys) keyOf[k.owner] ??= { file: privateKeyFile(k.file), pass: k.passphrase ?? undefined };
   for (const f of index.files) server.addFile(`/v/${f.file}`, await readFile(join(VECTORS, f.file)));
 });
 after(async () => {
@@ -80,7 +80,7 @@ test('decrypt: every negative vector fails with its reason, one line, and leaves
   }
   assert.deepEqual(await readdir(out).catch(() => []), [], 'nothing written, not even a partial file');
   // A wrong passphrase, and an existing output that is never replaced.
-  const wrong = await slicefs(['decrypt', '--private-key', join(VECTORS, 'keys/alice.sec'), join(VECTORS, 'enc/p1.alice.c4gh'), '-d', out], { C4GH_PASSPHRASE: 'not-it' });
+  const wrong = await slicefs(['decrypt', '--private-key', privateKeyFile('keys/alice.sec'), join(VECTORS, 'enc/p1.alice.c4gh'), '-d', out], { C4GH_PASSPHRASE: 'not-it' });
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /wrong passphrase for .*alice\.sec/);
   await writeFile(join(out, 'p1.alice'), 'mine');
@@ -122,6 +122,35 @@ test('a header served apart (header_url, GHGA style): decrypted, or saved as one
   const bob = await slicefs(['download', '-m', manifest, '-d', join(dir, 'bob'), '--decrypt', '--private-key', keyOf.bob.file, '-q'], { C4GH_PASSPHRASE: keyOf.bob.pass });
   assert.equal(bob.code, 1);
   assert.match(bob.stderr, /no key opens/);
+});
+
+test('a private key the group or others can read is refused before it is read: one line, exit 2, nothing written', async () => {
+  const manifest = await writeManifest(join(work), [{ url: server.url('/v/enc/p1.alice.c4gh'), path: 'p1.alice.c4gh' }]);
+  for (const mode of [0o644, 0o640, 0o604, 0o660]) {
+    const loose = join(work, `loose-${mode.toString(8)}.sec`);
+    await copyFile(ALICE, loose);
+    await chmod(loose, mode);
+    const refused = new RegExp(`^slicefs: error: --private-key ${loose}: readable by others \\(mode ${mode.toString(8)}\\); chmod 600 it\n$`);
+    const out = join(work, `dec-loose-${mode.toString(8)}`);
+    const r = await slicefs(['decrypt', '--private-key', loose, join(VECTORS, 'enc/p1.alice.c4gh'), '-d', out]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, refused);
+    assert.deepEqual(await readdir(out).catch(() => []), [], 'nothing decrypted');
+    // From the environment, and for download --decrypt, the same.
+    const d = await slicefs(['download', '-m', manifest, '-d', join(out, 'dl'), '--decrypt', '-q'], { C4GH_SECRET_KEY: loose });
+    assert.equal(d.code, 2, d.stderr);
+    assert.match(d.stderr, refused);
+  }
+  // The owner's alone, read-only or not: used.
+  for (const mode of [0o400, 0o600]) {
+    const tight = join(work, `tight-${mode.toString(8)}.sec`);
+    await copyFile(ALICE, tight);
+    await chmod(tight, mode);
+    const out = join(work, `dec-tight-${mode.toString(8)}`);
+    const r = await slicefs(['decrypt', '--private-key', tight, join(VECTORS, 'enc/p1.alice.c4gh'), '-d', out, '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await readdir(out), ['p1.alice']);
+  }
 });
 
 test('keygen: a protected key pair that reads back, refuses to overwrite, and decrypts what is encrypted for it', async () => {

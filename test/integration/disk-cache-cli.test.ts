@@ -152,7 +152,8 @@ test('--disk-cache-size 0 turns the tier off: nothing is written', async () => {
 test('a full disk under the cache: one warning, and the output is right', async () => {
   const mnt = join(work, 'tmpfs');
   await mkdir(mnt, { recursive: true });
-  const m = await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]);
+  // 0700: a cache directory must be the user's alone (a tmpfs is 1777 by default).
+  const m = await run('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', mnt]);
   assert.equal(m.code, 0, `mount tmpfs (the tests run as root): ${m.stderr}`);
   try {
     const r = await slicefs(['view', '--no-index-cache', '--cache-dir', mnt, '--disk-cache-size', '1G', '--url', bamUrl, '--no-header', ...REGIONS.flatMap((q) => ['-q', q])]);

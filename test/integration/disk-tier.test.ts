@@ -335,7 +335,8 @@ test('modes: directories 0700, files 0600', async () => {
 test('a full disk: one warning, memory only, every read still correct', async () => {
   const mnt = join(work, 'tmpfs');
   await mkdir(mnt, { recursive: true });
-  const m = await run('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt]);
+  // 0700: a cache directory must be the user's alone (a tmpfs is 1777 by default).
+  const m = await run('mount', ['-t', 'tmpfs', '-o', 'size=3m,mode=0700', 'tmpfs', mnt]);
   assert.equal(m.code, 0, `mount tmpfs (the tests run as root): ${m.stderr}`);
   try {
     const data = seededBytes(12, 8 * MiB);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createCipheriv, createHash, diffieHellman, createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { SlicefsError } from '../../src/errors.js';
-import { decryptHeader, encryptHeader, headerLength, MAX_HEADER_SIZE } from '../../src/crypt4gh/header.js';
+import { decryptHeader, encryptHeader, headerLength, MAX_HEADER_SIZE, MAX_PACKETS_TRIED } from '../../src/crypt4gh/header.js';
 import { generateKeyPair, type C4ghKeyPair } from '../../src/crypt4gh/keys.js';
 import { encryptC4gh } from '../helpers/c4gh-encrypt.js';
 import { decryptWhole, index, loadKey, plaintext, sha256, vector } from '../helpers/c4gh-vectors.js';
@@ -170,6 +170,27 @@ test('unusual packets: unknown types and methods are clear errors; other recipie
   const lowOrder = Buffer.from(packet(data, me.public, writer));
   Buffer.alloc(32).copy(lowOrder, 8);
   assert.throws(() => decryptHeader(headerOf([lowOrder]), [me]), (e: unknown) => e instanceof SlicefsError && e.code === 'KEY');
+});
+
+test('at most 128 key packets are tried: 64 recipients with edit lists open, a 129th packet is refused', () => {
+  assert.equal(MAX_PACKETS_TRIED, 128);
+  const me = generateKeyPair();
+  const others = Array.from({ length: 63 }, () => generateKeyPair().public);
+  const key = randomBytes(32);
+  // The largest real shape: one data key and one edit list packet per recipient, ours last.
+  const full = decryptHeader(encryptHeader(key, [...others, me.public], { editList: [3, 4] }), [me]);
+  assert.deepEqual(full.dataKeys, [key]);
+  assert.deepEqual(full.editList, [3, 4]);
+  // One packet more, whether ours is the last or the first, and whatever its writers: refused.
+  const data = Buffer.concat([u32s(0, 0), key]);
+  const forOthers = (n: number) => Array.from({ length: n }, (_, i) => packet(data, others[i % others.length], generateKeyPair()));
+  const tooMany = decryptError(/^f: malformed Crypt4GH header: more than 128 key packets \(a real header has one or two per recipient\)$/);
+  assert.throws(() => decryptHeader(headerOf([...forOthers(128), packet(data, me.public, generateKeyPair())]), [me], { label: 'f' }), tooMany);
+  assert.throws(() => decryptHeader(headerOf([packet(data, me.public, generateKeyPair()), ...forOthers(128)]), [me], { label: 'f' }), tooMany);
+  // Packets of another method cost nothing to skip: they do not count.
+  const writer = generateKeyPair();
+  const skipped = Array.from({ length: 200 }, () => packet(data, others[0], writer, 1));
+  assert.deepEqual(decryptHeader(headerOf([...skipped, packet(data, me.public, writer)]), [me]).dataKeys, [key]);
 });
 
 test('encryptHeader refuses bad input', () => {

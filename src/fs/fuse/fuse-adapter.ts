@@ -55,11 +55,16 @@ export interface AdapterHooks {
   onError?: (op: string, path: string, err: unknown) => void;
 }
 
-export function makeFuseOps(fs: ReadOnlyFs, hooks: AdapterHooks = {}): FuseOps {
+/**
+ * `group`: the only group (besides the owner) that may read the mount (MountConfig.group): every
+ * node is of that group and loses the permissions of others (files 0440, directories 0550).
+ */
+export function makeFuseOps(fs: ReadOnlyFs, hooks: AdapterHooks = {}, opts: { group?: number } = {}): FuseOps {
   const uid = process.getuid?.() ?? 0;
-  const gid = process.getgid?.() ?? 0;
+  const gid = opts.group ?? process.getgid?.() ?? 0;
+  const permMask = opts.group === undefined ? 0o777 : 0o770;
   const toStat = (a: Attr): FuseStat => ({
-    mode: (a.kind === 'dir' ? S_IFDIR : S_IFREG) | a.perm,
+    mode: (a.kind === 'dir' ? S_IFDIR : S_IFREG) | (a.perm & permMask),
     size: a.size,
     nlink: a.nlink,
     uid,
@@ -111,7 +116,7 @@ export function makeFuseOps(fs: ReadOnlyFs, hooks: AdapterHooks = {}): FuseOps {
     access(path, mode, cb) {
       try {
         const node = fs.lookup(path);
-        // Files are 0444: not executable. Directories are 0555.
+        // Files are 0444 (0440 with a group): not executable. Directories are 0555 (0550).
         cb(mode & W_OK ? Fuse.EROFS : mode & X_OK && node.kind === 'file' ? Fuse.EACCES : 0);
       } catch (e) {
         cb(fail('access', path, e));
@@ -171,11 +176,14 @@ async function holdsFuseDevice(): Promise<boolean> {
 
 /** Mounts `fs` at `mountPoint` (which the caller checked: exists, empty, not stale). */
 export function mountFuse(fs: ReadOnlyFs, mountPoint: string, config: MountConfig, hooks: AdapterHooks = {}): Promise<MountHandle> {
-  const fuse = new Fuse(mountPoint, makeFuseOps(fs, hooks), {
+  const fuse = new Fuse(mountPoint, makeFuseOps(fs, hooks, { group: config.group }), {
     timeout: config.opTimeoutMs,
     mkdir: false,
     force: false,
-    allowOther: config.allowOther,
+    // With a group, others must be able to reach the mount (allow_other) and the kernel must check
+    // the modes (default_permissions: without it a FUSE mount answers every user it lets in).
+    allowOther: config.allowOther || config.group !== undefined,
+    defaultPermissions: config.group !== undefined,
     debug: config.debug,
     // The content of a pinned version never changes: let the kernel keep pages across opens.
     kernelCache: true,

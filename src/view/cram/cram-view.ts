@@ -15,6 +15,7 @@ import { SlicefsError } from '../../errors.js';
 import { printable } from '../../util/printable.js';
 import { checkBlocks, checkContainer, type ContainerInfo } from './cram-check.js';
 import { ObjectFilehandle } from '../../reader/object-filehandle.js';
+import { MAX_INDEX_BYTES } from '../limits.js';
 import type { RangeReader } from '../../reader/range-reader.js';
 import { overlapsAny, type WantedRange } from '../bam-record.js';
 import type { Contig, ViewRegion } from '../region.js';
@@ -36,8 +37,12 @@ export interface CraiEntry {
 export function parseCrai(bytes: Buffer, label: string): CraiEntry[] {
   let text: string;
   try {
-    text = (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString('latin1');
+    // Inflated at most to the index ceiling (../limits.ts): a few hundred KB of gzip can claim GBs.
+    text = (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes, { maxOutputLength: MAX_INDEX_BYTES }) : bytes).toString('latin1');
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new SlicefsError('BAD_RESPONSE', `${label}: inflates to more than ${MAX_INDEX_BYTES / (1024 * 1024)} MiB, more than slicefs reads whole; a CRAI of real data is well under 100 MB`);
+    }
     throw new SlicefsError('BAD_RESPONSE', `${label} is not a readable CRAM index: ${(err as Error).message}`);
   }
   const out: CraiEntry[] = [];

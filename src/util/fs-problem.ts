@@ -80,6 +80,14 @@ const onPseudoFs = (dir: string, m: MountEntry) =>
 
 const describeMount = (m: MountEntry) => `${m.type} mounted at ${m.point}`;
 
+const statOrUndefined = (p: string): Stats | undefined => {
+  try {
+    return statSync(p);
+  } catch {
+    return undefined;
+  }
+};
+
 const lstatOrUndefined = (p: string): Stats | undefined => {
   try {
     return lstatSync(p);
@@ -249,7 +257,8 @@ export async function makeDirs(dir: string, mode?: number): Promise<string | und
   const abs = resolve(dir);
   const missing: string[] = [];
   for (let d = abs; ; d = dirname(d)) {
-    const st = lstatOrUndefined(d);
+    // Followed, as mkdir -p follows them: a symlink to a directory is that directory.
+    const st = statOrUndefined(d) ?? lstatOrUndefined(d);
     if (st) {
       if (d === abs && st.isDirectory()) return undefined;
       break;

@@ -155,13 +155,16 @@ export class WriteRoot {
    */
   static async prepare(dir: string, modes: Readonly<Modes> = PRIVATE_MODES, opts: { create?: boolean; owned?: boolean } = {}): Promise<WriteRoot> {
     const abs = resolve(dir);
+    const symlinkRefusal = () => new UnsafePathError(`${shownPath(abs)} is a symbolic link; a cache directory must be a directory of the user's, not a link to one`);
+    // An owned root (a cache) is never a link, not even to a directory that exists.
+    if (opts.owned && (await lstat(abs).catch(() => undefined))?.isSymbolicLink()) throw symlinkRefusal();
     if (opts.create !== false) {
       // Errors about the root itself stay errno errors, with its path: the user chose it, and
       // util/fs-problem.ts says what is wrong with it (which component, which mount) in words.
       await makeDirsWithMode(abs, modes.dir);
     }
     const st = await (opts.owned ? lstat : stat)(abs);
-    if (st.isSymbolicLink()) throw new UnsafePathError(`${shownPath(abs)} is a symbolic link; a cache directory must be a directory of the user's, not a link to one`);
+    if (st.isSymbolicLink()) throw symlinkRefusal();
     if (!st.isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, '${abs}'`), { code: 'ENOTDIR', errno: -20, syscall: 'stat', path: abs });
     const notOwned = opts.owned ? notOwnedReason(abs, st) : undefined;
     if (notOwned) throw new UnsafePathError(notOwned);

@@ -16,6 +16,7 @@ import { SlicefsError, isFsError, messageOf } from '../errors.js';
 import { parseCacheProxy } from '../transport/cache-proxy.js';
 import { describeFsError, fsProblem, removeMadeDirs } from '../util/fs-problem.js';
 import { makeDirsWithMode, PRIVATE_MODES } from '../util/safe-fs.js';
+import { printable } from '../util/printable.js';
 import { safeUrl } from '../util/redact.js';
 import { parseByteSize } from '../util/size.js';
 import { chooseProfile, readConfigFile } from './config-file.js';
@@ -56,7 +57,9 @@ export const DEBUG_ENV = 'SLICEFS_DEBUG';
 /** The one line an error is told in (without `error: `). */
 export function errorLine(err: unknown): string {
   const msg = isFsError(err) ? describeFsError(err) : messageOf(err);
-  return msg.split('\n')[0];
+  // The first line, and no control character in it: a name from a file or a server (a contig, a
+  // profile, a page's title) must neither break the line nor send escape sequences to a terminal.
+  return printable(msg.split('\n')[0]!);
 }
 
 /** Prints the one-line error and sets the exit code. */

@@ -51,3 +51,9 @@ test('sizes and rates read as whole bytes below 1 KiB, binary units above', () =
   assert.equal(formatBytes(1023.7), '1.00 KiB');
   assert.equal(formatBytes(12.3 * 1024 * 1024), '12.3 MiB');
 });
+
+test('the one-line error: first line only, control characters escaped (no escape sequence reaches a terminal)', async () => {
+  const { errorLine } = await import('../../src/cli/common.js');
+  const err = new SlicefsError('USAGE', 'contig "\x1b[31mchr1\r" is unknown\u2028(hint)\nsecond line');
+  assert.equal(errorLine(err), 'contig "\\x1b[31mchr1\\x0d" is unknown\\u2028(hint)');
+});

@@ -3,7 +3,7 @@
  * for its "mounted" line, and stops it with a signal. FUSE must be available: when it is not, the
  * tests fail with a message saying so (they are never skipped).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -83,7 +83,13 @@ export async function startDaemon(manifest: string, mountPoint: string, extra: s
       void exited.then(() => setTimeout(() => rej(new Error(`slicefs exited; stderr:\n${err}`)), 50));
       check(err);
     });
-  await waitFor(/mounted \d+ files? at/, 30_000);
+  await waitFor(/mounted \d+ files? at/, 30_000).catch(async (e: unknown) => {
+    // Not left running (a test waiting on it would hang): stopped, and the mount it may have made undone.
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
+    await new Promise((r) => execFile('fusermount', ['-uz', mountPoint], () => r(undefined)));
+    throw e;
+  });
   return {
     proc,
     mountPoint,

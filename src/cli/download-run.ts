@@ -113,7 +113,8 @@ export function report(s: DownloadSummary, args: ArgumentsCamelCase<DownloadArgs
       JSON.stringify({ files: s.files, bytesFetched: s.bytesFetched, ...(args.verify ? { bytesHashed: s.bytesHashed ?? 0 } : {}), seconds: Number(s.seconds.toFixed(3)), bytesPerSecond: Math.round(speed), retries: stats.retries, interrupted: s.interrupted, diskFull: s.diskFull }, null, 2) + '\n',
     );
   }
-  for (const f of bad) say(`${f.status}: ${f.path}: ${f.error ?? ''}`);
+  // One `slicefs: error:` line per file that failed, naming it and the cause.
+  for (const f of bad) say(`error: ${f.path}: ${f.error ?? (f.status === 'missing' ? 'not downloaded' : f.status)}`);
   if (!args.quiet) {
     const parts = args.verify
       ? [`${count('verified')} verified`, `${count('failed')} failed`, `${count('missing')} missing`]

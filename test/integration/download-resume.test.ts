@@ -211,7 +211,7 @@ test('--verify sets a corrupt file aside and forgets it; the next run fetches it
 
   const v = await runSlicefs(['download', '-m', manifest, '-d', out, '--verify']);
   assert.equal(v.code, 1, v.stderr);
-  assert.match(v.stderr, /failed: f\.bin: MD5 [0-9a-f]{32}, expected [0-9a-f]{32}; set aside as f\.bin\.md5-mismatch; run again to fetch it anew/);
+  assert.match(v.stderr, /error: f\.bin: MD5 [0-9a-f]{32}, expected [0-9a-f]{32}; set aside as f\.bin\.md5-mismatch; run again to fetch it anew/);
   assert.ok((await readFile(join(out, 'f.bin.md5-mismatch'))).equals(bad), 'the bad bytes are set aside');
   assert.ok(!(await readdir(out)).includes('f.bin'));
   assert.ok(!(await readFile(join(out, 'slicefs-catalogue.tsv'), 'utf8')).includes('f.bin\t'), 'its catalogue row is dropped');

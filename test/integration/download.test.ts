@@ -220,7 +220,7 @@ test('two runs on one directory: the second is refused; --verify checks what is 
   await writeFile(f, bytes);
   const broken = await download(['-m', m, '-d', out, '--verify']);
   assert.equal(broken.code, 1, broken.stderr);
-  assert.match(broken.stderr, /failed: v\.bin: MD5 [0-9a-f]{32}, expected [0-9a-f]{32}; set aside as v\.bin\.md5-mismatch/);
+  assert.match(broken.stderr, /error: v\.bin: MD5 [0-9a-f]{32}, expected [0-9a-f]{32}; set aside as v\.bin\.md5-mismatch/);
 });
 
 test('a manifest of 1,000 small files', async () => {

@@ -107,7 +107,7 @@ test('download: every hostile mode gives the file byte for byte, or one clear fa
         assert.equal(r.code, 0, `${m.name}: exit code; stderr:\n${r.stderr}`);
         assert.ok(file?.equals(bam), `${m.name}: the file differs (${file?.length} bytes)`);
       } else {
-        assertClearError(m.name, r, /^slicefs: failed: x\.bam: /, m.expect);
+        assertClearError(m.name, r, /^slicefs: error: x\.bam: /, m.expect);
         assert.equal(file, undefined, `${m.name}: a file was kept`);
       }
     } catch (err) {

@@ -12,12 +12,13 @@
  * (cram/cram_decode.c):
  *
  *   1. Decode every record's data series into a `RawRecord` (no reference needed yet), noting the
- *      reference span each mapped record covers.
+ *      reference span each mapped record covers. htslib's internal `cF` tag is dropped here; it
+ *      says which of MD/NM not to generate (a consensus reference, embed_ref=2, is no truth).
  *   2. Fetch the reference the slice needs (the slice's span for a single-reference slice, checked
  *      against the slice's MD5; the records' window of each contig for a multi-reference slice).
  *   3. Walk each record's features: sequence from the reference between features, CIGAR ops
  *      merged as htslib merges them, MD and NM counted the htslib way (an N in the reference is a
- *      mismatch).
+ *      mismatch). Preserved qualities (the QS run) win over a B/Q/q feature's quality.
  *   4. Resolve mates linked inside the slice (`cram_decode_slice_xref`): RNEXT/PNEXT, mate flags,
  *      and TLEN computed over the whole chain of linked segments.
  *   5. Encode BAM: stored tags in their order, then MD, NM, then RG (htslib's order for CRAM 3).
@@ -117,6 +118,8 @@ const MF_UNMAP = 2;
 
 const F_PAIRED = 1;
 const F_UNMAP = 4;
+/** htslib's internal `cF:C` tag (cram_encode.c's cf_tag): bit 1 no MD, bit 2 no NM; never printed. */
+const CF_TAG = 'cFC';
 const F_MUNMAP = 8;
 const F_REVERSE = 16;
 const F_MREVERSE = 32;
@@ -344,6 +347,15 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
       if (id[2] === '*') throw new SlicefsError('USAGE', 'CRAM 4 tag placeholders are not supported');
       const value = scheme.getCodecForTag(id).decode(p.slice, p.core, p.blocksByContentId, cursors);
       if (!(value instanceof Uint8Array)) throw malformed(`tag ${id} did not decode to bytes`);
+      if (id === CF_TAG && value.length === 1) {
+        // htslib's encoder-to-decoder flags (written with embed_ref=2, whose consensus reference
+        // has Ns where no read covers it): htslib drops the tag and, for bit 1 / bit 2, generates
+        // no MD / NM, as if the record stored them.
+        r.tagIds = ids.filter((t) => t !== CF_TAG);
+        if (value[0] & 1) r.hasMD = true;
+        if (value[0] & 2) r.hasNM = true;
+        continue;
+      }
       r.tagValues.push(value);
       if (id.startsWith('MD')) r.hasMD = true;
       if (id.startsWith('NM')) r.hasNM = true;
@@ -514,8 +526,8 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
   const len = r.len;
   // htslib: without a reference, bases between features are '='.
   const seq = Buffer.alloc(len, ref ? N : 61);
-  // Preserved qualities are a view into the slice's block, which nothing else reads: features
-  // write into it in place.
+  // Preserved qualities are a view into the slice's block, which nothing else reads (features
+  // never write into them: see featureQual).
   const qual: Uint8Array = r.qual ?? Buffer.alloc(len, 0xff);
   const preserved = (r.cf & CF_PRESERVE_QUAL) !== 0;
   let decodeMd = ref !== undefined && r.refId >= 0 && !r.hasMD;
@@ -543,9 +555,17 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
       mdDist = 0;
     }
   };
-  const fillBeforeQual = () => {
-    // htslib: the first explicit quality of a read without preserved qualities sets the rest to 30.
-    if (!preserved && qual[0] === 0xff) qual.fill(30);
+  /**
+   * A feature's quality at read position `at` (0-based). With preserved qualities htslib decodes
+   * the QS run after the features over the whole read, so a B/Q/q feature's quality never shows.
+   * Without them, the first explicit quality sets the rest of the read to 30.
+   */
+  const featureQual = (at: number, q: number | Uint8Array) => {
+    if (preserved) return;
+    if (qual[0] === 0xff) qual.fill(30);
+    if (typeof q === 'number') {
+      if (at < len) qual[at] = q;
+    } else qual.set(q.subarray(0, Math.max(0, len - at)), at);
   };
   const beyond = () => malformed(`a record at ${r.apos} extends beyond its slice's reference span`);
   /** Bases matching the reference for `n` positions from the current position. */
@@ -709,9 +729,7 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
       case 113: {
         // q
         flushUnless(OP_M);
-        fillBeforeQual();
-        const q = f.value as Uint8Array;
-        qual.set(q.subarray(0, Math.max(0, len - (pos - 1))), pos - 1);
+        featureQual(pos - 1, f.value as Uint8Array);
         cigOp = OP_M;
         break;
       }
@@ -732,8 +750,7 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
             mdDist = 0;
           }
         }
-        fillBeforeQual();
-        if (pos - 1 < len) qual[pos - 1] = f.qual!;
+        featureQual(pos - 1, f.qual!);
         cigOp = OP_M;
         cigLen++;
         seqPos++;
@@ -741,8 +758,7 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
         break;
       }
       case 81: // Q
-        fillBeforeQual();
-        if (pos - 1 < len) qual[pos - 1] = f.value as number;
+        featureQual(pos - 1, f.value as number);
         break;
       case 72: // H
         flushUnless(OP_H);

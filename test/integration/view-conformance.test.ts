@@ -157,6 +157,13 @@ test('records at or past the contig length are read: every region equals samtool
       assert.equal(got.local, want, `${name} ${r}: local file`);
       assert.equal(got.http, want, `${name} ${r}: over HTTP`);
     }
+    // A BED file (`samtools view -L`): its ranges are not clamped to LN either.
+    const bed = join(work, `${name}.bed`);
+    await writeFile(bed, 'yy\t100\t200\nyy\t150\t151\n');
+    const wantBed = await samtoolsView(bam, ['-L', bed]);
+    assert.match(wantBed, /^p1\t/m, 'samtools -L prints the reads past LN');
+    const gotBed = await runSlicefs(['view', '--no-index-cache', '--input-file', bam, '--bed-query', bed, '--no-header']);
+    assert.equal(gotBed.stdout.toString('latin1'), wantBed, `${name}: --bed-query`);
     // No region: the whole file, as plain samtools view.
     const want = await samtoolsView(bam, ['-h']);
     const got = await slicefsBoth(bam, ['--no-PG']);

@@ -32,6 +32,10 @@ interface Span {
 /** Compressed bytes of a chunk kept in flight ahead of the record reader. */
 const AHEAD = 16 * 1024 * 1024;
 
+/** A BAI's binning (SAMv1 §5.3): 16 kb leaves, 5 levels above them. */
+const BAI_MIN_SHIFT = 14;
+const BAI_DEPTH = 5;
+
 const cmp = (a: VOffset, b: VOffset) => a.blockPosition - b.blockPosition || a.dataPosition - b.dataPosition;
 
 export class BamView {
@@ -42,6 +46,8 @@ export class BamView {
     readonly contigs: Contig[],
     private readonly label: string,
     private readonly indexLabel: string,
+    /** Where the records begin: the end of the header. */
+    private readonly headerEnd: VOffset,
   ) {}
 
   /**
@@ -58,7 +64,7 @@ export class BamView {
     // it allocate gigabytes); readBamHeader checks each and inflates block by block, capped.
     const readAt = (pos: number, len: number) => (head && pos < head.length ? Promise.resolve(head.subarray(pos, pos + len)) : data.read(pos, len));
     const header = await readBamHeader(readAt, data.size, label);
-    return new BamView(bam, data, header.text, header.contigs, label, index.label);
+    return new BamView(bam, data, header.text, header.contigs, label, index.label, header.end);
   }
 
   /** The raw records (without their length prefix) of `regions`, each once, in file order, in batches. */
@@ -76,8 +82,11 @@ export class BamView {
       }
       const tid = tidOf.get(r.contig)!;
       wanted.push({ tid, start: r.start, end: r.end });
-      if (r.end <= r.start) continue;
-      const chunks = await index.blocksForRange(tid, r.start, r.end).catch((err: unknown) => {
+      // The index is asked up to the end of its binning, as htslib's hts_itr_query clamps it: a
+      // region's end may be open (past LN, where records may lie), and no record is indexed past it.
+      const end = Math.min(r.end, await this.indexedEnd());
+      if (end <= r.start) continue;
+      const chunks = await index.blocksForRange(tid, r.start, end).catch((err: unknown) => {
         throw this.unreadableIndex(err);
       });
       spans.push(...chunks.map((c) => ({ minv: c.minv, maxv: c.maxv })));
@@ -135,7 +144,22 @@ export class BamView {
     return err instanceof SlicefsError ? err : new SlicefsError('BAD_RESPONSE', `${this.indexLabel}: unreadable index: ${printable(messageOf(err))}`);
   }
 
-  /** Where the unplaced unmapped reads begin: after the last chunk of any reference. */
+  /**
+   * The first position past what the index can bin: 2^(min_shift + 3·depth), 2^29 for a BAI
+   * (min_shift 14, depth 5), what the CSI's header says for a CSI.
+   */
+  private async indexedEnd(): Promise<number> {
+    await this.bam.index!.parse().catch((err: unknown) => {
+      throw this.unreadableIndex(err);
+    });
+    const binning = this.bam.index as unknown as { minShift?: number; depth?: number };
+    return 2 ** ((binning.minShift ?? BAI_MIN_SHIFT) + 3 * (binning.depth ?? BAI_DEPTH));
+  }
+
+  /**
+   * Where the unplaced unmapped reads begin: after the last chunk of any reference or, when the
+   * index names no chunks (no placed reads), where the header ends, as htslib does.
+   */
   private async unplacedStart(): Promise<VOffset | undefined> {
     const parsed = await this.bam.index!.parse().catch((err: unknown) => {
       throw this.unreadableIndex(err);
@@ -148,7 +172,7 @@ export class BamView {
         for (const c of chunks) if (!max || cmp(c.maxv, max) > 0) max = c.maxv;
       }
     }
-    return max ?? parsed.firstDataLine;
+    return max ?? parsed.firstDataLine ?? this.headerEnd;
   }
 }
 

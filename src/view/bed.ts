@@ -6,7 +6,7 @@
 import { manifestError } from '../manifest/manifest-error.js';
 import { SlicefsError } from '../errors.js';
 import { printable } from '../util/printable.js';
-import { nearestContigs, type Contig, type Region } from './region.js';
+import { nearestContigs, OPEN_END, type Contig, type Region } from './region.js';
 
 export function parseBed(text: string, file: string, contigs: readonly Contig[]): Region[] {
   const byName = new Map(contigs.map((c) => [c.name, c]));
@@ -33,8 +33,8 @@ export function parseBed(text: string, file: string, contigs: readonly Contig[])
     const start = Number(s);
     const end = Number(e);
     if (end < start) throw bad(2, `end ${end} is before start ${start}`);
-    // Past the contig's end is an empty region (as samtools reads it), never start > end.
-    out.push({ kind: 'contig', contig: c.name, start: Math.min(start, c.length), end: Math.min(end, c.length) });
+    // Not clamped to LN: samtools reads records placed at or past it; OPEN_END is past every record.
+    out.push({ kind: 'contig', contig: c.name, start: Math.min(start, OPEN_END), end: Math.min(end, OPEN_END) });
   });
   return out;
 }

@@ -300,8 +300,14 @@ const MAX_HEADER_BYTES = 256 * 1024 * 1024;
  * start of the file one at a time (no reading ahead: the first bytes are usually at hand), each
  * length field checked before it is used. Names and text are decoded as UTF-8, as @gmod/bam did.
  */
-export async function readBamHeader(readAt: ReadAt, fileSize: number, label: string): Promise<{ text: string; contigs: { name: string; length: number }[] }> {
+export async function readBamHeader(
+  readAt: ReadAt,
+  fileSize: number,
+  label: string,
+): Promise<{ text: string; contigs: { name: string; length: number }[]; end: VOffset }> {
   const pending = new PendingBytes();
+  /** The blocks inflated so far: where each starts in the file and in the inflated bytes. */
+  const inflated: { pos: number; from: number; size: number; next: number }[] = [];
   const blocks = compressedBlocks(readAt, 0, undefined, fileSize, label);
   const bad = (why: string) => corrupt(label, `corrupt BAM header: ${why}`);
   /** The pending bytes, once there are at least `n`. */
@@ -310,7 +316,10 @@ export async function readBamHeader(readAt: ReadAt, fileSize: number, label: str
     while (pending.length < n) {
       const r = await blocks.next();
       if (r.done) throw bad('the file ends inside it');
-      pending.append(inflateBlockSync(r.value.block, r.value.pos, label), r.value.pos);
+      const data = inflateBlockSync(r.value.block, r.value.pos, label);
+      const last = inflated.at(-1);
+      inflated.push({ pos: r.value.pos, from: last ? last.from + last.size : 0, size: data.length, next: r.value.pos + r.value.block.length });
+      pending.append(data, r.value.pos);
     }
     return pending.view();
   };
@@ -336,7 +345,10 @@ export async function readBamHeader(readAt: ReadAt, fileSize: number, label: str
     p += 8 + lName;
   }
   await blocks.return(undefined);
-  return { text, contigs };
+  // The virtual offset of byte p of the inflated stream; at a block's end, the next block's start.
+  const at = inflated.find((b) => p < b.from + b.size);
+  const end = at ? { blockPosition: at.pos, dataPosition: p - at.from } : { blockPosition: inflated.at(-1)!.next, dataPosition: 0 };
+  return { text, contigs, end };
 }
 
 /** The 28-byte empty block that ends every BGZF file (samtools quickcheck looks for it). */

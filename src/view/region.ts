@@ -25,15 +25,18 @@
  *      end (or after a negative start) ends the region, whatever follows it (`chr:1-1k,5` is
  *      1..1000, but `chr:1k,5` is refused); other text left over is refused, and so is a start
  *      after the end.
- * A region past the contig's end is empty (no records, no error), as in samtools.
+ * Nothing is clamped to the contig's length (@SQ LN), as in samtools: a record may start at or run
+ * past it (a valid file), and `chr`, `chr:beg` and `chr:beg-end` reach it there. A region past
+ * every record is empty (no records, no error).
  *
  * Where samtools's arithmetic goes wrong, this parser refuses instead: a position above 2⁶³−1
  * (htslib wraps it around: `chr1:18446744073709551617` is chr1:1 there). Positions from about 10¹⁴
  * up can make samtools 1.16 loop forever (`chr1:1-1e18`, `chr1:309664g`); here they are past the
  * contig's end, as smaller ones are.
  *
- * Resolved regions are 0-based half-open (`start`, `end`), clamped to the contig, the convention of
- * @gmod/bam; @gmod/cram wants 1-based closed coordinates, which `toOneBasedClosed` gives. An unknown
+ * Resolved regions are 0-based half-open (`start`, `end`), the convention of @gmod/bam; an open end
+ * (and any position past the largest a record can have) is OPEN_END; @gmod/cram wants 1-based
+ * closed coordinates, which `toOneBasedClosed` gives. An unknown
  * contig is an error that names the nearest contigs of the header (`6` vs `chr6`).
  */
 import { SlicefsError } from '../errors.js';
@@ -63,6 +66,13 @@ const HTS_POS_MAX = (0x7fffffffn << 32n) | 0x7fffffffn;
 const INT64_MAX = (1n << 63n) - 1n;
 /** Exponents beyond this make any non-zero value overflow 64 bits (or vanish): no huge powers of ten. */
 const MAX_EXPONENT = 40;
+
+/**
+ * The end of an open range (`chr`, `chr:beg`), and the ceiling of every resolved position: above
+ * any record's end (a 32-bit position plus a CIGAR's reference length), and exact as a JS number.
+ */
+export const OPEN_END = Number.MAX_SAFE_INTEGER;
+const OPEN_END_BIG = BigInt(OPEN_END);
 
 /** k, M, G (either case): ×10³, ×10⁶, ×10⁹. */
 const SUFFIX_EXPONENT: Record<string, number> = { k: 3, m: 6, g: 9 };
@@ -171,10 +181,10 @@ export function parseRegion(text: string, contigs: readonly Contig[]): Region {
   if (text === '.') return { kind: 'all' };
   const byName = new Map(contigs.map((c) => [c.name, c]));
   const resolved = (c: Contig, range?: { beg: bigint; end: bigint }): Region => {
-    if (!range) return { kind: 'contig', contig: c.name, start: 0, end: c.length };
-    const len = BigInt(c.length);
-    const start = range.beg < 0n ? 0n : range.beg > len ? len : range.beg;
-    const end = range.end > len ? len : range.end < start ? start : range.end;
+    if (!range) return { kind: 'contig', contig: c.name, start: 0, end: OPEN_END };
+    // Not clamped to LN: samtools reads records placed at or past it (see the module header).
+    const start = range.beg < 0n ? 0n : range.beg > OPEN_END_BIG ? OPEN_END_BIG : range.beg;
+    const end = range.end > OPEN_END_BIG ? OPEN_END_BIG : range.end < start ? start : range.end;
     return { kind: 'contig', contig: c.name, start: Number(start), end: Number(end) };
   };
 
@@ -213,7 +223,7 @@ export function expandRegions(regions: readonly Region[], contigs: readonly Cont
 
 /** Every contig whole, then the unplaced unmapped reads: the whole file. */
 export function wholeFile(contigs: readonly Contig[]): ViewRegion[] {
-  return [...contigs.map((c): ViewRegion => ({ kind: 'contig', contig: c.name, start: 0, end: c.length })), { kind: 'unmapped' }];
+  return [...contigs.map((c): ViewRegion => ({ kind: 'contig', contig: c.name, start: 0, end: OPEN_END })), { kind: 'unmapped' }];
 }
 
 /** Throws the "unknown contig" error with the nearest names of the header. */

@@ -100,6 +100,17 @@ const SEQ_HI = Uint8Array.from({ length: 256 }, (_, x) => SEQ_BYTES[x >> 4]);
 const SEQ_LO = Uint8Array.from({ length: 256 }, (_, x) => SEQ_BYTES[x & 0xf]);
 const CIGAR_BYTES = Buffer.from(CIGAR_OPS, 'latin1');
 
+/**
+ * The header text as `samtools view -h` prints it (htslib's sam_hdr_write without a rebuilt header):
+ * the BAM's text, ended by a newline if it lacks one (sam_hdr_sanitise), and, when no line of it
+ * starts with `@SQ<TAB>`, one `@SQ SN: LN:` line for each reference of the binary list, after it.
+ */
+export function samHeaderText(text: string, contigs: readonly { name: string; length: number }[]): string {
+  const ended = text.length === 0 || text.endsWith('\n') ? text : `${text}\n`;
+  if (/^@SQ\t/m.test(ended)) return ended;
+  return ended + contigs.map((c) => `@SQ\tSN:${c.name}\tLN:${c.length}\n`).join('');
+}
+
 /** Reference names as bytes, for formatSamInto. */
 export function refNameBytes(refNames: readonly string[]): Buffer[] {
   return refNames.map((n) => Buffer.from(n, 'latin1'));

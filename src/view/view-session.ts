@@ -22,7 +22,7 @@ import { checkBai, checkCsi } from './index-check.js';
 import { MAX_FAI_BYTES, MAX_INDEX_BYTES, tooLarge } from './limits.js';
 import { FastaReference, parseFai } from './reference.js';
 import { expandRegions, type Region } from './region.js';
-import { ByteSink, formatSamInto, refNameBytes } from './sam-format.js';
+import { ByteSink, formatSamInto, refNameBytes, samHeaderText } from './sam-format.js';
 
 export type DataFormat = 'bam' | 'cram';
 
@@ -244,7 +244,11 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   }
   const bam = view;
   const regions = expandRegions(o.regions(bam.contigs), bam.contigs);
-  const header = o.pg ? withPg(bam.headerText, o.pg) : bam.headerText;
+  // The text samtools prints: @SQ lines from the binary reference list when the text has none.
+  // With a @PG line samtools rebuilds the header, so the BAM output gets them too; without, a BAM
+  // keeps its text as it was.
+  const samText = samHeaderText(bam.headerText, bam.contigs);
+  const header = o.pg ? withPg(samText, o.pg) : o.format === 'sam' ? samText : bam.headerText;
   const w = writer(o.out);
   let records = 0;
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SlicefsError } from '../../src/errors.js';
 import { parseBed } from '../../src/view/bed.js';
-import { nearestContigs, parseRegion, toOneBasedClosed, type Contig } from '../../src/view/region.js';
+import { nearestContigs, OPEN_END, parseRegion, toOneBasedClosed, type Contig } from '../../src/view/region.js';
 import { ensureSampleData, samtools } from '../helpers/sample-data.js';
 
 const CONTIGS: Contig[] = [
@@ -21,31 +21,31 @@ const CONTIGS: Contig[] = [
 const usage = (pattern: RegExp) => (e: unknown) => e instanceof SlicefsError && e.code === 'USAGE' && pattern.test(e.message);
 
 test('samtools region forms parse to 0-based half-open ranges', () => {
-  assert.deepEqual(parseRegion('chr1', CONTIGS), { kind: 'contig', contig: 'chr1', start: 0, end: 1000 });
-  assert.deepEqual(parseRegion('chr1:100', CONTIGS), { kind: 'contig', contig: 'chr1', start: 99, end: 1000 });
+  assert.deepEqual(parseRegion('chr1', CONTIGS), { kind: 'contig', contig: 'chr1', start: 0, end: OPEN_END });
+  assert.deepEqual(parseRegion('chr1:100', CONTIGS), { kind: 'contig', contig: 'chr1', start: 99, end: OPEN_END });
   assert.deepEqual(parseRegion('chr1:100-200', CONTIGS), { kind: 'contig', contig: 'chr1', start: 99, end: 200 });
   assert.deepEqual(parseRegion('chr1:1,00-2,00', CONTIGS), { kind: 'contig', contig: 'chr1', start: 99, end: 200 });
   assert.deepEqual(parseRegion('chr1:-200', CONTIGS), { kind: 'contig', contig: 'chr1', start: 0, end: 200 });
-  assert.deepEqual(parseRegion('chr1:900-5000', CONTIGS), { kind: 'contig', contig: 'chr1', start: 899, end: 1000 });
+  assert.deepEqual(parseRegion('chr1:900-5000', CONTIGS), { kind: 'contig', contig: 'chr1', start: 899, end: 5000 });
   assert.deepEqual(parseRegion('*', CONTIGS), { kind: 'unmapped' });
   assert.deepEqual(parseRegion('.', CONTIGS), { kind: 'all' });
   // samtools reads a start of 0 as 1, and k/M/G suffixes and exponents (region-samtools.test.ts).
   assert.deepEqual(parseRegion('chr1:0-10', CONTIGS), { kind: 'contig', contig: 'chr1', start: 0, end: 10 });
   assert.deepEqual(parseRegion('chr1:.1k-2e2', CONTIGS), { kind: 'contig', contig: 'chr1', start: 99, end: 200 });
-  assert.deepEqual(parseRegion('chr1:', CONTIGS), { kind: 'contig', contig: 'chr1', start: 0, end: 1000 });
-  // Past the end: empty, as samtools (which prints nothing and exits 0).
-  assert.deepEqual(parseRegion('chr1:2000', CONTIGS), { kind: 'contig', contig: 'chr1', start: 1000, end: 1000 });
-  assert.deepEqual(parseRegion('chr1:2000-3000', CONTIGS), { kind: 'contig', contig: 'chr1', start: 1000, end: 1000 });
+  assert.deepEqual(parseRegion('chr1:', CONTIGS), { kind: 'contig', contig: 'chr1', start: 0, end: OPEN_END });
+  // Not clamped to LN: samtools reads records placed past it (and prints nothing if there are none).
+  assert.deepEqual(parseRegion('chr1:2000', CONTIGS), { kind: 'contig', contig: 'chr1', start: 1999, end: OPEN_END });
+  assert.deepEqual(parseRegion('chr1:2000-3000', CONTIGS), { kind: 'contig', contig: 'chr1', start: 1999, end: 3000 });
   assert.deepEqual(toOneBasedClosed({ start: 99, end: 200 }), { start: 100, end: 200 });
 });
 
 test('contig names with colons: whole names win, braces quote, ambiguity is an error', () => {
-  assert.deepEqual(parseRegion('HLA-A*01:01:01:01', CONTIGS), { kind: 'contig', contig: 'HLA-A*01:01:01:01', start: 0, end: 3000 });
+  assert.deepEqual(parseRegion('HLA-A*01:01:01:01', CONTIGS), { kind: 'contig', contig: 'HLA-A*01:01:01:01', start: 0, end: OPEN_END });
   assert.deepEqual(parseRegion('HLA-A*01:01:01:01:5-10', CONTIGS), { kind: 'contig', contig: 'HLA-A*01:01:01:01', start: 4, end: 10 });
   assert.deepEqual(parseRegion('{HLA-A*01:01:01:01}:5-10', CONTIGS), { kind: 'contig', contig: 'HLA-A*01:01:01:01', start: 4, end: 10 });
   assert.throws(() => parseRegion('X:1', CONTIGS), usage(/ambiguous: .*\{X:1\} or \{X\}:1/));
-  assert.deepEqual(parseRegion('{X:1}', CONTIGS), { kind: 'contig', contig: 'X:1', start: 0, end: 50 });
-  assert.deepEqual(parseRegion('{X}:1', CONTIGS), { kind: 'contig', contig: 'X', start: 0, end: 80 });
+  assert.deepEqual(parseRegion('{X:1}', CONTIGS), { kind: 'contig', contig: 'X:1', start: 0, end: OPEN_END });
+  assert.deepEqual(parseRegion('{X}:1', CONTIGS), { kind: 'contig', contig: 'X', start: 0, end: OPEN_END });
 });
 
 test('malformed regions name the bad part', () => {

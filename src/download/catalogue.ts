@@ -1,13 +1,12 @@
 /**
  * `DIR/slicefs-catalogue.tsv`: every file of the directory that a download verified, with its size,
- * MD5, source (`catalogueSource`: the object's identity, its query hashed) and when it was
+ * MD5, source (source/identity.ts `recordedIdentity`: the object's identity, its query hashed) and when it was
  * verified. Read at the start (a file listed with the same size, MD5 and source, and whose ctime is
  * not later than its `verified` time, is not downloaded again nor hashed; one changed since is
  * hashed again) and rewritten atomically at the end. A file that fails `--verify` loses its row.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { recordedIdentity } from '../source/identity.js';
 import type { WriteRoot } from '../util/safe-fs.js';
 
 export const CATALOGUE_NAME = 'slicefs-catalogue.tsv';
@@ -20,13 +19,6 @@ export interface CatalogueEntry {
   source: string;
   verified: string;
 }
-
-/**
- * The catalogue's `source` of an object: its identity as recorded (source/identity.ts
- * `recordedIdentity`: a query hashed), so a file listed from `dl?id=A` is not taken for `dl?id=B`,
- * and a query's values never land in this file, which others may read.
- */
-export const catalogueSource = recordedIdentity;
 
 export async function readCatalogue(dir: string): Promise<Map<string, CatalogueEntry>> {
   const out = new Map<string, CatalogueEntry>();

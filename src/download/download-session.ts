@@ -42,7 +42,7 @@ import type { ObjectSource } from '../source/object-source.js';
 import { versionMismatch, type ObjectVersion } from '../transport/version.js';
 import { PRIVATE_MODES, WriteRoot, type Modes } from '../util/safe-fs.js';
 import { formatBytes } from '../util/size.js';
-import { CATALOGUE_NAME, catalogueSource, readCatalogue, writeCatalogue, type CatalogueEntry } from './catalogue.js';
+import { CATALOGUE_NAME, readCatalogue, writeCatalogue, type CatalogueEntry } from './catalogue.js';
 import { loadJournal, removeJournal, saveJournal, JOURNAL_FORMAT } from './journal.js';
 import { checkWritable, type PlannedFile } from './layout.js';
 import { lockDir } from './lock.js';
@@ -301,7 +301,7 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
     for (const t of tasks) await checkWritable(root, t.job.file, namesOf(t.abs), o.manifestFile);
     const catalogue = await readCatalogue(o.dir);
     const now = () => new Date().toISOString();
-    const catalogueEntry = (t: FileTask, size: number, md5: string): CatalogueEntry => ({ path: t.rel, size, md5, source: catalogueSource(t.job.source.identity), verified: now() });
+    const catalogueEntry = (t: FileTask, size: number, md5: string): CatalogueEntry => ({ path: t.rel, size, md5, source: recordedIdentity(t.job.source.identity), verified: now() });
 
     // 1. What is already there.
     const toFetch: FileTask[] = [];
@@ -317,7 +317,7 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
         const listed = catalogue.get(t.rel);
         // A file listed from another object (the manifest names another URL for this path) is that
         // object's: no measure of this one.
-        const foreign = listed !== undefined && listed.source !== catalogueSource(t.job.source.identity);
+        const foreign = listed !== undefined && listed.source !== recordedIdentity(t.job.source.identity);
         const want = expectedMd5 ?? (foreign ? undefined : listed?.md5);
         const sizeWant = t.job.file.size;
         const wrong = want && md5 !== want ? { why: `MD5 ${md5}, expected ${want}`, kind: 'md5' as const } : sizeWant !== undefined && sizeWant !== present.size ? { why: `${present.size} bytes, expected ${sizeWant}`, kind: 'size' as const } : undefined;
@@ -341,7 +341,7 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
           o.progress.fileDone(t.id, 'skipped');
         };
         // Listed from another object (the manifest names another URL for this path): not trusted.
-        const sameObject = listed?.source === catalogueSource(t.job.source.identity);
+        const sameObject = listed?.source === recordedIdentity(t.job.source.identity);
         const sameSize = listed?.size === present.size && (t.job.file.size === undefined || t.job.file.size === present.size);
         if (listed && sameObject && sameSize && (!expectedMd5 || listed.md5 === expectedMd5) && unchangedSince(present, listed.verified)) {
           skip(listed.md5);

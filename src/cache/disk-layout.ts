@@ -44,6 +44,8 @@ export interface ScannedFile {
   path: string;
   size: number;
   mtimeMs: number;
+  /** Which file it was: an eviction deletes that file only, not one renamed into its place since. */
+  ino: number;
 }
 
 export interface ScannedObject {
@@ -69,7 +71,7 @@ export interface Scan {
 async function statOf(path: string): Promise<ScannedFile | undefined> {
   try {
     const s = await stat(path);
-    return s.isFile() ? { path, size: s.size, mtimeMs: s.mtimeMs } : undefined;
+    return s.isFile() ? { path, size: s.size, mtimeMs: s.mtimeMs, ino: s.ino } : undefined;
   } catch {
     // Deleted meanwhile by another process's eviction: not there.
     return undefined;
@@ -138,6 +140,11 @@ export async function scanTier(dir: string, opts: { meta?: boolean } = {}): Prom
  * deleted. A writer racing it finds its directory gone and makes it again; a reader that opened a
  * chunk already reads it to the end (POSIX keeps an open file).
  */
+/** Whether an object directory holds a chunk or a chunk being written (listed now). */
+export async function holdsChunks(objectDir: string): Promise<boolean> {
+  return (await listDir(objectDir)).some((name) => isChunkName(name) || isTmpName(name));
+}
+
 export async function removeObjectDir(dir: string, objectDir: string): Promise<void> {
   // trash/ is made, and the directory renamed into it, only under `dir` (util/safe-fs.ts).
   const root = await WriteRoot.prepare(dir, PRIVATE_MODES, { create: false });

@@ -4,7 +4,8 @@
  * under a byte budget, least recently used first. An object is cut into aligned slots (1 MiB); a
  * slot's chunk file holds one contiguous extent of it, in whole pages (64 KiB), so a small read
  * fetches and keeps a few pages, not the whole slot, and later reads of the slot grow the extent
- * (a write merges with the extent on disk). It sits below the memory
+ * (a write merges with the extent on disk; a piece that lands before the one between it and the
+ * extent waits in memory for it, `write`). It sits below the memory
  * BlockCache and below Crypt4ghSource (ARCHITECTURE.md, decision record): `wrap()` puts a
  * DiskCachedSource around a remote source, so encrypted objects are cached as ciphertext.
  *
@@ -33,7 +34,9 @@
  * Eviction: this process counts the bytes it writes on top of its last scan of the directory; when
  * that passes the budget, or after `rescanShare` of the budget written (so other processes' writes
  * are seen too), it scans the directory and deletes the chunks with the oldest mtime down to
- * `lowWaterShare` of the budget. A hit moves a chunk's mtime to now (at most once a minute). A
+ * `lowWaterShare` of the budget (temporary files of writes under way are not counted: they replace
+ * chunks or are counted once they land). It deletes only the file it scanned, and an object's
+ * directory only when no chunk is left in it. A hit moves a chunk's mtime to now (at most once a minute). A
  * reader racing a deleter keeps the file it opened, or misses and fetches.
  */
 import { createHash } from 'node:crypto';
@@ -49,7 +52,7 @@ import { redactLine } from '../util/redact.js';
 import { notOwnedReason, PRIVATE_MODES, reasonOf, WriteRoot } from '../util/safe-fs.js';
 import { allocChunk, CHUNK_HEADER_BYTES, checkChunk, isOldFormat, payloadOf, sealChunk } from './chunk-file.js';
 import { DiskCachedSource } from './disk-cached-source.js';
-import { emptyTrash, META, OBJECTS, removeObjectDir, scanTier, STATS, type ObjectMeta } from './disk-layout.js';
+import { emptyTrash, holdsChunks, META, OBJECTS, removeObjectDir, scanTier, STATS, type ObjectMeta } from './disk-layout.js';
 import { DiskStatsFile, foldEndedProcesses, zeroCounters, type DiskCounters } from './disk-stats.js';
 
 /** One object version's place in the tier. */
@@ -80,6 +83,27 @@ export interface InflightExtent {
 /** Slots whose last seen extent is remembered (DiskTier.seen). */
 const SEEN_SLOTS = 65_536;
 
+/** Extents joined where they overlap or touch: [lo, hi) of the slot and the pieces that make it. */
+interface ExtentRun {
+  lo: number;
+  hi: number;
+  parts: Extent[];
+}
+
+function joinExtents(pieces: Extent[]): ExtentRun[] {
+  const sorted = [...pieces].sort((a, b) => a.lo - b.lo);
+  const runs: ExtentRun[] = [];
+  for (const p of sorted) {
+    const last = runs[runs.length - 1];
+    const hi = p.lo + p.payload.length;
+    if (last && p.lo <= last.hi) {
+      last.hi = Math.max(last.hi, hi);
+      last.parts.push(p);
+    } else runs.push({ lo: p.lo, hi, parts: [p] });
+  }
+  return runs;
+}
+
 const isFull = (code: string | undefined) => code === 'ENOSPC' || code === 'EDQUOT';
 
 export class DiskTier {
@@ -106,6 +130,9 @@ export class DiskTier {
    */
   private readonly seen = new Map<string, { lo: number; hi: number }>();
   private pendingBytes = 0;
+  /** Pieces of a slot waiting in memory for the piece that joins them to the slot's extent (`write`). */
+  private readonly parked = new Map<string, Extent[]>();
+  private parkedBytes = 0;
   private writesOff = false;
   private warnedCorrupt = false;
   private warnedForeign = false;
@@ -297,19 +324,23 @@ export class DiskTier {
 
   /**
    * Writes the extent of slot `index` of `obj` starting at `lo` (`record`: header space, then the
-   * payload; ./chunk-file.ts) in the background: merged with the extent on disk when the two
-   * touch, sealed, written to a temporary file and renamed into place. Returns the write (it never
-   * fails), or undefined when it is not written (writing stopped, or too many bytes waiting for the
-   * disk).
+   * payload; ./chunk-file.ts) in the background: merged with the extent on disk and with the pieces
+   * of the slot parked in memory (see `write`), sealed, written to a temporary file and renamed into
+   * place. Returns the write (it never fails), or undefined when it is not written (writing stopped,
+   * or too many bytes waiting for the disk).
    */
-  storeChunk(obj: TierObject, index: number, lo: number, record: Buffer, again = false): Promise<void> | undefined {
-    if (this.writesOff || this.closed || this.pendingBytes + record.length > this.config.maxPendingWriteBytes) return undefined;
-    this.pendingBytes += record.length;
-    // One write at a time per slot: each merges with what the one before it put there.
+  storeChunk(obj: TierObject, index: number, lo: number, record: Buffer): Promise<void> | undefined {
+    if (this.writesOff || this.closed || this.pendingBytes + this.parkedBytes + record.length > this.config.maxPendingWriteBytes) return undefined;
+    return this.queueWrite(obj, index, { lo, payload: payloadOf(record) }, record.length);
+  }
+
+  /** One write at a time per slot: each merges with what the one before it put there. */
+  private queueWrite(obj: TierObject, index: number, piece: Extent | undefined, bytes: number): Promise<void> {
+    this.pendingBytes += bytes;
     const slot = `${obj.key}#${index}`;
     const before = this.slotWrites.get(slot) ?? Promise.resolve();
-    const p: Promise<void> = before.then(() => this.write(obj, index, lo, record, again)).finally(() => {
-      this.pendingBytes -= record.length;
+    const p: Promise<void> = before.then(() => this.write(obj, index, piece)).finally(() => {
+      this.pendingBytes -= bytes;
       this.writes.delete(p);
       if (this.slotWrites.get(slot) === p) this.slotWrites.delete(slot);
     });
@@ -319,45 +350,39 @@ export class DiskTier {
   }
 
   /**
-   * What to write for a new extent [lo, lo + length) of a slot, given the one on disk: their union
-   * when they overlap or touch (one contiguous extent per slot); undefined when the disk's already
-   * holds it all; `apart` (with the size of the file on disk) when they neither overlap nor touch.
+   * Writes a new piece of a slot (or, `piece` undefined, only the pieces parked for it). The
+   * extent on disk, the piece and the slot's parked pieces are joined into runs where they overlap
+   * or touch. Pieces of one slot can complete out of order (a read ahead lands before the piece
+   * between it and the disk's extent), so while other fetches of the slot are under way, the run
+   * holding the disk's extent is written and the runs apart from it are parked in memory: the
+   * slot's next write joins them. With no fetch of the slot under way (or when the tier closes),
+   * the longest run is written and the others are dropped: a chunk file holds one extent.
    */
-  private async merged(obj: TierObject, index: number, lo: number, record: Buffer): Promise<{ lo: number; record: Buffer; replaced: number } | { apart: number } | undefined> {
-    const have = await this.load(obj, index, false);
-    if (!have) return { lo, record, replaced: 0 };
-    const replaced = CHUNK_HEADER_BYTES + have.payload.length;
-    const hi = lo + record.length - CHUNK_HEADER_BYTES;
-    const haveHi = have.lo + have.payload.length;
-    if (have.lo <= lo && haveHi >= hi) return undefined;
-    if (haveHi < lo || hi < have.lo) return { apart: replaced };
-    const from = Math.min(lo, have.lo);
-    const out = allocChunk(Math.max(hi, haveHi) - from);
-    have.payload.copy(out, CHUNK_HEADER_BYTES + have.lo - from);
-    record.copy(out, CHUNK_HEADER_BYTES + lo - from, CHUNK_HEADER_BYTES);
-    return { lo: from, record: out, replaced };
-  }
-
-  private async write(obj: TierObject, index: number, lo: number, given: Buffer, again: boolean): Promise<void> {
+  private async write(obj: TierObject, index: number, piece: Extent | undefined): Promise<void> {
+    const slot = `${obj.key}#${index}`;
     let added: number;
     try {
-      let m = await this.merged(obj, index, lo, given);
-      if (m && 'apart' in m) {
-        // Pieces of one slot can complete out of order (the one between them still in flight): this
-        // one is written again once the slot's fetches under way are in, merging with them then.
-        // Once only; then the longer of the two extents stays.
-        const pending = this.fetchingIn(`${obj.key}#${index}`).map((e) => e.payload.catch(() => {}));
-        if (!again && pending.length > 0) {
-          void Promise.all(pending).then(() => this.storeChunk(obj, index, lo, given, true));
-          return;
-        }
-        m = m.apart > given.length ? undefined : { lo, record: given, replaced: m.apart };
+      const have = await this.load(obj, index, false);
+      const fresh = [...(piece ? [piece] : []), ...this.takeParked(slot)];
+      if (fresh.length === 0) return;
+      const runs = joinExtents(have ? [have, ...fresh] : fresh);
+      const own = piece && { lo: piece.lo, hi: piece.lo + piece.payload.length };
+      // Closing: nothing joins a parked piece any more.
+      const busy = !this.closed && this.fetchingIn(slot).some((e) => !own || e.lo !== own.lo || e.hi !== own.hi);
+      let target: ExtentRun | undefined;
+      if (busy) {
+        target = have ? runs.find((r) => r.parts.includes(have)) : runs.find((r) => piece && r.parts.includes(piece));
+        for (const r of runs) if (r !== target) for (const p of r.parts) if (p !== have) this.park(slot, p);
+      } else {
+        for (const r of runs) if (!target || r.hi - r.lo > target.hi - target.lo || (r.hi - r.lo === target.hi - target.lo && have && r.parts.includes(have))) target = r;
       }
-      if (!m) return;
-      const record = m.record;
-      added = record.length - m.replaced;
-      await sealChunk(record, this.chunkBytes, index, m.lo, obj.keyHash);
-      this.see(`${obj.key}#${index}`, m.lo, m.lo + record.length - CHUNK_HEADER_BYTES);
+      // Nothing the disk lacks.
+      if (!target || (have && target.lo === have.lo && target.hi === have.lo + have.payload.length)) return;
+      const record = allocChunk(target.hi - target.lo);
+      for (const p of target.parts) p.payload.copy(record, CHUNK_HEADER_BYTES + p.lo - target.lo);
+      added = record.length - (have ? CHUNK_HEADER_BYTES + have.payload.length : 0);
+      await sealChunk(record, this.chunkBytes, index, target.lo, obj.keyHash);
+      this.see(slot, target.lo, target.hi);
       for (let attempt = 0; ; attempt++) {
         try {
           await this.ensureObjectDir(obj);
@@ -380,6 +405,26 @@ export class DiskTier {
     this.estimate += added;
     this.writtenSinceScan += Math.max(0, added);
     if (!this.scanned || this.estimate > this.budget || this.writtenSinceScan >= this.budget * this.config.rescanShare) this.scheduleEvict();
+  }
+
+  private park(slot: string, piece: Extent): void {
+    const list = this.parked.get(slot);
+    if (list) list.push(piece);
+    else this.parked.set(slot, [piece]);
+    this.parkedBytes += piece.payload.length;
+  }
+
+  private takeParked(slot: string): Extent[] {
+    const list = this.parked.get(slot) ?? [];
+    this.parked.delete(slot);
+    for (const p of list) this.parkedBytes -= p.payload.length;
+    return list;
+  }
+
+  /** Writes what is parked for `slot` (a write of the slot that joins or drops it). */
+  private flushParked(slot: string): void {
+    const obj = this.parked.has(slot) ? this.objects.get(slot.slice(0, slot.indexOf('#'))) : undefined;
+    if (obj && !this.writesOff && !this.closed) void this.queueWrite(obj, Number(slot.slice(slot.indexOf('#') + 1)), undefined, 0);
   }
 
   private ensureObjectDir(obj: TierObject): Promise<void> {
@@ -434,22 +479,30 @@ export class DiskTier {
       this.budgetFinal = true;
     }
     const now = Date.now();
+    // Young temporary files are writes under way (this process's or another's): each lands as a
+    // chunk, replacing one counted already or counted by the next scan. They are no pressure that
+    // older chunks must make room for: counted as such, a scan taken while many writes are under
+    // way deleted every chunk.
+    let writing = 0;
     for (const o of scan.objects) {
       for (const t of o.tmp) {
         if (now - t.mtimeMs > this.config.staleTmpMs) {
           await rm(t.path, { force: true }).catch(() => {});
           total -= t.size;
-        }
+        } else writing += t.size;
       }
     }
     if (first) await emptyTrash(this.dir, this.config.staleTmpMs);
-    if (total > this.budget) {
+    if (total - writing > this.budget) {
       const target = this.budget * this.config.lowWaterShare;
       const chunks = scan.objects.flatMap((o) => o.chunks.map((c) => ({ ...c, o })));
       chunks.sort((a, b) => a.mtimeMs - b.mtimeMs);
       const left = new Map(scan.objects.map((o) => [o, o.chunks.length]));
       for (const c of chunks) {
-        if (total <= target) break;
+        if (total - writing <= target) break;
+        // The file the scan saw only: a write may have renamed a newer extent into its place since.
+        const nowThere = await lstat(c.path).catch(() => undefined);
+        if (nowThere?.ino !== c.ino) continue;
         await unlink(c.path).then(
           () => this.counters.evicted++,
           () => {},
@@ -459,14 +512,15 @@ export class DiskTier {
       }
       this.statsDirty = true;
       for (const [o, n] of left) {
-        if (n > 0) continue;
+        // Every chunk the scan saw is gone; one written since keeps the directory.
+        if (n > 0 || (await holdsChunks(o.path))) continue;
         await removeObjectDir(this.dir, o.path).catch(() => {});
         total -= o.bytes - o.chunks.reduce((s, c) => s + c.size, 0);
       }
     }
     // Objects left without chunks (all dropped as damaged, or evicted by a process that crashed).
     for (const o of scan.objects) {
-      if (o.chunks.length === 0 && o.tmp.length === 0 && o.metaMtimeMs !== undefined && now - o.metaMtimeMs > this.config.staleTmpMs) {
+      if (o.chunks.length === 0 && o.tmp.length === 0 && o.metaMtimeMs !== undefined && now - o.metaMtimeMs > this.config.staleTmpMs && !(await holdsChunks(o.path))) {
         await removeObjectDir(this.dir, o.path).catch(() => {});
       }
     }
@@ -514,7 +568,10 @@ export class DiskTier {
     const at = list?.indexOf(e) ?? -1;
     if (at < 0) return;
     list!.splice(at, 1);
-    if (list!.length === 0) this.inflight.delete(key);
+    if (list!.length > 0) return;
+    this.inflight.delete(key);
+    // The fetch that would have joined a parked piece failed or landed apart: settle the slot now.
+    if (this.parked.has(key)) this.flushParked(key);
   }
 
   /**
@@ -533,6 +590,8 @@ export class DiskTier {
   /** Waits for the writes under way, keeps the budget, records the counters. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // Pieces still parked (their slot's fetches cut short by the end of the run) are settled first.
+    for (const slot of [...this.parked.keys()]) this.flushParked(slot);
     this.closed = true;
     clearInterval(this.statsTimer);
     await this.folding;

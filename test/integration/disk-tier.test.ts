@@ -99,8 +99,8 @@ test('a second tier on the same directory (a restart) reads every byte from disk
   for (const [a, b] of rs) assert.ok((await readRange(s1, a, b)).equals(data.subarray(a, b)), `[${a}, ${b})`);
   await t1.close();
   assert.ok(gets('/r/restart.bin').length > 0);
-  // Reads are widened to 64 KiB pages, and a piece that does not touch its slot's extent on disk
-  // (read meanwhile by a disjoint read) may be dropped: at most a little over the object.
+  // Reads are widened to 64 KiB pages, and a piece that joins no extent of its slot once the
+  // slot's fetches are done is dropped (a chunk file holds one extent): a little over the object.
   assert.ok(t1.counters.missBytes <= 1.25 * data.length, `${t1.counters.missBytes} bytes fetched for ${data.length}`);
   assert.equal((await chunkFiles(dir)).length, 6, 'one file per slot');
 
@@ -441,4 +441,92 @@ test('a slow consumer (a transport that waits) gets every byte in order, and a r
     /consumer gave up/,
   );
   await tier.close();
+});
+
+test('pieces of a slot that land out of order (the one next to the extent on disk last) all join the extent', async () => {
+  const K = 1024;
+  const data = seededBytes(31, 2 * MiB);
+  server.addFile('/r/order.bin', data);
+  const dir = join(work, 'order');
+  const tier = await openTier(dir);
+  const source = new HttpSource(transport(), server.url('/r/order.bin'));
+  const obj = tier.object(source, await source.version());
+  const key = `${obj.key}#1`;
+  const record = (lo: number, hi: number) => {
+    const r = Buffer.alloc(CHUNK_HEADER_BYTES + hi - lo);
+    data.copy(r, CHUNK_HEADER_BYTES, MiB + lo, MiB + hi);
+    return r;
+  };
+  await tier.storeChunk(obj, 1, 0, record(0, 64 * K));
+  // Three abutting pieces fetched after it, announced as DiskCachedSource announces them; they
+  // complete from the farthest to the nearest, each shared until its write is done.
+  const pieces = [64, 128, 192].map((lo) => ({ lo: lo * K, hi: (lo + 64) * K, payload: new Promise<Buffer>(() => {}) }));
+  for (const p of pieces) tier.announce(key, p);
+  const writes: Promise<void>[] = [];
+  for (const p of [...pieces].reverse()) {
+    const w = tier.storeChunk(obj, 1, p.lo, record(p.lo, p.hi));
+    assert.ok(w);
+    writes.push(w.finally(() => tier.unannounce(key, p)));
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  await Promise.all(writes);
+  await tier.close();
+  const got = await (await openTier(dir)).readChunk(obj, 1);
+  assert.ok(got, 'slot 1 is on disk');
+  assert.deepEqual([got.lo, got.lo + got.payload.length], [0, 256 * K], 'one extent with every piece');
+  assert.ok(got.payload.equals(data.subarray(MiB, MiB + 256 * K)));
+});
+
+test('a piece that nothing joins is written once its slot has no fetch under way, or when the tier closes', async () => {
+  const K = 1024;
+  const data = seededBytes(32, 2 * MiB);
+  server.addFile('/r/apart.bin', data);
+  const dir = join(work, 'apart');
+  const tier = await openTier(dir);
+  const source = new HttpSource(transport(), server.url('/r/apart.bin'));
+  const obj = tier.object(source, await source.version());
+  const key = `${obj.key}#0`;
+  const record = (lo: number, hi: number) => {
+    const r = Buffer.alloc(CHUNK_HEADER_BYTES + hi - lo);
+    data.copy(r, CHUNK_HEADER_BYTES, lo, hi);
+    return r;
+  };
+  await tier.storeChunk(obj, 0, 0, record(0, 64 * K));
+  // A fetch between them is under way, then fails (unannounced, nothing stored): the parked piece,
+  // longer than the extent on disk, replaces it.
+  const between = { lo: 64 * K, hi: 512 * K, payload: new Promise<Buffer>(() => {}) };
+  tier.announce(key, between);
+  await tier.storeChunk(obj, 0, 512 * K, record(512 * K, 640 * K));
+  tier.unannounce(key, between);
+  await new Promise((res) => setTimeout(res, 100));
+  let got = await tier.readChunk(obj, 0);
+  assert.deepEqual(got && [got.lo, got.lo + got.payload.length], [512 * K, 640 * K], 'the longer extent stays');
+  // Parked while a fetch is under way, then the tier closes first: written by close.
+  tier.announce(key, between);
+  await tier.storeChunk(obj, 0, 768 * K, record(768 * K, MiB));
+  await tier.close();
+  got = await (await openTier(dir)).readChunk(obj, 0);
+  assert.ok(got, 'slot 0 is on disk');
+  assert.deepEqual([got.lo, got.lo + got.payload.length], [768 * K, MiB]);
+  assert.ok(got.payload.equals(data.subarray(768 * K, MiB)));
+});
+
+test('eviction during many writes under way keeps the newest chunks: temporary files are not pressure', async () => {
+  const dir = join(work, 'evict-writing');
+  const budget = 8 * MiB;
+  const data = seededBytes(33, 6 * MiB);
+  server.addFile('/r/writing.bin', data);
+  const t1 = await openTier(dir, { budget });
+  assert.ok((await readRange(t1.wrap(new HttpSource(transport(), server.url('/r/writing.bin'))), 0, data.length)).equals(data));
+  await t1.close();
+  const [objectDir] = await readdir(join(dir, 'objects'));
+  // Writes of other processes under way: 9 MiB of young temporary files.
+  for (let i = 0; i < 9; i++) await writeFile(join(dir, 'objects', objectDir, `.c${i}.99999.${i}.tmp`), Buffer.alloc(MiB));
+  const other = seededBytes(34, MiB);
+  server.addFile('/r/writing-2.bin', other);
+  const t2 = await openTier(dir, { budget });
+  await readRange(t2.wrap(new HttpSource(transport(), server.url('/r/writing-2.bin'))), 0, other.length);
+  await t2.close();
+  const chunks = (await chunkFiles(dir)).length;
+  assert.equal(chunks, 7, 'no chunk evicted: the chunks alone are under the budget');
 });

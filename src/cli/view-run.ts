@@ -26,6 +26,7 @@ import { WriteRoot, type Modes } from '../util/safe-fs.js';
 import { parseBed } from '../view/bed.js';
 import { parseRegion, wholeFile, type Region } from '../view/region.js';
 import { localFai } from '../view/reference.js';
+import { defaultFormatThreads, formatPlan } from '../view/sam-format-pool.js';
 import { formatOfName, indexNames, runView, type DataFormat, type ReferenceInput } from '../view/view-session.js';
 import { safeCommandLine } from './command-line.js';
 import { cacheConfig, say, timestamped, transportConfig, userPathError } from './common.js';
@@ -36,6 +37,8 @@ import { scoreEndpoint } from './score.js';
 import { VIEW_COMMAND_LINE, type ViewArgs } from './view.js';
 
 const VERSION = '0.1.0';
+/** More formatting threads than this only cost memory: one core formats ~0.5 GB of SAM a second. */
+const MAX_THREADS = 64;
 
 /** The URL with its path replaced (the query string, e.g. a signature, is kept). */
 function withPath(url: string, path: string): string {
@@ -130,6 +133,9 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
   const t0 = performance.now();
   const given = [args.url, args['input-file'], args.manifest, args['object-id'], args.ghga ? true : undefined].filter((x) => x !== undefined).length;
   if (given !== 1) throw new SlicefsError('USAGE', 'give exactly one of --url, --input-file, --manifest (with --path), --object-id or --ghga (with --accession)');
+  if (args.threads !== undefined && !(Number.isInteger(args.threads) && args.threads >= 0 && args.threads <= MAX_THREADS)) {
+    throw new SlicefsError('USAGE', `--threads must be a whole number from 0 to ${MAX_THREADS}`);
+  }
   if (args['header-only'] && !args.header) throw new SlicefsError('USAGE', '--header-only and --no-header contradict each other');
   const stats = new Stats();
   const diskConfig = diskCacheConfig(args);
@@ -248,6 +254,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       regions: regionsFor,
       contained: args.contained,
       format: args['output-format'] as 'sam' | 'bam',
+      formatting: formatPlan(args.threads ?? defaultFormatThreads()),
       header: args['header-only'] ? 'only' : args.header ? 'with' : 'without',
       pg: args.pg ? { name: 'slicefs', version: VERSION, commandLine } : undefined,
       cache: cacheConfig(args),

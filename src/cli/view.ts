@@ -36,6 +36,7 @@ export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'
   pg: boolean;
   stats: boolean;
   'index-cache': boolean;
+  threads?: number;
 }
 
 /**
@@ -47,11 +48,12 @@ export const VIEW_COMMAND_LINE: CommandLineSpec = {
     'url', 'input-file', 'manifest', 'path', 'index-url', 'object-id', 'index-object-id', 'storage-url', 'metadata-url', 'profile',
     'ghga-url', 'accession', 'index-accession', 'max-wait', 'reference-file', 'reference-url', 'query', 'bed-query', 'output',
     'output-format', 'cache-size', 'block-size', 'connections', 'timeout', 'cache-proxy', 'cache-dir', 'disk-cache-size', 'file-mode',
+    'threads',
   ],
   // Credentials, and the files that hold them (a key, a token, a config file with tokens).
   hidden: ['token', 'token-file', 'download-token-file', 'private-key', 'config'],
   flags: ['contained', 'header', 'header-only', 'pg', 'stats', 'index-cache', 'verbose', 'verify-connection', 'ghga', 'help', 'version'],
-  aliases: { m: 'manifest', T: 'reference-file', q: 'query', o: 'output', 'output-file': 'output', v: 'verbose', PG: 'pg', h: 'help' },
+  aliases: { m: 'manifest', T: 'reference-file', q: 'query', o: 'output', 'output-file': 'output', v: 'verbose', PG: 'pg', h: 'help', '@': 'threads' },
 };
 
 export const viewCommand: CommandModule<object, ViewArgs> = {
@@ -76,6 +78,7 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       .option('header-only', { type: 'boolean', default: false, describe: 'print only the header' })
       .option('pg', { alias: 'PG', type: 'boolean', default: true, describe: 'add a @PG line for slicefs (--no-PG / --no-pg: do not)' })
       .option('stats', { type: 'boolean', default: false, describe: 'print requests, bytes, records and time to stderr' })
+      .option('threads', { alias: '@', type: 'number', describe: 'threads formatting SAM besides the main one, like samtools -@ (default: the cores available - 1; 0: none)' })
       .option('index-cache', { type: 'boolean', default: true, describe: 'keep indexes on disk (--no-index-cache: fetch every time)' })
       // A view reads each byte once: the cache only holds what is read ahead (16 MiB) and the header.
       .option('cache-size', { type: 'string', default: '64M', describe: 'memory budget of the block cache' })

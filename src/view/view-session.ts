@@ -22,7 +22,8 @@ import { checkBai, checkCsi } from './index-check.js';
 import { MAX_FAI_BYTES, MAX_INDEX_BYTES, tooLarge } from './limits.js';
 import { FastaReference, parseFai } from './reference.js';
 import { expandRegions, type Region } from './region.js';
-import { ByteSink, formatSamInto, refNameBytes, samHeaderText } from './sam-format.js';
+import { refNameBytes, samHeaderText } from './sam-format.js';
+import { OrderedFormatter, type FormatPlan } from './sam-format-pool.js';
 
 export type DataFormat = 'bam' | 'cram';
 
@@ -45,6 +46,8 @@ export interface ViewOptions {
   regions: (contigs: { name: string; length: number }[]) => Region[];
   contained: boolean;
   format: 'sam' | 'bam';
+  /** SAM output: the threads formatting it besides the main thread and their batches (./sam-format-pool.ts). */
+  formatting: FormatPlan;
   header: 'with' | 'without' | 'only';
   /** A @PG line to append to the header (without ID/PP: they are chosen here), or undefined. */
   pg?: { name: string; version: string; commandLine: string };
@@ -257,22 +260,21 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
       await w.write(Buffer.from(header, 'utf8'));
       return { records };
     }
-    const refs = refNameBytes(bam.contigs.map((c) => c.name));
-    const sink = new ByteSink();
+    const names = bam.contigs.map((c) => c.name);
+    // A record that cannot be formatted names itself; the formatter adds the file's name.
+    const formatter = new OrderedFormatter(o.formatting, names, refNameBytes(names), (text) => w.write(text), SAM_BATCH, o.data.label);
     // The header goes out with the first records, so an error decoding the first blocks (a CRAM
     // without its reference, a wrong reference) leaves the output empty rather than header-only.
-    if (o.header === 'with') sink.bytes(Buffer.from(header, 'utf8'));
-    for await (const batch of bam.records(regions, o.contained)) {
-      try {
-        for (const rec of batch) formatSamInto(rec, refs, sink);
-      } catch (err) {
-        // The record names itself; the file is named here.
-        throw err instanceof SlicefsError ? new SlicefsError(err.code, `${o.data.label}: ${err.message}`) : err;
+    if (o.header === 'with') formatter.prefix(Buffer.from(header, 'utf8'));
+    try {
+      for await (const batch of bam.records(regions, o.contained)) {
+        await formatter.add(batch);
+        records += batch.length;
       }
-      records += batch.length;
-      if (sink.len >= SAM_BATCH) await w.write(sink.take());
+      await formatter.end();
+    } finally {
+      await formatter.close();
     }
-    if (sink.len > 0) await w.write(sink.take());
     return { records };
   }
 

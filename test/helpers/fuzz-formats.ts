@@ -14,6 +14,7 @@ import { Stats } from '../../src/stats.js';
 import type { ObjectVersion } from '../../src/transport/version.js';
 import { Cursor } from '../../src/view/cram/cram-check.js';
 import { parseRegion } from '../../src/view/region.js';
+import { formatPlan } from '../../src/view/sam-format-pool.js';
 import { runView, type ReferenceInput } from '../../src/view/view-session.js';
 import { ensureSampleData, samtools, type SampleData } from './sample-data.js';
 
@@ -113,6 +114,7 @@ export async function viewBytes(o: { data: Buffer; index: Buffer; regions: strin
     regions: (contigs) => o.regions.map((r) => parseRegion(r, contigs)),
     contained: false,
     format: 'sam',
+    formatting: formatPlan(0),
     header: 'with',
     cache: DEFAULT_CACHE,
     reader: DEFAULT_READER,

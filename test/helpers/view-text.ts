@@ -8,6 +8,7 @@ import { HttpSource, type ObjectSource } from '../../src/source/object-source.js
 import { Stats } from '../../src/stats.js';
 import { HttpTransport } from '../../src/transport/http-transport.js';
 import { parseRegion } from '../../src/view/region.js';
+import { formatPlan, type FormatPlan } from '../../src/view/sam-format-pool.js';
 import { runView, type DataFormat, type ReferenceInput } from '../../src/view/view-session.js';
 import type { SeededRandom } from './random.js';
 
@@ -20,6 +21,8 @@ export interface ViewTextOptions {
   referenceUrl?: string;
   /** Cache block size; default: the mount's. */
   blockSize?: number;
+  /** How SAM is formatted; default: on the main thread only. */
+  formatting?: FormatPlan;
 }
 
 /** SAM text of `regions` of the file at `url`, as `slicefs view` writes it. */
@@ -43,6 +46,7 @@ export async function viewText(url: string, regions: string[], opts: ViewTextOpt
       regions: (c) => regions.map((r) => parseRegion(r, c)),
       contained: opts.contained ?? false,
       format: 'sam',
+      formatting: opts.formatting ?? formatPlan(0),
       header: opts.header ?? 'without',
       cache: opts.blockSize ? { ...DEFAULT_CACHE, blockSize: opts.blockSize } : DEFAULT_CACHE,
       reader: DEFAULT_READER,

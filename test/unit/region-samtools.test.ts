@@ -15,6 +15,7 @@ import { SlicefsError } from '../../src/errors.js';
 import { LocalSource } from '../../src/source/local-source.js';
 import { Stats } from '../../src/stats.js';
 import { parseRegion } from '../../src/view/region.js';
+import { formatPlan } from '../../src/view/sam-format-pool.js';
 import { runView } from '../../src/view/view-session.js';
 import { cleanup, run, runSlicefs, tempDir } from '../helpers/daemon.js';
 import { SeededRandom } from '../helpers/random.js';
@@ -54,6 +55,7 @@ async function slicefsView(region: string): Promise<{ refused: boolean; sam: str
       regions: (contigs) => [parseRegion(region, contigs)],
       contained: false,
       format: 'sam',
+      formatting: formatPlan(0),
       header: 'without',
       cache: DEFAULT_CACHE,
       reader: DEFAULT_READER,

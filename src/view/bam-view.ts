@@ -103,13 +103,17 @@ export class BamView {
       budget -= extent;
     }
 
-    for (const s of spans) {
+    spans: for (const s of spans) {
       // The chunk's compressed extent is known: keep up to AHEAD of it in flight ahead of the
       // reader (a bounded number of requests ahead of the writer), and nothing beyond it.
       const readAt = this.aheadReader(chunkEndByte(s.maxv, size));
       for await (const batch of recordsBetween(readAt, size, s.minv, s.maxv, this.label)) {
         const kept = batch.filter((rec) => recordWanted(rec, wanted, contained));
         if (kept.length > 0) yield kept;
+        // An indexed BAM is sorted by position: once a record starts past every region, no record
+        // after it in the file overlaps one, and the chunks of larger bins that lie further on
+        // are neither inflated nor parsed (htslib's iterator stops at the same record).
+        if (batch.length > 0 && pastEvery(batch[batch.length - 1], wanted)) break spans;
       }
     }
     if (unmapped) {
@@ -174,6 +178,13 @@ export class BamView {
     }
     return max ?? parsed.firstDataLine ?? this.headerEnd;
   }
+}
+
+/** Whether a record starts past the end of every wanted range (on a later reference, or at or after its end). */
+function pastEvery(rec: Buffer, wanted: readonly WantedRange[]): boolean {
+  const tid = rec.readInt32LE(0);
+  const pos = rec.readInt32LE(4);
+  return wanted.every((w) => tid > w.tid || (tid === w.tid && pos >= w.end));
 }
 
 /** Sorts spans and merges those that overlap or touch. */

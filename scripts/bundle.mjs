@@ -13,6 +13,30 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * string-width (three copies: yargs', cliui's and wrap-ansi's) builds an Intl.Segmenter and
+ * Unicode property regexes (`\p{RGI_Emoji}` with the v flag) when its module is evaluated: ~10-20 ms
+ * of every start-up, for widths yargs only measures when it prints help. Each import of it gets a
+ * stand-in that evaluates the real module (bundled as a lazily run module: esbuild's `require` of
+ * an ES module) at its first call.
+ */
+const lazyStringWidth = {
+  name: 'lazy-string-width',
+  setup(b) {
+    b.onResolve({ filter: /^string-width$/ }, async (args) => {
+      if (args.pluginData?.real) return undefined;
+      const real = await b.resolve('string-width', { resolveDir: args.resolveDir, kind: args.kind, importer: args.importer, pluginData: { real: true } });
+      if (real.errors.length > 0) return { errors: real.errors };
+      return { path: real.path, namespace: 'lazy-string-width' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-string-width' }, (args) => ({
+      contents: `let real;\nexport default function stringWidth(string, options) {\n  real ??= require(${JSON.stringify(args.path)});\n  return real.default(string, options);\n}\n`,
+      resolveDir: dirname(args.path),
+      loader: 'js',
+    }));
+  },
+};
 const outdir = join(root, 'dist/bundle');
 await rm(outdir, { recursive: true, force: true });
 await build({
@@ -25,6 +49,7 @@ await build({
   platform: 'node',
   target: 'node20',
   external: ['fuse-native'],
+  plugins: [lazyStringWidth],
   // CommonJS dependencies call require() for Node built-ins; an ES module has no require.
   banner: { js: "import { createRequire as __slicefsCreateRequire } from 'node:module'; const require = __slicefsCreateRequire(import.meta.url);" },
   sourcemap: true,

@@ -43,7 +43,23 @@ const commandUsages = (commands as { command?: string | readonly string[]; alias
 });
 const argv = hideBin(process.argv);
 
-await yargs(argv)
+/**
+ * Before it runs a command's handler, yargs renders that command's whole help text and keeps it
+ * (command.js: `cacheHelpMessage`), only so that a `showHelp()` from inside the handler shows the
+ * command's help. slicefs never calls it (a failure is one line, ./usage-error.ts), and the
+ * rendering (the display width of every word of ~60 option rows) is ~30 ms of every run, more than
+ * a small `view` spends on its work. `--help` renders on its own path and is not affected. If a
+ * yargs version no longer has this internal, nothing is changed.
+ */
+function skipHelpCache(parser: object): void {
+  type Internals = { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: unknown } } };
+  const usage = (parser as Internals).getInternalMethods?.().getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
+}
+
+const parser = yargs(argv);
+skipHelpCache(parser);
+await parser
   .scriptName('slicefs')
   .usage('$0 <command> [options]')
   // The usage messages are rewritten (./usage-error.ts) from yargs' English; the user's locale must not change them.
@@ -64,8 +80,7 @@ await yargs(argv)
   .alias('h', 'help')
   // Only `--version` pays for reading package.json.
   .version(process.argv.includes('--version') ? await slicefsVersion() : '')
-  // yargs renders (and caches) the whole help text on every command run; wrapping it measures every
-  // word's display width, ~30 ms of each start-up. Wrap only when the help is asked for.
+  // Wrapping the help text measures every word's display width: only when the help is asked for.
   .wrap(process.argv.some((a) => a === '--help' || a === '-h') ? Math.min(110, process.stdout.columns || 100) : null)
   .parseAsync()
   .catch((err: unknown) => {

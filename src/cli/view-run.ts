@@ -5,6 +5,7 @@
 import { existsSync, type WriteStream } from 'node:fs';
 import { lstat, readFile, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { DiskTier } from '../cache/disk-tier.js';
 import { FileCache } from '../cache/file-cache.js';
 import type { ArgumentsCamelCase } from 'yargs';
@@ -58,6 +59,19 @@ interface ViewInput {
   fileName?: string;
   /** Set when the data is Crypt4GH-encrypted. */
   encryption?: EncryptionRef;
+}
+
+/**
+ * undici parses HTTP with llhttp, compiled to WebAssembly. V8 compiles it first with its baseline
+ * compiler (Liftoff), then, once the parser is hot, again with its optimizing one (TurboFan) on a
+ * background thread: ~0.1 s of CPU for llhttp's one large state-machine function, more than a small
+ * view spends on its work, and a view's few responses (mostly body bytes, which llhttp skips) never
+ * pay it back. So WebAssembly stays on Liftoff, unless the data is a CRAM by its name: @gmod/cram's
+ * codecs are WebAssembly too and do profit from TurboFan on large regions. Set before the first
+ * request compiles llhttp; it changes how fast, not what, WebAssembly computes.
+ */
+function baselineWasmOnly(dataPath: string): void {
+  if (!/\.cram$/i.test(dataPath)) setFlagsFromString('--liftoff-only');
 }
 
 const isC4gh = (name: string) => /\.c4gh$/i.test(isUrl(name) ? new URL(name).pathname : name);
@@ -167,6 +181,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
     } else {
       input = await resolveInput(args);
     }
+    baselineWasmOnly(input.fileName ?? (isUrl(input.data) ? new URL(input.data).pathname : input.data));
     const score = anyScore([input.data, input.index]) ? await scoreEndpoint(args, say) : undefined;
     // Chunks of the remote objects read (below decryption: ciphertext), kept between runs; not
     // opened (no directory made) when everything read is local.

@@ -16,7 +16,10 @@
  *   - an answer that is not data (an HTML page, a JSON error document, encoded bytes:
  *     ./wrong-content.ts) is WRONG_CONTENT, not bytes; every data request asks for identity.
  */
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+// The two parts of undici used, not its index (../types/undici-parts.d.ts says why).
+import Agent from 'undici/lib/dispatcher/agent.js';
+import dispatcherRequest from 'undici/lib/api/api-request.js';
 import type { TransportConfig } from '../config.js';
 import { SlicefsError, codeForStatus, isRetryableStatus } from '../errors.js';
 import type { Stats } from '../stats.js';
@@ -431,7 +434,9 @@ export class HttpTransport implements Transport {
     refuseCleartextCredentials(url, headers);
     this.stats.requests++;
     const t0 = performance.now();
-    const res = await request(url, { method, headers, signal, dispatcher: this.agent, body });
+    // What undici's `request(url, { dispatcher })` does: the URL split into origin and path.
+    const u = new URL(url);
+    const res = await dispatcherRequest.call(this.agent, { origin: u.origin, path: u.pathname + u.search, method, headers, signal, body });
     this.config.log?.(
       `${method} ${urlPath(url)} ${headers.range ?? '-'} ${res.statusCode} ${Math.round(performance.now() - t0)}ms`,
     );

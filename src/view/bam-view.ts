@@ -24,6 +24,12 @@ export interface IndexInput {
   label: string;
 }
 
+/** Bytes [pos, pos + len) of the file. */
+interface Extent {
+  pos: number;
+  len: number;
+}
+
 interface Span {
   minv: VOffset;
   maxv: VOffset;
@@ -96,20 +102,33 @@ export class BamView {
     // Start the first AHEAD bytes of all chunks at once: a region's chunks are often far apart in
     // the file (large bins), and fetching them one after the other costs a round trip each.
     let budget = AHEAD;
+    const started: Extent[] = [];
     for (const s of spans) {
       if (budget <= 0) break;
       const extent = chunkEndByte(s.maxv, size) - s.minv.blockPosition;
+      started.push({ pos: s.minv.blockPosition, len: Math.min(extent, budget) });
       this.reader.prefetch(s.minv.blockPosition, Math.min(extent, budget));
       budget -= extent;
     }
 
-    for (const s of spans) {
+    spans: for (let i = 0; i < spans.length; i++) {
+      const s = spans[i];
       // The chunk's compressed extent is known: keep up to AHEAD of it in flight ahead of the
       // reader (a bounded number of requests ahead of the writer), and nothing beyond it.
-      const readAt = this.aheadReader(chunkEndByte(s.maxv, size));
+      const window: Extent = { pos: 0, len: 0 };
+      const readAt = this.aheadReader(chunkEndByte(s.maxv, size), window);
       for await (const batch of recordsBetween(readAt, size, s.minv, s.maxv, this.label)) {
         const kept = batch.filter((rec) => recordWanted(rec, wanted, contained));
         if (kept.length > 0) yield kept;
+        // An indexed BAM is sorted by position: once a record starts past every region, no record
+        // after it in the file overlaps one, and the chunks of larger bins that lie further on
+        // are neither inflated nor parsed (htslib's iterator stops at the same record). The bytes
+        // already asked for are still taken in (not inflated), so that closing the connections
+        // does not cut them off: the disk tier keeps them and the next view fetches nothing.
+        if (batch.length > 0 && pastEvery(batch[batch.length - 1], wanted)) {
+          for (const e of [window, ...started.slice(i + 1)]) if (e.len > 0) await this.reader.read(e.pos, e.len).catch(() => {});
+          break spans;
+        }
       }
     }
     if (unmapped) {
@@ -127,13 +146,16 @@ export class BamView {
    * A reader of [.., end) that keeps up to AHEAD bytes requested ahead of the position read,
    * refilled by halves so requests stay large (as RangeReader's readahead does).
    */
-  private aheadReader(end: number): (pos: number, len: number) => Promise<Buffer> {
+  private aheadReader(end: number, window: Extent = { pos: 0, len: 0 }): (pos: number, len: number) => Promise<Buffer> {
     let requestedTo = 0;
     return (pos, len) => {
       if (requestedTo - pos < AHEAD / 2) {
         const from = Math.max(pos, requestedTo);
         requestedTo = Math.min(end, pos + AHEAD);
         this.reader.prefetch(from, requestedTo - from);
+        // The bytes from the position read to the last one asked for (`window`, for the caller).
+        window.pos = pos;
+        window.len = requestedTo - pos;
       }
       return this.reader.read(pos, len);
     };
@@ -174,6 +196,13 @@ export class BamView {
     }
     return max ?? parsed.firstDataLine ?? this.headerEnd;
   }
+}
+
+/** Whether a record starts past the end of every wanted range (on a later reference, or at or after its end). */
+function pastEvery(rec: Buffer, wanted: readonly WantedRange[]): boolean {
+  const tid = rec.readInt32LE(0);
+  const pos = rec.readInt32LE(4);
+  return wanted.every((w) => tid > w.tid || (tid === w.tid && pos >= w.end));
 }
 
 /** Sorts spans and merges those that overlap or touch. */

@@ -212,6 +212,10 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
     return p;
   };
   let indexP = o.formatHint ? indexFor(o.formatHint) : undefined;
+  // The BAM reader's code (@gmod/bam, ~0.2 MB) is loaded and compiled while those round trips are
+  // under way, not after them.
+  const bamViewP = o.formatHint === 'bam' ? import('./bam-view.js') : undefined;
+  bamViewP?.catch(() => {});
   const dataVersion = await dataVersionP;
   // No generic readahead on the data: the views prefetch exactly what they will read.
   const data = new RangeReader(cache, { source: o.data, version: dataVersion }, { ...o.reader, readaheadMaxBytes: 0, maxRequestBytes: VIEW_MAX_REQUEST });
@@ -242,7 +246,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
     // Its counts are checked before @gmod/bam, which trusts them, parses it.
     if (kind === 'bai') checkBai(indexBytes, index.label);
     else checkCsi(indexBytes, index.label);
-    const { BamView } = await import('./bam-view.js');
+    const { BamView } = await (bamViewP ?? import('./bam-view.js'));
     view = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind, label: index.label }, head, o.data.label);
   }
   const bam = view;

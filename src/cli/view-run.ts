@@ -126,6 +126,17 @@ async function openOutput(path: string, modes: Modes): Promise<OutputFile> {
   return file;
 }
 
+/**
+ * The output format from --output-format, -b and -u, as samtools reads -b and -u (-u implies -b);
+ * a contradiction (`--output-format sam -b`) is bad input.
+ */
+function outputFormat(args: ArgumentsCamelCase<ViewArgs>): 'sam' | 'bam' | 'ubam' {
+  const named = args['output-format'] as 'sam' | 'bam' | 'ubam' | undefined;
+  const flagged = args.uncompressed ? 'ubam' : args.bam ? 'bam' : undefined;
+  if (named && flagged && named !== flagged) throw new SlicefsError('USAGE', `--output-format ${named} contradicts ${args.uncompressed ? '-u' : '-b'}`);
+  return named ?? flagged ?? 'sam';
+}
+
 export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void> {
   const t0 = performance.now();
   const given = [args.url, args['input-file'], args.manifest, args['object-id'], args.ghga ? true : undefined].filter((x) => x !== undefined).length;
@@ -247,7 +258,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       referenceHint: 'give its reference with --reference-file ref.fa (or --reference-url URL of an indexed FASTA)',
       regions: regionsFor,
       contained: args.contained,
-      format: args['output-format'] as 'sam' | 'bam',
+      format: outputFormat(args),
       header: args['header-only'] ? 'only' : args.header ? 'with' : 'without',
       pg: args.pg ? { name: 'slicefs', version: VERSION, commandLine } : undefined,
       cache: cacheConfig(args),

@@ -14,7 +14,7 @@ import { printable } from '../util/printable.js';
 import { ObjectFilehandle } from '../reader/object-filehandle.js';
 import type { RangeReader } from '../reader/range-reader.js';
 import { recordWanted, type WantedRange } from './bam-record.js';
-import { chunkEndByte, readBamHeader, recordsBetween, type VOffset } from './bgzf.js';
+import { bamPiecesBetween, chunkEndByte, readBamHeader, recordsBetween, type BamPiece, type ReadAt, type VOffset } from './bgzf.js';
 import type { Contig, ViewRegion } from './region.js';
 
 export interface IndexInput {
@@ -69,6 +69,34 @@ export class BamView {
 
   /** The raw records (without their length prefix) of `regions`, each once, in file order, in batches. */
   async *records(regions: ViewRegion[], contained: boolean): AsyncGenerator<Buffer[]> {
+    const size = this.reader.size;
+    yield* this.perChunk(regions, contained, async function* (readAt, from, to, keep, label) {
+      for await (const batch of recordsBetween(readAt, size, from, to, label)) {
+        const kept = batch.filter(keep);
+        if (kept.length > 0) yield kept;
+      }
+    });
+  }
+
+  /**
+   * The same records as BAM output (./bgzf.ts, bamPiecesBetween): input blocks that hold only
+   * wanted records come whole, to be copied; the rest as bytes, to be compressed anew.
+   */
+  async *bamPieces(regions: ViewRegion[], contained: boolean): AsyncGenerator<{ pieces: BamPiece[]; records: number }> {
+    const size = this.reader.size;
+    yield* this.perChunk(regions, contained, (readAt, from, to, keep, label) => bamPiecesBetween(readAt, size, from, to, label, keep));
+  }
+
+  /**
+   * Runs `read` over the merged index chunks of `regions` (keeping the records htslib's overlap
+   * rule keeps), then, for `*`, from where the unplaced reads begin to the end of the file
+   * (keeping those with refID -1), and yields what it yields.
+   */
+  private async *perChunk<T>(
+    regions: ViewRegion[],
+    contained: boolean,
+    read: (readAt: ReadAt, from: VOffset, to: VOffset | undefined, keep: (rec: Buffer) => boolean, label: string) => AsyncGenerator<T>,
+  ): AsyncGenerator<T> {
     const index = this.bam.index;
     if (!index) throw new SlicefsError('USAGE', 'no index');
     const tidOf = new Map(this.contigs.map((c, i) => [c.name, i]));
@@ -103,23 +131,15 @@ export class BamView {
       budget -= extent;
     }
 
+    const keep = (rec: Buffer) => recordWanted(rec, wanted, contained);
     for (const s of spans) {
       // The chunk's compressed extent is known: keep up to AHEAD of it in flight ahead of the
       // reader (a bounded number of requests ahead of the writer), and nothing beyond it.
-      const readAt = this.aheadReader(chunkEndByte(s.maxv, size));
-      for await (const batch of recordsBetween(readAt, size, s.minv, s.maxv, this.label)) {
-        const kept = batch.filter((rec) => recordWanted(rec, wanted, contained));
-        if (kept.length > 0) yield kept;
-      }
+      yield* read(this.aheadReader(chunkEndByte(s.maxv, size)), s.minv, s.maxv, keep, this.label);
     }
     if (unmapped) {
       const from = await this.unplacedStart();
-      if (from) {
-        for await (const batch of recordsBetween(this.aheadReader(size), size, from, undefined, this.label)) {
-          const kept = batch.filter((rec) => rec.readInt32LE(0) === -1);
-          if (kept.length > 0) yield kept;
-        }
-      }
+      if (from) yield* read(this.aheadReader(size), from, undefined, (rec) => rec.readInt32LE(0) === -1, this.label);
     }
   }
 

@@ -122,8 +122,8 @@ function inflateBlockSync(block: Buffer, pos: number, label: string): Buffer {
  * Inflates blocks in order, with up to INFLATE_AHEAD of them being inflated on libuv's thread pool
  * while the caller parses records: decompression runs on the other core.
  */
-async function* inflatedBlocks(blocks: AsyncGenerator<{ pos: number; block: Buffer }>, label: string): AsyncGenerator<{ pos: number; next: number; data: Buffer }> {
-  const queue: Promise<{ pos: number; next: number; data: Buffer }>[] = [];
+async function* inflatedBlocks(blocks: AsyncGenerator<{ pos: number; block: Buffer }>, label: string): AsyncGenerator<{ pos: number; next: number; data: Buffer; block: Buffer }> {
+  const queue: Promise<{ pos: number; next: number; data: Buffer; block: Buffer }>[] = [];
   let done = false;
   const fill = async () => {
     while (!done && queue.length < INFLATE_AHEAD) {
@@ -133,7 +133,7 @@ async function* inflatedBlocks(blocks: AsyncGenerator<{ pos: number; block: Buff
         break;
       }
       const { pos, block } = r.value;
-      const p = inflateBlock(block, pos, label).then((data) => ({ pos, next: pos + block.length, data }));
+      const p = inflateBlock(block, pos, label).then((data) => ({ pos, next: pos + block.length, data, block }));
       p.catch(() => {}); // awaited in order below; not an unhandled rejection meanwhile
       queue.push(p);
     }
@@ -219,7 +219,7 @@ function badLength(block: number, size: number, label: string): SlicefsError {
  * `left` bytes), each checked (length, then its fields against its length), into `batch`.
  * Returns the bytes consumed.
  */
-function takeRecords(pending: PendingBytes, left: number, batch: Buffer[], label: string): number {
+function takeRecords(pending: PendingBytes, left: number, batch: Buffer[], label: string, withLength = false): number {
   const data = pending.view();
   let p = 0;
   while (p < left && data.length - p >= 4) {
@@ -229,7 +229,7 @@ function takeRecords(pending: PendingBytes, left: number, batch: Buffer[], label
     const rec = data.subarray(p + 4, p + 4 + size);
     const problem = recordProblem(rec);
     if (problem) throw corrupt(label, `corrupt BAM record at compressed offset ${pending.blockOf(p)}: ${problem}`);
-    batch.push(rec);
+    batch.push(withLength ? data.subarray(p, p + 4 + size) : rec);
     p += 4 + size;
   }
   pending.consume(p);
@@ -273,7 +273,7 @@ export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VO
 }
 
 /** Reads following blocks until the record at the front of `pending` is complete. */
-async function finishRecord(readAt: ReadAt, fileSize: number, pos: number, pending: PendingBytes, label: string): Promise<Buffer> {
+async function finishRecord(readAt: ReadAt, fileSize: number, pos: number, pending: PendingBytes, label: string, withLength = false): Promise<Buffer> {
   const batch: Buffer[] = [];
   while (pos < fileSize) {
     const head = await readAt(pos, BGZF_HEADER);
@@ -282,10 +282,134 @@ async function finishRecord(readAt: ReadAt, fileSize: number, pos: number, pendi
     if (block.length < bsize) throw corrupt(label, `truncated BGZF block at byte ${pos}`);
     pending.append(inflateBlockSync(block, pos, label), pos);
     pos += bsize;
-    takeRecords(pending, 1, batch, label);
+    takeRecords(pending, 1, batch, label, withLength);
     if (batch.length > 0) return batch[0];
   }
   throw corrupt(label, `truncated BAM record at compressed offset ${pending.blockOf(0)}: the file ends first`);
+}
+
+/**
+ * A piece of BAM output: `bytes` of the record stream (whole records or parts of one, with their
+ * length fields) to be compressed anew, or an input `block` whose inflated `payload` is wholly
+ * wanted records: copied as it is for BAM output (no inflate, no deflate on the reader's side), or
+ * its payload written anew (uncompressed BAM).
+ */
+export type BamPiece = { bytes: Buffer } | { block: Buffer; payload: Buffer };
+
+/** An input block whose fate waits for every record it holds a byte of to be complete. */
+interface HeldBlock {
+  block: Buffer;
+  pos: number;
+  payload: Buffer;
+  /** Where its payload lies in the chunk's record stream (bytes from the chunk's first record). */
+  start: number;
+  end: number;
+  /** Still a candidate to copy whole: every record seen touching it so far is wanted. */
+  whole: boolean;
+}
+
+/**
+ * The BAM output of the records that start in [from, to) (as recordsBetween reads them) and that
+ * `wanted` keeps, in pieces (see BamPiece), in order, one batch per input block with the number
+ * of records kept.
+ *
+ * The chunk's inflated payloads, one after the other, are a stream of records; the output is
+ * the sub-stream of wanted records. An input block is copied whole when every record that has a
+ * byte in its payload is wanted, which is checked record by record, not assumed from the sort
+ * order or the index: those records' bytes in this block are then exactly the block's payload,
+ * and at this point of the output. The first block of a chunk that starts inside it (from's
+ * dataPosition > 0) and the block where it ends are never copied (they hold bytes outside the
+ * chunk). Every other byte of a wanted record is written as `bytes`. A record may straddle
+ * blocks (htsjdk writes them so): its part in a copied block is in that block, its other parts
+ * are `bytes`, in order, so the record stream of the output is the same whatever the blocks. A
+ * block is decided once the record holding its last byte is complete; until then it is held
+ * (at most a record's worth: MAX_RECORD_BYTES). Empty blocks carry no bytes and are dropped. A
+ * copied block's CRC32 is checked (htslib checks it when reading the output: a block that fails
+ * it would be copied corruption).
+ */
+export async function* bamPiecesBetween(
+  readAt: ReadAt,
+  fileSize: number,
+  from: VOffset,
+  to: VOffset | undefined,
+  label: string,
+  wanted: (rec: Buffer) => boolean,
+): AsyncGenerator<{ pieces: BamPiece[]; records: number }> {
+  const limit = to ? chunkEndByte(to, fileSize) : fileSize;
+  const pending = new PendingBytes();
+  let skip = from.dataPosition;
+  /** Stream offsets: the end of the payloads appended, and the end of the complete records taken. */
+  let appended = 0;
+  let taken = 0;
+  const held: HeldBlock[] = [];
+  /** Wanted records (with their length field) not yet written to their end, by stream offset. */
+  const kept: { start: number; bytes: Buffer }[] = [];
+  let keptCount = 0;
+
+  /** Judges complete records (with their length fields), in stream order. */
+  const judge = (records: Buffer[]) => {
+    for (const rec of records) {
+      const start = taken;
+      taken += rec.length;
+      if (wanted(rec.subarray(4))) {
+        kept.push({ start, bytes: rec });
+        keptCount++;
+        continue;
+      }
+      // A block with a byte of an unwanted record is not copied; only the last few can have one.
+      for (let i = held.length - 1; i >= 0 && held[i].end > start; i--) if (held[i].start < taken) held[i].whole = false;
+    }
+  };
+  /** Decides and writes the held blocks that end at or before `upTo` (their records all judged). */
+  const release = (upTo: number, out: BamPiece[]) => {
+    while (held.length > 0 && held[0].end <= upTo) {
+      const h = held.shift()!;
+      if (h.whole) {
+        if ((crc32(h.payload) >>> 0) !== h.block.readUInt32LE(h.block.length - 8)) throw corrupt(label, `corrupt BGZF block at byte ${h.pos}: CRC32 mismatch`);
+        out.push({ block: h.block, payload: h.payload });
+      } else {
+        for (const k of kept) {
+          if (k.start >= h.end) break;
+          const end = k.start + k.bytes.length;
+          if (end > h.start) out.push({ bytes: k.bytes.subarray(Math.max(k.start, h.start) - k.start, Math.min(end, h.end) - k.start) });
+        }
+      }
+      while (kept.length > 0 && kept[0].start + kept[0].bytes.length <= h.end) kept.shift();
+    }
+  };
+
+  for await (const { pos, next, data: inflated, block } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit, label), label)) {
+    const isLast = to !== undefined && pos === to.blockPosition;
+    let left = isLast ? pending.length + to.dataPosition - skip : Infinity;
+    const whole = skip === 0 && !isLast;
+    const usable = skip > 0 ? inflated.subarray(Math.min(skip, inflated.length)) : inflated;
+    skip = 0;
+    if (usable.length > 0) {
+      held.push({ block, pos, payload: usable, start: appended, end: appended + usable.length, whole });
+      appended += usable.length;
+      pending.append(usable, pos);
+    }
+    const batch: Buffer[] = [];
+    left -= takeRecords(pending, left, batch, label, true);
+    const before = keptCount;
+    judge(batch);
+    const pieces: BamPiece[] = [];
+    if (isLast) {
+      // A record that starts before `to` but spills into the next blocks is still in range.
+      if (left > 0 && pending.length > 0) judge([await finishRecord(readAt, fileSize, next, pending, label, true)]);
+      release(Infinity, pieces);
+      // The parts of records past the last block held (read by finishRecord).
+      for (const k of kept.splice(0)) pieces.push({ bytes: k.bytes.subarray(Math.max(0, appended - k.start)) });
+      if (pieces.length > 0) yield { pieces, records: keptCount - before };
+      return;
+    }
+    release(taken, pieces);
+    if (pieces.length > 0 || keptCount > before) yield { pieces, records: keptCount - before };
+  }
+  if (pending.length > 0 && to === undefined) throw corrupt(label, `truncated BAM: the last record (from the block at byte ${pending.blockOf(0)}) is incomplete`);
+  const pieces: BamPiece[] = [];
+  release(Infinity, pieces);
+  if (pieces.length > 0) yield { pieces, records: 0 };
 }
 
 /**
@@ -357,9 +481,12 @@ export const BGZF_EOF = Buffer.from('1f8b08040000000000ff0600424302001b000300000
 /** Largest inflated payload of one block (htslib's BGZF_BLOCK_SIZE, leaving room for a stored block). */
 const MAX_PAYLOAD = 0xff00;
 
-/** One BGZF block of `data` (≤ MAX_PAYLOAD bytes). Level 1: fast, as `samtools view -1`. */
-export function bgzfBlock(data: Buffer): Buffer {
-  const deflated = deflateRawSync(data, { level: 1 });
+/**
+ * One BGZF block of `data` (≤ MAX_PAYLOAD bytes). Level 1 by default: fast, as `samtools view -1`;
+ * level 0 makes stored deflate blocks (BTYPE 00), as `samtools view -u`: no compression at all.
+ */
+export function bgzfBlock(data: Buffer, level = 1): Buffer {
+  const deflated = deflateRawSync(data, { level });
   const bsize = BGZF_HEADER + deflated.length + 8;
   const out = Buffer.alloc(bsize);
   out.set([0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 6, 0, 0x42, 0x43, 2, 0]);
@@ -374,7 +501,11 @@ export function bgzfBlock(data: Buffer): Buffer {
 export class BgzfWriter {
   private readonly buf = Buffer.allocUnsafe(MAX_PAYLOAD);
   private len = 0;
-  constructor(private readonly emit: (block: Buffer) => void) {}
+  /** `level`: the deflate level of the blocks (0: stored, uncompressed BAM). */
+  constructor(
+    private readonly emit: (block: Buffer) => void,
+    private readonly level = 1,
+  ) {}
 
   write(bytes: Uint8Array): void {
     let off = 0;
@@ -389,7 +520,7 @@ export class BgzfWriter {
 
   flush(): void {
     if (this.len === 0) return;
-    this.emit(bgzfBlock(this.buf.subarray(0, this.len)));
+    this.emit(bgzfBlock(this.buf.subarray(0, this.len), this.level));
     this.len = 0;
   }
 

@@ -44,7 +44,8 @@ export interface ViewOptions {
   referenceHint?: string;
   regions: (contigs: { name: string; length: number }[]) => Region[];
   contained: boolean;
-  format: 'sam' | 'bam';
+  /** SAM text, BAM, or uncompressed BAM (stored deflate blocks, `samtools view -u`). */
+  format: 'sam' | 'bam' | 'ubam';
   header: 'with' | 'without' | 'only';
   /** A @PG line to append to the header (without ID/PP: they are chosen here), or undefined. */
   pg?: { name: string; version: string; commandLine: string };
@@ -158,6 +159,9 @@ const HEADER_GUESS = 128 * 1024;
 /** Bytes of SAM text collected before one write to the output. */
 const SAM_BATCH = 256 * 1024;
 
+/** Bytes of BGZF blocks collected before one write to the output: as SAM_BATCH, a pipe's worth of writes. */
+const BAM_BATCH = 256 * 1024;
+
 /** BAM or CRAM, from a file's first bytes (a BAM is BGZF: gzip magic). */
 function formatOfBytes(head: Buffer, label: string): DataFormat {
   if (head.subarray(0, 4).toString('latin1') === 'CRAM') return 'cram';
@@ -224,6 +228,8 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   // Each format's reader is imported when needed: compiling @gmod/cram (and its WebAssembly codecs)
   // for a BAM, or @gmod/bam for a CRAM, would only add to the start-up time.
   let view: BamView | CramView;
+  /** The BAM view, for BAM input: its BAM output can copy input blocks. */
+  let bamInput: BamView | undefined;
   if (format === 'cram') {
     const { CramView } = await import('./cram/cram-view.js');
     const ref = o.reference ? await openReference(o.reference, cache, o) : undefined;
@@ -240,7 +246,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
     if (kind === 'bai') checkBai(indexBytes, index.label);
     else checkCsi(indexBytes, index.label);
     const { BamView } = await import('./bam-view.js');
-    view = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind, label: index.label }, head, o.data.label);
+    view = bamInput = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind, label: index.label }, head, o.data.label);
   }
   const bam = view;
   const regions = expandRegions(o.regions(bam.contigs), bam.contigs);
@@ -277,13 +283,42 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   }
 
   // BAM: the header block, then the records' bytes unchanged, in BGZF blocks, then the EOF block.
+  // From a BAM, input blocks that hold only wanted records are copied as they are (BAM output) or
+  // their payload is written as it is (uncompressed BAM): see bgzf.ts, bamPiecesBetween.
   const blocks: Buffer[] = [];
-  const bgzf = new BgzfWriter((b) => blocks.push(b));
+  let blockBytes = 0;
+  const bgzf = new BgzfWriter(
+    (b) => {
+      blocks.push(b);
+      blockBytes += b.length;
+    },
+    o.format === 'ubam' ? 0 : 1,
+  );
   const flush = async () => {
-    if (blocks.length > 0) await w.write(Buffer.concat(blocks.splice(0)));
+    if (blocks.length === 0) return;
+    blockBytes = 0;
+    await w.write(Buffer.concat(blocks.splice(0)));
   };
   bgzf.write(bamHeader(o.header === 'without' ? '' : header, bam.contigs));
-  if (o.header !== 'only') {
+  if (o.header !== 'only' && bamInput) {
+    const copy = o.format === 'bam';
+    for await (const batch of bamInput.bamPieces(regions, o.contained)) {
+      for (const p of batch.pieces) {
+        if ('bytes' in p) {
+          bgzf.write(p.bytes);
+        } else if (copy) {
+          // What the writer holds comes first: it is the record stream up to this block.
+          bgzf.flush();
+          blocks.push(p.block);
+          blockBytes += p.block.length;
+        } else {
+          bgzf.write(p.payload);
+        }
+      }
+      records += batch.records;
+      if (blockBytes >= BAM_BATCH) await flush();
+    }
+  } else if (o.header !== 'only') {
     const len = Buffer.alloc(4);
     for await (const batch of bam.records(regions, o.contained)) {
       for (const rec of batch) {
@@ -292,7 +327,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
         bgzf.write(rec);
       }
       records += batch.length;
-      if (blocks.length >= 4) await flush();
+      if (blockBytes >= BAM_BATCH) await flush();
     }
   }
   bgzf.end();

@@ -24,6 +24,11 @@ export interface ViewTextOptions {
 
 /** SAM text of `regions` of the file at `url`, as `slicefs view` writes it. */
 export async function viewText(url: string, regions: string[], opts: ViewTextOptions = {}): Promise<string> {
+  return (await viewOutput(url, regions, 'sam', opts)).toString('latin1');
+}
+
+/** The output of `regions` of the file at `url` in `format`, as `slicefs view` writes it. */
+export async function viewOutput(url: string, regions: string[], format: 'sam' | 'bam' | 'ubam', opts: ViewTextOptions = {}): Promise<Buffer> {
   const stats = new Stats();
   const transport = new HttpTransport(DEFAULT_TRANSPORT, stats);
   const source = (u: string) => new HttpSource(transport, u);
@@ -42,7 +47,7 @@ export async function viewText(url: string, regions: string[], opts: ViewTextOpt
       reference,
       regions: (c) => regions.map((r) => parseRegion(r, c)),
       contained: opts.contained ?? false,
-      format: 'sam',
+      format,
       header: opts.header ?? 'without',
       cache: opts.blockSize ? { ...DEFAULT_CACHE, blockSize: opts.blockSize } : DEFAULT_CACHE,
       reader: DEFAULT_READER,
@@ -52,7 +57,7 @@ export async function viewText(url: string, regions: string[], opts: ViewTextOpt
   } finally {
     await transport.close();
   }
-  return Buffer.concat(chunks).toString('latin1');
+  return Buffer.concat(chunks);
 }
 
 /** A contig name as a region names it: in braces when it has colons. */

@@ -92,6 +92,13 @@ function checkedInflate(inflated: Buffer, isize: number, pos: number, label: str
   return inflated;
 }
 
+/**
+ * A block inflates to at most MAX_BGZF_BLOCK: that is the cap, and the output chunk size too, so
+ * a block is one pass through zlib (with the default 16 KiB chunks it is four round trips to
+ * libuv's thread pool and four buffers joined).
+ */
+const INFLATE_OPTIONS = { maxOutputLength: MAX_BGZF_BLOCK, chunkSize: MAX_BGZF_BLOCK };
+
 const inflateFailed = (pos: number, e: Error, label: string) => corrupt(label, `corrupt BGZF block at byte ${pos}: ${e.message}`);
 
 /**
@@ -101,7 +108,7 @@ const inflateFailed = (pos: number, e: Error, label: string) => corrupt(label, `
  */
 export async function inflateBlock(block: Buffer, pos: number, label: string): Promise<Buffer> {
   const { data, isize } = deflatedPart(block, pos, label);
-  const inflated = await inflateRawAsync(data, { maxOutputLength: MAX_BGZF_BLOCK }).catch((e: Error) => {
+  const inflated = await inflateRawAsync(data, INFLATE_OPTIONS).catch((e: Error) => {
     throw inflateFailed(pos, e, label);
   });
   return checkedInflate(inflated, isize, pos, label);
@@ -111,7 +118,7 @@ function inflateBlockSync(block: Buffer, pos: number, label: string): Buffer {
   const { data, isize } = deflatedPart(block, pos, label);
   let inflated: Buffer;
   try {
-    inflated = inflateRawSync(data, { maxOutputLength: MAX_BGZF_BLOCK });
+    inflated = inflateRawSync(data, INFLATE_OPTIONS);
   } catch (e) {
     throw inflateFailed(pos, e as Error, label);
   }

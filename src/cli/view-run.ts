@@ -278,7 +278,8 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
         throw err === output.error && isFsError(err) ? new Error(`-o ${args.output}: ${fsProblem(errorAt(err, args.output!))}`, { cause: err }) : err;
       });
     if (args.stats) {
-      say(`view: records=${result.records} requests=${stats.requests} bytes=${stats.bytesFetched} disk_hits=${stats.diskHits} disk_misses=${stats.diskMisses} time=${((performance.now() - t0) / 1000).toFixed(3)}s`);
+      // BAM output: records= counts the records read one by one, not those in blocks copied unread.
+      say(`view: records=${result.records}${result.uninflated > 0 ? ` uninflated_blocks=${result.uninflated}` : ''} requests=${stats.requests} bytes=${stats.bytesFetched} disk_hits=${stats.diskHits} disk_misses=${stats.diskMisses} time=${((performance.now() - t0) / 1000).toFixed(3)}s`);
     }
   } finally {
     // Not finished: a failed view (or one that failed before it began) leaves no partial output.

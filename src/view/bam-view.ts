@@ -14,7 +14,7 @@ import { printable } from '../util/printable.js';
 import { ObjectFilehandle } from '../reader/object-filehandle.js';
 import type { RangeReader } from '../reader/range-reader.js';
 import { recordWanted, type WantedRange } from './bam-record.js';
-import { bamPiecesBetween, chunkEndByte, readBamHeader, recordsBetween, type BamPiece, type ReadAt, type VOffset } from './bgzf.js';
+import { bamPiecesBetween, chunkEndByte, readBamHeader, recordsBetween, type BamPiece, type ReadAt, type Trust, type VOffset } from './bgzf.js';
 import type { Contig, ViewRegion } from './region.js';
 
 export interface IndexInput {
@@ -80,11 +80,13 @@ export class BamView {
 
   /**
    * The same records as BAM output (./bgzf.ts, bamPiecesBetween): input blocks that hold only
-   * wanted records come whole, to be copied; the rest as bytes, to be compressed anew.
+   * wanted records come whole, to be copied; the rest as bytes, to be compressed anew. With
+   * `onTrust` (BAM output, where copied blocks need not be inflated), the blocks inside a region's
+   * run of overlapping records are copied without being inflated (see `trustFor`).
    */
-  async *bamPieces(regions: ViewRegion[], contained: boolean): AsyncGenerator<{ pieces: BamPiece[]; records: number }> {
+  async *bamPieces(regions: ViewRegion[], contained: boolean, onTrust: boolean): AsyncGenerator<{ pieces: BamPiece[]; records: number; uninflated: number }> {
     const size = this.reader.size;
-    yield* this.perChunk(regions, contained, (readAt, from, to, keep, label) => bamPiecesBetween(readAt, size, from, to, label, keep));
+    yield* this.perChunk(regions, contained, (readAt, from, to, keep, label, trust) => bamPiecesBetween(readAt, size, from, to, label, keep, onTrust && !contained ? trust : undefined));
   }
 
   /**
@@ -95,13 +97,15 @@ export class BamView {
   private async *perChunk<T>(
     regions: ViewRegion[],
     contained: boolean,
-    read: (readAt: ReadAt, from: VOffset, to: VOffset | undefined, keep: (rec: Buffer) => boolean, label: string) => AsyncGenerator<T>,
+    read: (readAt: ReadAt, from: VOffset, to: VOffset | undefined, keep: (rec: Buffer) => boolean, label: string, trust?: Trust) => AsyncGenerator<T>,
   ): AsyncGenerator<T> {
     const index = this.bam.index;
     if (!index) throw new SlicefsError('USAGE', 'no index');
     const tidOf = new Map(this.contigs.map((c, i) => [c.name, i]));
     const wanted: WantedRange[] = [];
     let spans: Span[] = [];
+    /** Each region's chunks' extent, for trustFor. */
+    const runs: { tid: number; start: number; end: number; minv: VOffset; maxv: VOffset }[] = [];
     let unmapped = false;
     for (const r of regions) {
       if (r.kind === 'unmapped') {
@@ -118,6 +122,11 @@ export class BamView {
         throw this.unreadableIndex(err);
       });
       spans.push(...chunks.map((c) => ({ minv: c.minv, maxv: c.maxv })));
+      if (chunks.length > 0) {
+        const minv = chunks.map((c) => c.minv).reduce((a, b) => (cmp(a, b) <= 0 ? a : b));
+        const maxv = chunks.map((c) => c.maxv).reduce((a, b) => (cmp(a, b) >= 0 ? a : b));
+        runs.push({ tid, start: r.start, end: r.end, minv, maxv });
+      }
     }
     spans = mergeSpans(spans);
     const size = this.reader.size;
@@ -135,12 +144,52 @@ export class BamView {
     for (const s of spans) {
       // The chunk's compressed extent is known: keep up to AHEAD of it in flight ahead of the
       // reader (a bounded number of requests ahead of the writer), and nothing beyond it.
-      yield* read(this.aheadReader(chunkEndByte(s.maxv, size)), s.minv, s.maxv, keep, this.label);
+      // Trust needs one region of the span (any: see trustFor); its records are read one by one meanwhile.
+      const run = runs.find((r) => cmp(r.minv, s.maxv) < 0 && cmp(r.maxv, s.minv) > 0);
+      const trust = run ? await this.trustFor(run, s) : undefined;
+      yield* read(this.aheadReader(chunkEndByte(s.maxv, size)), s.minv, s.maxv, keep, this.label, trust);
     }
     if (unmapped) {
       const from = await this.unplacedStart();
       if (from) yield* read(this.aheadReader(size), from, undefined, (rec) => rec.readInt32LE(0) === -1, this.label);
     }
+  }
+
+  /**
+   * What the sort order and the index vouch for in span `s`, which holds chunks of region `run`
+   * (reference `tid`, [start, end)): once a record of `tid` at or after `start` has been read,
+   * every later record of `tid` starts at or after `start` (sorted by position), so it overlaps the
+   * region unless it starts at or past `end` (its end is past its start). A record that starts at
+   * or past `end` lies, in any index, in a chunk of its bin or of an ancestor of it (htslib moves
+   * small bins' chunks up), and that bin reaches past `end`: the chunks of every bin that reaches
+   * past `end` are the suspect ranges, read record by record; outside them every record overlaps.
+   * The records of the next references come after the region's last chunk, so trust stops at the
+   * end of it (or of the span). The linear index is not used: htslib before 1.15 (its PR 1352)
+   * left unmapped placed reads out of it.
+   */
+  private async trustFor(run: { tid: number; start: number; end: number; maxv: VOffset }, s: Span): Promise<Trust | undefined> {
+    const parsed = await this.bam.index!.parse().catch((err: unknown) => {
+      throw this.unreadableIndex(err);
+    });
+    const bins = (parsed.indices(run.tid) as { binIndex?: Record<string, Span[]> } | undefined)?.binIndex;
+    if (!bins) return undefined;
+    const binning = this.bam.index as unknown as { minShift?: number; depth?: number };
+    const minShift = binning.minShift ?? BAI_MIN_SHIFT;
+    const depth = binning.depth ?? BAI_DEPTH;
+    const until = cmp(run.maxv, s.maxv) <= 0 ? run.maxv : s.maxv;
+    const chunks: Span[] = [];
+    for (const [bin, list] of Object.entries(bins)) {
+      if (binEnd(Number(bin), minShift, depth) <= run.end) continue;
+      for (const c of list) if (cmp(c.maxv, s.minv) > 0 && cmp(c.minv, until) < 0) chunks.push(c);
+    }
+    chunks.sort((a, b) => cmp(a.minv, b.minv));
+    const suspect: Trust['suspect'] = [];
+    for (const c of chunks) {
+      const last = suspect.at(-1);
+      if (last && c.minv.blockPosition <= last.lastBlock) last.lastBlock = Math.max(last.lastBlock, c.maxv.blockPosition);
+      else suspect.push({ minv: c.minv, lastBlock: c.maxv.blockPosition });
+    }
+    return { tid: run.tid, start: run.start, until, suspect };
   }
 
   /**
@@ -194,6 +243,18 @@ export class BamView {
     }
     return max ?? parsed.firstDataLine ?? this.headerEnd;
   }
+}
+
+/**
+ * Where bin `bin` of a binning index ends (exclusive): level l (0 at the top) has 8^l bins from
+ * ((8^l − 1) / 7) on, each 2^(minShift + 3·(depth − l)) positions long (SAMv1 §5.3, CSIv1).
+ */
+export function binEnd(bin: number, minShift: number, depth: number): number {
+  let level = 0;
+  while (level < depth && bin >= (8 ** (level + 1) - 1) / 7) level++;
+  const first = (8 ** level - 1) / 7;
+  const size = 2 ** (minShift + 3 * (depth - level));
+  return (bin - first + 1) * size;
 }
 
 /** Sorts spans and merges those that overlap or touch. */

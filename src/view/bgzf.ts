@@ -127,10 +127,15 @@ function inflateBlockSync(block: Buffer, pos: number, label: string): Buffer {
 
 /**
  * Inflates blocks in order, with up to INFLATE_AHEAD of them being inflated on libuv's thread pool
- * while the caller parses records: decompression runs on the other core.
+ * while the caller parses records: decompression runs on the other core. A block for which
+ * `wanted(pos)` says no when its turn comes is handed on without being inflated (data undefined).
  */
-async function* inflatedBlocks(blocks: AsyncGenerator<{ pos: number; block: Buffer }>, label: string): AsyncGenerator<{ pos: number; next: number; data: Buffer; block: Buffer }> {
-  const queue: Promise<{ pos: number; next: number; data: Buffer; block: Buffer }>[] = [];
+async function* inflatedBlocks(
+  blocks: AsyncGenerator<{ pos: number; block: Buffer }>,
+  label: string,
+  wanted: (pos: number) => boolean = () => true,
+): AsyncGenerator<{ pos: number; next: number; data: Buffer | undefined; block: Buffer }> {
+  const queue: Promise<{ pos: number; next: number; data: Buffer | undefined; block: Buffer }>[] = [];
   let done = false;
   const fill = async () => {
     while (!done && queue.length < INFLATE_AHEAD) {
@@ -140,7 +145,7 @@ async function* inflatedBlocks(blocks: AsyncGenerator<{ pos: number; block: Buff
         break;
       }
       const { pos, block } = r.value;
-      const p = inflateBlock(block, pos, label).then((data) => ({ pos, next: pos + block.length, data, block }));
+      const p = wanted(pos) ? inflateBlock(block, pos, label).then((data) => ({ pos, next: pos + block.length, data, block })) : Promise.resolve({ pos, next: pos + block.length, data: undefined, block });
       p.catch(() => {}); // awaited in order below; not an unhandled rejection meanwhile
       queue.push(p);
     }
@@ -255,7 +260,8 @@ export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VO
   const limit = to ? chunkEndByte(to, fileSize) : fileSize;
   const pending = new PendingBytes(); // inflated bytes not yet consumed as records
   let skip = from.dataPosition;
-  for await (const { pos, next, data: inflated } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit, label), label)) {
+  for await (const { pos, next, data } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit, label), label)) {
+    const inflated = data!; // every block is inflated here
     const isLast = to !== undefined && pos === to.blockPosition;
     // In the last block only records that start before `to.dataPosition` belong to the range.
     let left = isLast ? pending.length + to.dataPosition - skip : Infinity;
@@ -297,11 +303,43 @@ async function finishRecord(readAt: ReadAt, fileSize: number, pos: number, pendi
 
 /**
  * A piece of BAM output: `bytes` of the record stream (whole records or parts of one, with their
- * length fields) to be compressed anew, or an input `block` whose inflated `payload` is wholly
- * wanted records: copied as it is for BAM output (no inflate, no deflate on the reader's side), or
- * its payload written anew (uncompressed BAM).
+ * length fields) to be compressed anew, or an input `block` whose payload is wholly wanted
+ * records, to be copied as it is (BAM output); `payload` is its inflated bytes, to be written
+ * anew (uncompressed BAM), or undefined when it was not inflated (only with `trust`, below).
  */
-export type BamPiece = { bytes: Buffer } | { block: Buffer; payload: Buffer };
+export type BamPiece = { bytes: Buffer } | { block: Buffer; payload: Buffer | undefined };
+
+/**
+ * What the caller knows from the sort order and the index about reference `tid`: once a record of
+ * it at position ≥ `start` has been read, every record that starts before `until` (a record start)
+ * and outside the `suspect` ranges is wanted. The suspect ranges (sorted, disjoint) are where the
+ * index puts every record that may start at or past the region's end: from `minv` (a record
+ * start) to the end of the block at `lastBlock`.
+ */
+export interface Trust {
+  tid: number;
+  start: number;
+  until: VOffset;
+  suspect: { minv: VOffset; lastBlock: number }[];
+}
+
+/** Whether the block at `pos` holds a byte of a suspect range (binary search). */
+function suspectAt(trust: Trust, pos: number): boolean {
+  let lo = 0;
+  let hi = trust.suspect.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (trust.suspect[mid].lastBlock < pos) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < trust.suspect.length && trust.suspect[lo].minv.blockPosition <= pos;
+}
+
+/** The first record start at or after the block at `pos` where trust ends: a suspect range or `until`. */
+function trustEnd(trust: Trust, pos: number): VOffset {
+  const next = trust.suspect.find((r) => r.minv.blockPosition >= pos);
+  return next && (next.minv.blockPosition < trust.until.blockPosition || (next.minv.blockPosition === trust.until.blockPosition && next.minv.dataPosition < trust.until.dataPosition)) ? next.minv : trust.until;
+}
 
 /** An input block whose fate waits for every record it holds a byte of to be complete. */
 interface HeldBlock {
@@ -317,22 +355,30 @@ interface HeldBlock {
 
 /**
  * The BAM output of the records that start in [from, to) (as recordsBetween reads them) and that
- * `wanted` keeps, in pieces (see BamPiece), in order, one batch per input block with the number
- * of records kept.
+ * `wanted` keeps, in pieces (see BamPiece), in order, one batch per input block, with the number
+ * of records read and kept and of blocks copied without being inflated.
  *
  * The chunk's inflated payloads, one after the other, are a stream of records; the output is
  * the sub-stream of wanted records. An input block is copied whole when every record that has a
- * byte in its payload is wanted, which is checked record by record, not assumed from the sort
- * order or the index: those records' bytes in this block are then exactly the block's payload,
- * and at this point of the output. The first block of a chunk that starts inside it (from's
- * dataPosition > 0) and the block where it ends are never copied (they hold bytes outside the
- * chunk). Every other byte of a wanted record is written as `bytes`. A record may straddle
- * blocks (htsjdk writes them so): its part in a copied block is in that block, its other parts
- * are `bytes`, in order, so the record stream of the output is the same whatever the blocks. A
- * block is decided once the record holding its last byte is complete; until then it is held
- * (at most a record's worth: MAX_RECORD_BYTES). Empty blocks carry no bytes and are dropped. A
- * copied block's CRC32 is checked (htslib checks it when reading the output: a block that fails
- * it would be copied corruption).
+ * byte in its payload is wanted, which is checked record by record: those records' bytes in this
+ * block are then exactly the block's payload, and at this point of the output. The first block
+ * of a chunk that starts inside it (from's dataPosition > 0) and the block where it ends are never
+ * copied (they hold bytes outside the chunk). Every other byte of a wanted record is written as
+ * `bytes`. A record may straddle blocks (htsjdk writes them so): its part in a copied block is in
+ * that block, its other parts are `bytes`, in order, so the record stream of the output is the
+ * same whatever the blocks. A block is decided once the record holding its last byte is
+ * complete; until then it is held (at most a record's worth: MAX_RECORD_BYTES). Empty blocks
+ * carry no bytes and are dropped. A copied block's CRC32 is checked (htslib checks it when
+ * reading the output: a block that fails it would be copied corruption).
+ *
+ * With `trust`, once its first record has been read, a block that lies before the block of
+ * `trust.until` and outside every suspect range is copied without being inflated (its bytes are
+ * wanted records by the caller's word; its size is in its trailer), and so is every block after it
+ * up to the block of the next stop, X (trustEnd: the next suspect range's first record, or
+ * `until`). The record that was incomplete when the first of those blocks came is wanted (it
+ * starts after the first record of trust, and outside the suspect ranges, which hold whole
+ * records), and it is completed in those blocks; in the block of X, the bytes before X end the
+ * records copied so; reading record by record resumes at X.
  */
 export async function* bamPiecesBetween(
   readAt: ReadAt,
@@ -341,23 +387,29 @@ export async function* bamPiecesBetween(
   to: VOffset | undefined,
   label: string,
   wanted: (rec: Buffer) => boolean,
-): AsyncGenerator<{ pieces: BamPiece[]; records: number }> {
+  trust?: Trust,
+): AsyncGenerator<{ pieces: BamPiece[]; records: number; uninflated: number }> {
   const limit = to ? chunkEndByte(to, fileSize) : fileSize;
-  const pending = new PendingBytes();
+  let pending = new PendingBytes();
   let skip = from.dataPosition;
   /** Stream offsets: the end of the payloads appended, and the end of the complete records taken. */
   let appended = 0;
   let taken = 0;
   const held: HeldBlock[] = [];
-  /** Wanted records (with their length field) not yet written to their end, by stream offset. */
+  /** Bytes of wanted records (with their length fields) not yet written, by stream offset. */
   const kept: { start: number; bytes: Buffer }[] = [];
   let keptCount = 0;
+  /** Set once trust's first record has been read: from then on, see `blind`. */
+  let trusted = false;
+  /** Set while blocks are copied on trust: where reading resumes (X, above) in the next block inflated. */
+  let resumeAt: number | undefined;
 
   /** Judges complete records (with their length fields), in stream order. */
   const judge = (records: Buffer[]) => {
     for (const rec of records) {
       const start = taken;
       taken += rec.length;
+      if (trust && !trusted && rec.readInt32LE(4) === trust.tid && rec.readInt32LE(8) >= trust.start) trusted = true;
       if (wanted(rec.subarray(4))) {
         kept.push({ start, bytes: rec });
         keptCount++;
@@ -384,39 +436,65 @@ export async function* bamPiecesBetween(
       while (kept.length > 0 && kept[0].start + kept[0].bytes.length <= h.end) kept.shift();
     }
   };
+  /** Whether the block at `pos` is copied on trust, not inflated (decided when it is queued: `trusted` only turns on). */
+  const blind = (pos: number) => trusted && trust !== undefined && pos < trust.until.blockPosition && !suspectAt(trust, pos);
 
-  for await (const { pos, next, data: inflated, block } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit, label), label)) {
+  for await (const { pos, next, data, block } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit, label), label, (p) => !blind(p))) {
+    const pieces: BamPiece[] = [];
+    if (data === undefined) {
+      // Copied on trust. What is pending is the start of a wanted record that continues here.
+      if (resumeAt === undefined) {
+        if (pending.length > 0) {
+          kept.push({ start: taken, bytes: Buffer.from(pending.view()) });
+          keptCount++;
+        }
+        release(Infinity, pieces);
+        pending = new PendingBytes();
+        resumeAt = trustEnd(trust!, pos).dataPosition;
+      }
+      // An empty block carries nothing (and htslib may read one as the end of the file).
+      if (block.readUInt32LE(block.length - 4) > 0) pieces.push({ block, payload: undefined });
+      yield { pieces, records: 0, uninflated: 1 };
+      continue;
+    }
     const isLast = to !== undefined && pos === to.blockPosition;
-    let left = isLast ? pending.length + to.dataPosition - skip : Infinity;
-    const whole = skip === 0 && !isLast;
-    const usable = skip > 0 ? inflated.subarray(Math.min(skip, inflated.length)) : inflated;
+    /** Where in this block's payload the records read here begin. */
+    const first = resumeAt ?? skip;
+    let left = isLast ? pending.length + to.dataPosition - first : Infinity;
+    const whole = first === 0 && !isLast;
+    if (resumeAt !== undefined && resumeAt > 0) {
+      // The end of the records copied on trust.
+      pieces.push({ bytes: data.subarray(0, Math.min(resumeAt, data.length)) });
+    }
+    const usable = first > 0 ? data.subarray(Math.min(first, data.length)) : data;
     skip = 0;
+    resumeAt = undefined;
     if (usable.length > 0) {
       held.push({ block, pos, payload: usable, start: appended, end: appended + usable.length, whole });
       appended += usable.length;
       pending.append(usable, pos);
     }
+    taken = appended - pending.length;
     const batch: Buffer[] = [];
     left -= takeRecords(pending, left, batch, label, true);
     const before = keptCount;
     judge(batch);
-    const pieces: BamPiece[] = [];
     if (isLast) {
       // A record that starts before `to` but spills into the next blocks is still in range.
       if (left > 0 && pending.length > 0) judge([await finishRecord(readAt, fileSize, next, pending, label, true)]);
       release(Infinity, pieces);
       // The parts of records past the last block held (read by finishRecord).
       for (const k of kept.splice(0)) pieces.push({ bytes: k.bytes.subarray(Math.max(0, appended - k.start)) });
-      if (pieces.length > 0) yield { pieces, records: keptCount - before };
+      if (pieces.length > 0) yield { pieces, records: keptCount - before, uninflated: 0 };
       return;
     }
     release(taken, pieces);
-    if (pieces.length > 0 || keptCount > before) yield { pieces, records: keptCount - before };
+    if (pieces.length > 0 || keptCount > before) yield { pieces, records: keptCount - before, uninflated: 0 };
   }
   if (pending.length > 0 && to === undefined) throw corrupt(label, `truncated BAM: the last record (from the block at byte ${pending.blockOf(0)}) is incomplete`);
   const pieces: BamPiece[] = [];
   release(Infinity, pieces);
-  if (pieces.length > 0) yield { pieces, records: 0 };
+  if (pieces.length > 0) yield { pieces, records: 0, uninflated: 0 };
 }
 
 /**

@@ -8,7 +8,7 @@ import { HttpSource, type ObjectSource } from '../../src/source/object-source.js
 import { Stats } from '../../src/stats.js';
 import { HttpTransport } from '../../src/transport/http-transport.js';
 import { parseRegion } from '../../src/view/region.js';
-import { runView, type DataFormat, type ReferenceInput } from '../../src/view/view-session.js';
+import { runView, type DataFormat, type ReferenceInput, type ViewResult } from '../../src/view/view-session.js';
 import type { SeededRandom } from './random.js';
 
 export interface ViewTextOptions {
@@ -20,6 +20,8 @@ export interface ViewTextOptions {
   referenceUrl?: string;
   /** Cache block size; default: the mount's. */
   blockSize?: number;
+  /** Told what the view counted (records read, blocks copied without inflating). */
+  onResult?: (result: ViewResult) => void;
 }
 
 /** SAM text of `regions` of the file at `url`, as `slicefs view` writes it. */
@@ -41,7 +43,7 @@ export async function viewOutput(url: string, regions: string[], format: 'sam' |
   });
   const reference: ReferenceInput | undefined = opts.referenceUrl ? { fasta: source(opts.referenceUrl), fai: source(`${opts.referenceUrl}.fai`) } : undefined;
   try {
-    await runView({
+    const result = await runView({
       data: source(url),
       indexCandidates: (format) => (opts.index ? opts.index(source, format) : format === 'cram' ? [source(`${url}.crai`)] : [source(`${url}.bai`), source(`${url}.csi`)]),
       reference,
@@ -54,6 +56,7 @@ export async function viewOutput(url: string, regions: string[], format: 'sam' |
       stats,
       out,
     });
+    opts.onResult?.(result);
   } finally {
     await transport.close();
   }

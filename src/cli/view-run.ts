@@ -279,7 +279,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       });
     if (args.stats) {
       // BAM output: records= counts the records read one by one, not those in blocks copied unread.
-      say(`view: records=${result.records}${result.uninflated > 0 ? ` uninflated_blocks=${result.uninflated}` : ''} requests=${stats.requests} bytes=${stats.bytesFetched} disk_hits=${stats.diskHits} disk_misses=${stats.diskMisses} time=${((performance.now() - t0) / 1000).toFixed(3)}s`);
+      say(`view: records=${result.records}${result.unread > 0 ? ` unread_blocks=${result.unread}` : ''} requests=${stats.requests} bytes=${stats.bytesFetched} disk_hits=${stats.diskHits} disk_misses=${stats.diskMisses} time=${((performance.now() - t0) / 1000).toFixed(3)}s`);
     }
   } finally {
     // Not finished: a failed view (or one that failed before it began) leaves no partial output.

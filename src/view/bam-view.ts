@@ -80,13 +80,13 @@ export class BamView {
 
   /**
    * The same records as BAM output (./bgzf.ts, bamPiecesBetween): input blocks that hold only
-   * wanted records come whole, to be copied; the rest as bytes, to be compressed anew. With
-   * `onTrust` (BAM output, where copied blocks need not be inflated), the blocks inside a region's
-   * run of overlapping records are copied without being inflated (see `trustFor`).
+   * wanted records come whole, to be copied; the rest as bytes, to be compressed anew. Inside a
+   * region's run of overlapping records (see `trustFor`; not with `contained`) blocks are copied
+   * unread, and inflated only when `payloads` asks for their bytes (uncompressed BAM).
    */
-  async *bamPieces(regions: ViewRegion[], contained: boolean, onTrust: boolean): AsyncGenerator<{ pieces: BamPiece[]; records: number; uninflated: number }> {
+  async *bamPieces(regions: ViewRegion[], contained: boolean, payloads: boolean): AsyncGenerator<{ pieces: BamPiece[]; records: number; unread: number }> {
     const size = this.reader.size;
-    yield* this.perChunk(regions, contained, (readAt, from, to, keep, label, trust) => bamPiecesBetween(readAt, size, from, to, label, keep, onTrust && !contained ? trust : undefined));
+    yield* this.perChunk(regions, contained, (readAt, from, to, keep, label, trust) => bamPiecesBetween(readAt, size, from, to, label, keep, contained ? undefined : trust, payloads));
   }
 
   /**

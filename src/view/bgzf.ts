@@ -125,17 +125,30 @@ function inflateBlockSync(block: Buffer, pos: number, label: string): Buffer {
   return checkedInflate(inflated, isize, pos, label);
 }
 
+/** A block as inflatedBlocks hands it on. */
+interface QueuedBlock {
+  pos: number;
+  next: number;
+  /** The inflated payload; undefined for an unread block that was not inflated. */
+  data: Buffer | undefined;
+  block: Buffer;
+  /** Whether its records are not to be read (`unread` said so when it was queued). */
+  unread: boolean;
+}
+
 /**
  * Inflates blocks in order, with up to INFLATE_AHEAD of them being inflated on libuv's thread pool
  * while the caller parses records: decompression runs on the other core. A block for which
- * `wanted(pos)` says no when its turn comes is handed on without being inflated (data undefined).
+ * `unread(pos)` says yes when it is queued is handed on marked so, and inflated only when
+ * `inflateUnread`.
  */
 async function* inflatedBlocks(
   blocks: AsyncGenerator<{ pos: number; block: Buffer }>,
   label: string,
-  wanted: (pos: number) => boolean = () => true,
-): AsyncGenerator<{ pos: number; next: number; data: Buffer | undefined; block: Buffer }> {
-  const queue: Promise<{ pos: number; next: number; data: Buffer | undefined; block: Buffer }>[] = [];
+  unread: (pos: number) => boolean = () => false,
+  inflateUnread = true,
+): AsyncGenerator<QueuedBlock> {
+  const queue: Promise<QueuedBlock>[] = [];
   let done = false;
   const fill = async () => {
     while (!done && queue.length < INFLATE_AHEAD) {
@@ -145,7 +158,9 @@ async function* inflatedBlocks(
         break;
       }
       const { pos, block } = r.value;
-      const p = wanted(pos) ? inflateBlock(block, pos, label).then((data) => ({ pos, next: pos + block.length, data, block })) : Promise.resolve({ pos, next: pos + block.length, data: undefined, block });
+      const skip = unread(pos);
+      const next = pos + block.length;
+      const p = skip && !inflateUnread ? Promise.resolve({ pos, next, data: undefined, block, unread: skip }) : inflateBlock(block, pos, label).then((data) => ({ pos, next, data, block, unread: skip }));
       p.catch(() => {}); // awaited in order below; not an unhandled rejection meanwhile
       queue.push(p);
     }
@@ -261,7 +276,7 @@ export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VO
   const pending = new PendingBytes(); // inflated bytes not yet consumed as records
   let skip = from.dataPosition;
   for await (const { pos, next, data } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit, label), label)) {
-    const inflated = data!; // every block is inflated here
+    const inflated = data!; // every block is read, so inflated, here
     const isLast = to !== undefined && pos === to.blockPosition;
     // In the last block only records that start before `to.dataPosition` belong to the range.
     let left = isLast ? pending.length + to.dataPosition - skip : Infinity;
@@ -305,7 +320,7 @@ async function finishRecord(readAt: ReadAt, fileSize: number, pos: number, pendi
  * A piece of BAM output: `bytes` of the record stream (whole records or parts of one, with their
  * length fields) to be compressed anew, or an input `block` whose payload is wholly wanted
  * records, to be copied as it is (BAM output); `payload` is its inflated bytes, to be written
- * anew (uncompressed BAM), or undefined when it was not inflated (only with `trust`, below).
+ * anew (uncompressed BAM), undefined when it was not inflated (with `trust` and no `payloads`).
  */
 export type BamPiece = { bytes: Buffer } | { block: Buffer; payload: Buffer | undefined };
 
@@ -356,7 +371,7 @@ interface HeldBlock {
 /**
  * The BAM output of the records that start in [from, to) (as recordsBetween reads them) and that
  * `wanted` keeps, in pieces (see BamPiece), in order, one batch per input block, with the number
- * of records read and kept and of blocks copied without being inflated.
+ * of records read and kept and of blocks copied unread.
  *
  * The chunk's inflated payloads, one after the other, are a stream of records; the output is
  * the sub-stream of wanted records. An input block is copied whole when every record that has a
@@ -372,8 +387,9 @@ interface HeldBlock {
  * reading the output: a block that fails it would be copied corruption).
  *
  * With `trust`, once its first record has been read, a block that lies before the block of
- * `trust.until` and outside every suspect range is copied without being inflated (its bytes are
- * wanted records by the caller's word; its size is in its trailer), and so is every block after it
+ * `trust.until` and outside every suspect range is copied unread (its bytes are wanted records by
+ * the caller's word): not even inflated unless `payloads` asks for them (uncompressed BAM; then its
+ * CRC32 is checked), since its size is in its trailer. So is every block after it
  * up to the block of the next stop, X (trustEnd: the next suspect range's first record, or
  * `until`). The record that was incomplete when the first of those blocks came is wanted (it
  * starts after the first record of trust, and outside the suspect ranges, which hold whole
@@ -388,7 +404,8 @@ export async function* bamPiecesBetween(
   label: string,
   wanted: (rec: Buffer) => boolean,
   trust?: Trust,
-): AsyncGenerator<{ pieces: BamPiece[]; records: number; uninflated: number }> {
+  payloads = false,
+): AsyncGenerator<{ pieces: BamPiece[]; records: number; unread: number }> {
   const limit = to ? chunkEndByte(to, fileSize) : fileSize;
   let pending = new PendingBytes();
   let skip = from.dataPosition;
@@ -419,12 +436,16 @@ export async function* bamPiecesBetween(
       for (let i = held.length - 1; i >= 0 && held[i].end > start; i--) if (held[i].start < taken) held[i].whole = false;
     }
   };
+  /** Checks a copied block's CRC32 against its payload (htslib checks it when reading the output, and uncompressed BAM writes a new one). */
+  const checkCrc = (block: Buffer, payload: Buffer, pos: number) => {
+    if ((crc32(payload) >>> 0) !== block.readUInt32LE(block.length - 8)) throw corrupt(label, `corrupt BGZF block at byte ${pos}: CRC32 mismatch`);
+  };
   /** Decides and writes the held blocks that end at or before `upTo` (their records all judged). */
   const release = (upTo: number, out: BamPiece[]) => {
     while (held.length > 0 && held[0].end <= upTo) {
       const h = held.shift()!;
       if (h.whole) {
-        if ((crc32(h.payload) >>> 0) !== h.block.readUInt32LE(h.block.length - 8)) throw corrupt(label, `corrupt BGZF block at byte ${h.pos}: CRC32 mismatch`);
+        checkCrc(h.block, h.payload, h.pos);
         out.push({ block: h.block, payload: h.payload });
       } else {
         for (const k of kept) {
@@ -436,12 +457,12 @@ export async function* bamPiecesBetween(
       while (kept.length > 0 && kept[0].start + kept[0].bytes.length <= h.end) kept.shift();
     }
   };
-  /** Whether the block at `pos` is copied on trust, not inflated (decided when it is queued: `trusted` only turns on). */
+  /** Whether the block at `pos` is copied on trust, unread (decided when it is queued: `trusted` only turns on). */
   const blind = (pos: number) => trusted && trust !== undefined && pos < trust.until.blockPosition && !suspectAt(trust, pos);
 
-  for await (const { pos, next, data, block } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit, label), label, (p) => !blind(p))) {
+  for await (const { pos, next, data, block, unread } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit, label), label, blind, payloads)) {
     const pieces: BamPiece[] = [];
-    if (data === undefined) {
+    if (unread) {
       // Copied on trust. What is pending is the start of a wanted record that continues here.
       if (resumeAt === undefined) {
         if (pending.length > 0) {
@@ -453,10 +474,14 @@ export async function* bamPiecesBetween(
         resumeAt = trustEnd(trust!, pos).dataPosition;
       }
       // An empty block carries nothing (and htslib may read one as the end of the file).
-      if (block.readUInt32LE(block.length - 4) > 0) pieces.push({ block, payload: undefined });
-      yield { pieces, records: 0, uninflated: 1 };
+      if (block.readUInt32LE(block.length - 4) > 0) {
+        if (data) checkCrc(block, data, pos);
+        pieces.push({ block, payload: data });
+      }
+      yield { pieces, records: 0, unread: 1 };
       continue;
     }
+    if (data === undefined) throw new Error('bgzf: a block to be read was not inflated');
     const isLast = to !== undefined && pos === to.blockPosition;
     /** Where in this block's payload the records read here begin. */
     const first = resumeAt ?? skip;
@@ -485,16 +510,16 @@ export async function* bamPiecesBetween(
       release(Infinity, pieces);
       // The parts of records past the last block held (read by finishRecord).
       for (const k of kept.splice(0)) pieces.push({ bytes: k.bytes.subarray(Math.max(0, appended - k.start)) });
-      if (pieces.length > 0) yield { pieces, records: keptCount - before, uninflated: 0 };
+      if (pieces.length > 0) yield { pieces, records: keptCount - before, unread: 0 };
       return;
     }
     release(taken, pieces);
-    if (pieces.length > 0 || keptCount > before) yield { pieces, records: keptCount - before, uninflated: 0 };
+    if (pieces.length > 0 || keptCount > before) yield { pieces, records: keptCount - before, unread: 0 };
   }
   if (pending.length > 0 && to === undefined) throw corrupt(label, `truncated BAM: the last record (from the block at byte ${pending.blockOf(0)}) is incomplete`);
   const pieces: BamPiece[] = [];
   release(Infinity, pieces);
-  if (pieces.length > 0) yield { pieces, records: 0, uninflated: 0 };
+  if (pieces.length > 0) yield { pieces, records: 0, unread: 0 };
 }
 
 /**

@@ -58,10 +58,10 @@ export interface ViewOptions {
 }
 
 export interface ViewResult {
-  /** Records read one by one and written (those in blocks copied without inflating are not counted). */
+  /** Records read one by one and written (those in blocks copied unread are not counted). */
   records: number;
-  /** BAM output: input blocks copied without being inflated (./bgzf.ts, bamPiecesBetween's trust). */
-  uninflated: number;
+  /** BAM output from a BAM: input blocks copied without their records being read, and for BAM (not uncompressed) without being inflated (./bgzf.ts, bamPiecesBetween's trust). */
+  unread: number;
 }
 
 /**
@@ -260,12 +260,12 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   const header = o.pg ? withPg(samText, o.pg) : o.format === 'sam' ? samText : bam.headerText;
   const w = writer(o.out);
   let records = 0;
-  let uninflated = 0;
+  let unread = 0;
 
   if (o.format === 'sam') {
     if (o.header === 'only') {
       await w.write(Buffer.from(header, 'utf8'));
-      return { records, uninflated };
+      return { records, unread };
     }
     const refs = refNameBytes(bam.contigs.map((c) => c.name));
     const sink = new ByteSink();
@@ -283,7 +283,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
       if (sink.len >= SAM_BATCH) await w.write(sink.take());
     }
     if (sink.len > 0) await w.write(sink.take());
-    return { records, uninflated };
+    return { records, unread };
   }
 
   // BAM: the header block, then the records' bytes unchanged, in BGZF blocks, then the EOF block.
@@ -306,7 +306,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   bgzf.write(bamHeader(o.header === 'without' ? '' : header, bam.contigs));
   if (o.header !== 'only' && bamInput) {
     const copy = o.format === 'bam';
-    for await (const batch of bamInput.bamPieces(regions, o.contained, copy)) {
+    for await (const batch of bamInput.bamPieces(regions, o.contained, !copy)) {
       for (const p of batch.pieces) {
         if ('bytes' in p) {
           bgzf.write(p.bytes);
@@ -318,11 +318,11 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
         } else if (p.payload) {
           bgzf.write(p.payload);
         } else {
-          throw new Error('view: a block copied on trust has no payload to write uncompressed');
+          throw new Error('view: a block copied unread has no payload to write uncompressed');
         }
       }
       records += batch.records;
-      uninflated += batch.uninflated;
+      unread += batch.unread;
       if (blockBytes >= BAM_BATCH) await flush();
     }
   } else if (o.header !== 'only') {
@@ -339,7 +339,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   }
   bgzf.end();
   await flush();
-  return { records, uninflated };
+  return { records, unread };
 }
 
 function bamHeader(text: string, contigs: { name: string; length: number }[]): Buffer {

@@ -6,7 +6,7 @@
  * sample BAM as samtools writes it (records start on block boundaries) and the same records
  * re-blocked here at odd, seeded block sizes (records straddle blocks, as htsjdk writes them).
  * Inside a region's run of overlapping records, blocks are copied without being inflated (the
- * view's `uninflated` count); a BAM built here, indexed as htslib before 1.15 did (unmapped placed
+ * view's `unread` count; with -u they are inflated but their records not read); a BAM built here, indexed as htslib before 1.15 did (unmapped placed
  * reads left out of the linear index), checks that this trusts only what every index vouches for.
  */
 import assert from 'node:assert/strict';
@@ -144,7 +144,7 @@ async function checkRegions(file: string, regions: string[]): Promise<{ copied: 
   const copied: Buffer[] = [];
   let uninflated = 0;
   for (const r of regions) {
-    const out = await viewOutput(url, [r], 'bam', { onResult: (res) => (uninflated += res.uninflated) });
+    const out = await viewOutput(url, [r], 'bam', { onResult: (res) => (uninflated += res.unread) });
     await quickcheck(out, 'region.bam');
     assert.equal(await decode(out), (await samtoolsOracle(file, [r])).text, `${basename(file)} ${r}`);
     copied.push(...copiedBlocks(input, out));
@@ -160,7 +160,7 @@ test('BAM output of a BAM written by samtools: the records of samtools view -b f
   // A whole contig is nearly all inner blocks: all but the edges are copied, most not even inflated.
   const input = await readFile(sample.bam);
   let chr1Uninflated = 0;
-  const chr1 = await viewOutput(server.url('/d/sample.bam'), ['chr1'], 'bam', { onResult: (res) => (chr1Uninflated = res.uninflated) });
+  const chr1 = await viewOutput(server.url('/d/sample.bam'), ['chr1'], 'bam', { onResult: (res) => (chr1Uninflated = res.unread) });
   const outBlocks = blocksOf(chr1).length;
   assert.ok(copiedBlocks(input, chr1).length >= outBlocks - 4, `chr1: ${copiedBlocks(input, chr1).length} of ${outBlocks} blocks copied`);
   assert.ok(chr1Uninflated >= outBlocks / 2, `chr1: ${chr1Uninflated} of ${outBlocks} blocks copied without being inflated`);
@@ -212,17 +212,19 @@ test('several and overlapping regions, --contained, `*`, the whole file: the rec
   }
 });
 
-test('-u (uncompressed BAM): stored deflate blocks only, the records of samtools view -u', async () => {
+test('-u (uncompressed BAM): stored deflate blocks only, the records of samtools view -u; inner blocks written unread', async () => {
   for (const file of [sample.bam, straddling.path]) {
     const url = server.url(`/d/${basename(file)}`);
+    let unread = 0;
     for (const set of [['chr1:150000-250000'], ['chr2'], ['chrUn'], ['chr1:1000-50000', 'chr1:40000-90000', '*']]) {
-      const out = await viewOutput(url, set, 'ubam');
+      const out = await viewOutput(url, set, 'ubam', { onResult: (res) => (unread += res.unread) });
       await quickcheck(out, 'u.bam');
       const oracle = await samtoolsOracle(file, set, '-u');
       assert.ok(allStored(oracle.bam), 'samtools view -u writes stored blocks (the check reads them right)');
       assert.ok(allStored(out), `${basename(file)} ${set.join(' ')}: every block stored`);
       assert.equal(await decode(out), oracle.text, `${basename(file)} ${set.join(' ')}`);
     }
+    assert.ok(unread > 0, `${basename(file)}: blocks inside a run of overlapping records are written without their records being read`);
   }
 });
 
@@ -377,7 +379,7 @@ test('an index made as htslib before 1.15 made it (unmapped placed reads left ou
   const url = server.url('/d/old-linear.bam');
   let uninflated = 0;
   for (const region of ['chr1:1000-262144', 'chr1:1001-262144', 'chr1:1000-262145', 'chr1:5000-250000', 'chr1:200000-262144', 'chr1:262145-262145', 'chr1:100000-300000', 'chr1']) {
-    const out = await viewOutput(url, [region], 'bam', { onResult: (res) => (uninflated += res.uninflated) });
+    const out = await viewOutput(url, [region], 'bam', { onResult: (res) => (uninflated += res.unread) });
     await quickcheck(out, 'old-linear-region.bam');
     assert.equal(await decode(out), (await samtoolsOracle(path, [region])).text, region);
   }

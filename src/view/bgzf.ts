@@ -589,20 +589,44 @@ export async function readBamHeader(
 export const BGZF_EOF = Buffer.from('1f8b08040000000000ff0600424302001b0003000000000000000000', 'hex');
 
 /** Largest inflated payload of one block (htslib's BGZF_BLOCK_SIZE, leaving room for a stored block). */
-const MAX_PAYLOAD = 0xff00;
+export const MAX_PAYLOAD = 0xff00;
+
+/** The BGZF header of a block of `bsize` bytes (gzip with the BC extra field). */
+function bgzfHeader(out: Buffer, bsize: number): void {
+  out.set([0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 6, 0, 0x42, 0x43, 2, 0]);
+  out.writeUInt16LE(bsize - 1, 16);
+}
 
 /**
  * One BGZF block of `data` (≤ MAX_PAYLOAD bytes). Level 1 by default: fast, as `samtools view -1`;
  * level 0 makes stored deflate blocks (BTYPE 00), as `samtools view -u`: no compression at all.
  */
 export function bgzfBlock(data: Buffer, level = 1): Buffer {
+  if (level === 0) return storedBgzfBlock(data);
   const deflated = deflateRawSync(data, { level });
   const bsize = BGZF_HEADER + deflated.length + 8;
   const out = Buffer.alloc(bsize);
-  out.set([0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 6, 0, 0x42, 0x43, 2, 0]);
-  out.writeUInt16LE(bsize - 1, 16);
+  bgzfHeader(out, bsize);
   deflated.copy(out, BGZF_HEADER);
   out.writeUInt32LE(crc32(data) >>> 0, bsize - 8);
+  out.writeUInt32LE(data.length, bsize - 4);
+  return out;
+}
+
+/**
+ * A BGZF block holding `data` (≤ MAX_PAYLOAD bytes) as one final stored deflate block (RFC 1951
+ * §3.2.4: the byte 0x01, LEN, its complement, the bytes), built here without zlib; `crc` when
+ * already known (an input block's, checked against these bytes).
+ */
+export function storedBgzfBlock(data: Buffer, crc = crc32(data) >>> 0): Buffer {
+  const bsize = BGZF_HEADER + 5 + data.length + 8;
+  const out = Buffer.allocUnsafe(bsize);
+  bgzfHeader(out, bsize);
+  out[BGZF_HEADER] = 1;
+  out.writeUInt16LE(data.length, BGZF_HEADER + 1);
+  out.writeUInt16LE(~data.length & 0xffff, BGZF_HEADER + 3);
+  data.copy(out, BGZF_HEADER + 5);
+  out.writeUInt32LE(crc, bsize - 8);
   out.writeUInt32LE(data.length, bsize - 4);
   return out;
 }

@@ -16,7 +16,7 @@ import { RangeReader } from '../reader/range-reader.js';
 import type { ObjectSource } from '../source/object-source.js';
 import type { Stats } from '../stats.js';
 import type { BamView } from './bam-view.js';
-import { BgzfWriter } from './bgzf.js';
+import { BgzfWriter, MAX_PAYLOAD, storedBgzfBlock } from './bgzf.js';
 import type { CramView } from './cram/cram-view.js';
 import { checkBai, checkCsi } from './index-check.js';
 import { MAX_FAI_BYTES, MAX_INDEX_BYTES, tooLarge } from './limits.js';
@@ -315,6 +315,12 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
           bgzf.flush();
           blocks.push(p.block);
           blockBytes += p.block.length;
+        } else if (p.payload && p.payload.length <= MAX_PAYLOAD) {
+          // Uncompressed BAM: the payload as one stored block, with the input's CRC32 (checked).
+          bgzf.flush();
+          const stored = storedBgzfBlock(p.payload, p.block.readUInt32LE(p.block.length - 8));
+          blocks.push(stored);
+          blockBytes += stored.length;
         } else if (p.payload) {
           bgzf.write(p.payload);
         } else {

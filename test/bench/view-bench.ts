@@ -5,8 +5,8 @@
  * through the 20 ms / 1 Gbit/s latency proxy. Both tools write SAM records to a pipe that counts
  * lines; each run is a new process. Cold: no cached index (slicefs's --cache-dir emptied, and
  * whatever samtools left in its working directory removed: the `.bai` / `.crai` it downloads);
- * warm: both keep their index from the previous run. Reports median time of N runs, HTTP requests
- * and bytes from nginx's log, and the ratios.
+ * warm: both keep their index from the previous run. Reports median time and CPU seconds (user +
+ * system, GNU time) of N runs, HTTP requests and bytes from nginx's log, and the ratios.
  *
  * CRAM: both tools read the reference over the same link: `slicefs view --reference-url
  * …/ref.fa` and `samtools view -T http://…/ref.fa` (htslib reads `ref.fa.fai` over HTTP, then seeks
@@ -49,6 +49,8 @@ interface Timed {
   code: number | null;
   err: string;
   rssMiB: number;
+  /** CPU seconds (user + system) of the tool and its children, from GNU time. */
+  cpuS: number;
   timedOut: boolean;
   /** Bytes written to stdout. */
   bytes: number;
@@ -63,7 +65,7 @@ interface Timed {
 function timed(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, timeoutMs: number, keep = false): Promise<Timed> {
   return new Promise((res) => {
     const t0 = performance.now();
-    const p = spawn('/usr/bin/time', ['-f', 'SLICEFS_BENCH_MAXRSS_KB=%M', cmd, ...args], {
+    const p = spawn('/usr/bin/time', ['-f', 'SLICEFS_BENCH_MAXRSS_KB=%M CPU_S=%U+%S', cmd, ...args], {
       cwd,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -97,9 +99,11 @@ function timed(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv,
     p.on('close', (code) => {
       clearTimeout(timer);
       unregister();
-      const rss = Number(/SLICEFS_BENCH_MAXRSS_KB=(\d+)/.exec(err)?.[1] ?? NaN) / 1024;
-      err = err.replace(/^SLICEFS_BENCH_MAXRSS_KB=\d+\n?/m, '');
-      res({ s: (performance.now() - t0) / 1000, lines, code, err, rssMiB: rss, timedOut, bytes, out: keep ? Buffer.concat(kept) : undefined });
+      const m = /SLICEFS_BENCH_MAXRSS_KB=(\d+) CPU_S=([\d.]+)\+([\d.]+)/.exec(err);
+      const rss = Number(m?.[1] ?? NaN) / 1024;
+      const cpuS = Number(m?.[2] ?? NaN) + Number(m?.[3] ?? NaN);
+      err = err.replace(/^SLICEFS_BENCH_MAXRSS_KB=\d+ CPU_S=\S+\n?/m, '');
+      res({ s: (performance.now() - t0) / 1000, lines, code, err, rssMiB: rss, cpuS, timedOut, bytes, out: keep ? Buffer.concat(kept) : undefined });
     });
   });
 }
@@ -168,6 +172,8 @@ interface ToolResult {
   refBytes: number;
   lines: number;
   rss: number;
+  /** CPU seconds of each run. */
+  cpu: number[];
   /** Output bytes of the last run. */
   outBytes: number;
   /** The last run's output, for BAM output (checked below). */
@@ -245,7 +251,7 @@ async function main(): Promise<void> {
             ['samtools', 'samtools', samtoolsArgs, SAMTOOLS_ENV],
             ['slicefs', process.execPath, slicefsArgs, childEnv()],
           ] as const) {
-            const r: ToolResult = { s: [], req: 0, bytes: 0, refReq: 0, refBytes: 0, lines: 0, rss: 0, outBytes: 0 };
+            const r: ToolResult = { s: [], req: 0, bytes: 0, refReq: 0, refBytes: 0, lines: 0, rss: 0, outBytes: 0, cpu: [] };
             if (warm) await timed(cmd, args, cwd, env, cmdTimeoutMs); // leaves each tool's index behind
             for (let i = 0; i < runs && !failed; i++) {
               if (!warm) {
@@ -270,6 +276,7 @@ async function main(): Promise<void> {
               r.outBytes = t.bytes;
               r.out = t.out;
               r.rss = Math.max(r.rss, t.rssMiB);
+              r.cpu.push(t.cpuS);
             }
             result[tool] = r;
             if (failed) break;
@@ -293,7 +300,7 @@ async function main(): Promise<void> {
           if (failed) {
             failures.push(`${label}: ${failed}`);
             process.stderr.write(`view-bench: FAILED ${failed}\n`);
-            rows.push(`${head} | ${warm ? 'warm' : 'cold'} | failed (see stderr) | | | | | | | | |`);
+            rows.push(`${head} | ${warm ? 'warm' : 'cold'} | failed (see stderr) | | | | | | | | | |`);
             continue;
           }
           const refCols =
@@ -301,7 +308,7 @@ async function main(): Promise<void> {
               ? `${a.refReq} / ${b.refReq} | ${(a.refBytes / 1e6).toFixed(2)} / ${(b.refBytes / 1e6).toFixed(2)}`
               : '– | –';
           rows.push(
-            `${head} (${b.lines} records) | ${warm ? 'warm' : 'cold'} | ${median(a.s).toFixed(3)} | ${median(b.s).toFixed(3)} | **${(median(b.s) / median(a.s)).toFixed(2)}×** | ${a.req} / ${b.req} | ${(a.bytes / 1e6).toFixed(2)} / ${(b.bytes / 1e6).toFixed(2)} | ${refCols} | ${output === 'sam' ? '–' : `${(a.outBytes / 1e6).toFixed(1)} / ${(b.outBytes / 1e6).toFixed(1)}`} | ${a.rss.toFixed(0)} / ${b.rss.toFixed(0)} |`,
+            `${head} (${b.lines} records) | ${warm ? 'warm' : 'cold'} | ${median(a.s).toFixed(3)} | ${median(b.s).toFixed(3)} | **${(median(b.s) / median(a.s)).toFixed(2)}×** | ${median(a.cpu).toFixed(2)} / ${median(b.cpu).toFixed(2)} | ${a.req} / ${b.req} | ${(a.bytes / 1e6).toFixed(2)} / ${(b.bytes / 1e6).toFixed(2)} | ${refCols} | ${output === 'sam' ? '–' : `${(a.outBytes / 1e6).toFixed(1)} / ${(b.outBytes / 1e6).toFixed(1)}`} | ${a.rss.toFixed(0)} / ${b.rss.toFixed(0)} |`,
           );
         }
       }
@@ -329,8 +336,8 @@ async function main(): Promise<void> {
   );
   process.stdout.write(
     `slicefs view vs samtools view on ${files} (${runs} runs, median; cold processes)\n\n` +
-      '| format | output | link | region | index | samtools s | slicefs s | time ratio | requests (samtools / slicefs) | origin MB (samtools / slicefs) | reference requests (samtools / slicefs) | reference MB (samtools / slicefs) | output MB (samtools / slicefs) | peak RSS MiB (samtools / slicefs) |\n' +
-      '|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n' +
+      '| format | output | link | region | index | samtools s | slicefs s | time ratio | CPU s (samtools / slicefs) | requests (samtools / slicefs) | origin MB (samtools / slicefs) | reference requests (samtools / slicefs) | reference MB (samtools / slicefs) | output MB (samtools / slicefs) | peak RSS MiB (samtools / slicefs) |\n' +
+      '|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n' +
       rows.join('\n') +
       '\n\n' +
       notes.join('\n') +

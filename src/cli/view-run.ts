@@ -143,6 +143,17 @@ async function openOutput(path: string, modes: Modes): Promise<OutputFile> {
   return file;
 }
 
+/**
+ * The output format from --output-format, -b and -u, as samtools reads -b and -u (-u implies -b);
+ * a contradiction (`--output-format sam -b`) is bad input.
+ */
+function outputFormat(args: ArgumentsCamelCase<ViewArgs>): 'sam' | 'bam' | 'ubam' {
+  const named = args['output-format'] as 'sam' | 'bam' | 'ubam' | undefined;
+  const flagged = args.uncompressed ? 'ubam' : args.bam ? 'bam' : undefined;
+  if (named && flagged && named !== flagged) throw new SlicefsError('USAGE', `--output-format ${named} contradicts ${args.uncompressed ? '-u' : '-b'}`);
+  return named ?? flagged ?? 'sam';
+}
+
 export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void> {
   const t0 = performance.now();
   const given = [args.url, args['input-file'], args.manifest, args['object-id'], args.ghga ? true : undefined].filter((x) => x !== undefined).length;
@@ -268,7 +279,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       referenceHint: 'give its reference with --reference-file ref.fa (or --reference-url URL of an indexed FASTA)',
       regions: regionsFor,
       contained: args.contained,
-      format: args['output-format'] as 'sam' | 'bam',
+      format: outputFormat(args),
       formatting: formatPlan(args.threads ?? defaultFormatThreads()),
       header: args['header-only'] ? 'only' : args.header ? 'with' : 'without',
       pg: args.pg ? { name: 'slicefs', version: VERSION, commandLine } : undefined,
@@ -289,7 +300,8 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
         throw err === output.error && isFsError(err) ? new Error(`-o ${args.output}: ${fsProblem(errorAt(err, args.output!))}`, { cause: err }) : err;
       });
     if (args.stats) {
-      say(`view: records=${result.records} requests=${stats.requests} bytes=${stats.bytesFetched} disk_hits=${stats.diskHits} disk_misses=${stats.diskMisses} time=${((performance.now() - t0) / 1000).toFixed(3)}s`);
+      // BAM output: records= counts the records read one by one, not those in blocks copied unread.
+      say(`view: records=${result.records}${result.unread > 0 ? ` unread_blocks=${result.unread}` : ''} requests=${stats.requests} bytes=${stats.bytesFetched} disk_hits=${stats.diskHits} disk_misses=${stats.diskMisses} time=${((performance.now() - t0) / 1000).toFixed(3)}s`);
     }
   } finally {
     // Not finished: a failed view (or one that failed before it began) leaves no partial output.

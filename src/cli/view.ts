@@ -30,7 +30,9 @@ export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'
   'bed-query'?: string;
   contained: boolean;
   output?: string;
-  'output-format': string;
+  'output-format'?: string;
+  bam: boolean;
+  uncompressed: boolean;
   header: boolean;
   'header-only': boolean;
   pg: boolean;
@@ -52,8 +54,8 @@ export const VIEW_COMMAND_LINE: CommandLineSpec = {
   ],
   // Credentials, and the files that hold them (a key, a token, a config file with tokens).
   hidden: ['token', 'token-file', 'download-token-file', 'private-key', 'config'],
-  flags: ['contained', 'header', 'header-only', 'pg', 'stats', 'index-cache', 'verbose', 'verify-connection', 'ghga', 'help', 'version'],
-  aliases: { m: 'manifest', T: 'reference-file', q: 'query', o: 'output', 'output-file': 'output', v: 'verbose', PG: 'pg', h: 'help', '@': 'threads' },
+  flags: ['bam', 'uncompressed', 'contained', 'header', 'header-only', 'pg', 'stats', 'index-cache', 'verbose', 'verify-connection', 'ghga', 'help', 'version'],
+  aliases: { b: 'bam', u: 'uncompressed', m: 'manifest', T: 'reference-file', q: 'query', o: 'output', 'output-file': 'output', v: 'verbose', PG: 'pg', h: 'help', '@': 'threads' },
 };
 
 export const viewCommand: CommandModule<object, ViewArgs> = {
@@ -73,7 +75,9 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       .option('bed-query', { type: 'string', describe: 'BED file of regions (0-based, half-open)' })
       .option('contained', { type: 'boolean', default: false, describe: 'only records entirely inside a region' })
       .option('output', { alias: ['o', 'output-file'], type: 'string', describe: 'write to this file instead of stdout' })
-      .option('output-format', { type: 'string', default: 'sam', choices: ['sam', 'bam'], describe: 'SAM text or BAM' })
+      .option('output-format', { type: 'string', choices: ['sam', 'bam', 'ubam'], describe: 'SAM text (the default), BAM, or uncompressed BAM (ubam)' })
+      .option('bam', { alias: 'b', type: 'boolean', default: false, describe: 'BAM output (--output-format bam)' })
+      .option('uncompressed', { alias: 'u', type: 'boolean', default: false, describe: 'uncompressed BAM output, for pipes (--output-format ubam; implies -b)' })
       .option('header', { type: 'boolean', default: true, describe: 'print the header (--no-header: records only)' })
       .option('header-only', { type: 'boolean', default: false, describe: 'print only the header' })
       .option('pg', { alias: 'PG', type: 'boolean', default: true, describe: 'add a @PG line for slicefs (--no-PG / --no-pg: do not)' })

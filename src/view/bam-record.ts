@@ -70,10 +70,17 @@ export function overlapsAny(wanted: readonly WantedRange[], contained: boolean, 
   return false;
 }
 
-/** Whether a BAM record is wanted; its CIGAR is only read when its start could be. */
+/**
+ * Whether a BAM record is wanted; its CIGAR is only read when its start could be and does not
+ * already decide it (without `contained`, a record that starts inside a region overlaps it: its
+ * end is past its start).
+ */
 export function recordWanted(rec: Buffer, wanted: readonly WantedRange[], contained: boolean): boolean {
   const tid = rec.readInt32LE(0);
   const pos = rec.readInt32LE(4);
+  if (!contained) {
+    for (const w of wanted) if (w.tid === tid && pos >= w.start && pos < w.end) return true;
+  }
   if (!overlapsAny(wanted, contained, tid, pos, Infinity)) return false;
   return overlapsAny(wanted, contained, tid, pos, recordEnd(rec, new DataView(rec.buffer, rec.byteOffset, rec.byteLength)));
 }

@@ -14,7 +14,7 @@ import { printable } from '../util/printable.js';
 import { ObjectFilehandle } from '../reader/object-filehandle.js';
 import type { RangeReader } from '../reader/range-reader.js';
 import { recordWanted, type WantedRange } from './bam-record.js';
-import { chunkEndByte, readBamHeader, recordsBetween, type VOffset } from './bgzf.js';
+import { bamPiecesBetween, chunkEndByte, readBamHeader, recordsBetween, type BamPiece, type ReadAt, type Trust, type VOffset } from './bgzf.js';
 import type { Contig, ViewRegion } from './region.js';
 
 export interface IndexInput {
@@ -24,7 +24,6 @@ export interface IndexInput {
   label: string;
 }
 
-/** Bytes [pos, pos + len) of the file. */
 interface Extent {
   pos: number;
   len: number;
@@ -75,11 +74,50 @@ export class BamView {
 
   /** The raw records (without their length prefix) of `regions`, each once, in file order, in batches. */
   async *records(regions: ViewRegion[], contained: boolean): AsyncGenerator<Buffer[]> {
+    const size = this.reader.size;
+    yield* this.perChunk(regions, contained, async function* (readAt, from, to, keep, label, _trust, stop) {
+      for await (const batch of recordsBetween(readAt, size, from, to, label)) {
+        const kept = batch.filter(keep);
+        if (kept.length > 0) yield kept;
+        // An indexed BAM is sorted by position: once a record starts past every region, no record
+        // after it in the file overlaps one, and the chunks of larger bins that lie further on
+        // are neither inflated nor parsed (htslib's iterator stops at the same record).
+        if (batch.length > 0 && stop.pastEvery(batch[batch.length - 1])) {
+          stop.stopped = true;
+          return;
+        }
+      }
+    });
+  }
+
+  /**
+   * The same records as BAM output (./bgzf.ts, bamPiecesBetween): input blocks that hold only
+   * wanted records come whole, to be copied; the rest as bytes, to be compressed anew. Inside a
+   * region's run of overlapping records (see `trustFor`; not with `contained`) blocks are copied
+   * unread, and inflated only when `payloads` asks for their bytes (uncompressed BAM).
+   */
+  async *bamPieces(regions: ViewRegion[], contained: boolean, payloads: boolean): AsyncGenerator<{ pieces: BamPiece[]; records: number; unread: number }> {
+    const size = this.reader.size;
+    yield* this.perChunk(regions, contained, (readAt, from, to, keep, label, trust) => bamPiecesBetween(readAt, size, from, to, label, keep, contained ? undefined : trust, payloads));
+  }
+
+  /**
+   * Runs `read` over the merged index chunks of `regions` (keeping the records htslib's overlap
+   * rule keeps), then, for `*`, from where the unplaced reads begin to the end of the file
+   * (keeping those with refID -1), and yields what it yields.
+   */
+  private async *perChunk<T>(
+    regions: ViewRegion[],
+    contained: boolean,
+    read: (readAt: ReadAt, from: VOffset, to: VOffset | undefined, keep: (rec: Buffer) => boolean, label: string, trust: Trust | undefined, stop: Stop) => AsyncGenerator<T>,
+  ): AsyncGenerator<T> {
     const index = this.bam.index;
     if (!index) throw new SlicefsError('USAGE', 'no index');
     const tidOf = new Map(this.contigs.map((c, i) => [c.name, i]));
     const wanted: WantedRange[] = [];
     let spans: Span[] = [];
+    /** Each region's chunks' extent, for trustFor. */
+    const runs: { tid: number; start: number; end: number; minv: VOffset; maxv: VOffset }[] = [];
     let unmapped = false;
     for (const r of regions) {
       if (r.kind === 'unmapped') {
@@ -96,6 +134,11 @@ export class BamView {
         throw this.unreadableIndex(err);
       });
       spans.push(...chunks.map((c) => ({ minv: c.minv, maxv: c.maxv })));
+      if (chunks.length > 0) {
+        const minv = chunks.map((c) => c.minv).reduce((a, b) => (cmp(a, b) <= 0 ? a : b));
+        const maxv = chunks.map((c) => c.maxv).reduce((a, b) => (cmp(a, b) >= 0 ? a : b));
+        runs.push({ tid, start: r.start, end: r.end, minv, maxv });
+      }
     }
     spans = mergeSpans(spans);
     const size = this.reader.size;
@@ -111,35 +154,66 @@ export class BamView {
       budget -= extent;
     }
 
-    spans: for (let i = 0; i < spans.length; i++) {
+    const keep = (rec: Buffer) => recordWanted(rec, wanted, contained);
+    const stop: Stop = { stopped: false, pastEvery: (rec) => pastEvery(rec, wanted) };
+    for (let i = 0; i < spans.length; i++) {
       const s = spans[i];
       // The chunk's compressed extent is known: keep up to AHEAD of it in flight ahead of the
       // reader (a bounded number of requests ahead of the writer), and nothing beyond it.
+      // Trust needs one region of the span (any: see trustFor); its records are read one by one meanwhile.
+      const run = runs.find((r) => cmp(r.minv, s.maxv) < 0 && cmp(r.maxv, s.minv) > 0);
+      const trust = run ? await this.trustFor(run, s) : undefined;
       const window: Extent = { pos: 0, len: 0 };
-      const readAt = this.aheadReader(chunkEndByte(s.maxv, size), window);
-      for await (const batch of recordsBetween(readAt, size, s.minv, s.maxv, this.label)) {
-        const kept = batch.filter((rec) => recordWanted(rec, wanted, contained));
-        if (kept.length > 0) yield kept;
-        // An indexed BAM is sorted by position: once a record starts past every region, no record
-        // after it in the file overlaps one, and the chunks of larger bins that lie further on
-        // are neither inflated nor parsed (htslib's iterator stops at the same record). The bytes
-        // already asked for are still taken in (not inflated), so that closing the connections
-        // does not cut them off: the disk tier keeps them and the next view fetches nothing.
-        if (batch.length > 0 && pastEvery(batch[batch.length - 1], wanted)) {
-          for (const e of [window, ...started.slice(i + 1)]) if (e.len > 0) await this.reader.read(e.pos, e.len).catch(() => {});
-          break spans;
-        }
+      yield* read(this.aheadReader(chunkEndByte(s.maxv, size), window), s.minv, s.maxv, keep, this.label, trust, stop);
+      if (stop.stopped) {
+        // The bytes already asked for are still taken in (not inflated), so that closing the
+        // connections does not cut them off: the disk tier keeps them and the next view fetches nothing.
+        for (const e of [window, ...started.slice(i + 1)]) if (e.len > 0) await this.reader.read(e.pos, e.len).catch(() => {});
+        break;
       }
     }
     if (unmapped) {
       const from = await this.unplacedStart();
-      if (from) {
-        for await (const batch of recordsBetween(this.aheadReader(size), size, from, undefined, this.label)) {
-          const kept = batch.filter((rec) => rec.readInt32LE(0) === -1);
-          if (kept.length > 0) yield kept;
-        }
-      }
+      const all: Stop = { stopped: false, pastEvery: () => false };
+      if (from) yield* read(this.aheadReader(size), from, undefined, (rec) => rec.readInt32LE(0) === -1, this.label, undefined, all);
     }
+  }
+
+  /**
+   * What the sort order and the index vouch for in span `s`, which holds chunks of region `run`
+   * (reference `tid`, [start, end)): once a record of `tid` at or after `start` has been read,
+   * every later record of `tid` starts at or after `start` (sorted by position), so it overlaps the
+   * region unless it starts at or past `end` (its end is past its start). A record that starts at
+   * or past `end` lies, in any index, in a chunk of its bin or of an ancestor of it (htslib moves
+   * small bins' chunks up), and that bin reaches past `end`: the chunks of every bin that reaches
+   * past `end` are the suspect ranges, read record by record; outside them every record overlaps.
+   * The records of the next references come after the region's last chunk, so trust stops at the
+   * end of it (or of the span). The linear index is not used: htslib before 1.15 (its PR 1352)
+   * left unmapped placed reads out of it.
+   */
+  private async trustFor(run: { tid: number; start: number; end: number; maxv: VOffset }, s: Span): Promise<Trust | undefined> {
+    const parsed = await this.bam.index!.parse().catch((err: unknown) => {
+      throw this.unreadableIndex(err);
+    });
+    const bins = (parsed.indices(run.tid) as { binIndex?: Record<string, Span[]> } | undefined)?.binIndex;
+    if (!bins) return undefined;
+    const binning = this.bam.index as unknown as { minShift?: number; depth?: number };
+    const minShift = binning.minShift ?? BAI_MIN_SHIFT;
+    const depth = binning.depth ?? BAI_DEPTH;
+    const until = cmp(run.maxv, s.maxv) <= 0 ? run.maxv : s.maxv;
+    const chunks: Span[] = [];
+    for (const [bin, list] of Object.entries(bins)) {
+      if (binEnd(Number(bin), minShift, depth) <= run.end) continue;
+      for (const c of list) if (cmp(c.maxv, s.minv) > 0 && cmp(c.minv, until) < 0) chunks.push(c);
+    }
+    chunks.sort((a, b) => cmp(a.minv, b.minv));
+    const suspect: Trust['suspect'] = [];
+    for (const c of chunks) {
+      const last = suspect.at(-1);
+      if (last && c.minv.blockPosition <= last.lastBlock) last.lastBlock = Math.max(last.lastBlock, c.maxv.blockPosition);
+      else suspect.push({ minv: c.minv, lastBlock: c.maxv.blockPosition });
+    }
+    return { tid: run.tid, start: run.start, until, suspect };
   }
 
   /**
@@ -198,11 +272,32 @@ export class BamView {
   }
 }
 
+/**
+ * Lets a chunk reader end the whole view early: `pastEvery` says whether a record starts past
+ * every region; the reader sets `stopped` when it stops there.
+ */
+interface Stop {
+  stopped: boolean;
+  pastEvery: (rec: Buffer) => boolean;
+}
+
 /** Whether a record starts past the end of every wanted range (on a later reference, or at or after its end). */
 function pastEvery(rec: Buffer, wanted: readonly WantedRange[]): boolean {
   const tid = rec.readInt32LE(0);
   const pos = rec.readInt32LE(4);
   return wanted.every((w) => tid > w.tid || (tid === w.tid && pos >= w.end));
+}
+
+/**
+ * Where bin `bin` of a binning index ends (exclusive): level l (0 at the top) has 8^l bins from
+ * ((8^l − 1) / 7) on, each 2^(minShift + 3·(depth − l)) positions long (SAMv1 §5.3, CSIv1).
+ */
+export function binEnd(bin: number, minShift: number, depth: number): number {
+  let level = 0;
+  while (level < depth && bin >= (8 ** (level + 1) - 1) / 7) level++;
+  const first = (8 ** level - 1) / 7;
+  const size = 2 ** (minShift + 3 * (depth - level));
+  return (bin - first + 1) * size;
 }
 
 /** Sorts spans and merges those that overlap or touch. */

@@ -92,6 +92,13 @@ function checkedInflate(inflated: Buffer, isize: number, pos: number, label: str
   return inflated;
 }
 
+/**
+ * A block inflates to at most MAX_BGZF_BLOCK: that is the cap, and the output chunk size too, so
+ * a block is one pass through zlib (with the default 16 KiB chunks it is four round trips to
+ * libuv's thread pool and four buffers joined).
+ */
+const INFLATE_OPTIONS = { maxOutputLength: MAX_BGZF_BLOCK, chunkSize: MAX_BGZF_BLOCK };
+
 const inflateFailed = (pos: number, e: Error, label: string) => corrupt(label, `corrupt BGZF block at byte ${pos}: ${e.message}`);
 
 /**
@@ -101,7 +108,7 @@ const inflateFailed = (pos: number, e: Error, label: string) => corrupt(label, `
  */
 export async function inflateBlock(block: Buffer, pos: number, label: string): Promise<Buffer> {
   const { data, isize } = deflatedPart(block, pos, label);
-  const inflated = await inflateRawAsync(data, { maxOutputLength: MAX_BGZF_BLOCK }).catch((e: Error) => {
+  const inflated = await inflateRawAsync(data, INFLATE_OPTIONS).catch((e: Error) => {
     throw inflateFailed(pos, e, label);
   });
   return checkedInflate(inflated, isize, pos, label);
@@ -111,19 +118,37 @@ function inflateBlockSync(block: Buffer, pos: number, label: string): Buffer {
   const { data, isize } = deflatedPart(block, pos, label);
   let inflated: Buffer;
   try {
-    inflated = inflateRawSync(data, { maxOutputLength: MAX_BGZF_BLOCK });
+    inflated = inflateRawSync(data, INFLATE_OPTIONS);
   } catch (e) {
     throw inflateFailed(pos, e as Error, label);
   }
   return checkedInflate(inflated, isize, pos, label);
 }
 
+/** A block as inflatedBlocks hands it on. */
+interface QueuedBlock {
+  pos: number;
+  next: number;
+  /** The inflated payload; undefined for an unread block that was not inflated. */
+  data: Buffer | undefined;
+  block: Buffer;
+  /** Whether its records are not to be read (`unread` said so when it was queued). */
+  unread: boolean;
+}
+
 /**
  * Inflates blocks in order, with up to INFLATE_AHEAD of them being inflated on libuv's thread pool
- * while the caller parses records: decompression runs on the other core.
+ * while the caller parses records: decompression runs on the other core. A block for which
+ * `unread(pos)` says yes when it is queued is handed on marked so, and inflated only when
+ * `inflateUnread`.
  */
-async function* inflatedBlocks(blocks: AsyncGenerator<{ pos: number; block: Buffer }>, label: string): AsyncGenerator<{ pos: number; next: number; data: Buffer }> {
-  const queue: Promise<{ pos: number; next: number; data: Buffer }>[] = [];
+async function* inflatedBlocks(
+  blocks: AsyncGenerator<{ pos: number; block: Buffer }>,
+  label: string,
+  unread: (pos: number) => boolean = () => false,
+  inflateUnread = true,
+): AsyncGenerator<QueuedBlock> {
+  const queue: Promise<QueuedBlock>[] = [];
   let done = false;
   const fill = async () => {
     while (!done && queue.length < INFLATE_AHEAD) {
@@ -133,7 +158,9 @@ async function* inflatedBlocks(blocks: AsyncGenerator<{ pos: number; block: Buff
         break;
       }
       const { pos, block } = r.value;
-      const p = inflateBlock(block, pos, label).then((data) => ({ pos, next: pos + block.length, data }));
+      const skip = unread(pos);
+      const next = pos + block.length;
+      const p = skip && !inflateUnread ? Promise.resolve({ pos, next, data: undefined, block, unread: skip }) : inflateBlock(block, pos, label).then((data) => ({ pos, next, data, block, unread: skip }));
       p.catch(() => {}); // awaited in order below; not an unhandled rejection meanwhile
       queue.push(p);
     }
@@ -219,7 +246,7 @@ function badLength(block: number, size: number, label: string): SlicefsError {
  * `left` bytes), each checked (length, then its fields against its length), into `batch`.
  * Returns the bytes consumed.
  */
-function takeRecords(pending: PendingBytes, left: number, batch: Buffer[], label: string): number {
+function takeRecords(pending: PendingBytes, left: number, batch: Buffer[], label: string, withLength = false): number {
   const data = pending.view();
   let p = 0;
   while (p < left && data.length - p >= 4) {
@@ -229,7 +256,7 @@ function takeRecords(pending: PendingBytes, left: number, batch: Buffer[], label
     const rec = data.subarray(p + 4, p + 4 + size);
     const problem = recordProblem(rec);
     if (problem) throw corrupt(label, `corrupt BAM record at compressed offset ${pending.blockOf(p)}: ${problem}`);
-    batch.push(rec);
+    batch.push(withLength ? data.subarray(p, p + 4 + size) : rec);
     p += 4 + size;
   }
   pending.consume(p);
@@ -248,7 +275,8 @@ export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VO
   const limit = to ? chunkEndByte(to, fileSize) : fileSize;
   const pending = new PendingBytes(); // inflated bytes not yet consumed as records
   let skip = from.dataPosition;
-  for await (const { pos, next, data: inflated } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit, label), label)) {
+  for await (const { pos, next, data } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit, label), label)) {
+    const inflated = data!; // every block is read, so inflated, here
     const isLast = to !== undefined && pos === to.blockPosition;
     // In the last block only records that start before `to.dataPosition` belong to the range.
     let left = isLast ? pending.length + to.dataPosition - skip : Infinity;
@@ -273,7 +301,7 @@ export async function* recordsBetween(readAt: ReadAt, fileSize: number, from: VO
 }
 
 /** Reads following blocks until the record at the front of `pending` is complete. */
-async function finishRecord(readAt: ReadAt, fileSize: number, pos: number, pending: PendingBytes, label: string): Promise<Buffer> {
+async function finishRecord(readAt: ReadAt, fileSize: number, pos: number, pending: PendingBytes, label: string, withLength = false): Promise<Buffer> {
   const batch: Buffer[] = [];
   while (pos < fileSize) {
     const head = await readAt(pos, BGZF_HEADER);
@@ -282,10 +310,216 @@ async function finishRecord(readAt: ReadAt, fileSize: number, pos: number, pendi
     if (block.length < bsize) throw corrupt(label, `truncated BGZF block at byte ${pos}`);
     pending.append(inflateBlockSync(block, pos, label), pos);
     pos += bsize;
-    takeRecords(pending, 1, batch, label);
+    takeRecords(pending, 1, batch, label, withLength);
     if (batch.length > 0) return batch[0];
   }
   throw corrupt(label, `truncated BAM record at compressed offset ${pending.blockOf(0)}: the file ends first`);
+}
+
+/**
+ * A piece of BAM output: `bytes` of the record stream (whole records or parts of one, with their
+ * length fields) to be compressed anew, or an input `block` whose payload is wholly wanted
+ * records, to be copied as it is (BAM output); `payload` is its inflated bytes, to be written
+ * anew (uncompressed BAM), undefined when it was not inflated (with `trust` and no `payloads`).
+ */
+export type BamPiece = { bytes: Buffer } | { block: Buffer; payload: Buffer | undefined };
+
+/**
+ * What the caller knows from the sort order and the index about reference `tid`: once a record of
+ * it at position ≥ `start` has been read, every record that starts before `until` (a record start)
+ * and outside the `suspect` ranges is wanted. The suspect ranges (sorted, disjoint) are where the
+ * index puts every record that may start at or past the region's end: from `minv` (a record
+ * start) to the end of the block at `lastBlock`.
+ */
+export interface Trust {
+  tid: number;
+  start: number;
+  until: VOffset;
+  suspect: { minv: VOffset; lastBlock: number }[];
+}
+
+/** Whether the block at `pos` holds a byte of a suspect range (binary search). */
+function suspectAt(trust: Trust, pos: number): boolean {
+  let lo = 0;
+  let hi = trust.suspect.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (trust.suspect[mid].lastBlock < pos) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < trust.suspect.length && trust.suspect[lo].minv.blockPosition <= pos;
+}
+
+/** The first record start at or after the block at `pos` where trust ends: a suspect range or `until`. */
+function trustEnd(trust: Trust, pos: number): VOffset {
+  const next = trust.suspect.find((r) => r.minv.blockPosition >= pos);
+  return next && (next.minv.blockPosition < trust.until.blockPosition || (next.minv.blockPosition === trust.until.blockPosition && next.minv.dataPosition < trust.until.dataPosition)) ? next.minv : trust.until;
+}
+
+/** An input block whose fate waits for every record it holds a byte of to be complete. */
+interface HeldBlock {
+  block: Buffer;
+  pos: number;
+  payload: Buffer;
+  /** Where its payload lies in the chunk's record stream (bytes from the chunk's first record). */
+  start: number;
+  end: number;
+  /** Still a candidate to copy whole: every record seen touching it so far is wanted. */
+  whole: boolean;
+}
+
+/**
+ * The BAM output of the records that start in [from, to) (as recordsBetween reads them) and that
+ * `wanted` keeps, in pieces (see BamPiece), in order, one batch per input block, with the number
+ * of records read and kept and of blocks copied unread.
+ *
+ * The chunk's inflated payloads, one after the other, are a stream of records; the output is
+ * the sub-stream of wanted records. An input block is copied whole when every record that has a
+ * byte in its payload is wanted, which is checked record by record: those records' bytes in this
+ * block are then exactly the block's payload, and at this point of the output. The first block
+ * of a chunk that starts inside it (from's dataPosition > 0) and the block where it ends are never
+ * copied (they hold bytes outside the chunk). Every other byte of a wanted record is written as
+ * `bytes`. A record may straddle blocks (htsjdk writes them so): its part in a copied block is in
+ * that block, its other parts are `bytes`, in order, so the record stream of the output is the
+ * same whatever the blocks. A block is decided once the record holding its last byte is
+ * complete; until then it is held (at most a record's worth: MAX_RECORD_BYTES). Empty blocks
+ * carry no bytes and are dropped. A copied block's CRC32 is checked (htslib checks it when
+ * reading the output: a block that fails it would be copied corruption).
+ *
+ * With `trust`, once its first record has been read, a block that lies before the block of
+ * `trust.until` and outside every suspect range is copied unread (its bytes are wanted records by
+ * the caller's word): not even inflated unless `payloads` asks for them (uncompressed BAM; then its
+ * CRC32 is checked), since its size is in its trailer. So is every block after it
+ * up to the block of the next stop, X (trustEnd: the next suspect range's first record, or
+ * `until`). The record that was incomplete when the first of those blocks came is wanted (it
+ * starts after the first record of trust, and outside the suspect ranges, which hold whole
+ * records), and it is completed in those blocks; in the block of X, the bytes before X end the
+ * records copied so; reading record by record resumes at X.
+ */
+export async function* bamPiecesBetween(
+  readAt: ReadAt,
+  fileSize: number,
+  from: VOffset,
+  to: VOffset | undefined,
+  label: string,
+  wanted: (rec: Buffer) => boolean,
+  trust?: Trust,
+  payloads = false,
+): AsyncGenerator<{ pieces: BamPiece[]; records: number; unread: number }> {
+  const limit = to ? chunkEndByte(to, fileSize) : fileSize;
+  let pending = new PendingBytes();
+  let skip = from.dataPosition;
+  /** Stream offsets: the end of the payloads appended, and the end of the complete records taken. */
+  let appended = 0;
+  let taken = 0;
+  const held: HeldBlock[] = [];
+  /** Bytes of wanted records (with their length fields) not yet written, by stream offset. */
+  const kept: { start: number; bytes: Buffer }[] = [];
+  let keptCount = 0;
+  /** Set once trust's first record has been read: from then on, see `blind`. */
+  let trusted = false;
+  /** Set while blocks are copied on trust: where reading resumes (X, above) in the next block inflated. */
+  let resumeAt: number | undefined;
+
+  /** Judges complete records (with their length fields), in stream order. */
+  const judge = (records: Buffer[]) => {
+    for (const rec of records) {
+      const start = taken;
+      taken += rec.length;
+      if (trust && !trusted && rec.readInt32LE(4) === trust.tid && rec.readInt32LE(8) >= trust.start) trusted = true;
+      if (wanted(rec.subarray(4))) {
+        kept.push({ start, bytes: rec });
+        keptCount++;
+        continue;
+      }
+      // A block with a byte of an unwanted record is not copied; only the last few can have one.
+      for (let i = held.length - 1; i >= 0 && held[i].end > start; i--) if (held[i].start < taken) held[i].whole = false;
+    }
+  };
+  /** Checks a copied block's CRC32 against its payload (htslib checks it when reading the output, and uncompressed BAM writes a new one). */
+  const checkCrc = (block: Buffer, payload: Buffer, pos: number) => {
+    if ((crc32(payload) >>> 0) !== block.readUInt32LE(block.length - 8)) throw corrupt(label, `corrupt BGZF block at byte ${pos}: CRC32 mismatch`);
+  };
+  /** Decides and writes the held blocks that end at or before `upTo` (their records all judged). */
+  const release = (upTo: number, out: BamPiece[]) => {
+    while (held.length > 0 && held[0].end <= upTo) {
+      const h = held.shift()!;
+      if (h.whole) {
+        checkCrc(h.block, h.payload, h.pos);
+        out.push({ block: h.block, payload: h.payload });
+      } else {
+        for (const k of kept) {
+          if (k.start >= h.end) break;
+          const end = k.start + k.bytes.length;
+          if (end > h.start) out.push({ bytes: k.bytes.subarray(Math.max(k.start, h.start) - k.start, Math.min(end, h.end) - k.start) });
+        }
+      }
+      while (kept.length > 0 && kept[0].start + kept[0].bytes.length <= h.end) kept.shift();
+    }
+  };
+  /** Whether the block at `pos` is copied on trust, unread (decided when it is queued: `trusted` only turns on). */
+  const blind = (pos: number) => trusted && trust !== undefined && pos < trust.until.blockPosition && !suspectAt(trust, pos);
+
+  for await (const { pos, next, data, block, unread } of inflatedBlocks(compressedBlocks(readAt, from.blockPosition, to?.blockPosition, limit, label), label, blind, payloads)) {
+    const pieces: BamPiece[] = [];
+    if (unread) {
+      // Copied on trust. What is pending is the start of a wanted record that continues here.
+      if (resumeAt === undefined) {
+        if (pending.length > 0) {
+          kept.push({ start: taken, bytes: Buffer.from(pending.view()) });
+          keptCount++;
+        }
+        release(Infinity, pieces);
+        pending = new PendingBytes();
+        resumeAt = trustEnd(trust!, pos).dataPosition;
+      }
+      // An empty block carries nothing (and htslib may read one as the end of the file).
+      if (block.readUInt32LE(block.length - 4) > 0) {
+        if (data) checkCrc(block, data, pos);
+        pieces.push({ block, payload: data });
+      }
+      yield { pieces, records: 0, unread: 1 };
+      continue;
+    }
+    if (data === undefined) throw new Error('bgzf: a block to be read was not inflated');
+    const isLast = to !== undefined && pos === to.blockPosition;
+    /** Where in this block's payload the records read here begin. */
+    const first = resumeAt ?? skip;
+    let left = isLast ? pending.length + to.dataPosition - first : Infinity;
+    const whole = first === 0 && !isLast;
+    if (resumeAt !== undefined && resumeAt > 0) {
+      // The end of the records copied on trust.
+      pieces.push({ bytes: data.subarray(0, Math.min(resumeAt, data.length)) });
+    }
+    const usable = first > 0 ? data.subarray(Math.min(first, data.length)) : data;
+    skip = 0;
+    resumeAt = undefined;
+    if (usable.length > 0) {
+      held.push({ block, pos, payload: usable, start: appended, end: appended + usable.length, whole });
+      appended += usable.length;
+      pending.append(usable, pos);
+    }
+    taken = appended - pending.length;
+    const batch: Buffer[] = [];
+    left -= takeRecords(pending, left, batch, label, true);
+    const before = keptCount;
+    judge(batch);
+    if (isLast) {
+      // A record that starts before `to` but spills into the next blocks is still in range.
+      if (left > 0 && pending.length > 0) judge([await finishRecord(readAt, fileSize, next, pending, label, true)]);
+      release(Infinity, pieces);
+      // The parts of records past the last block held (read by finishRecord).
+      for (const k of kept.splice(0)) pieces.push({ bytes: k.bytes.subarray(Math.max(0, appended - k.start)) });
+      if (pieces.length > 0) yield { pieces, records: keptCount - before, unread: 0 };
+      return;
+    }
+    release(taken, pieces);
+    if (pieces.length > 0 || keptCount > before) yield { pieces, records: keptCount - before, unread: 0 };
+  }
+  if (pending.length > 0 && to === undefined) throw corrupt(label, `truncated BAM: the last record (from the block at byte ${pending.blockOf(0)}) is incomplete`);
+  const pieces: BamPiece[] = [];
+  release(Infinity, pieces);
+  if (pieces.length > 0) yield { pieces, records: 0, unread: 0 };
 }
 
 /**
@@ -355,17 +589,44 @@ export async function readBamHeader(
 export const BGZF_EOF = Buffer.from('1f8b08040000000000ff0600424302001b0003000000000000000000', 'hex');
 
 /** Largest inflated payload of one block (htslib's BGZF_BLOCK_SIZE, leaving room for a stored block). */
-const MAX_PAYLOAD = 0xff00;
+export const MAX_PAYLOAD = 0xff00;
 
-/** One BGZF block of `data` (≤ MAX_PAYLOAD bytes). Level 1: fast, as `samtools view -1`. */
-export function bgzfBlock(data: Buffer): Buffer {
-  const deflated = deflateRawSync(data, { level: 1 });
-  const bsize = BGZF_HEADER + deflated.length + 8;
-  const out = Buffer.alloc(bsize);
+/** The BGZF header of a block of `bsize` bytes (gzip with the BC extra field). */
+function bgzfHeader(out: Buffer, bsize: number): void {
   out.set([0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 6, 0, 0x42, 0x43, 2, 0]);
   out.writeUInt16LE(bsize - 1, 16);
+}
+
+/**
+ * One BGZF block of `data` (≤ MAX_PAYLOAD bytes). Level 1 by default: fast, as `samtools view -1`;
+ * level 0 makes stored deflate blocks (BTYPE 00), as `samtools view -u`: no compression at all.
+ */
+export function bgzfBlock(data: Buffer, level = 1): Buffer {
+  if (level === 0) return storedBgzfBlock(data);
+  const deflated = deflateRawSync(data, { level });
+  const bsize = BGZF_HEADER + deflated.length + 8;
+  const out = Buffer.alloc(bsize);
+  bgzfHeader(out, bsize);
   deflated.copy(out, BGZF_HEADER);
   out.writeUInt32LE(crc32(data) >>> 0, bsize - 8);
+  out.writeUInt32LE(data.length, bsize - 4);
+  return out;
+}
+
+/**
+ * A BGZF block holding `data` (≤ MAX_PAYLOAD bytes) as one final stored deflate block (RFC 1951
+ * §3.2.4: the byte 0x01, LEN, its complement, the bytes), built here without zlib; `crc` when
+ * already known (an input block's, checked against these bytes).
+ */
+export function storedBgzfBlock(data: Buffer, crc = crc32(data) >>> 0): Buffer {
+  const bsize = BGZF_HEADER + 5 + data.length + 8;
+  const out = Buffer.allocUnsafe(bsize);
+  bgzfHeader(out, bsize);
+  out[BGZF_HEADER] = 1;
+  out.writeUInt16LE(data.length, BGZF_HEADER + 1);
+  out.writeUInt16LE(~data.length & 0xffff, BGZF_HEADER + 3);
+  data.copy(out, BGZF_HEADER + 5);
+  out.writeUInt32LE(crc, bsize - 8);
   out.writeUInt32LE(data.length, bsize - 4);
   return out;
 }
@@ -374,7 +635,11 @@ export function bgzfBlock(data: Buffer): Buffer {
 export class BgzfWriter {
   private readonly buf = Buffer.allocUnsafe(MAX_PAYLOAD);
   private len = 0;
-  constructor(private readonly emit: (block: Buffer) => void) {}
+  /** `level`: the deflate level of the blocks (0: stored, uncompressed BAM). */
+  constructor(
+    private readonly emit: (block: Buffer) => void,
+    private readonly level = 1,
+  ) {}
 
   write(bytes: Uint8Array): void {
     let off = 0;
@@ -389,7 +654,7 @@ export class BgzfWriter {
 
   flush(): void {
     if (this.len === 0) return;
-    this.emit(bgzfBlock(this.buf.subarray(0, this.len)));
+    this.emit(bgzfBlock(this.buf.subarray(0, this.len), this.level));
     this.len = 0;
   }
 

@@ -16,7 +16,7 @@ import { RangeReader } from '../reader/range-reader.js';
 import type { ObjectSource } from '../source/object-source.js';
 import type { Stats } from '../stats.js';
 import type { BamView } from './bam-view.js';
-import { BgzfWriter } from './bgzf.js';
+import { BgzfWriter, MAX_PAYLOAD, storedBgzfBlock } from './bgzf.js';
 import type { CramView } from './cram/cram-view.js';
 import { checkBai, checkCsi } from './index-check.js';
 import { MAX_FAI_BYTES, MAX_INDEX_BYTES, tooLarge } from './limits.js';
@@ -45,7 +45,8 @@ export interface ViewOptions {
   referenceHint?: string;
   regions: (contigs: { name: string; length: number }[]) => Region[];
   contained: boolean;
-  format: 'sam' | 'bam';
+  /** SAM text, BAM, or uncompressed BAM (stored deflate blocks, `samtools view -u`). */
+  format: 'sam' | 'bam' | 'ubam';
   /** SAM output: the threads formatting it besides the main thread and their batches (./sam-format-pool.ts). */
   formatting: FormatPlan;
   header: 'with' | 'without' | 'only';
@@ -60,7 +61,10 @@ export interface ViewOptions {
 }
 
 export interface ViewResult {
+  /** Records read one by one and written (those in blocks copied unread are not counted). */
   records: number;
+  /** BAM output from a BAM: input blocks copied without their records being read, and for BAM (not uncompressed) without being inflated (./bgzf.ts, bamPiecesBetween's trust). */
+  unread: number;
 }
 
 /**
@@ -161,6 +165,9 @@ const HEADER_GUESS = 128 * 1024;
 /** Bytes of SAM text collected before one write to the output. */
 const SAM_BATCH = 256 * 1024;
 
+/** Bytes of BGZF blocks collected before one write to the output: as SAM_BATCH, a pipe's worth of writes. */
+const BAM_BATCH = 256 * 1024;
+
 /** BAM or CRAM, from a file's first bytes (a BAM is BGZF: gzip magic). */
 function formatOfBytes(head: Buffer, label: string): DataFormat {
   if (head.subarray(0, 4).toString('latin1') === 'CRAM') return 'cram';
@@ -231,6 +238,8 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   // Each format's reader is imported when needed: compiling @gmod/cram (and its WebAssembly codecs)
   // for a BAM, or @gmod/bam for a CRAM, would only add to the start-up time.
   let view: BamView | CramView;
+  /** The BAM view, for BAM input: its BAM output can copy input blocks. */
+  let bamInput: BamView | undefined;
   if (format === 'cram') {
     const { CramView } = await import('./cram/cram-view.js');
     const ref = o.reference ? await openReference(o.reference, cache, o) : undefined;
@@ -247,7 +256,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
     if (kind === 'bai') checkBai(indexBytes, index.label);
     else checkCsi(indexBytes, index.label);
     const { BamView } = await (bamViewP ?? import('./bam-view.js'));
-    view = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind, label: index.label }, head, o.data.label);
+    view = bamInput = await BamView.open(data, { handle: new BufferFilehandle(indexBytes), kind, label: index.label }, head, o.data.label);
   }
   const bam = view;
   const regions = expandRegions(o.regions(bam.contigs), bam.contigs);
@@ -258,11 +267,12 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   const header = o.pg ? withPg(samText, o.pg) : o.format === 'sam' ? samText : bam.headerText;
   const w = writer(o.out);
   let records = 0;
+  let unread = 0;
 
   if (o.format === 'sam') {
     if (o.header === 'only') {
       await w.write(Buffer.from(header, 'utf8'));
-      return { records };
+      return { records, unread };
     }
     const names = bam.contigs.map((c) => c.name);
     // A record that cannot be formatted names itself; the formatter adds the file's name.
@@ -279,17 +289,55 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
     } finally {
       await formatter.close();
     }
-    return { records };
+    return { records, unread };
   }
 
   // BAM: the header block, then the records' bytes unchanged, in BGZF blocks, then the EOF block.
+  // From a BAM, input blocks that hold only wanted records are copied as they are (BAM output) or
+  // their payload is written as it is (uncompressed BAM): see bgzf.ts, bamPiecesBetween.
   const blocks: Buffer[] = [];
-  const bgzf = new BgzfWriter((b) => blocks.push(b));
+  let blockBytes = 0;
+  const bgzf = new BgzfWriter(
+    (b) => {
+      blocks.push(b);
+      blockBytes += b.length;
+    },
+    o.format === 'ubam' ? 0 : 1,
+  );
   const flush = async () => {
-    if (blocks.length > 0) await w.write(Buffer.concat(blocks.splice(0)));
+    if (blocks.length === 0) return;
+    blockBytes = 0;
+    await w.write(Buffer.concat(blocks.splice(0)));
   };
   bgzf.write(bamHeader(o.header === 'without' ? '' : header, bam.contigs));
-  if (o.header !== 'only') {
+  if (o.header !== 'only' && bamInput) {
+    const copy = o.format === 'bam';
+    for await (const batch of bamInput.bamPieces(regions, o.contained, !copy)) {
+      for (const p of batch.pieces) {
+        if ('bytes' in p) {
+          bgzf.write(p.bytes);
+        } else if (copy) {
+          // What the writer holds comes first: it is the record stream up to this block.
+          bgzf.flush();
+          blocks.push(p.block);
+          blockBytes += p.block.length;
+        } else if (p.payload && p.payload.length <= MAX_PAYLOAD) {
+          // Uncompressed BAM: the payload as one stored block, with the input's CRC32 (checked).
+          bgzf.flush();
+          const stored = storedBgzfBlock(p.payload, p.block.readUInt32LE(p.block.length - 8));
+          blocks.push(stored);
+          blockBytes += stored.length;
+        } else if (p.payload) {
+          bgzf.write(p.payload);
+        } else {
+          throw new Error('view: a block copied unread has no payload to write uncompressed');
+        }
+      }
+      records += batch.records;
+      unread += batch.unread;
+      if (blockBytes >= BAM_BATCH) await flush();
+    }
+  } else if (o.header !== 'only') {
     const len = Buffer.alloc(4);
     for await (const batch of bam.records(regions, o.contained)) {
       for (const rec of batch) {
@@ -298,12 +346,12 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
         bgzf.write(rec);
       }
       records += batch.length;
-      if (blocks.length >= 4) await flush();
+      if (blockBytes >= BAM_BATCH) await flush();
     }
   }
   bgzf.end();
   await flush();
-  return { records };
+  return { records, unread };
 }
 
 function bamHeader(text: string, contigs: { name: string; length: number }[]): Buffer {

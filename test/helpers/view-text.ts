@@ -9,7 +9,7 @@ import { Stats } from '../../src/stats.js';
 import { HttpTransport } from '../../src/transport/http-transport.js';
 import { parseRegion } from '../../src/view/region.js';
 import { formatPlan, type FormatPlan } from '../../src/view/sam-format-pool.js';
-import { runView, type DataFormat, type ReferenceInput } from '../../src/view/view-session.js';
+import { runView, type DataFormat, type ReferenceInput, type ViewResult } from '../../src/view/view-session.js';
 import type { SeededRandom } from './random.js';
 
 export interface ViewTextOptions {
@@ -23,10 +23,17 @@ export interface ViewTextOptions {
   blockSize?: number;
   /** How SAM is formatted; default: on the main thread only. */
   formatting?: FormatPlan;
+  /** Told what the view counted (records read, blocks copied without inflating). */
+  onResult?: (result: ViewResult) => void;
 }
 
 /** SAM text of `regions` of the file at `url`, as `slicefs view` writes it. */
 export async function viewText(url: string, regions: string[], opts: ViewTextOptions = {}): Promise<string> {
+  return (await viewOutput(url, regions, 'sam', opts)).toString('latin1');
+}
+
+/** The output of `regions` of the file at `url` in `format`, as `slicefs view` writes it. */
+export async function viewOutput(url: string, regions: string[], format: 'sam' | 'bam' | 'ubam', opts: ViewTextOptions = {}): Promise<Buffer> {
   const stats = new Stats();
   const transport = new HttpTransport(DEFAULT_TRANSPORT, stats);
   const source = (u: string) => new HttpSource(transport, u);
@@ -39,13 +46,13 @@ export async function viewText(url: string, regions: string[], opts: ViewTextOpt
   });
   const reference: ReferenceInput | undefined = opts.referenceUrl ? { fasta: source(opts.referenceUrl), fai: source(`${opts.referenceUrl}.fai`) } : undefined;
   try {
-    await runView({
+    const result = await runView({
       data: source(url),
       indexCandidates: (format) => (opts.index ? opts.index(source, format) : format === 'cram' ? [source(`${url}.crai`)] : [source(`${url}.bai`), source(`${url}.csi`)]),
       reference,
       regions: (c) => regions.map((r) => parseRegion(r, c)),
       contained: opts.contained ?? false,
-      format: 'sam',
+      format,
       formatting: opts.formatting ?? formatPlan(0),
       header: opts.header ?? 'without',
       cache: opts.blockSize ? { ...DEFAULT_CACHE, blockSize: opts.blockSize } : DEFAULT_CACHE,
@@ -53,10 +60,11 @@ export async function viewText(url: string, regions: string[], opts: ViewTextOpt
       stats,
       out,
     });
+    opts.onResult?.(result);
   } finally {
     await transport.close();
   }
-  return Buffer.concat(chunks).toString('latin1');
+  return Buffer.concat(chunks);
 }
 
 /** A contig name as a region names it: in braces when it has colons. */

@@ -60,6 +60,42 @@ export function parseCrai(bytes: Buffer, label: string): CraiEntry[] {
   return out;
 }
 
+/**
+ * The CRAI entries of the slices htslib decodes for the range [start, end) (0-based, exclusive end)
+ * of contig `tid`, its cram_index_query and cram_next_slice: it starts at the first slice of the
+ * contig (by start) whose span reaches the range's first base, or at the contig's last slice when
+ * none does, and reads on until a slice starts past the range. On the way it skips a
+ * single-reference slice whose span ends before the range, but decodes every multi-reference slice
+ * (its records are filtered one by one). A plain overlap test differs from this on spans that end
+ * early: htsjdk's CRAI ends a span one base short (a read ending on its slice's last base is found
+ * only through the last-slice fallback, in a multi-reference slice), and both htsjdk and htslib end
+ * a slice's span before an all-insertion read placed after its other reads (htslib skips that
+ * single-reference slice for a region starting at the read).
+ */
+export function craiEntriesFor(crai: readonly CraiEntry[], tid: number, start: number, end: number): CraiEntry[] {
+  // CRAI positions are 1-based: an entry covers e.start .. e.start + e.span - 1.
+  const beg1 = start + 1;
+  const own = crai.filter((e) => e.refId === tid).sort((a, b) => a.start - b.start);
+  if (own.length === 0) return [];
+  const sliceKey = (e: CraiEntry) => `${e.containerStart}:${e.sliceStart}`;
+  // A slice with entries for several references is a multi-reference slice.
+  const refsOf = new Map<string, Set<number>>();
+  for (const e of crai) {
+    const set = refsOf.get(sliceKey(e)) ?? new Set<number>();
+    set.add(e.refId);
+    refsOf.set(sliceKey(e), set);
+  }
+  let first = own.findIndex((e) => e.start + e.span - 1 >= beg1);
+  if (first < 0) first = own.length - 1;
+  const out: CraiEntry[] = [];
+  for (let i = first; i < own.length && own[i].start <= end; i++) {
+    const e = own[i];
+    if (e.start + e.span - 1 < beg1 && refsOf.get(sliceKey(e))!.size < 2) continue;
+    out.push(e);
+  }
+  return out;
+}
+
 /** A CRAM file starts with its 26-byte file definition; the header container follows. */
 const CRAM_DEFINITION_BYTES = 26;
 
@@ -185,8 +221,7 @@ export class CramView {
       const tid = tidOf.get(r.contig)!;
       wanted.push({ tid, start: r.start, end: r.end });
       if (r.end <= r.start) continue;
-      // CRAI positions are 1-based: the entry covers [start, start + span) in 1-based terms.
-      for (const e of this.crai) if (e.refId === tid && e.start <= r.end && e.start + e.span > r.start) add(e);
+      for (const e of craiEntriesFor(this.crai, tid, r.start, r.end)) add(e);
     }
     const order = [...slices.values()].sort((a, b) => a.containerStart - b.containerStart || a.sliceStart - b.sliceStart);
     const ranges = order.map((s) => [s.containerStart + s.sliceStart, s.containerStart + s.sliceStart + s.sliceBytes + HEADER_SLACK] as [number, number]);

@@ -365,21 +365,35 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
       const fn = int('FN');
       const keepFeatures = mayWant(refId, apos - 1);
       let prev = 0;
-      let span = len;
+      // The reference span, walked as htslib's cram_decode_seq walks it (seqPos is 1-based, the
+      // next read base): features may lie past RL, as in htsjdk's records stored without their
+      // bases (RL 0, CF_NO_SEQ, one X feature per aligned base), so it is not RL's arithmetic.
+      let seqPos = 1;
+      let span = 0;
       for (let f = 0; f < fn; f++) {
         const op = int('FC');
         const pos = int('FP') + prev;
         prev = pos;
         if (pos <= 0) throw malformed(`read feature at position ${pos}`);
+        // The bases before a feature that no feature covers match the reference. There must be
+        // such bases: htslib refuses the whole slice otherwise, whichever records are wanted
+        // (htsjdk writes this for a read without bases over a reference N, where it stores no X).
+        if (pos > seqPos) {
+          if (pos > len + 1) throw malformed(`record ${rec + 1} has a read feature at ${pos}, past its ${len} stored bases`);
+          span += pos - seqPos;
+          seqPos = pos;
+        }
         let value: number | Uint8Array;
         let qual: number | undefined;
         switch (op) {
           case 83: // S
             value = bytes(majorVersion > 1 ? 'SC' : 'IN');
-            span -= value.length;
+            seqPos += value.length;
             break;
           case 88: // X
             value = int('BS');
+            seqPos++;
+            span++;
             break;
           case 68: // D
             value = int('DL');
@@ -387,14 +401,16 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
             break;
           case 73: // I
             value = bytes('IN');
-            span -= value.length;
+            seqPos += value.length;
             break;
           case 105: // i
             value = int('BA');
-            span -= 1;
+            seqPos++;
             break;
           case 98: // b
             value = bytes('BB');
+            seqPos += value.length;
+            span += value.length;
             break;
           case 113: // q
             value = bytes('QQ');
@@ -402,6 +418,8 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
           case 66: // B
             value = int('BA');
             qual = int('QS');
+            seqPos++;
+            span++;
             break;
           case 81: // Q
             value = int('QS');
@@ -421,10 +439,12 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
         }
         if (keepFeatures) r.features.push(qual === undefined ? { op, pos, value } : { op, pos, value, qual });
       }
+      if (len >= seqPos) span += len - seqPos + 1;
       r.refSpan = Math.max(0, span);
       // The reference end follows from the features alone (phase 3 reaches the same value), so
-      // mates' TLEN can be resolved without building records that are not wanted.
-      r.aend = apos - 1 + r.refSpan;
+      // mates' TLEN can be resolved without building records that are not wanted. htslib's aend
+      // is never before apos, even for a record that covers no reference base.
+      r.aend = Math.max(apos, apos - 1 + span);
       r.mq = int('MQ');
       if (cf & CF_PRESERVE_QUAL) r.qual = run('QS', len);
     } else {
@@ -522,6 +542,16 @@ function requireReference(ctx: DecodeContext): ReferenceFetch {
 
 // --- phase 3: sequence, CIGAR, MD, NM (htslib's cram_decode_seq) ---------------------------------
 
+/**
+ * Writes `bytes` into `buf` from `at`, as many as fit. A feature may lie past the read's stored
+ * bases: htsjdk writes a read without bases (SEQ `*`) as RL 0 with CF_NO_SEQ and features for its
+ * whole alignment (soft clips of N, one X per aligned base). htslib decodes their bases into
+ * nothing (a NULL destination when RL is 0) and keeps their lengths for the CIGAR.
+ */
+function putFitting(buf: Uint8Array, at: number, bytes: Uint8Array): void {
+  if (at < buf.length) buf.set(bytes.subarray(0, buf.length - at), at);
+}
+
 function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | undefined): void {
   const len = r.len;
   // htslib: without a reference, bases between features are '='.
@@ -565,7 +595,7 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
     if (qual[0] === 0xff) qual.fill(30);
     if (typeof q === 'number') {
       if (at < len) qual[at] = q;
-    } else qual.set(q.subarray(0, Math.max(0, len - at)), at);
+    } else putFitting(qual, at, q);
   };
   const beyond = () => malformed(`a record at ${r.apos} extends beyond its slice's reference span`);
   /** Bases matching the reference for `n` positions from the current position. */
@@ -622,7 +652,7 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
           cigar.push((cigLen << 4) | cigOp);
           cigLen = 0;
         }
-        seq.set(b.subarray(0, Math.max(0, len - (pos - 1))), pos - 1);
+        putFitting(seq, pos - 1, b);
         cigar.push((b.length << 4) | OP_S);
         cigOp = OP_S;
         seqPos += b.length;
@@ -681,7 +711,7 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
         // I
         flushUnless(OP_I);
         const b = f.value as Uint8Array;
-        if (len) seq.set(b.subarray(0, Math.max(0, len - (pos - 1))), pos - 1);
+        putFitting(seq, pos - 1, b);
         cigOp = OP_I;
         cigLen += b.length;
         seqPos += b.length;
@@ -702,7 +732,7 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
         // b
         flushUnless(OP_M);
         const b = f.value as Uint8Array;
-        if (len) seq.set(b.subarray(0, Math.max(0, len - (pos - 1))), pos - 1);
+        putFitting(seq, pos - 1, b);
         if (decodeMd || decodeNm) {
           if (mdDist >= 0 && decodeMd) md.push(String(mdDist));
           let x = 0;
@@ -784,7 +814,7 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
   if (cigLen) cigar.push((cigLen << 4) | cigOp);
 
   r.cigar = cigar;
-  r.aend = refPos;
+  r.aend = Math.max(refPos, r.apos);
   r.seq = r.cf & CF_NO_SEQ ? Buffer.alloc(0) : seq;
   r.quals = r.cf & CF_NO_SEQ ? Buffer.alloc(0) : qual;
   if (decodeMd) r.md = md.join('');

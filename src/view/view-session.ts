@@ -34,6 +34,11 @@ export interface ReferenceInput {
 
 export interface ViewOptions {
   data: ObjectSource;
+  /**
+   * The data's file name as samtools would know it (`x.cram`: see `fileNameOf`); a lossy_names
+   * CRAM's records stored without a name are named after it. Default: from the data's label.
+   */
+  fileName?: string;
   /** What the data's name says it is (undefined: unknown until its first bytes are read). */
   formatHint?: DataFormat;
   /** Tried in order; the first that exists is used. Its kind (BAI, CSI, CRAI) is read from its bytes. */
@@ -73,6 +78,24 @@ export function indexNames(name: string, format: DataFormat = 'bam'): string[] {
   const out = [`${name}.bai`, `${name}.csi`];
   if (/\.bam$/i.test(name)) out.push(name.replace(/\.bam$/i, '.bai'));
   return out;
+}
+
+/**
+ * The file name htslib gives a CRAM's generated read names (its fd->prefix): what follows the last
+ * `/` of the path it opened. For a URL that is the last segment of its path, without the query
+ * string: htslib would keep the query (`x.cram?X-Amz-Signature=…`), which would print a
+ * presigned URL's signature in every generated name.
+ */
+export function fileNameOf(pathOrUrl: string): string {
+  let path = pathOrUrl;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(pathOrUrl)) {
+    try {
+      path = new URL(pathOrUrl).pathname;
+    } catch {
+      path = pathOrUrl.replace(/[?#].*$/, '');
+    }
+  }
+  return path.slice(path.lastIndexOf('/') + 1);
 }
 
 /** What a name says about its format, from its extension. */
@@ -232,6 +255,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
       referenceLength: ref ? (name) => ref.length(name) : undefined,
       referencePrefetch: ref ? (name, start, end) => ref.prefetch(name, start, end) : undefined,
       referenceHint: o.referenceHint ?? 'give --reference-file ref.fa or --reference-url URL',
+      fileName: o.fileName ?? fileNameOf(o.data.label),
     }, head, o.data.label);
   } else {
     // The kind comes from the bytes, so an index under any name (a manifest's index_url) is read right.

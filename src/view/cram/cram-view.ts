@@ -107,6 +107,8 @@ export interface CramOptions {
   /** Starts fetching reference bases [start, end) of a contig that a coming slice will need. */
   referencePrefetch?: (name: string, start: number, end: number) => void;
   referenceHint: string;
+  /** The file's name (`x.cram`, no directory, no query): names of records stored without one start with it. */
+  fileName: string;
 }
 
 export class CramView {
@@ -165,7 +167,7 @@ export class CramView {
         return get(c.name, start, end);
       };
     }
-    const ctx: DecodeContext = { contigs, readGroups, reference, referenceHint: opts.referenceHint };
+    const ctx: DecodeContext = { contigs, readGroups, reference, referenceHint: opts.referenceHint, fileName: opts.fileName };
     return new CramView(file, data, crai, majorVersion, text, contigs, ctx, opts.reference ? opts.referencePrefetch : undefined, label);
   }
 

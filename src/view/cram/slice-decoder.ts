@@ -103,6 +103,11 @@ export interface DecodeContext {
   reference?: ReferenceFetch;
   /** Where a missing-reference error tells the user to look. */
   referenceHint: string;
+  /**
+   * The file's name (`x.cram`): a record stored without a name (a lossy_names CRAM) is named
+   * `NAME:N`, as htslib names it after the file it opened (see `recordName`).
+   */
+  fileName: string;
 }
 
 // --- constants ----------------------------------------------------------------------------------
@@ -165,6 +170,9 @@ const NT16 = (() => {
 })();
 
 const N = 78;
+
+/** The longest read name BAM holds: its length byte counts the NUL too. */
+const MAX_NAME_BYTES = 254;
 
 /** Two ASCII bases → one BAM byte, for every pair of byte values (64 KiB, built once). */
 const NT16_PAIR = (() => {
@@ -878,8 +886,15 @@ function nmSize(nm: number): number {
   return nm <= 0xff ? 4 : nm <= 0xffff ? 5 : 7;
 }
 
-/** The record's name bytes: its own, its mate's, or htslib's generated `cram:N` for lossy names. */
-function recordName(recs: RawRecord[], rec: number, counter: number): Uint8Array {
+/**
+ * The record's name bytes: its own, its mate's, or the one htslib's cram_to_bam generates for a
+ * record stored without one (lossy_names): `FILE:N`, FILE the file's name (htslib's fd->prefix:
+ * what follows the last `/` of the path or URL it opened) and N the record's number in the file,
+ * counted from 1 (the slice header's record counter plus its index in the slice), or its mate's
+ * when the mate came first. The counter is the file's, so a region names a record as the whole
+ * file does.
+ */
+function recordName(recs: RawRecord[], rec: number, counter: number, fileName: string): Uint8Array {
   const stop = (b: Uint8Array) => {
     const z = b.indexOf(0);
     return z < 0 ? b : b.subarray(0, z);
@@ -889,7 +904,10 @@ function recordName(recs: RawRecord[], rec: number, counter: number): Uint8Array
   const mate = cr.mateLine >= 0 ? recs[cr.mateLine] : undefined;
   if (mate?.name && mate.name.length > 0) return stop(mate.name);
   const num = cr.mateLine >= 0 && cr.mateLine < rec ? counter + cr.mateLine + 1 : counter + rec + 1;
-  return Buffer.from(`cram:${num}`, 'latin1');
+  const name = Buffer.from(`${fileName}:${num}`, 'latin1');
+  // BAM's name length is one byte, NUL included; htslib refuses a longer name too.
+  if (name.length > MAX_NAME_BYTES) throw new SlicefsError('USAGE', `record ${num} is stored without a name and would be named after the file, but '${fileName}:${num}' is longer than a BAM read name may be (${MAX_NAME_BYTES} bytes): give the file a shorter name`);
+  return name;
 }
 
 /**
@@ -897,14 +915,15 @@ function recordName(recs: RawRecord[], rec: number, counter: number): Uint8Array
  * slice (one allocation instead of a dozen per record: at 300 000 records the garbage collector
  * was a fifth of the time) and returned as views of it.
  */
-function encodeRecords(recs: RawRecord[], keep: boolean[], counter: number, readGroups: readonly string[]): Buffer[] {
+function encodeRecords(recs: RawRecord[], keep: boolean[], counter: number, ctx: DecodeContext): Buffer[] {
+  const readGroups = ctx.readGroups;
   const names: (Uint8Array | undefined)[] = new Array(recs.length);
   const rgs: (string | undefined)[] = new Array(recs.length);
   let total = 0;
   for (let i = 0; i < recs.length; i++) {
     if (!keep[i]) continue;
     const cr = recs[i];
-    const name = recordName(recs, i, counter);
+    const name = recordName(recs, i, counter, ctx.fileName);
     names[i] = name;
     const mapped = !(cr.flags & F_UNMAP);
     const len = mapped ? cr.seq!.length : cr.len;
@@ -1042,5 +1061,5 @@ export async function decodeSlice(p: SliceParts, ctx: DecodeContext, wanted?: Re
     buildMapped(r, p.scheme, refs.get(r.refId));
   }
   resolveMates(recs);
-  return encodeRecords(recs, keep, p.header.recordCounter, ctx.readGroups);
+  return encodeRecords(recs, keep, p.header.recordCounter, ctx);
 }

@@ -249,6 +249,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       indexCandidates: candidates,
       reference,
       referenceHint: 'give its reference with --reference-file ref.fa (or --reference-url URL of an indexed FASTA)',
+      warn: say,
       regions: regionsFor,
       contained: args.contained,
       format: args['output-format'] as 'sam' | 'bam',

@@ -47,6 +47,8 @@ export interface ViewOptions {
   reference?: ReferenceInput;
   /** What to tell a user whose CRAM needs a reference that was not given. */
   referenceHint?: string;
+  /** Where a warning goes (a line without prefix, `warning: …`); undefined: nowhere. */
+  warn?: (line: string) => void;
   regions: (contigs: { name: string; length: number }[]) => Region[];
   contained: boolean;
   format: 'sam' | 'bam';
@@ -142,6 +144,15 @@ export function withPg(header: string, pg: { name: string; version: string; comm
   const pp = ids.length > 0 ? `\tPP:${ids.at(-1)}` : '';
   const text = header.length === 0 || header.endsWith('\n') ? header : `${header}\n`;
   return `${text}@PG\tID:${id}\tPN:${pg.name}${pp}\tVN:${pg.version}\tCL:${pg.commandLine}\n`;
+}
+
+/** `text` with the LN of each @SQ line set to the length of its contig in `contigs`, where they differ. */
+export function withSqLengths(text: string, contigs: readonly { name: string; length: number }[]): string {
+  const lengths = new Map(contigs.map((c) => [c.name, c.length]));
+  return text.replace(/^@SQ\t.*$/gm, (line) => {
+    const len = lengths.get(/\tSN:([^\t]*)/.exec(line)?.[1] ?? '');
+    return len === undefined ? line : line.replace(/\tLN:\d+/, `\tLN:${len}`);
+  });
 }
 
 /** Writes to `out`, waiting for 'drain' when it is full; rejects on an error (EPIPE included). */
@@ -255,6 +266,7 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
       referenceLength: ref ? (name) => ref.length(name) : undefined,
       referencePrefetch: ref ? (name, start, end) => ref.prefetch(name, start, end) : undefined,
       referenceHint: o.referenceHint ?? 'give --reference-file ref.fa or --reference-url URL',
+      warn: o.warn,
       fileName: o.fileName ?? fileNameOf(o.data.label),
     }, head, o.data.label);
   } else {
@@ -272,7 +284,9 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   // With a @PG line samtools rebuilds the header, so the BAM output gets them too; without, a BAM
   // keeps its text as it was.
   const samText = samHeaderText(bam.headerText, bam.contigs);
-  const header = o.pg ? withPg(samText, o.pg) : o.format === 'sam' ? samText : bam.headerText;
+  // A CRAM's contigs are as long as the reference says (./cram/cram-view.ts): samtools's rebuilt
+  // header says so too.
+  const header = o.pg ? withPg(format === 'cram' ? withSqLengths(samText, bam.contigs) : samText, o.pg) : o.format === 'sam' ? samText : bam.headerText;
   const w = writer(o.out);
   let records = 0;
 

@@ -101,6 +101,13 @@ export interface DecodeContext {
   readGroups: readonly string[];
   /** Undefined when no reference was given: mapped records that need one are an error then. */
   reference?: ReferenceFetch;
+  /**
+   * The length contig `tid` is decoded with when its bases come from `reference`: htslib puts the
+   * reference's own length in place of @SQ LN. `proven`: the slice's MD5 matched the reference's
+   * bases. Rejects when the lengths differ and nothing proves the reference is the file's.
+   * Undefined: @SQ LN.
+   */
+  referenceLength?: (tid: number, proven: boolean) => Promise<number>;
   /** Where a missing-reference error tells the user to look. */
   referenceHint: string;
   /**
@@ -469,8 +476,10 @@ async function sliceReference(p: SliceParts, ctx: DecodeContext, recs: RawRecord
   if (!needs) return out;
   if (refId >= 0) {
     const start = h.refSeqStart! - 1;
-    const contigLength = ctx.contigs[refId].length;
     if (h.refBaseBlockId !== undefined && h.refBaseBlockId >= 0) {
+      // The slice's own bases: a reference given is not used, its length neither (htslib would
+      // put it in place of LN, turning bases past a shorter one's end into N).
+      const contigLength = ctx.contigs[refId].length;
       const block = p.blocksByContentId[h.refBaseBlockId];
       if (!block) throw malformed('the slice says its reference is embedded, but the block is missing');
       const bases = Buffer.from(block.content).map(upper) as Buffer;
@@ -480,20 +489,23 @@ async function sliceReference(p: SliceParts, ctx: DecodeContext, recs: RawRecord
     // htslib loads no reference for a no_ref container, even when one is given.
     if (!p.preservation.referenceRequired) return out;
     const fetch = requireReference(ctx);
-    const end = Math.min(start + h.refSeqSpan!, contigLength);
-    const bases = await fetch(refId, start, end);
+    // Clipped to the reference's end, not LN's, as htslib clips the slice's span (s->ref_end).
+    const bases = await fetch(refId, start, start + h.refSeqSpan!);
+    const end = start + bases.length;
     const md5 = h.md5 ?? [];
-    if (md5.some((b) => b !== 0)) {
+    const hasMd5 = md5.some((b) => b !== 0);
+    if (hasMd5) {
       const got = createHash('md5').update(bases).digest('hex');
       if (got !== hex(md5)) {
         const name = ctx.contigs[refId].name;
+        const short = end < start + h.refSeqSpan! ? ` (the reference's ${name} ends at ${end}, the slice reaches ${start + h.refSeqSpan!})` : '';
         throw new SlicefsError(
           'USAGE',
-          `wrong reference: the bases of ${name}:${start + 1}-${end} do not match the CRAM (MD5 ${got}, the CRAM says ${hex(md5)}); give the reference the file was written with`,
+          `wrong reference: the bases of ${name}:${start + 1}-${end} do not match the CRAM (MD5 ${got}, the CRAM says ${hex(md5)})${short}; give the reference the file was written with`,
         );
       }
     }
-    out.set(refId, { bases, start, end, contigLength, hasN: bases.includes(N) });
+    out.set(refId, { bases, start, end, contigLength: await referenceLength(ctx, refId, hasMd5), hasN: bases.includes(N) });
     return out;
   }
   // A multi-reference slice: htslib loads whole contigs; the window the records cover is enough.
@@ -510,13 +522,18 @@ async function sliceReference(p: SliceParts, ctx: DecodeContext, recs: RawRecord
   }
   await Promise.all(
     [...spans].map(async ([tid, [a, b]]) => {
-      const contigLength = ctx.contigs[tid].length;
+      // No MD5 in a multi-reference slice: nothing here proves the reference.
+      const contigLength = await referenceLength(ctx, tid, false);
       const start = Math.max(0, Math.min(a, contigLength));
       const bases = await fetch(tid, start, Math.min(Math.max(b, start), contigLength));
       out.set(tid, { bases, start, end: contigLength, contigLength, hasN: bases.includes(N) });
     }),
   );
   return out;
+}
+
+function referenceLength(ctx: DecodeContext, tid: number, proven: boolean): Promise<number> | number {
+  return ctx.referenceLength ? ctx.referenceLength(tid, proven) : ctx.contigs[tid].length;
 }
 
 function upper(b: number): number {

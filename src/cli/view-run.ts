@@ -28,7 +28,7 @@ import { parseBed } from '../view/bed.js';
 import { parseRegion, wholeFile, type Region } from '../view/region.js';
 import { localFai } from '../view/reference.js';
 import { defaultFormatThreads, formatPlan } from '../view/sam-format-pool.js';
-import { formatOfName, indexNames, runView, type DataFormat, type ReferenceInput } from '../view/view-session.js';
+import { fileNameOf, formatOfName, indexNames, runView, type DataFormat, type ReferenceInput } from '../view/view-session.js';
 import { safeCommandLine } from './command-line.js';
 import { cacheConfig, say, timestamped, transportConfig, userPathError } from './common.js';
 import { cacheRoot, diskCacheConfig } from './disk-cache-options.js';
@@ -57,6 +57,8 @@ interface ViewInput {
   index?: string;
   /** The file's name where the data is named by an id (a score manifest's file_name). */
   fileName?: string;
+  /** A manifest entry's path: the name the file has in the mount. */
+  mountPath?: string;
   /** Set when the data is Crypt4GH-encrypted. */
   encryption?: EncryptionRef;
 }
@@ -89,7 +91,7 @@ async function resolveInput(args: ArgumentsCamelCase<ViewArgs>): Promise<ViewInp
     const m = await loadManifest(args.manifest);
     const entry = m.entries.find((e) => e.path === args.path) ?? m.entries.find((e) => e.objectId === args.path);
     if (!entry) throw new SlicefsError('USAGE', `${args.manifest}: no entry with path '${args.path}'`);
-    return { data: entry.url, index: args['index-url'] ?? entry.indexUrl, fileName: entry.fileName, encryption: entry.encryption ? { headerUrl: entry.headerUrl } : undefined };
+    return { data: entry.url, index: args['index-url'] ?? entry.indexUrl, fileName: entry.fileName, mountPath: entry.path, encryption: entry.encryption ? { headerUrl: entry.headerUrl } : undefined };
   }
   const url = args.url;
   if (!url || !isUrl(url)) throw new SlicefsError('USAGE', `--url: not an http(s) URL: '${safeUrl(url ?? '')}'`);
@@ -273,10 +275,13 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
     const commandLine = safeCommandLine('slicefs', process.argv.slice(2), VIEW_COMMAND_LINE);
     const result = await runView({
       data,
+      // The name samtools would read it under: the manifest entry's (the mount's), else the plaintext's.
+      fileName: fileNameOf(input.mountPath ?? dataPath),
       formatHint: formatOfName(dataPath),
       indexCandidates: candidates,
       reference,
       referenceHint: 'give its reference with --reference-file ref.fa (or --reference-url URL of an indexed FASTA)',
+      warn: say,
       regions: regionsFor,
       contained: args.contained,
       format: outputFormat(args),

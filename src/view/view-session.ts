@@ -35,6 +35,11 @@ export interface ReferenceInput {
 
 export interface ViewOptions {
   data: ObjectSource;
+  /**
+   * The data's file name as samtools would know it (`x.cram`: see `fileNameOf`); a lossy_names
+   * CRAM's records stored without a name are named after it. Default: from the data's label.
+   */
+  fileName?: string;
   /** What the data's name says it is (undefined: unknown until its first bytes are read). */
   formatHint?: DataFormat;
   /** Tried in order; the first that exists is used. Its kind (BAI, CSI, CRAI) is read from its bytes. */
@@ -43,6 +48,8 @@ export interface ViewOptions {
   reference?: ReferenceInput;
   /** What to tell a user whose CRAM needs a reference that was not given. */
   referenceHint?: string;
+  /** Where a warning goes (a line without prefix, `warning: …`); undefined: nowhere. */
+  warn?: (line: string) => void;
   regions: (contigs: { name: string; length: number }[]) => Region[];
   contained: boolean;
   /** SAM text, BAM, or uncompressed BAM (stored deflate blocks, `samtools view -u`). */
@@ -80,6 +87,24 @@ export function indexNames(name: string, format: DataFormat = 'bam'): string[] {
   const out = [`${name}.bai`, `${name}.csi`];
   if (/\.bam$/i.test(name)) out.push(name.replace(/\.bam$/i, '.bai'));
   return out;
+}
+
+/**
+ * The file name htslib gives a CRAM's generated read names (its fd->prefix): what follows the last
+ * `/` of the path it opened. For a URL that is the last segment of its path, without the query
+ * string: htslib would keep the query (`x.cram?X-Amz-Signature=…`), which would print a
+ * presigned URL's signature in every generated name.
+ */
+export function fileNameOf(pathOrUrl: string): string {
+  let path = pathOrUrl;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(pathOrUrl)) {
+    try {
+      path = new URL(pathOrUrl).pathname;
+    } catch {
+      path = pathOrUrl.replace(/[?#].*$/, '');
+    }
+  }
+  return path.slice(path.lastIndexOf('/') + 1);
 }
 
 /** What a name says about its format, from its extension. */
@@ -126,6 +151,15 @@ export function withPg(header: string, pg: { name: string; version: string; comm
   const pp = ids.length > 0 ? `\tPP:${ids.at(-1)}` : '';
   const text = header.length === 0 || header.endsWith('\n') ? header : `${header}\n`;
   return `${text}@PG\tID:${id}\tPN:${pg.name}${pp}\tVN:${pg.version}\tCL:${pg.commandLine}\n`;
+}
+
+/** `text` with the LN of each @SQ line set to the length of its contig in `contigs`, where they differ. */
+export function withSqLengths(text: string, contigs: readonly { name: string; length: number }[]): string {
+  const lengths = new Map(contigs.map((c) => [c.name, c.length]));
+  return text.replace(/^@SQ\t.*$/gm, (line) => {
+    const len = lengths.get(/\tSN:([^\t]*)/.exec(line)?.[1] ?? '');
+    return len === undefined ? line : line.replace(/\tLN:\d+/, `\tLN:${len}`);
+  });
 }
 
 /** Writes to `out`, waiting for 'drain' when it is full; rejects on an error (EPIPE included). */
@@ -248,6 +282,8 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
       referenceLength: ref ? (name) => ref.length(name) : undefined,
       referencePrefetch: ref ? (name, start, end) => ref.prefetch(name, start, end) : undefined,
       referenceHint: o.referenceHint ?? 'give --reference-file ref.fa or --reference-url URL',
+      warn: o.warn,
+      fileName: o.fileName ?? fileNameOf(o.data.label),
     }, head, o.data.label);
   } else {
     // The kind comes from the bytes, so an index under any name (a manifest's index_url) is read right.
@@ -264,7 +300,9 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   // With a @PG line samtools rebuilds the header, so the BAM output gets them too; without, a BAM
   // keeps its text as it was.
   const samText = samHeaderText(bam.headerText, bam.contigs);
-  const header = o.pg ? withPg(samText, o.pg) : o.format === 'sam' ? samText : bam.headerText;
+  // A CRAM's contigs are as long as the reference says (./cram/cram-view.ts): samtools's rebuilt
+  // header says so too.
+  const header = o.pg ? withPg(format === 'cram' ? withSqLengths(samText, bam.contigs) : samText, o.pg) : o.format === 'sam' ? samText : bam.headerText;
   const w = writer(o.out);
   let records = 0;
   let unread = 0;

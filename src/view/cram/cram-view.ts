@@ -8,7 +8,19 @@
  *
  * Containers, blocks and codecs come from @gmod/cram, reading through ObjectFilehandle (so through
  * our reader, block cache and transport).
+ *
+ * A reference whose contig is not as long as @SQ LN says (htslib 1.16's rule, sanitise_SQ_lines and
+ * cram_decode_slice): the reference's length takes LN's place (in regions, a BAM header's reference
+ * list, a rebuilt header's LN, where bases run out); the @SQ M5 is not compared. What proves the
+ * reference is a single-reference slice's MD5 of the span it covers, clipped to the reference's end,
+ * checked as for any reference: a longer reference whose first bases are the file's decodes, a
+ * shorter one fails where a slice runs past its end. A multi-reference slice has no MD5: htslib
+ * decodes it from whatever it was given, and a reference of another length surely is not the file's
+ * (a shorter one turns bases into N), so slicefs decodes such a slice only when the reference's whole
+ * contig matches the @SQ M5, and refuses otherwise. An embedded reference is the slice's own: its
+ * bases are printed whatever reference is given (htslib prints N past a shorter one's end).
  */
+import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { CramFile } from '@gmod/cram';
 import { SlicefsError } from '../../errors.js';
@@ -117,9 +129,10 @@ interface SliceRef {
   sliceBytes: number;
 }
 
-/** @SQ names and lengths, and @RG IDs, in header order. */
-export function parseCramHeader(text: string): { contigs: Contig[]; readGroups: string[] } {
+/** @SQ names and lengths (and M5 checksums, lowercase, where given), and @RG IDs, in header order. */
+export function parseCramHeader(text: string): { contigs: Contig[]; md5s: (string | undefined)[]; readGroups: string[] } {
   const contigs: Contig[] = [];
+  const md5s: (string | undefined)[] = [];
   const readGroups: string[] = [];
   for (const line of text.split('\n')) {
     if (line.startsWith('@SQ\t')) {
@@ -127,22 +140,27 @@ export function parseCramHeader(text: string): { contigs: Contig[]; readGroups: 
       const ln = /\tLN:(\d+)/.exec(line)?.[1];
       if (sn === undefined || ln === undefined) throw new SlicefsError('BAD_RESPONSE', printable(`CRAM header @SQ line without SN or LN: ${line.slice(0, 80)}`));
       contigs.push({ name: sn, length: Number(ln) });
+      md5s.push(/\tM5:([^\t]*)/.exec(line)?.[1]?.toLowerCase());
     } else if (line.startsWith('@RG\t')) {
       const id = /\tID:([^\t]*)/.exec(line)?.[1];
       if (id !== undefined) readGroups.push(id);
     }
   }
-  return { contigs, readGroups };
+  return { contigs, md5s, readGroups };
 }
 
 export interface CramOptions {
   /** Reference bases of a contig by name; undefined when no reference was given. */
   reference?: (name: string, start: number, end: number) => Promise<Buffer>;
-  /** Length of a contig in the reference (to refuse a reference whose contigs differ). */
+  /** Length of a contig in the reference: it takes the place of @SQ LN (see the module header). */
   referenceLength?: (name: string) => number | undefined;
   /** Starts fetching reference bases [start, end) of a contig that a coming slice will need. */
   referencePrefetch?: (name: string, start: number, end: number) => void;
   referenceHint: string;
+  /** Tells the user something worth knowing that does not stop the view (one line, no prefix). */
+  warn?: (line: string) => void;
+  /** The file's name (`x.cram`, no directory, no query): names of records stored without one start with it. */
+  fileName: string;
 }
 
 export class CramView {
@@ -156,6 +174,7 @@ export class CramView {
     private readonly crai: CraiEntry[],
     private readonly majorVersion: number,
     readonly headerText: string,
+    /** @SQ names and lengths; the reference's length where it has the contig (see above). */
     readonly contigs: Contig[],
     private readonly ctx: DecodeContext,
     private readonly referencePrefetch: ((name: string, start: number, end: number) => void) | undefined,
@@ -185,24 +204,48 @@ export class CramView {
     }
     // htslib drops the NUL padding some writers leave after the header text.
     text = text.replace(/\0+$/, '');
-    const { contigs, readGroups } = parseCramHeader(text);
+    const { contigs, md5s, readGroups } = parseCramHeader(text);
     let reference: ReferenceFetch | undefined;
+    let referenceLength: ((tid: number, proven: boolean) => Promise<number>) | undefined;
     if (opts.reference) {
-      const checked = new Set<number>();
       const get = opts.reference;
-      reference = async (tid, start, end) => {
+      const lengthOf = (tid: number): number => {
         const c = contigs[tid];
-        if (!checked.has(tid)) {
-          const len = opts.referenceLength?.(c.name);
-          if (len === undefined) throw new SlicefsError('USAGE', `the reference has no sequence named ${c.name} (the CRAM's @SQ ${c.name} LN:${c.length}); ${opts.referenceHint}`);
-          if (len !== c.length) throw new SlicefsError('USAGE', `wrong reference: its ${c.name} is ${len} bases long, the CRAM's @SQ says ${c.length}`);
-          checked.add(tid);
+        const len = opts.referenceLength?.(c.name);
+        if (len === undefined) throw new SlicefsError('USAGE', `the reference has no sequence named ${c.name} (the CRAM's @SQ ${c.name} LN:${c.length}); ${opts.referenceHint}`);
+        return len;
+      };
+      reference = async (tid, start, end) => {
+        lengthOf(tid);
+        return get(contigs[tid].name, start, end);
+      };
+      const m5Checks = new Map<number, Promise<void>>();
+      const warned = new Set<number>();
+      referenceLength = async (tid, proven) => {
+        const c = contigs[tid];
+        const len = lengthOf(tid);
+        if (len === c.length) return len;
+        // The slice's MD5 proved the reference; otherwise the @SQ M5 must (see the module header).
+        if (!proven) {
+          let check = m5Checks.get(tid);
+          if (!check) m5Checks.set(tid, (check = checkContigMd5(get, c, len, md5s[tid])));
+          await check;
         }
-        return get(c.name, start, end);
+        if (!warned.has(tid)) {
+          warned.add(tid);
+          opts.warn?.(`warning: the reference's ${c.name} is ${len} bases long, the CRAM's @SQ says ${c.length}; its bases match the CRAM's checksums, so it is decoded with the reference's length (as samtools does)`);
+        }
+        return len;
       };
     }
-    const ctx: DecodeContext = { contigs, readGroups, reference, referenceHint: opts.referenceHint };
-    return new CramView(file, data, crai, majorVersion, text, contigs, ctx, opts.reference ? opts.referencePrefetch : undefined, label);
+    const ctx: DecodeContext = { contigs, readGroups, reference, referenceLength, referenceHint: opts.referenceHint, fileName: opts.fileName };
+    // Outside the decoder (regions, a BAM header's reference list) a contig is as long as the
+    // reference says, as htslib makes it when it opens the reference.
+    const viewContigs = contigs.map((c) => {
+      const len = opts.reference ? opts.referenceLength?.(c.name) : undefined;
+      return len === undefined || len === c.length ? c : { name: c.name, length: len };
+    });
+    return new CramView(file, data, crai, majorVersion, text, viewContigs, ctx, opts.reference ? opts.referencePrefetch : undefined, label);
   }
 
   /** The BAM-encoded records of `regions`, each once, in file order, in batches (one per slice). */
@@ -349,6 +392,25 @@ export class CramView {
       throw new SlicefsError('BAD_RESPONSE', printable(`${this.label}: cannot decode the CRAM slice at byte ${s.containerStart}: ${(err as Error).message}`));
     }
   }
+}
+
+/** Bases hashed per read when checking a whole contig: a bounded buffer, whatever the contig's size. */
+const MD5_CHUNK = 16 * 1024 * 1024;
+
+/**
+ * Checks that the reference's sequence of contig `c` (of `len` bases, not @SQ LN) is the one the
+ * @SQ line's M5 names: the one proof left for a slice without an MD5 of its own (multi-reference
+ * slices) when the lengths differ. Without an M5 the reference is refused.
+ */
+async function checkContigMd5(get: NonNullable<CramOptions['reference']>, c: Contig, len: number, m5: string | undefined): Promise<void> {
+  const differs = `wrong reference: its ${c.name} is ${len} bases long, the CRAM's @SQ says ${c.length}`;
+  if (m5 === undefined) {
+    throw new SlicefsError('USAGE', `${differs}, and neither the slice nor the @SQ line has an MD5 that would show it is the file's reference; give the reference the file was written with`);
+  }
+  const hash = createHash('md5');
+  for (let at = 0; at < len; at += MD5_CHUNK) hash.update(await get(c.name, at, Math.min(len, at + MD5_CHUNK)));
+  const got = hash.digest('hex');
+  if (got !== m5) throw new SlicefsError('USAGE', `${differs}, and its MD5 is ${got}, the @SQ line's M5 ${m5}; give the reference the file was written with`);
 }
 
 /** Sorts [start, end) ranges, clamps them to the file, merges those closer than MERGE_GAP. */

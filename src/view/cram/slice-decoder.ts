@@ -101,8 +101,20 @@ export interface DecodeContext {
   readGroups: readonly string[];
   /** Undefined when no reference was given: mapped records that need one are an error then. */
   reference?: ReferenceFetch;
+  /**
+   * The length contig `tid` is decoded with when its bases come from `reference`: htslib puts the
+   * reference's own length in place of @SQ LN. `proven`: the slice's MD5 matched the reference's
+   * bases. Rejects when the lengths differ and nothing proves the reference is the file's.
+   * Undefined: @SQ LN.
+   */
+  referenceLength?: (tid: number, proven: boolean) => Promise<number>;
   /** Where a missing-reference error tells the user to look. */
   referenceHint: string;
+  /**
+   * The file's name (`x.cram`): a record stored without a name (a lossy_names CRAM) is named
+   * `NAME:N`, as htslib names it after the file it opened (see `recordName`).
+   */
+  fileName: string;
 }
 
 // --- constants ----------------------------------------------------------------------------------
@@ -165,6 +177,9 @@ const NT16 = (() => {
 })();
 
 const N = 78;
+
+/** The longest read name BAM holds: its length byte counts the NUL too. */
+const MAX_NAME_BYTES = 254;
 
 /** Two ASCII bases → one BAM byte, for every pair of byte values (64 KiB, built once). */
 const NT16_PAIR = (() => {
@@ -481,8 +496,10 @@ async function sliceReference(p: SliceParts, ctx: DecodeContext, recs: RawRecord
   if (!needs) return out;
   if (refId >= 0) {
     const start = h.refSeqStart! - 1;
-    const contigLength = ctx.contigs[refId].length;
     if (h.refBaseBlockId !== undefined && h.refBaseBlockId >= 0) {
+      // The slice's own bases: a reference given is not used, its length neither (htslib would
+      // put it in place of LN, turning bases past a shorter one's end into N).
+      const contigLength = ctx.contigs[refId].length;
       const block = p.blocksByContentId[h.refBaseBlockId];
       if (!block) throw malformed('the slice says its reference is embedded, but the block is missing');
       const bases = Buffer.from(block.content).map(upper) as Buffer;
@@ -492,20 +509,23 @@ async function sliceReference(p: SliceParts, ctx: DecodeContext, recs: RawRecord
     // htslib loads no reference for a no_ref container, even when one is given.
     if (!p.preservation.referenceRequired) return out;
     const fetch = requireReference(ctx);
-    const end = Math.min(start + h.refSeqSpan!, contigLength);
-    const bases = await fetch(refId, start, end);
+    // Clipped to the reference's end, not LN's, as htslib clips the slice's span (s->ref_end).
+    const bases = await fetch(refId, start, start + h.refSeqSpan!);
+    const end = start + bases.length;
     const md5 = h.md5 ?? [];
-    if (md5.some((b) => b !== 0)) {
+    const hasMd5 = md5.some((b) => b !== 0);
+    if (hasMd5) {
       const got = createHash('md5').update(bases).digest('hex');
       if (got !== hex(md5)) {
         const name = ctx.contigs[refId].name;
+        const short = end < start + h.refSeqSpan! ? ` (the reference's ${name} ends at ${end}, the slice reaches ${start + h.refSeqSpan!})` : '';
         throw new SlicefsError(
           'USAGE',
-          `wrong reference: the bases of ${name}:${start + 1}-${end} do not match the CRAM (MD5 ${got}, the CRAM says ${hex(md5)}); give the reference the file was written with`,
+          `wrong reference: the bases of ${name}:${start + 1}-${end} do not match the CRAM (MD5 ${got}, the CRAM says ${hex(md5)})${short}; give the reference the file was written with`,
         );
       }
     }
-    out.set(refId, { bases, start, end, contigLength, hasN: bases.includes(N) });
+    out.set(refId, { bases, start, end, contigLength: await referenceLength(ctx, refId, hasMd5), hasN: bases.includes(N) });
     return out;
   }
   // A multi-reference slice: htslib loads whole contigs; the window the records cover is enough.
@@ -522,13 +542,18 @@ async function sliceReference(p: SliceParts, ctx: DecodeContext, recs: RawRecord
   }
   await Promise.all(
     [...spans].map(async ([tid, [a, b]]) => {
-      const contigLength = ctx.contigs[tid].length;
+      // No MD5 in a multi-reference slice: nothing here proves the reference.
+      const contigLength = await referenceLength(ctx, tid, false);
       const start = Math.max(0, Math.min(a, contigLength));
       const bases = await fetch(tid, start, Math.min(Math.max(b, start), contigLength));
       out.set(tid, { bases, start, end: contigLength, contigLength, hasN: bases.includes(N) });
     }),
   );
   return out;
+}
+
+function referenceLength(ctx: DecodeContext, tid: number, proven: boolean): Promise<number> | number {
+  return ctx.referenceLength ? ctx.referenceLength(tid, proven) : ctx.contigs[tid].length;
 }
 
 function upper(b: number): number {
@@ -908,8 +933,15 @@ function nmSize(nm: number): number {
   return nm <= 0xff ? 4 : nm <= 0xffff ? 5 : 7;
 }
 
-/** The record's name bytes: its own, its mate's, or htslib's generated `cram:N` for lossy names. */
-function recordName(recs: RawRecord[], rec: number, counter: number): Uint8Array {
+/**
+ * The record's name bytes: its own, its mate's, or the one htslib's cram_to_bam generates for a
+ * record stored without one (lossy_names): `FILE:N`, FILE the file's name (htslib's fd->prefix:
+ * what follows the last `/` of the path or URL it opened) and N the record's number in the file,
+ * counted from 1 (the slice header's record counter plus its index in the slice), or its mate's
+ * when the mate came first. The counter is the file's, so a region names a record as the whole
+ * file does.
+ */
+function recordName(recs: RawRecord[], rec: number, counter: number, fileName: string): Uint8Array {
   const stop = (b: Uint8Array) => {
     const z = b.indexOf(0);
     return z < 0 ? b : b.subarray(0, z);
@@ -919,7 +951,10 @@ function recordName(recs: RawRecord[], rec: number, counter: number): Uint8Array
   const mate = cr.mateLine >= 0 ? recs[cr.mateLine] : undefined;
   if (mate?.name && mate.name.length > 0) return stop(mate.name);
   const num = cr.mateLine >= 0 && cr.mateLine < rec ? counter + cr.mateLine + 1 : counter + rec + 1;
-  return Buffer.from(`cram:${num}`, 'latin1');
+  const name = Buffer.from(`${fileName}:${num}`, 'latin1');
+  // BAM's name length is one byte, NUL included; htslib refuses a longer name too.
+  if (name.length > MAX_NAME_BYTES) throw new SlicefsError('USAGE', `record ${num} is stored without a name and would be named after the file, but '${fileName}:${num}' is longer than a BAM read name may be (${MAX_NAME_BYTES} bytes): give the file a shorter name`);
+  return name;
 }
 
 /**
@@ -927,14 +962,15 @@ function recordName(recs: RawRecord[], rec: number, counter: number): Uint8Array
  * slice (one allocation instead of a dozen per record: at 300 000 records the garbage collector
  * was a fifth of the time) and returned as views of it.
  */
-function encodeRecords(recs: RawRecord[], keep: boolean[], counter: number, readGroups: readonly string[]): Buffer[] {
+function encodeRecords(recs: RawRecord[], keep: boolean[], counter: number, ctx: DecodeContext): Buffer[] {
+  const readGroups = ctx.readGroups;
   const names: (Uint8Array | undefined)[] = new Array(recs.length);
   const rgs: (string | undefined)[] = new Array(recs.length);
   let total = 0;
   for (let i = 0; i < recs.length; i++) {
     if (!keep[i]) continue;
     const cr = recs[i];
-    const name = recordName(recs, i, counter);
+    const name = recordName(recs, i, counter, ctx.fileName);
     names[i] = name;
     const mapped = !(cr.flags & F_UNMAP);
     const len = mapped ? cr.seq!.length : cr.len;
@@ -1072,5 +1108,5 @@ export async function decodeSlice(p: SliceParts, ctx: DecodeContext, wanted?: Re
     buildMapped(r, p.scheme, refs.get(r.refId));
   }
   resolveMates(recs);
-  return encodeRecords(recs, keep, p.header.recordCounter, ctx.readGroups);
+  return encodeRecords(recs, keep, p.header.recordCounter, ctx);
 }

@@ -10,14 +10,15 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { samtools } from '../helpers/sample-data.js';
-import { compareVariant, serveVariant, type VariantOutcome } from './compare.js';
-import { headerContigs, loadCorpus, referenceFor, type CorpusFile } from './corpus.js';
-import { FileWork, safeName } from './prepare.js';
+import { compareVariant, serveVariant, type Served, type VariantOutcome } from './compare.js';
+import { headerContigs, loadCorpus, referenceFor, type Corpus, type CorpusFile, type Fasta } from './corpus.js';
+import { FileWork, safeName, type PreparedVariant } from './prepare.js';
 import type { Variant } from './variants.js';
 
 export interface SuiteOptions {
   files: (f: CorpusFile) => boolean;
-  variants: readonly Variant[];
+  /** The variants of a chosen file. */
+  variants: (f: CorpusFile) => readonly Variant[];
   /** Seeded random regions per file and variant. */
   randomCount: number;
   seed: number;
@@ -42,6 +43,24 @@ export function fileSeed(seed: number, id: string): number {
   return h >>> 0;
 }
 
+/** The FASTA of a corpus file's contigs (./corpus.ts), if one fits. */
+async function fileReference(file: CorpusFile, corpus: Corpus): Promise<Fasta | undefined> {
+  const header = await samtools(['view', '-H', '--no-PG', file.path]);
+  return header.code === 0 ? (referenceFor(headerContigs(header.stdout.toString('latin1')), corpus.fastas) ?? undefined) : undefined;
+}
+
+/** One corpus file's variant, made in `work` and served on `server`: for tests of one case. */
+export async function prepareOne(server: FixtureServer, work: string, fileId: string, variant: Variant): Promise<{ prepared: PreparedVariant; served: Served; reference?: Fasta }> {
+  const corpus = await loadCorpus();
+  const file = corpus.files.find((f) => f.id === fileId);
+  if (!file) throw new Error(`no corpus file ${fileId}`);
+  const reference = await fileReference(file, corpus);
+  const prepared = await new FileWork(file, reference, join(work, safeName(file.id))).prepare(variant);
+  if ('skipped' in prepared) throw new Error(`${fileId} ${variant.name}: ${prepared.skipped}`);
+  const served = await serveVariant(server, `/${safeName(file.id)}`, prepared, reference);
+  return { prepared, served, reference };
+}
+
 export async function runSuite(o: SuiteOptions): Promise<VariantResult[]> {
   const corpus = await loadCorpus();
   const files = corpus.files.filter(o.files);
@@ -53,18 +72,21 @@ export async function runSuite(o: SuiteOptions): Promise<VariantResult[]> {
     const worker = async () => {
       while (next < files.length) {
         const file = files[next++];
-        const header = await samtools(['view', '-H', '--no-PG', file.path]);
-        const reference = header.code === 0 ? (referenceFor(headerContigs(header.stdout.toString('latin1')), corpus.fastas) ?? undefined) : undefined;
+        const reference = await fileReference(file, corpus);
         const dir = join(work, safeName(file.id));
         const fw = new FileWork(file, reference, dir);
-        for (const variant of o.variants) {
+        // The CLI views the first variant compared (./compare.ts); the engine views all of them.
+        let cliDone = false;
+        for (const variant of o.variants(file)) {
           const prepared = await fw.prepare(variant);
           let r: VariantResult;
           if ('skipped' in prepared) {
             r = { file: file.id, variant: variant.name, skipped: prepared.skipped };
           } else {
             const served = await serveVariant(server, `/${safeName(file.id)}`, prepared, reference);
-            r = { file: file.id, variant: variant.name, outcome: await compareVariant(prepared, served, reference, fileSeed(o.seed, file.id), o.randomCount) };
+            const outcome = await compareVariant(prepared, served, reference, fileSeed(o.seed, file.id), o.randomCount, !cliDone);
+            cliDone = true;
+            r = { file: file.id, variant: variant.name, outcome };
           }
           results.push(r);
           o.onResult?.(r);

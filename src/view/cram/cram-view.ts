@@ -185,8 +185,11 @@ export class CramView {
       const tid = tidOf.get(r.contig)!;
       wanted.push({ tid, start: r.start, end: r.end });
       if (r.end <= r.start) continue;
-      // CRAI positions are 1-based: the entry covers [start, start + span) in 1-based terms.
-      for (const e of this.crai) if (e.refId === tid && e.start <= r.end && e.start + e.span > r.start) add(e);
+      // CRAI positions are 1-based: the entry covers bases start .. start + span - 1, and the region
+      // 1-based r.start + 1 .. r.end. htslib skips a slice whose last base is before the region
+      // (cram_next_slice), so a read the slice's span leaves out (one that is all insertion at its
+      // end, or runs past @SQ LN, which htslib's encoder clamps the span to) is not reached either.
+      for (const e of this.crai) if (e.refId === tid && e.start <= r.end && e.start + e.span - 1 >= r.start + 1) add(e);
     }
     const order = [...slices.values()].sort((a, b) => a.containerStart - b.containerStart || a.sliceStart - b.sliceStart);
     const ranges = order.map((s) => [s.containerStart + s.sliceStart, s.containerStart + s.sliceStart + s.sliceBytes + HEADER_SLACK] as [number, number]);

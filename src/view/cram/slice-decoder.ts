@@ -944,7 +944,9 @@ function encodeRecords(recs: RawRecord[], keep: boolean[], counter: number, read
     out.writeInt32LE(pos, o + 4);
     out[o + 8] = name.length + 1;
     out[o + 9] = mapped ? cr.mq & 0xff : 0;
-    out.writeUInt16LE(reg2bin(pos, pos + rlen), o + 10);
+    // bam1_core_t.bin is a uint16_t: the bin of a read past 2^29 (indexable by CSI only) wraps
+    // there as here; SAM does not print it.
+    out.writeUInt16LE(reg2bin(pos, pos + rlen) & 0xffff, o + 10);
     out.writeUInt16LE(nCigar, o + 12);
     out.writeUInt16LE(cr.flags, o + 14);
     out.writeInt32LE(len, o + 16);

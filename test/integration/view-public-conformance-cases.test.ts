@@ -47,3 +47,19 @@ test('CRAM: a read at the last position a contig can have (2^31-1) is printed, n
   // Its BAI bin does not fit the record's 16-bit field (htslib's wraps; SAM does not print it).
   assert.deepEqual(await differences('hts-specs/sam/passed/pos.pass.sam', 'cram3.0-no_ref', ['.', 'long', 'long:2147483647-2147483647', '*']), []);
 });
+
+test('CRAM: with a reference in use, bases after the last read feature that run past LN do not extend the read (htslib\'s aend), for regions and TLEN', async () => {
+  // A reference longer than @SQ LN (the consensus embed_ref=2 builds from reads past it) lets the
+  // encoder store those bases as an implicit match, which htslib's decoder does not count into
+  // the read's end: samtools finds such a read only up to its last feature (or its start), and
+  // computes its mates' TLEN from that end (31, not 40, for the pair at yy:111 and yy:141).
+  assert.deepEqual(
+    [
+      ...(await differences('hts-specs/sam/passed/pos.warn2.sam', 'cram3.0', ['range:1064-1065', 'range:1001-1001', 'range:1002-1002', 'range'])),
+      ...(await differences('hts-specs/sam/passed/pnext.warn-pair-2nd.sam', 'cram3.0', ['yy', 'xx'])),
+      ...(await differences('htslib-test/c1#bounds.sam', 'cram3.0-embed_ref2', ['c1:3-4', 'c1:5-10', 'c1:2-2'])),
+      ...(await differences('htslib-test/realn01.sam', 'cram3.0-embed_ref2', ['000000F:682-686', '000000F:660-660', '000000F:661-661'])),
+    ],
+    [],
+  );
+});

@@ -225,7 +225,11 @@ interface RawRecord {
   quals?: Uint8Array;
   md?: string;
   nm: number;
-  /** 1-based last reference base covered (htslib's aend). */
+  /**
+   * htslib's aend: the 1-based last reference base covered, at least `apos`; but with a reference
+   * in use, bases after the last feature that run past @SQ LN do not count (cram_decode_seq does
+   * not advance its position over them). Regions and TLEN use it, as in htslib.
+   */
   aend: number;
 }
 
@@ -288,6 +292,8 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
   // htslib: a last @RG named UNKNOWN is the Java encoder's "no read group".
   const unknownRg = ctx.readGroups.at(-1) === 'UNKNOWN' ? ctx.readGroups.length - 1 : -2;
 
+  // htslib's s->ref: the slice's reference (embedded, or external unless the container is no_ref).
+  const usesReference = p.preservation.referenceRequired || (mapped && (header.refBaseBlockId ?? -1) >= 0);
   const out: RawRecord[] = new Array(header.numRecords);
   let lastApos = cursors.lastAlignmentStart;
   for (let rec = 0; rec < header.numRecords; rec++) {
@@ -366,20 +372,25 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
       const keepFeatures = mayWant(refId, apos - 1);
       let prev = 0;
       let span = len;
+      // The read position after the features (htslib's seq_pos): the implicit match after it.
+      let seqPos = 1;
       for (let f = 0; f < fn; f++) {
         const op = int('FC');
         const pos = int('FP') + prev;
         prev = pos;
         if (pos <= 0) throw malformed(`read feature at position ${pos}`);
+        if (pos > seqPos) seqPos = pos;
         let value: number | Uint8Array;
         let qual: number | undefined;
         switch (op) {
           case 83: // S
             value = bytes(majorVersion > 1 ? 'SC' : 'IN');
             span -= value.length;
+            seqPos += value.length;
             break;
           case 88: // X
             value = int('BS');
+            seqPos++;
             break;
           case 68: // D
             value = int('DL');
@@ -388,13 +399,16 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
           case 73: // I
             value = bytes('IN');
             span -= value.length;
+            seqPos += value.length;
             break;
           case 105: // i
             value = int('BA');
             span -= 1;
+            seqPos++;
             break;
           case 98: // b
             value = bytes('BB');
+            seqPos += value.length;
             break;
           case 113: // q
             value = bytes('QQ');
@@ -402,6 +416,7 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
           case 66: // B
             value = int('BA');
             qual = int('QS');
+            seqPos++;
             break;
           case 81: // Q
             value = int('QS');
@@ -422,9 +437,12 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
         if (keepFeatures) r.features.push(qual === undefined ? { op, pos, value } : { op, pos, value, qual });
       }
       r.refSpan = Math.max(0, span);
-      // The reference end follows from the features alone (phase 3 reaches the same value), so
-      // mates' TLEN can be resolved without building records that are not wanted.
-      r.aend = apos - 1 + r.refSpan;
+      // The reference end follows from the features alone, so mates' TLEN can be resolved and
+      // regions tested without building records that are not wanted.
+      const trailing = Math.max(0, len - seqPos + 1);
+      const beforeTrailing = apos - 1 + r.refSpan - trailing;
+      const pastLength = usesReference && refId >= 0 && trailing > 0 && beforeTrailing + trailing > ctx.contigs[refId].length;
+      r.aend = Math.max(apos, pastLength ? beforeTrailing : apos - 1 + r.refSpan);
       r.mq = int('MQ');
       if (cf & CF_PRESERVE_QUAL) r.qual = run('QS', len);
     } else {
@@ -784,7 +802,6 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
   if (cigLen) cigar.push((cigLen << 4) | cigOp);
 
   r.cigar = cigar;
-  r.aend = refPos;
   r.seq = r.cf & CF_NO_SEQ ? Buffer.alloc(0) : seq;
   r.quals = r.cf & CF_NO_SEQ ? Buffer.alloc(0) : qual;
   if (decodeMd) r.md = md.join('');
@@ -1013,7 +1030,7 @@ function encodeRecords(recs: RawRecord[], keep: boolean[], counter: number, read
 
 /**
  * Whether a record is wanted, from where it lies: reference id (-1: unplaced), 0-based start and
- * exclusive end on the reference (htslib's bam_endpos: start + 1 for an unmapped read). An end of
+ * exclusive end on the reference (htslib's CRAM aend, RawRecord.aend: start + 1 for an unmapped read). An end of
  * Infinity means "not known yet": whether a record starting there could be wanted.
  */
 export type RecordFilter = (refId: number, start: number, end: number) => boolean;
@@ -1030,9 +1047,8 @@ export async function decodeSlice(p: SliceParts, ctx: DecodeContext, wanted?: Re
   const recs = decodeRecords(p, ctx, (refId, start) => !wanted || wanted(refId, start, Infinity));
   const keep = recs.map((r) => {
     if (!wanted) return true;
-    const start = r.apos - 1;
-    const end = r.flags & F_UNMAP || r.refSpan === 0 ? start + 1 : start + r.refSpan;
-    return wanted(r.refId, start, end);
+    // htslib's test is on aend (phase 1), which is bam_endpos but for reads past LN.
+    return wanted(r.refId, r.apos - 1, r.aend);
   });
   if (!keep.includes(true)) return [];
   // The slice's reference is fetched (and its MD5 checked, as htslib does) whenever any record is kept.

@@ -1031,7 +1031,8 @@ function encodeRecords(recs: RawRecord[], keep: boolean[], counter: number, read
 /**
  * Whether a record is wanted, from where it lies: reference id (-1: unplaced), 0-based start and
  * exclusive end on the reference (htslib's CRAM aend, RawRecord.aend: start + 1 for an unmapped read). An end of
- * Infinity means "not known yet": whether a record starting there could be wanted.
+ * Infinity means "not known yet": whether a record starting there could be wanted. It is asked
+ * with the end known once per record, in slice order (a filter may keep state: ./cram-view.ts).
  */
 export type RecordFilter = (refId: number, start: number, end: number) => boolean;
 

@@ -45,7 +45,7 @@ async function walk(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-function kindOf(path: string): InputKind | undefined {
+export function kindOf(path: string): InputKind | undefined {
   if (/\.sam(\.gz)?$/.test(path)) return 'sam';
   if (path.endsWith('.bam')) return 'bam';
   if (path.endsWith('.cram')) return 'cram';

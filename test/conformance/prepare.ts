@@ -19,9 +19,12 @@ export interface PreparedVariant {
 
 export type Prepared = PreparedVariant | { skipped: string };
 
-/** A file name for a corpus id: `#` and other characters URLs and shells mind become `_`. */
+/**
+ * A file name for a corpus id: `#` and other characters URLs and shells mind become `_`. The
+ * extension stays: `range.bam` and `range.cram` are two files, with two work directories.
+ */
 export function safeName(id: string): string {
-  return id.replace(/\.(sam\.gz|sam|bam|cram)$/, '').replace(/[^A-Za-z0-9._-]+/g, '_');
+  return id.replace(/[^A-Za-z0-9._-]+/g, '_');
 }
 
 /** samtools's first error line, for a skip reason. */
@@ -30,9 +33,13 @@ function firstError(stderr: string): string {
   return (lines.find((l) => /\[E::|error|fail|could not|refus/i.test(l)) ?? lines[0] ?? 'no message').trim();
 }
 
+/** The exit code the samtools helper gives a process killed by a signal (samtools 1.16 segfaults on some inputs). */
+const KILLED = 128;
+
 async function samtoolsStep(args: string[]): Promise<string | undefined> {
   const r = await samtools(args);
-  return r.code === 0 ? undefined : `samtools ${args[0]}: ${firstError(r.stderr)}`;
+  if (r.code === 0) return undefined;
+  return `samtools ${args[0]}: ${r.code === KILLED ? 'crashed (killed by a signal)' : firstError(r.stderr)}`;
 }
 
 /** The per-file work directory and the sorted BAM every variant but `original` starts from. */

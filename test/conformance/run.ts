@@ -11,7 +11,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { report } from './summary.js';
 import { runSuite, type VariantResult } from './suite.js';
-import { VARIANTS } from './variants.js';
+import { kindOf } from './corpus.js';
+import { variantApplies, variantNamed, VARIANTS } from './variants.js';
 
 /** The default seed of the random regions; a failing run prints each file's own seed. */
 const DEFAULT_SEED = 17;
@@ -28,10 +29,12 @@ let done = 0;
 // SLICEFS_CONFORMANCE_MERGE=a.json,b.json: the report of runs made apart (e.g. one per corpus, at once).
 const merged = env.SLICEFS_CONFORMANCE_MERGE?.split(',');
 const results: VariantResult[] = merged
-  ? (await Promise.all(merged.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as VariantResult[]))).flat()
+  ? (await Promise.all(merged.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as VariantResult[])))
+      .flat()
+      .filter((r) => variantApplies(variantNamed(r.variant), kindOf(r.file) ?? 'sam'))
   : await runSuite({
       files: (f) => fileFilter.test(f.id),
-      variants: () => VARIANTS.filter((v) => variantFilter.test(v.name)),
+      variants: (f) => VARIANTS.filter((v) => variantFilter.test(v.name) && variantApplies(v, f.kind)),
       randomCount: Number(env.SLICEFS_CONFORMANCE_RANDOM ?? DEFAULT_RANDOM),
       seed: Number(env.SLICEFS_CONFORMANCE_SEED ?? DEFAULT_SEED),
       jobs: Number(env.SLICEFS_CONFORMANCE_JOBS ?? DEFAULT_JOBS),

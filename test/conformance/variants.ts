@@ -55,6 +55,11 @@ export const VARIANTS: readonly Variant[] = [
   { name: 'cram3.0-lossy_names', from: 'cram', cramOptions: ['version=3.0', 'lossy_names=1'], encodeWithReference: true },
 ];
 
+/** Whether a file of this kind has the variant: a SAM has no `original` to view. */
+export function variantApplies(v: Variant, kind: 'sam' | 'bam' | 'cram'): boolean {
+  return !(v.from === 'original' && kind === 'sam');
+}
+
 export function variantNamed(name: string): Variant {
   const v = VARIANTS.find((x) => x.name === name);
   if (!v) throw new Error(`no conformance variant '${name}' (have: ${VARIANTS.map((x) => x.name).join(', ')})`);

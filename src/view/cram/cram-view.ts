@@ -311,7 +311,18 @@ export class CramView {
 
     // The overlap rule on positions (the decoder knows each record's end from its read features,
     // before building it), so only the records that are wanted are built: nothing to filter after.
-    const wantedRecord = (tid: number, pos: number, end: number) => (tid === -1 ? unmapped : overlapsAny(wanted, contained, tid, pos, end));
+    // htslib reads a region's records in file order and stops at the first one past it (a start
+    // after its end, a later contig, an unplaced read: cram_get_seq), so in a CRAM not sorted by
+    // position the records after that one are not read even where they overlap. In a sorted file
+    // nothing follows it that overlaps, and this changes nothing.
+    let open = wanted;
+    const wantedRecord = (tid: number, pos: number, end: number) => {
+      const want = tid === -1 ? unmapped : overlapsAny(open, contained, tid, pos, end);
+      // The decoder's second call, with the end known, comes once per record in file order.
+      const past = (w: WantedRange) => tid === -1 || tid > w.tid || (tid === w.tid && pos >= w.end);
+      if (end !== Infinity && open.some(past)) open = open.filter((w) => !past(w));
+      return want;
+    };
     for (const s of order) {
       prefetchTo(s.containerStart + s.sliceStart);
       const recs = await this.decode(s, wantedRecord);

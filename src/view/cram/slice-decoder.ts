@@ -240,7 +240,11 @@ interface RawRecord {
   quals?: Uint8Array;
   md?: string;
   nm: number;
-  /** 1-based last reference base covered (htslib's aend). */
+  /**
+   * htslib's aend: the 1-based last reference base covered, at least `apos`; but with a reference
+   * in use, bases after the last feature that run past @SQ LN do not count (cram_decode_seq does
+   * not advance its position over them). Regions and TLEN use it, as in htslib.
+   */
   aend: number;
 }
 
@@ -303,6 +307,8 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
   // htslib: a last @RG named UNKNOWN is the Java encoder's "no read group".
   const unknownRg = ctx.readGroups.at(-1) === 'UNKNOWN' ? ctx.readGroups.length - 1 : -2;
 
+  // htslib's s->ref: the slice's reference (embedded, or external unless the container is no_ref).
+  const usesReference = p.preservation.referenceRequired || (mapped && (header.refBaseBlockId ?? -1) >= 0);
   const out: RawRecord[] = new Array(header.numRecords);
   let lastApos = cursors.lastAlignmentStart;
   for (let rec = 0; rec < header.numRecords; rec++) {
@@ -457,9 +463,13 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
       if (len >= seqPos) span += len - seqPos + 1;
       r.refSpan = Math.max(0, span);
       // The reference end follows from the features alone (phase 3 reaches the same value), so
-      // mates' TLEN can be resolved without building records that are not wanted. htslib's aend
-      // is never before apos, even for a record that covers no reference base.
-      r.aend = Math.max(apos, apos - 1 + span);
+      // mates' TLEN can be resolved and regions tested without building records that are not
+      // wanted. htslib's aend is never before apos, even for a record that covers no reference
+      // base; with a reference in use, trailing matched bases past @SQ LN do not count (cram_decode_seq).
+      const trailing = Math.max(0, len - seqPos + 1);
+      const beforeTrailing = apos - 1 + r.refSpan - trailing;
+      const pastLength = usesReference && refId >= 0 && trailing > 0 && beforeTrailing + trailing > ctx.contigs[refId].length;
+      r.aend = Math.max(apos, pastLength ? beforeTrailing : apos - 1 + r.refSpan);
       r.mq = int('MQ');
       if (cf & CF_PRESERVE_QUAL) r.qual = run('QS', len);
     } else {
@@ -839,7 +849,6 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
   if (cigLen) cigar.push((cigLen << 4) | cigOp);
 
   r.cigar = cigar;
-  r.aend = Math.max(refPos, r.apos);
   r.seq = r.cf & CF_NO_SEQ ? Buffer.alloc(0) : seq;
   r.quals = r.cf & CF_NO_SEQ ? Buffer.alloc(0) : qual;
   if (decodeMd) r.md = md.join('');
@@ -1010,7 +1019,9 @@ function encodeRecords(recs: RawRecord[], keep: boolean[], counter: number, ctx:
     out.writeInt32LE(pos, o + 4);
     out[o + 8] = name.length + 1;
     out[o + 9] = mapped ? cr.mq & 0xff : 0;
-    out.writeUInt16LE(reg2bin(pos, pos + rlen), o + 10);
+    // bam1_core_t.bin is a uint16_t: the bin of a read past 2^29 (indexable by CSI only) wraps
+    // there as here; SAM does not print it.
+    out.writeUInt16LE(reg2bin(pos, pos + rlen) & 0xffff, o + 10);
     out.writeUInt16LE(nCigar, o + 12);
     out.writeUInt16LE(cr.flags, o + 14);
     out.writeInt32LE(len, o + 16);
@@ -1077,8 +1088,9 @@ function encodeRecords(recs: RawRecord[], keep: boolean[], counter: number, ctx:
 
 /**
  * Whether a record is wanted, from where it lies: reference id (-1: unplaced), 0-based start and
- * exclusive end on the reference (htslib's bam_endpos: start + 1 for an unmapped read). An end of
- * Infinity means "not known yet": whether a record starting there could be wanted.
+ * exclusive end on the reference (htslib's CRAM aend, RawRecord.aend: start + 1 for an unmapped read). An end of
+ * Infinity means "not known yet": whether a record starting there could be wanted. It is asked
+ * with the end known once per record, in slice order (a filter may keep state: ./cram-view.ts).
  */
 export type RecordFilter = (refId: number, start: number, end: number) => boolean;
 
@@ -1094,9 +1106,8 @@ export async function decodeSlice(p: SliceParts, ctx: DecodeContext, wanted?: Re
   const recs = decodeRecords(p, ctx, (refId, start) => !wanted || wanted(refId, start, Infinity));
   const keep = recs.map((r) => {
     if (!wanted) return true;
-    const start = r.apos - 1;
-    const end = r.flags & F_UNMAP || r.refSpan === 0 ? start + 1 : start + r.refSpan;
-    return wanted(r.refId, start, end);
+    // htslib's test is on aend (phase 1), which is bam_endpos but for reads past LN.
+    return wanted(r.refId, r.apos - 1, r.aend);
   });
   if (!keep.includes(true)) return [];
   // The slice's reference is fetched (and its MD5 checked, as htslib does) whenever any record is kept.

@@ -9,7 +9,9 @@
  * body offset (p ÷ 65536) × 65564, so a read of plaintext [a, b) fetches exactly the blocks of
  * segments ⌊a/65536⌋ … ⌈b/65536⌉ − 1 in one ranged read of the encrypted source, decrypts each
  * block as soon as it is complete, and passes on the part of it inside [a, b). An edit list (in
- * the header) maps the visible bytes to runs of the plaintext; each run is read that way.
+ * the header) maps the visible bytes to runs of the plaintext; each run is read that way. The
+ * blocks are opened on the calling thread, or, in the mount, in the decrypt worker
+ * (../crypt4gh/worker-decryptor.ts), which hands back the plaintext in whole cache-block pieces.
  *
  * Every block's MAC is checked before any of its bytes leave this layer: a block that fails is an
  * error naming its segment and plaintext range (EIO in the mount), never unauthenticated bytes.

@@ -6,7 +6,8 @@
 // imports lazily (the mount's FUSE session, the view's run, BAM vs CRAM readers) in chunks loaded
 // only when used. fuse-native stays external: it loads a native addon from its own directory.
 // The workers are their own entry points: worker-transport starts `./fetch-worker.js` next to it,
-// the download's hasher `./md5-worker.js`, view's SAM formatting pool `./sam-format-worker.js`.
+// the download's hasher `./md5-worker.js`, view's SAM formatting pool `./sam-format-worker.js`, the
+// mount's Crypt4GH decryptor `./decrypt-worker.js`.
 import { build } from 'esbuild';
 import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -41,7 +42,13 @@ const outdir = join(root, 'dist/bundle');
 await rm(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
-  entryPoints: { main: 'dist/src/cli/main.js', 'fetch-worker': 'dist/src/transport/fetch-worker.js', 'md5-worker': 'dist/src/download/md5-worker.js', 'sam-format-worker': 'dist/src/view/sam-format-worker.js' },
+  entryPoints: {
+    main: 'dist/src/cli/main.js',
+    'fetch-worker': 'dist/src/transport/fetch-worker.js',
+    'md5-worker': 'dist/src/download/md5-worker.js',
+    'sam-format-worker': 'dist/src/view/sam-format-worker.js',
+    'decrypt-worker': 'dist/src/crypt4gh/decrypt-worker.js',
+  },
   outdir,
   bundle: true,
   splitting: true,

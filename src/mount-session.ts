@@ -19,6 +19,7 @@ import { Stats } from './stats.js';
 import { HttpTransport } from './transport/http-transport.js';
 import type { Transport } from './transport/transport.js';
 import { WorkerTransport } from './transport/worker-transport.js';
+import { WorkerDecryptor } from './crypt4gh/worker-decryptor.js';
 
 export interface MountSessionOptions {
   manifest: Manifest;
@@ -80,8 +81,12 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
   const api = scoreUrls ? (transport instanceof HttpTransport ? transport : new HttpTransport(o.transport, stats, o.warn)) : undefined;
   // Below the block cache and below decryption (what is on disk of an encrypted object is ciphertext).
   const disk = o.disk ? await DiskTier.open(o.disk, o.warn, stats) : undefined;
+  // Crypt4GH blocks are opened in their own worker (started at the first encrypted read), not
+  // between FUSE callbacks; its plaintext pieces are cache blocks, recycled like the fetch worker's.
+  const decryptor = worker ? new WorkerDecryptor(o.cache.blockSize) : undefined;
   const closeAll = async () => {
     await transport.close().catch(() => {});
+    await decryptor?.close().catch(() => {});
     if (api && api !== transport) await api.close().catch(() => {});
     await o.ghga?.close().catch(() => {});
     // Chunks still being written are finished, the budget kept, the counters recorded.
@@ -90,7 +95,7 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
   // The whole tree is checked (index names included) before anything starts or the mount point is touched.
   let root: DirNode;
   try {
-    root = buildTree(o.manifest, (url, size, encryption) => openSource({ transport, api, score: o.score, keys: o.keys, ghga: o.ghga, disk }, url, size, encryption));
+    root = buildTree(o.manifest, (url, size, encryption) => openSource({ transport, api, score: o.score, keys: o.keys, ghga: o.ghga, disk, decryptor }, url, size, encryption));
   } catch (err) {
     await closeAll();
     throw err;

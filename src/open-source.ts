@@ -6,6 +6,7 @@
  */
 import type { DiskTier } from './cache/disk-tier.js';
 import type { C4ghKeyPair } from './crypt4gh/keys.js';
+import type { WorkerDecryptor } from './crypt4gh/worker-decryptor.js';
 import { SlicefsError } from './errors.js';
 import { scoreObjectIdOf } from './manifest/score-ref.js';
 import type { EncryptionRef } from './manifest/types.js';
@@ -36,6 +37,8 @@ export interface SourceContext {
    * downloads (they write the file itself).
    */
   disk?: DiskTier;
+  /** Opens Crypt4GH data blocks off this thread (the mount's decrypt worker); else on it. */
+  decryptor?: WorkerDecryptor;
 }
 
 /** `source` through the disk tier, when there is one. */
@@ -70,14 +73,14 @@ export function openSource(ctx: SourceContext, url: string, size?: number, encry
     // A GHGA file is always Crypt4GH: the body from the object store, the header from /envelopes.
     const body = ghgaBody(ctx, url);
     if (!ctx.keys) throw new SlicefsError('USAGE', 'GHGA files are Crypt4GH-encrypted: give --private-key FILE');
-    return new Crypt4ghSource(onDisk(ctx, body), { keys: ctx.keys, header: () => body.envelope() });
+    return new Crypt4ghSource(onDisk(ctx, body), { keys: ctx.keys, header: () => body.envelope(), decryptor: ctx.decryptor });
   }
   if (encryption) {
     if (!ctx.keys) throw new SlicefsError('USAGE', `${safeUrl(url)} is Crypt4GH-encrypted: give --private-key FILE (or C4GH_SECRET_KEY)`);
     const inner = openSource(ctx, url, size);
     const headerUrl = encryption.headerUrl;
     const header = headerUrl ? () => readWhole(openSource(ctx, headerUrl)) : undefined;
-    return new Crypt4ghSource(inner, { keys: ctx.keys, header });
+    return new Crypt4ghSource(inner, { keys: ctx.keys, header, decryptor: ctx.decryptor });
   }
   const objectId = scoreObjectIdOf(url);
   if (objectId === undefined) return onDisk(ctx, new HttpSource(ctx.transport, url, size));

@@ -12,10 +12,9 @@
  * runs in parallel at the DCS), each is polled by its own Retry-After, and a staged file downloads
  * while the others still stage; each file goes through the same resumable, journalled download as
  * any other (a kill -9 costs about a second of transfer), with bounded memory; and the plaintext's SHA-256
- * is checked against the DRS `checksums` (decrypting the finished file from disk when it is kept
- * encrypted), which the connector never does.
+ * is checked against the DRS `checksums` (computed as the file is written, in the MD5's pass, decrypting it
+ * there when it is kept encrypted), which the connector never does.
  */
-import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import type { ArgumentsCamelCase } from 'yargs';
 import type { C4ghKeyPair } from '../crypt4gh/keys.js';
@@ -25,11 +24,9 @@ import { SlicefsError } from '../errors.js';
 import { checkTree } from '../manifest/load.js';
 import type { Manifest, ManifestEntry } from '../manifest/types.js';
 import { ghgaUrl, openEncryptedFile, openSource, type GhgaContext } from '../open-source.js';
-import { Crypt4ghSource } from '../source/crypt4gh-source.js';
 import { DrsClient, type DrsObject } from '../source/ghga/dcs.js';
 import { DEFAULT_GHGA_URL, WorkPackageClient, wellKnownValues, type WorkPackage } from '../source/ghga/services.js';
 import { stageAll, type StagingEvent } from '../source/ghga/staging.js';
-import { LocalSource } from '../source/local-source.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { removeMadeDirs } from '../util/fs-problem.js';
@@ -109,16 +106,6 @@ export async function stageWorkPackage(s: GhgaSession, accessions: string[], log
   return staged;
 }
 
-/** The SHA-256 (hex) of the plaintext of a finished file on disk: decrypted first when kept encrypted. */
-async function plaintextSha256(file: string, keys: () => Promise<C4ghKeyPair[]>, encrypted: boolean): Promise<string> {
-  const hash = createHash('sha256');
-  const local = new LocalSource(file);
-  const src = encrypted ? new Crypt4ghSource(local, { keys }) : local;
-  const { size } = await src.version();
-  await src.read(0, size, (c) => void hash.update(c));
-  return hash.digest('hex');
-}
-
 export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & GhgaArgs>): Promise<void> {
   if (args.manifest || args.url || args['object-id']) throw new SlicefsError('USAGE', '--ghga downloads a work package: no --manifest, --url or --object-id with it');
   // Checked before the token is asked for: a bad option costs nothing.
@@ -135,6 +122,7 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
   const planned = planOutputs(entries, args['output-dir'], 'path', false, 'the work package');
   const ghga: GhgaContext = { drs: s.drs, staged: new Map() };
   const ctx = { transport, api: transport, keys: s.keys, ghga };
+  const keys = await s.keys();
   const summary: DownloadSummary = { files: [], bytesFetched: 0, seconds: 0, interrupted: false, diskFull: false };
   const t0 = performance.now();
   try {
@@ -152,9 +140,10 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
             {
               file,
               source: args.decrypt ? openSource(ctx, file.url) : openEncryptedFile(ctx, file.url, undefined, {}),
+              // Hashed as it is written (decrypted on the hashing worker when kept encrypted).
+              plainSha256: expected ? { crypt4gh: args.decrypt ? undefined : { keys } } : undefined,
               verify: expected
-                ? async (part) => {
-                    const got = await plaintextSha256(part, s.keys, !args.decrypt);
+                ? async (_part, { plainSha256: got }) => {
                     if (got !== expected) throw new SlicefsError('BAD_RESPONSE', `the decrypted file's SHA-256 ${got} is not the ${expected} the download service states`);
                   }
                 : undefined,

@@ -24,7 +24,8 @@
  *      (Ctrl-C, a failure) checkpoints what it wrote before it ends.
  *   6. The MD5 is computed as the contiguous prefix grows, on a worker thread that reads back the
  *      bytes just written (from the page cache, not the network); a resumed file re-reads its
- *      prefix from disk once.
+ *      prefix from disk once. A job may ask for its plaintext's SHA-256 as well (GHGA), from
+ *      the same reads (decrypting a Crypt4GH file on that worker), not in a second pass.
  *   7. A complete file is checked against the manifest's MD5: a mismatch is set aside as
  *      `NAME.md5-mismatch` and reported (the next run fetches it anew); a match is renamed to NAME
  *      (atomic) and catalogued. `--verify` sets aside a present file that fails the same way, and
@@ -36,7 +37,8 @@ import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { open, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { SlicefsError, messageOf } from '../errors.js';
+import type { C4ghKeyPair } from '../crypt4gh/keys.js';
+import { SlicefsError, messageOf, type ErrorCode } from '../errors.js';
 import { recordedIdentity } from '../source/identity.js';
 import type { ObjectSource } from '../source/object-source.js';
 import { versionMismatch, type ObjectVersion } from '../transport/version.js';
@@ -47,6 +49,7 @@ import { loadJournal, removeJournal, saveJournal, JOURNAL_FORMAT } from './journ
 import { checkWritable, type PlannedFile } from './layout.js';
 import { lockDir } from './lock.js';
 import { Md5Hasher } from './md5-hasher.js';
+import type { PlainDigest, PlainSha256Spec } from './md5-worker.js';
 import type { ProgressReporter } from './progress.js';
 import { RangeSet } from './range-set.js';
 
@@ -54,10 +57,17 @@ export interface DownloadJob {
   file: PlannedFile;
   source: ObjectSource;
   /**
+   * Also hash the plaintext with SHA-256 while the file is written (GHGA states that checksum), in
+   * the MD5's pass on the hashing worker: the bytes as written, or with `crypt4gh` what decrypting
+   * the Crypt4GH file gives. Its digest is handed to `verify`; a decryption that fails fails the file
+   * as `verify` throwing would.
+   */
+  plainSha256?: { crypt4gh?: { keys: C4ghKeyPair[] } };
+  /**
    * A check of the finished file beyond its MD5 (GHGA: the plaintext's SHA-256), run on the
    * complete `.part` before it is renamed into place; throwing keeps the bytes aside and fails it.
    */
-  verify?: (partFile: string) => Promise<void>;
+  verify?: (partFile: string, digests: { plainSha256?: string }) => Promise<void>;
 }
 
 export interface DownloadConfig {
@@ -245,19 +255,27 @@ class FileTask {
     void this.advanceHash().catch(() => {});
   }
 
+  /** The hashing worker's handle of the part file (asking for the plaintext's SHA-256 where the job does). */
+  private hashHandle(): ReturnType<Md5Hasher['file']> {
+    if (this.md5) return this.md5;
+    const want = this.job.plainSha256;
+    const c = want?.crypt4gh;
+    const spec: PlainSha256Spec | undefined = want && { crypt4gh: c && { keys: c.keys.map((k) => ({ secret: k.secret, public: k.public })), size: this.version.size, label: this.rel } };
+    this.md5 = this.hasher.file(partPath(this.abs), spec);
+    return this.md5;
+  }
+
   /** Asks the hashing worker to hash the contiguous prefix (it reads the bytes back from disk). */
   advanceHash(): Promise<unknown> {
-    this.md5 ??= this.hasher.file(partPath(this.abs));
+    const md5 = this.hashHandle();
     const to = this.done.prefixEnd();
-    const md5 = this.md5;
     this.hashing = this.hashing.then(() => md5.advance(to));
     return this.hashing;
   }
 
-  async digest(): Promise<string> {
-    this.md5 ??= this.hasher.file(partPath(this.abs));
+  async digest(): Promise<{ md5: string; plain?: PlainDigest }> {
+    const md5 = this.hashHandle();
     await this.hashing.catch(() => {});
-    const md5 = this.md5;
     this.md5 = undefined;
     return md5.digest(this.version.size);
   }
@@ -436,7 +454,7 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
       try {
         const fh = await t.open();
         await fh.datasync();
-        const md5 = await t.digest();
+        const { md5, plain } = await t.digest();
         await t.close();
         // The manifest's MD5, and the server's where it states one (Content-MD5, x-goog-hash).
         const checks: [string, string | undefined][] = [
@@ -452,7 +470,8 @@ export async function runDownload(o: DownloadOptions): Promise<DownloadSummary> 
         }
         if (t.job.verify) {
           try {
-            await t.job.verify(partPath(t.abs));
+            if (plain && 'error' in plain) throw plain.error.code ? new SlicefsError(plain.error.code as ErrorCode, plain.error.message) : new Error(plain.error.message);
+            await t.job.verify(partPath(t.abs), { plainSha256: plain?.sha256 });
           } catch (err) {
             const aside = asidePath(t.abs, 'checksum');
             await root.rename(partPath(t.abs), aside);

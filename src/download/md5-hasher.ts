@@ -2,16 +2,17 @@
  * MD5s of files being downloaded, computed on a worker thread (./md5-worker.ts) from the bytes on
  * disk as each file's contiguous prefix grows. One worker serves every file of a download: requests
  * are queued in order, so a file's hash advances in order. The worker is started on first use and
- * stopped by `close()`.
+ * stopped by `close()`. A file may ask for its plaintext's SHA-256 too (PlainSha256Spec), computed
+ * in the same pass.
  */
 import { Worker } from 'node:worker_threads';
 import { SlicefsError } from '../errors.js';
-import type { FromMd5Worker, ToMd5Worker } from './md5-worker.js';
+import type { FromMd5Worker, PlainDigest, PlainSha256Spec, ToMd5Worker } from './md5-worker.js';
 
 export class Md5Hasher {
   private worker?: Worker;
   private nextId = 1;
-  private readonly waiting = new Map<number, { resolve: (m: { hashedTo: number; md5?: string }) => void; reject: (e: Error) => void }[]>();
+  private readonly waiting = new Map<number, { resolve: (m: { hashedTo: number; md5?: string; plain?: PlainDigest }) => void; reject: (e: Error) => void }[]>();
   private failure?: Error;
 
   private start(): Worker {
@@ -38,23 +39,26 @@ export class Md5Hasher {
     return w;
   }
 
-  /** A handle for one file: its hash advances with `advance(to)`; `digest(size)` ends it. */
-  file(path: string): { advance(to: number): Promise<number>; digest(size: number): Promise<string>; forget(): void } {
+  /**
+   * A handle for one file: its hash advances with `advance(to)`; `digest(size)` ends it, with the
+   * plaintext's SHA-256 (or why it could not be had) when `plainSha256` asks for it.
+   */
+  file(path: string, plainSha256?: PlainSha256Spec): { advance(to: number): Promise<number>; digest(size: number): Promise<{ md5: string; plain?: PlainDigest }>; forget(): void } {
     const id = this.nextId++;
     const ask = (to: number, digest: boolean) =>
-      new Promise<{ hashedTo: number; md5?: string }>((resolve, reject) => {
+      new Promise<{ hashedTo: number; md5?: string; plain?: PlainDigest }>((resolve, reject) => {
         if (this.failure) return reject(this.failure);
         const q = this.waiting.get(id) ?? [];
         q.push({ resolve, reject });
         this.waiting.set(id, q);
-        this.start().postMessage({ id, path, to, digest } satisfies ToMd5Worker);
+        this.start().postMessage({ id, path, to, digest, plainSha256 } satisfies ToMd5Worker);
       });
     return {
       advance: async (to) => (await ask(to, false)).hashedTo,
       digest: async (size) => {
         const r = await ask(size, true);
         if (r.hashedTo !== size || !r.md5) throw new SlicefsError('BAD_RESPONSE', `${path}: hashed ${r.hashedTo} of ${size} bytes`);
-        return r.md5;
+        return { md5: r.md5, plain: r.plain };
       },
       forget: () => this.worker?.postMessage({ id, forget: true } satisfies ToMd5Worker),
     };

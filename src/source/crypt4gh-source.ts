@@ -9,7 +9,9 @@
  * body offset (p ÷ 65536) × 65564, so a read of plaintext [a, b) fetches exactly the blocks of
  * segments ⌊a/65536⌋ … ⌈b/65536⌉ − 1 in one ranged read of the encrypted source, decrypts each
  * block as soon as it is complete, and passes on the part of it inside [a, b). An edit list (in
- * the header) maps the visible bytes to runs of the plaintext; each run is read that way.
+ * the header) maps the visible bytes to runs of the plaintext; each run is read that way. The
+ * blocks are opened on the calling thread, or, in the mount, in the decrypt worker
+ * (../crypt4gh/worker-decryptor.ts), which hands back the plaintext in whole cache-block pieces.
  *
  * Every block's MAC is checked before any of its bytes leave this layer: a block that fails is an
  * error naming its segment and plaintext range (EIO in the mount), never unauthenticated bytes.
@@ -22,7 +24,9 @@
 import type { C4ghKeyPair } from '../crypt4gh/keys.js';
 import { EditList } from '../crypt4gh/edit-list.js';
 import { decryptHeader, headerLength, MAX_HEADER_SIZE } from '../crypt4gh/header.js';
-import { BLOCK_SIZE, decryptBlock, plaintextSize, SEGMENT_SIZE } from '../crypt4gh/segments.js';
+import { SegmentDecrypter } from '../crypt4gh/segment-stream.js';
+import { BLOCK_SIZE, plaintextSize, SEGMENT_SIZE } from '../crypt4gh/segments.js';
+import type { WorkerDecryptor } from '../crypt4gh/worker-decryptor.js';
 import { SlicefsError } from '../errors.js';
 import type { ObjectVersion } from '../transport/version.js';
 import type { ObjectSource } from './object-source.js';
@@ -37,6 +41,8 @@ export interface Crypt4ghOptions {
   header?: () => Promise<Buffer>;
   /** Accept only packets written by this key (the reference tool's `--sender_pk`). */
   senderPublicKey?: Buffer;
+  /** Opens the data blocks in a worker thread (the mount's); without it, on the calling thread. */
+  decryptor?: WorkerDecryptor;
 }
 
 interface Layout {
@@ -126,44 +132,47 @@ export class Crypt4ghSource implements ObjectSource {
     const layout = this.layout ?? (await this.open());
     const stop = Math.min(end, layout.visibleSize);
     if (stop <= start) return;
-    const runs = layout.editList ? layout.editList.runs(start, stop, layout.plainSize) : [{ plainStart: start, plainEnd: stop }];
-    for (const run of runs) await this.readPlain(layout, run.plainStart, run.plainEnd, onData, signal);
+    const runs = layout.editList ? layout.editList.runs(start, stop, layout.plainSize) : [{ plainStart: start, plainEnd: stop, visibleStart: start }];
+    for (const run of runs) await this.readPlain(layout, run.plainStart, run.plainEnd, run.visibleStart, onData, signal);
   }
 
   /**
-   * Plaintext [from, to) of the body: the blocks holding it, each decrypted once it is whole.
+   * Plaintext [from, to) of the body (`outStart`: its visible offset): the blocks holding it, each
+   * decrypted once it is whole, on this thread (SegmentDecrypter) or in the decrypt worker
+   * (`opts.decryptor`, the mount's).
    *
    * The inner source's callback works synchronously (the worker transport does not wait for a
    * returned promise, so chunks must be taken in order as they come); the plaintext is passed on
    * through a promise chain, which is also handed back so a transport that waits gets backpressure.
    * A block that fails its MAC stops the read (the inner one is aborted) with that error.
    */
-  private async readPlain(layout: Layout, from: number, to: number, onData: (chunk: Buffer) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
-    let segment = Math.floor(from / SEGMENT_SIZE);
+  private async readPlain(layout: Layout, from: number, to: number, outStart: number, onData: (chunk: Buffer) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
+    const firstSegment = Math.floor(from / SEGMENT_SIZE);
     const lastSegment = Math.ceil(to / SEGMENT_SIZE); // exclusive
-    const bodyStart = segment * BLOCK_SIZE;
+    const bodyStart = firstSegment * BLOCK_SIZE;
     const bodyEnd = Math.min(lastSegment * BLOCK_SIZE, layout.bodySize);
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
     let delivered: Promise<void> = Promise.resolve();
     let failure: unknown;
     const abort = new AbortController();
     const onAbort = () => abort.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
-    const emit = (block: Buffer) => {
-      const plain = decryptBlock(block, layout.dataKeys, segment, this.label);
-      const segStart = segment * SEGMENT_SIZE;
-      segment++;
-      const a = Math.max(from, segStart) - segStart;
-      const b = Math.min(to, segStart + plain.length) - segStart;
-      if (b > a) {
-        const part = a === 0 && b === plain.length ? plain : plain.subarray(a, b);
-        delivered = delivered.then(() => onData(part));
-        // Awaited at the end (and by a transport that waits); a reader's failure must not count as
-        // unhandled meanwhile.
-        delivered.catch(() => {});
-      }
+    const deliver = (part: Buffer) => {
+      delivered = delivered.then(() => onData(part));
+      // Awaited at the end (and by a transport that waits); a reader's failure must not count as
+      // unhandled meanwhile.
+      delivered.catch(() => {});
     };
+    const range = { firstSegment, plainFrom: from, plainTo: to };
+    const fail = (err: unknown) => {
+      if (failure !== undefined) return;
+      failure = err;
+      abort.abort(err);
+    };
+    const sink = this.opts.decryptor
+      ? this.opts.decryptor.open(layout.dataKeys, { ...range, outStart }, this.label, deliver)
+      : undefined;
+    sink?.finished.catch(fail);
+    const local = sink ? undefined : new SegmentDecrypter(layout.dataKeys, range, deliver, this.label);
     try {
       await this.inner.read(
         layout.bodyOffset + bodyStart,
@@ -171,22 +180,10 @@ export class Crypt4ghSource implements ObjectSource {
         (chunk) => {
           if (failure !== undefined) return;
           try {
-            let c = chunk;
-            while (c.length > 0) {
-              const take = Math.min(BLOCK_SIZE - pendingBytes, c.length);
-              pending.push(take === c.length ? c : c.subarray(0, take));
-              pendingBytes += take;
-              c = c.subarray(take);
-              if (pendingBytes === BLOCK_SIZE) {
-                const block = pending.length === 1 ? pending[0] : Buffer.concat(pending, BLOCK_SIZE);
-                pending = [];
-                pendingBytes = 0;
-                emit(block);
-              }
-            }
+            if (sink) sink.push(chunk);
+            else local!.push(chunk);
           } catch (err) {
-            failure = err;
-            abort.abort(err);
+            fail(err);
             return;
           }
           return delivered;
@@ -194,8 +191,12 @@ export class Crypt4ghSource implements ObjectSource {
         abort.signal,
       );
       // The body's last block is shorter than BLOCK_SIZE.
-      if (pendingBytes > 0) emit(Buffer.concat(pending, pendingBytes));
+      if (failure === undefined) {
+        if (sink) await sink.end();
+        else local!.end();
+      }
     } catch (err) {
+      sink?.cancel(err);
       throw failure ?? err;
     } finally {
       signal?.removeEventListener('abort', onAbort);

@@ -746,6 +746,8 @@ async function main(): Promise<void> {
     commands: [],
     failures: [],
   };
+  // The 1-minute load average at the start and end: on a shared 2-core host it says how far the ratios can be trusted.
+  const loadAtStart = os.loadavg()[0]!;
   const parts: string[] = [];
   let mount: MountResult | undefined;
   let download: DownloadResult | undefined;
@@ -772,7 +774,7 @@ async function main(): Promise<void> {
   const text =
     `# Crypt4GH and GHGA: encrypted vs plaintext through the CLI (${started.toISOString()})\n\n` +
     `\`node dist/test/bench/crypt4gh-e2e-bench.js${process.argv.length > 2 ? ' ' + process.argv.slice(2).join(' ') : ''}\`\n\n` +
-    `Host: ${cpus.length} CPUs (${cpus[0]?.model ?? '?'}), ${(os.totalmem() / GiB).toFixed(0)} GiB RAM, Linux ${os.release()}, Node ${process.version}. ` +
+    `Host: ${cpus.length} CPUs (${cpus[0]?.model ?? '?'}), ${(os.totalmem() / GiB).toFixed(0)} GiB RAM, Linux ${os.release()}, Node ${process.version}; load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end. ` +
     `Commands (slicefs = \`node bin/slicefs.js\`, from a copy of bin/ and dist/):\n\n${ctx.commands.map((c) => `- \`${c}\``).join('\n')}\n\n` +
     `${summary.join('\n')}\n\n` +
     parts.join('\n\n') +

@@ -48,6 +48,8 @@ export interface GhgaFileOptions {
   inPackage?: boolean;
   /** Registered at the DCS (default true): otherwise `GET /objects` answers 404. */
   atDcs?: boolean;
+  /** The SHA-256 the DRS object states (default: the plaintext's), to test a mismatch. */
+  statedSha256?: string;
 }
 
 interface GhgaFile {
@@ -168,7 +170,7 @@ export class GhgaServer {
       plaintext,
       body: enc.body,
       dataKey: enc.dataKey,
-      sha256: createHash('sha256').update(plaintext).digest('hex'),
+      sha256: opts.statedSha256 ?? createHash('sha256').update(plaintext).digest('hex'),
       etag: `"${createHash('md5').update(enc.body).digest('hex')}"`,
       lastModified: new Date(Math.floor(this.now() / 1000) * 1000),
       stagingDelayS: opts.stagingDelayS ?? 0,

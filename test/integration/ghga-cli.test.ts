@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -192,4 +193,38 @@ test('errors are one line: malformed token, token for another key, expired or re
   assert.equal(notIn.stderr.trim().split('\n').length, 1, notIn.stderr);
   assert.match(notIn.stderr, /GHGAF99999999999999 is not a file of work package/);
   assert.deepEqual((await readdir(dir).catch(() => [])).filter((n) => !n.startsWith('.') && !n.startsWith('slicefs-')), []);
+});
+
+test("the plaintext's SHA-256, hashed while the file is written: a stated checksum that differs, and a tampered block of a file kept encrypted, set the file aside with one clear line", async () => {
+  const other = await GhgaServer.start({ userPublicKey: pair.public });
+  try {
+    const good = seededBytes(95, 400_000);
+    other.addFile('GHGAF00000000000011', '.bam', good);
+    other.addFile('GHGAF00000000000012', '.bin', seededBytes(96, 300_000), { statedSha256: 'ab'.repeat(32) });
+    const tampered = seededBytes(97, 5 * 65536 + 7);
+    // One bit of the third data block's ciphertext (12-byte nonce, then the ciphertext).
+    other.addFile('GHGAF00000000000013', '.bin', tampered).body[2 * 65564 + 12 + 9] ^= 0x40;
+    const token = join(work, 'token-other.txt');
+    await writeFile(token, other.downloadToken() + '\n', { mode: 0o600 });
+    const args = (dir: string, extra: string[] = []) => ['download', '--ghga', '--ghga-url', other.wkvsUrl, '--private-key', keyFile, '--download-token-file', token, '-d', dir, '-q', ...extra];
+    const actual12 = createHash('sha256').update(seededBytes(96, 300_000)).digest('hex');
+    for (const decrypt of [false, true]) {
+      const dir = join(work, decrypt ? 'sha-plain' : 'sha-enc');
+      const r = await slicefs(args(dir, decrypt ? ['--decrypt'] : []));
+      assert.equal(r.code, 1, r.stderr);
+      const suffix = decrypt ? '' : '.c4gh';
+      assert.match(r.stderr, new RegExp(`GHGAF00000000000012\\.bin${suffix.replace('.', '\\.')}: the decrypted file's SHA-256 ${actual12} is not the ${'ab'.repeat(32)} the download service states; set aside as GHGAF00000000000012\\.bin${suffix.replace('.', '\\.')}\\.checksum-mismatch`));
+      // Kept encrypted, the blocks are not opened until the hash: the tampered one fails there, named.
+      assert.match(r.stderr, decrypt ? /GHGAF00000000000013\.bin: .*segment 2 \(plaintext bytes 131072–196607\) failed its authentication/ : /GHGAF00000000000013\.bin\.c4gh: GHGAF00000000000013\.bin\.c4gh: segment 2 \(plaintext bytes 131072–196607\) failed its authentication: the file is corrupt or was tampered with; set aside as GHGAF00000000000013\.bin\.c4gh\.checksum-mismatch/);
+      const names = (await readdir(dir)).filter((n) => !n.startsWith('.') && !n.startsWith('slicefs-')).sort();
+      const kept = `GHGAF00000000000011.bam${suffix}`;
+      // Decrypted while downloaded, the tampered file stops there (its part and journal kept, as for any failed download).
+      assert.deepEqual(names, decrypt ? [kept, `GHGAF00000000000012.bin.checksum-mismatch`, 'GHGAF00000000000013.bin.part', 'GHGAF00000000000013.bin.part.journal'] : [kept, `GHGAF00000000000012.bin.c4gh.checksum-mismatch`, `GHGAF00000000000013.bin.c4gh.checksum-mismatch`].sort(), r.stderr);
+      const got = decrypt ? await readFile(join(dir, kept)) : await decryptLocal(join(dir, kept));
+      assert.ok(got.equals(good));
+      await assertNoSecrets([...other.issuedSecrets(), other.downloadToken(), 'my passphrase'], { outputs: { stderr: r.stderr, stdout: r.stdout }, paths: [dir] });
+    }
+  } finally {
+    await other.close();
+  }
 });

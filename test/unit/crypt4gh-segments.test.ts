@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { SlicefsError } from '../../src/errors.js';
 import { BLOCK_SIZE, blockCount, blockRange, decryptBlock, encryptBlock, plaintextSize, SEGMENT_SIZE } from '../../src/crypt4gh/segments.js';
+import { SegmentDecrypter } from '../../src/crypt4gh/segment-stream.js';
 import { index } from '../helpers/c4gh-vectors.js';
 
 test('sizes: 64 KiB segments in 65564-byte blocks', () => {
@@ -86,4 +87,40 @@ test('decryptBlock: any flipped bit, or the wrong key, fails in one line naming 
     () => decryptBlock(block.subarray(0, 28), [key], 2),
     (e: unknown) => e instanceof SlicefsError && e.code === 'DECRYPT' && /^segment 2 is only 28 bytes/.test(e.message),
   );
+});
+
+test('SegmentDecrypter: any chunking of the body gives the clipped plaintext, and keeps no view of a chunk after push', () => {
+  const key = randomBytes(32);
+  const plain = randomBytes(4 * SEGMENT_SIZE + 777);
+  const blocks: Buffer[] = [];
+  for (let at = 0; at < plain.length; at += SEGMENT_SIZE) blocks.push(encryptBlock(plain.subarray(at, Math.min(at + SEGMENT_SIZE, plain.length)), key));
+  const body = Buffer.concat(blocks);
+  // Chunk sizes: single bytes around a block edge, exact blocks, blocks and a bit, several blocks at once.
+  for (const sizes of [[1, BLOCK_SIZE - 2, 1, 1], [BLOCK_SIZE], [BLOCK_SIZE + 5, BLOCK_SIZE - 5], [3 * BLOCK_SIZE + 100], [4096], [65_000, 70_000]]) {
+    for (const [from, to] of [[0, plain.length], [SEGMENT_SIZE - 3, 2 * SEGMENT_SIZE + 3], [2 * SEGMENT_SIZE + 10, plain.length - 5]]) {
+      const first = Math.floor(from / SEGMENT_SIZE);
+      const last = Math.ceil(to / SEGMENT_SIZE);
+      const ciphertext = body.subarray(first * BLOCK_SIZE, Math.min(last * BLOCK_SIZE, body.length));
+      const out: Buffer[] = [];
+      const d = new SegmentDecrypter([randomBytes(32), key], { firstSegment: first, plainFrom: from, plainTo: to }, (p) => void out.push(p), 'x.c4gh');
+      let at = 0;
+      for (let i = 0; at < ciphertext.length; i++) {
+        const n = Math.min(sizes[i % sizes.length]!, ciphertext.length - at);
+        // A chunk of its own, overwritten once pushed: its memory may be reused or transferred at once.
+        const chunk = Buffer.from(ciphertext.subarray(at, at + n));
+        d.push(chunk);
+        chunk.fill(0);
+        at += n;
+      }
+      d.end();
+      assert.ok(Buffer.concat(out).equals(plain.subarray(from, to)), `chunks ${sizes.join(',')}, [${from}, ${to})`);
+    }
+  }
+  // A tampered block stops the stream with its segment's error; the blocks before it were passed on.
+  const bad = Buffer.from(body);
+  bad[2 * BLOCK_SIZE + 40]! ^= 1;
+  const out: Buffer[] = [];
+  const d = new SegmentDecrypter([key], { firstSegment: 0, plainFrom: 0, plainTo: plain.length }, (p) => void out.push(p), 'x.c4gh');
+  assert.throws(() => d.push(bad), (e: unknown) => e instanceof SlicefsError && e.code === 'DECRYPT' && /^x\.c4gh: segment 2 \(plaintext bytes 131072–196607\) failed/.test(e.message));
+  assert.ok(Buffer.concat(out).equals(plain.subarray(0, 2 * SEGMENT_SIZE)));
 });

@@ -6,7 +6,7 @@
 // imports lazily (the mount's FUSE session, the view's run, BAM vs CRAM readers) in chunks loaded
 // only when used. fuse-native stays external: it loads a native addon from its own directory.
 // The workers are their own entry points: worker-transport starts `./fetch-worker.js` next to it,
-// the download's hasher `./md5-worker.js`.
+// the download's hasher `./md5-worker.js`, the disk tier's writer `./slot-writer-worker.js`.
 import { build } from 'esbuild';
 import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -17,7 +17,12 @@ const outdir = join(root, 'dist/bundle');
 await rm(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
-  entryPoints: { main: 'dist/src/cli/main.js', 'fetch-worker': 'dist/src/transport/fetch-worker.js', 'md5-worker': 'dist/src/download/md5-worker.js' },
+  entryPoints: {
+    main: 'dist/src/cli/main.js',
+    'fetch-worker': 'dist/src/transport/fetch-worker.js',
+    'md5-worker': 'dist/src/download/md5-worker.js',
+    'slot-writer-worker': 'dist/src/cache/slot-writer-worker.js',
+  },
   outdir,
   bundle: true,
   splitting: true,

@@ -79,7 +79,8 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
   const scoreUrls = anyScore(o.manifest.entries.flatMap((e) => [e.url, e.indexUrl]));
   const api = scoreUrls ? (transport instanceof HttpTransport ? transport : new HttpTransport(o.transport, stats, o.warn)) : undefined;
   // Below the block cache and below decryption (what is on disk of an encrypted object is ciphertext).
-  const disk = o.disk ? await DiskTier.open(o.disk, o.warn, stats) : undefined;
+  // Written behind the reads, in a thread of its own: the FUSE thread is the mount's bottleneck.
+  const disk = o.disk ? await DiskTier.open(o.disk, o.warn, stats, { writerThread: true }) : undefined;
   const closeAll = async () => {
     await transport.close().catch(() => {});
     if (api && api !== transport) await api.close().catch(() => {});
@@ -101,7 +102,9 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
     await worker?.start();
     prepared = await prepareMountPoint(o.mountPoint, o.force);
     const mountPoint = prepared.path;
-    const cache = new BlockCache(o.cache, stats, worker ? (parts) => worker.recycle(parts) : undefined);
+    // A block's buffers that a piece waiting for the disk tier still holds are not refilled (they are
+    // left to the garbage collector).
+    const cache = new BlockCache(o.cache, stats, worker ? (parts) => worker.recycle(disk ? parts.filter((p) => !disk.holds(p.buffer)) : parts) : undefined);
     // Files without a size (every index among them) are probed now, so the tree lists only what can be read.
     await sizeUnsized(root, { concurrency: o.probeConcurrency, skipMissing: o.skipMissing ?? false, manifestFile: o.manifest.file, warn: o.warn, onProgress: o.onProbeProgress });
     const fs = new ReadOnlyFs(root, cache, stats, {

@@ -297,17 +297,19 @@ export class WriteRoot {
   }
 
   /**
-   * Replaces file `path` by `data` atomically (a hidden `.NAME.PID.RANDOM.tmp` beside it, renamed
+   * Replaces file `path` by `data` (or its parts, in order) atomically (a hidden `.NAME.PID.RANDOM.tmp` beside it, renamed
    * over it). `sync`: the bytes and the rename are made durable (fsync of the file, then of the
    * directory) before it returns.
    */
-  async replace(path: string, data: string | Uint8Array, opts: { sync?: boolean; mode?: number } = {}): Promise<void> {
+  async replace(path: string, data: string | Uint8Array | readonly Uint8Array[], opts: { sync?: boolean; mode?: number } = {}): Promise<void> {
     const abs = this.under(path);
     const tmp = join(dirname(abs), `.${basename(abs)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     const fh = await this.open(tmp, 'create', opts.mode);
     try {
       try {
-        await fh.writeFile(data);
+        if (typeof data === 'string' || !Array.isArray(data)) await fh.writeFile(data as string | Uint8Array);
+        // Parts written one after the other (a header and the payload's pieces, not joined first).
+        else for (const part of data as readonly Uint8Array[]) for (let off = 0; off < part.length; ) off += (await fh.write(part, off, part.length - off)).bytesWritten;
         if (opts.sync) await fh.sync();
       } finally {
         await fh.close();

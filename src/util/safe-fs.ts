@@ -314,7 +314,8 @@ export class WriteRoot {
       } finally {
         await fh.close();
       }
-      await this.rename(tmp, abs);
+      // The directory was walked by the open just now: only the name is looked at again.
+      await this.renameOver(tmp, abs);
     } catch (e) {
       await rm(tmp, { force: true }).catch(() => {});
       throw e;
@@ -327,6 +328,10 @@ export class WriteRoot {
     const src = this.under(from);
     const abs = this.under(to);
     await this.walk(dirname(abs), false);
+    await this.renameOver(src, abs);
+  }
+
+  private async renameOver(src: string, abs: string): Promise<void> {
     const st = await lstatIfAny(abs);
     if (st?.isSymbolicLink()) throw symlinkRefusal(abs);
     if (st?.isDirectory()) throw directoryRefusal(abs);

@@ -17,6 +17,11 @@
  *
  * In-flight bytes are not in the LRU (they are not complete); `maxInflightBytes` bounds them for
  * readahead, which is skipped when the bound is reached. Demand reads are never refused.
+ *
+ * Readahead has an owner (a file handle's RangeReader): `cancelPrefetch(owner)` (at close) aborts
+ * its requests whose blocks still to come no reader waits for. Their blocks leave the in-flight set
+ * at once (a reader arriving later fetches anew), and each request settles only the blocks it still
+ * owns, so a late byte of an aborted request never resolves or fails another request's block.
  */
 import { LRUCache } from 'lru-cache';
 import { Block } from './block.js';
@@ -35,6 +40,15 @@ export interface PinnedObject {
 interface Pending extends Deferred<Block> {
   /** Demand readers waiting for this block: it is born with this many references. */
   waiters: number;
+  /** The request fetching it (set when the request starts). */
+  fetch?: Fetch;
+}
+
+/** One Range request under way: its blocks' keys, the readahead owner that asked, its abort. */
+interface Fetch {
+  keys: string[];
+  owner?: object;
+  abort: AbortController;
 }
 
 export class BlockCache {
@@ -45,6 +59,8 @@ export class BlockCache {
   private readonly prefetching = new Set<string>();
   private inflightBytes = 0;
   private readonly failures = new Map<string, { error: unknown; at: number }>();
+  /** Readahead requests under way, by owner (`cancelPrefetch`). */
+  private readonly prefetchesOf = new Map<object, Set<Fetch>>();
   readonly maxInflightBytes: number;
   private readonly failureTtlMs: number;
 
@@ -133,9 +149,10 @@ export class BlockCache {
 
   /**
    * Starts fetching the missing blocks of [first, last] (readahead) unless the in-flight bound is
-   * reached. Returns without waiting; failures are left for a later demand read to see.
+   * reached. Returns without waiting; failures are left for a later demand read to see. `owner`:
+   * who may cancel it (`cancelPrefetch`).
    */
-  prefetch(obj: PinnedObject, first: number, last: number, maxRunBlocks: number): void {
+  prefetch(obj: PinnedObject, first: number, last: number, maxRunBlocks: number, owner?: object): void {
     const prefix = cacheKey(obj.source, obj.version);
     let runStart = -1;
     for (let i = first; i <= last; i++) {
@@ -143,7 +160,7 @@ export class BlockCache {
       const present = this.lru.has(key) || this.inflight.has(key) || this.recentFailure(key) !== undefined;
       const full = this.inflightBytes + this.blockSize > this.maxInflightBytes;
       if (present || full) {
-        if (runStart >= 0) this.fetchRun(obj, prefix, runStart, i, maxRunBlocks);
+        if (runStart >= 0) this.fetchRun(obj, prefix, runStart, i, maxRunBlocks, owner);
         runStart = -1;
         if (full) return;
         continue;
@@ -153,7 +170,31 @@ export class BlockCache {
       this.inflightBytes += this.blockSize;
       if (runStart < 0) runStart = i;
     }
-    if (runStart >= 0) this.fetchRun(obj, prefix, runStart, last + 1, maxRunBlocks);
+    if (runStart >= 0) this.fetchRun(obj, prefix, runStart, last + 1, maxRunBlocks, owner);
+  }
+
+  /**
+   * Aborts the readahead requests of `owner` whose blocks still to come no reader waits for (a
+   * request a reader joined goes on). Blocks already received stay cached.
+   */
+  cancelPrefetch(owner: object): void {
+    const fetches = this.prefetchesOf.get(owner);
+    if (!fetches) return;
+    this.prefetchesOf.delete(owner);
+    for (const f of fetches) {
+      const mine = f.keys.flatMap((k) => {
+        const p = this.inflight.get(k);
+        return p?.fetch === f ? [[k, p] as const] : [];
+      });
+      if (mine.some(([, p]) => p.waiters > 0)) continue;
+      const err = new SlicefsError('NETWORK', 'readahead cancelled: the file was closed');
+      // Out of the in-flight set first: nobody can join a block whose request is being aborted.
+      for (const [k, p] of mine) {
+        this.settle(k, f);
+        p.reject(err);
+      }
+      f.abort.abort(err);
+    }
   }
 
   private register(key: string, waiters: number): Pending {
@@ -164,13 +205,30 @@ export class BlockCache {
   }
 
   /** Fetches blocks [from, to) (already registered in `inflight`) in requests of ≤ maxRunBlocks. */
-  private fetchRun(obj: PinnedObject, prefix: string, from: number, to: number, maxRunBlocks: number): void {
+  private fetchRun(obj: PinnedObject, prefix: string, from: number, to: number, maxRunBlocks: number, owner?: object): void {
     for (let s = from; s < to; s += maxRunBlocks) {
-      void this.fetchBlocks(obj, prefix, s, Math.min(to, s + maxRunBlocks));
+      const e = Math.min(to, s + maxRunBlocks);
+      const fetch: Fetch = { keys: [], owner, abort: new AbortController() };
+      for (let i = s; i < e; i++) {
+        const key = `${prefix}#${i}`;
+        fetch.keys.push(key);
+        this.inflight.get(key)!.fetch = fetch;
+      }
+      if (owner) {
+        let set = this.prefetchesOf.get(owner);
+        if (!set) this.prefetchesOf.set(owner, (set = new Set()));
+        set.add(fetch);
+      }
+      void this.fetchBlocks(obj, prefix, s, e, fetch).finally(() => {
+        if (!owner) return;
+        const set = this.prefetchesOf.get(owner);
+        set?.delete(fetch);
+        if (set?.size === 0) this.prefetchesOf.delete(owner);
+      });
     }
   }
 
-  private async fetchBlocks(obj: PinnedObject, prefix: string, from: number, to: number): Promise<void> {
+  private async fetchBlocks(obj: PinnedObject, prefix: string, from: number, to: number, fetch: Fetch): Promise<void> {
     const bs = this.blockSize;
     const size = obj.version.size;
     const start = from * bs;
@@ -181,7 +239,9 @@ export class BlockCache {
     let filled = 0;
     const complete = (index: number, parts: Buffer[], length: number) => {
       const key = `${prefix}#${index}`;
-      const pending = this.settle(key);
+      const pending = this.settle(key, fetch);
+      // Cancelled (and perhaps fetched again by another request since): its bytes came in vain.
+      if (!pending && fetch.abort.signal.aborted) return;
       // Born with one reference per waiting reader, before the cache may evict it.
       const data = new Block(parts, length, pending?.waiters ?? 0, this.onBlockFreed);
       this.lru.set(key, data);
@@ -189,6 +249,7 @@ export class BlockCache {
     };
     try {
       await obj.source.read(start, end, (chunk) => {
+        if (fetch.abort.signal.aborted) return;
         let off = 0;
         while (off < chunk.length) {
           const n = Math.min(chunk.length - off, want - filled);
@@ -204,20 +265,22 @@ export class BlockCache {
             want = Math.min(bs, end - block * bs);
           }
         }
-      });
+      }, fetch.abort.signal);
       if (block < to) throw new SlicefsError('BAD_RESPONSE', `${obj.source.label}: body ended early`);
     } catch (err) {
       const at = Date.now();
       if (this.failures.size > 10_000) this.failures.clear();
       for (let i = block; i < to; i++) {
         const key = `${prefix}#${i}`;
+        // Not a block this request no longer owns (cancelled, and perhaps another request's now).
+        if (this.inflight.get(key)?.fetch !== fetch) continue;
         // Only a failed demand read is remembered (a reader waited for it, so the kernel will ask
         // again at once): our own readahead failing unseen must not turn the reader's first real
         // read of that block into an error without a try.
         if (!this.prefetching.has(key) || (this.inflight.get(key)?.waiters ?? 0) > 0) {
           this.failures.set(key, { error: err, at });
         }
-        this.settle(key)?.reject(err);
+        this.settle(key, fetch)?.reject(err);
       }
     }
   }
@@ -230,9 +293,13 @@ export class BlockCache {
     return undefined;
   }
 
-  /** Removes a block from the in-flight set (and from the readahead account) and returns its waiters. */
-  private settle(key: string): Pending | undefined {
+  /**
+   * Removes a block from the in-flight set (and from the readahead account) and returns its
+   * waiters, if request `fetch` still owns it.
+   */
+  private settle(key: string, fetch: Fetch): Pending | undefined {
     const pending = this.inflight.get(key);
+    if (!pending || pending.fetch !== fetch) return undefined;
     this.inflight.delete(key);
     if (this.prefetching.delete(key)) this.inflightBytes -= this.blockSize;
     return pending;

@@ -15,6 +15,8 @@
 //             encrypted vs plaintext through one mount, `download --ghga --decrypt` vs `download`
 //   cache-tier ./cache-tier-bench.js as a child (same --runs; --cmd-timeout when given), its table
 //             appended: cold vs warm disk tier vs a shared nginx cache tier, against samtools over HTTP
+//   mount-load ./mount-load-bench.js as a child (same --size, --runs, --cache-size): the mount with
+//             its defaults (disk tier on) vs tier off, and random readers with and without readahead
 // The page cache is dropped before every run (then the origin's file is read once so nginx serves
 // from memory): kernel_cache mounts must not answer from pages of an earlier run. Each slicefs run
 // uses a fresh daemon (cold block cache).
@@ -80,14 +82,14 @@ const USAGE = `usage: node dist/test/bench/run.js [options]
   --slicefs-verbose    pass --verbose to the daemon (its log is kept in the temp dir)
   --bam / --no-bam     run the samtools part (default on; builds test/helpers' bench BAM once)
   --region R           samtools region (default: 100 kb in the middle of the longest contig)
-  --only LIST          comma list of sections: loopback,wan,samtools,crypt4gh,cache-tier (default all)
+  --only LIST          comma list of sections: loopback,wan,samtools,crypt4gh,cache-tier,mount-load (default all)
   --no-drop-caches     do not drop the page cache between runs
   --verify             also cmp the FUSE files against the origin file once
   --timeout SEC        hard limit for the whole benchmark (default 3600)
   --cmd-timeout SEC    limit per timed command (default max(60, size / 4 MB/s))
   --out FILE           results file (default .bench/results-<date>.md)`;
 
-const SECTIONS = ['loopback', 'wan', 'samtools', 'crypt4gh', 'cache-tier'];
+const SECTIONS = ['loopback', 'wan', 'samtools', 'crypt4gh', 'cache-tier', 'mount-load'];
 
 function parseSize(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)?$/i.exec(s.trim());
@@ -223,6 +225,7 @@ const SLICEFS_BIN = join(ROOT, 'bin', 'slicefs.js');
 const MEMFS_JS = fileURLToPath(new URL('./memfs-mount.js', import.meta.url));
 const CRYPT4GH_JS = fileURLToPath(new URL('./crypt4gh-e2e-bench.js', import.meta.url));
 const CACHE_TIER_JS = fileURLToPath(new URL('./cache-tier-bench.js', import.meta.url));
+const MOUNT_LOAD_JS = fileURLToPath(new URL('./mount-load-bench.js', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
 // Samples and rows.
@@ -669,6 +672,12 @@ function cacheTierSection(): Promise<string> {
   return childSection('cache-tier', CACHE_TIER_JS, args, 'Disk and shared cache tiers');
 }
 
+/** ./mount-load-bench.js: the mount as users get it (disk tier on) against tuned configurations. */
+function mountLoadSection(): Promise<string> {
+  const args = ['--size', String(opts.size), '--seed', String(opts.seed), '--runs', String(opts.runs), '--cache-size', opts.cacheSize];
+  return childSection('mount-load', MOUNT_LOAD_JS, args, 'The mount with its defaults, and random readers');
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report.
 
@@ -938,8 +947,9 @@ async function main(): Promise<void> {
   await nginx.stop();
   const c4gh = opts.sections.has('crypt4gh') ? await crypt4ghSection() : '';
   const tiers = opts.sections.has('cache-tier') ? await cacheTierSection() : '';
+  const mountLoad = opts.sections.has('mount-load') ? await mountLoadSection() : '';
   clearTimeout(watchdog);
-  const text = report(started, seqRows, samRows, bam, (Date.now() - t0) / 1000) + c4gh + tiers;
+  const text = report(started, seqRows, samRows, bam, (Date.now() - t0) / 1000) + c4gh + tiers + mountLoad;
   await mkdir(BENCH_DIR, { recursive: true });
   const out = resolve(opts.out ?? join(BENCH_DIR, `results-${started.toISOString().replace(/[:.]/g, '-')}.md`));
   await writeFile(out, text);

@@ -26,6 +26,12 @@
  * that others may write lets them move the root away, but not make a file the user owns, and
  * every file is checked as it is opened.
  *
+ * In an owned root a directory found good (each directory from the root down to it the user's
+ * alone) is remembered, and a later write there does not look again (`walked`): only the user (or
+ * root) can change what is in such directories, and the checks are against other users. The disk
+ * tier writes thousands of chunks into a few directories; the walk was most of a write's system
+ * calls. A directory made (`mkdirs`) is always looked at.
+ *
  * Refusals are `UnsafePathError`s (code USAGE: exit 2), one line naming the path and the cause.
  *
  * Limit: Node has no openat(2), so the checks and the writes are separate system calls. A link
@@ -136,8 +142,14 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Directories of an owned root remembered as good (WriteRoot.walked); forgotten all at once when full. */
+const WALKED_DIRS = 4096;
+
 /** A directory that a command writes under, and the modes of what it creates there. */
 export class WriteRoot {
+  /** Owned roots: directories found good by a walk (see the module header). */
+  private readonly walked = new Set<string>();
+
   private constructor(
     /** The root, absolute, as the user named it. */
     readonly dir: string,
@@ -191,6 +203,7 @@ export class WriteRoot {
   private async walk(dir: string, make: boolean): Promise<boolean> {
     const rel = relative(this.dir, dir);
     if (rel.startsWith('..') || isAbsolute(rel)) throw new UnsafePathError(`${shownPath(dir)} is not under ${shownPath(this.dir)}; refusing to write there`);
+    if (!make && this.walked.has(dir)) return true;
     let cur = this.dir;
     for (const seg of rel === '' ? [] : rel.split(sep)) {
       cur = join(cur, seg);
@@ -217,6 +230,10 @@ export class WriteRoot {
       if (!st.isDirectory()) throw notDirectoryRefusal(cur);
       const notOwned = this.owned ? notOwnedReason(cur, st) : undefined;
       if (notOwned) throw new UnsafePathError(notOwned);
+    }
+    if (this.owned) {
+      if (this.walked.size >= WALKED_DIRS) this.walked.clear();
+      this.walked.add(dir);
     }
     return true;
   }

@@ -102,9 +102,8 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
     await worker?.start();
     prepared = await prepareMountPoint(o.mountPoint, o.force);
     const mountPoint = prepared.path;
-    // A block's buffers that a piece waiting for the disk tier still holds are not refilled (they are
-    // left to the garbage collector).
-    const cache = new BlockCache(o.cache, stats, worker ? (parts) => worker.recycle(disk ? parts.filter((p) => !disk.holds(p.buffer)) : parts) : undefined);
+    // A block's buffers that a piece waiting for the disk tier still holds are refilled once it lets go.
+    const cache = new BlockCache(o.cache, stats, worker ? (parts) => worker.recycle(disk ? disk.whenFree(parts, (p) => worker.recycle([p])) : parts) : undefined);
     // Files without a size (every index among them) are probed now, so the tree lists only what can be read.
     await sizeUnsized(root, { concurrency: o.probeConcurrency, skipMissing: o.skipMissing ?? false, manifestFile: o.manifest.file, warn: o.warn, onProgress: o.onProbeProgress });
     const fs = new ReadOnlyFs(root, cache, stats, {

@@ -15,8 +15,11 @@
  * failed readahead page at once with a second FUSE read, and without this memory a server that
  * stalls would make one read(2) wait twice the retry budget instead of once.
  *
- * In-flight bytes are not in the LRU (they are not complete); `maxInflightBytes` bounds them for
- * readahead, which is skipped when the bound is reached. Demand reads are never refused.
+ * Memory: the budget (`--cache-size`) covers the cached blocks and the blocks being fetched (their
+ * buffers fill as the bytes arrive): a fetch that starts evicts least recently used blocks to make
+ * room for it (`makeRoom`), so cached + in flight ≤ budget, apart from blocks a reader still copies
+ * from. `maxInflightBytes` (half the budget) bounds readahead in flight: readahead is skipped when
+ * the bound is reached, so it cannot evict more than half the cache. Demand reads are never refused.
  *
  * Readahead has an owner (a file handle's RangeReader): `cancelPrefetch(owner)` (at close) aborts
  * its requests whose blocks still to come no reader waits for. Their blocks leave the in-flight set
@@ -58,6 +61,9 @@ export class BlockCache {
   /** Keys of in-flight blocks started by readahead, and their bytes (bounded by maxInflightBytes). */
   private readonly prefetching = new Set<string>();
   private inflightBytes = 0;
+  /** Bytes of every block being fetched, demand reads included (counted against the budget). */
+  private fetchingBytes = 0;
+  private readonly budgetBytes: number;
   private readonly failures = new Map<string, { error: unknown; at: number }>();
   /** Readahead requests under way, by owner (`cancelPrefetch`). */
   private readonly prefetchesOf = new Map<object, Set<Fetch>>();
@@ -75,13 +81,14 @@ export class BlockCache {
   ) {
     this.blockSize = config.blockSize;
     this.failureTtlMs = config.failureTtlMs;
+    this.budgetBytes = Math.max(config.budgetBytes, config.blockSize);
     this.lru = new LRUCache<string, Block>({
       // lru-cache needs a positive maxSize; a zero budget still keeps one block so reads work.
       maxSize: Math.max(config.budgetBytes, config.blockSize),
       sizeCalculation: (b) => Math.max(1, b.length),
       dispose: (b) => b.evict(),
     });
-    // Readahead in flight may take up to half the budget on top of it (RSS ≈ budget × 1.5 at worst).
+    // Readahead in flight may take up to half the budget (evicting cached blocks for it).
     this.maxInflightBytes = Math.max(config.budgetBytes / 2, 4 * config.blockSize);
   }
 
@@ -201,7 +208,19 @@ export class BlockCache {
     // A prefetched block nobody awaits must not become an unhandled rejection (deferred marks it handled).
     const pending = { waiters, ...deferred<Block>() };
     this.inflight.set(key, pending);
+    this.fetchingBytes += this.blockSize;
+    this.makeRoom();
     return pending;
+  }
+
+  /** Evicts least recently used blocks until cached + in flight fit the budget. */
+  private makeRoom(): void {
+    while (this.lru.size > 0 && this.lru.calculatedSize + this.fetchingBytes > this.budgetBytes) this.lru.pop();
+  }
+
+  /** Bytes cached and being fetched: at most the budget (one block at least), by `makeRoom`. */
+  get accountedBytes(): number {
+    return this.lru.calculatedSize + this.fetchingBytes;
   }
 
   /** Fetches blocks [from, to) (already registered in `inflight`) in requests of ≤ maxRunBlocks. */
@@ -301,6 +320,7 @@ export class BlockCache {
     const pending = this.inflight.get(key);
     if (!pending || pending.fetch !== fetch) return undefined;
     this.inflight.delete(key);
+    this.fetchingBytes -= this.blockSize;
     if (this.prefetching.delete(key)) this.inflightBytes -= this.blockSize;
     return pending;
   }

@@ -130,6 +130,8 @@ export class DiskTier {
    * with how many pieces hold each: the transport must not fill them again meanwhile (`holds`).
    */
   private readonly held = new Map<ArrayBufferLike, number>();
+  /** What to do with a held buffer once no piece holds it (`whenFree`). */
+  private readonly onFree = new Map<ArrayBufferLike, () => void>();
   private parkedBytes = 0;
   private writesOff = false;
   private warnedCorrupt = false;
@@ -332,8 +334,26 @@ export class DiskTier {
     for (const p of parts) {
       const n = (this.held.get(p.buffer) ?? 0) + by;
       if (n > 0) this.held.set(p.buffer, n);
-      else this.held.delete(p.buffer);
+      else if (this.held.delete(p.buffer)) {
+        const fn = this.onFree.get(p.buffer);
+        this.onFree.delete(p.buffer);
+        fn?.();
+      }
     }
+  }
+
+  /**
+   * Of `parts` (a freed cache block's), those no piece holds, now; `later` gets each of the others
+   * once the tier lets go of it (its write done or dropped), so its memory is reused, not left to
+   * the garbage collector while the transport allocates more.
+   */
+  whenFree(parts: readonly Buffer[], later: (part: Buffer) => void): Buffer[] {
+    const now: Buffer[] = [];
+    for (const p of parts) {
+      if (!this.held.has(p.buffer)) now.push(p);
+      else this.onFree.set(p.buffer, () => later(p));
+    }
+    return now;
   }
 
   /** One write at a time per slot: each merges with what the one before it put there. */

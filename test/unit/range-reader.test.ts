@@ -248,3 +248,28 @@ test('closing a handle cancels its readahead nobody waits for; a reader that joi
   const c = new RangeReader(cache, obj, DEFAULT_READER);
   assert.ok((await c.read(cancelled[0], 5000)).equals(data.subarray(cancelled[0], cancelled[0] + 5000)));
 });
+
+test('the budget covers blocks being fetched: a fetch evicts cached blocks to make room for its own', async () => {
+  const bs = 4096;
+  const data = bytes(16 * bs, 13);
+  // Blocks from 8 on are held back until the gate opens.
+  const src = new GatedSource(data, 8 * bs);
+  let freed = 0;
+  const cache = new BlockCache({ blockSize: bs, budgetBytes: 4 * bs, failureTtlMs: 0 }, new Stats(), () => freed++);
+  const obj = { source: src, version: src.pinned };
+  for (let i = 0; i < 4; i++) (await cache.getBlocks(obj, i, i, 1)).forEach((b) => b.release());
+  assert.equal(cache.cachedBytes, 4 * bs);
+  // Three blocks in flight (one read, two readahead): three cached blocks make room for them.
+  const pending = cache.getBlocks(obj, 8, 8, 1);
+  cache.prefetch(obj, 9, 10, 1);
+  assert.equal(cache.cachedBytes, 1 * bs, 'cached + in flight stay within the budget');
+  assert.equal(freed, 3);
+  src.open();
+  const [b8] = await pending;
+  const copy = Buffer.alloc(bs);
+  b8.copyTo(copy, 0, 0, bs);
+  assert.ok(copy.equals(data.subarray(8 * bs, 9 * bs)));
+  b8.release();
+  await Promise.allSettled([...src.running]);
+  assert.ok(cache.cachedBytes <= 4 * bs);
+});

@@ -7,7 +7,7 @@
 // only when used. fuse-native stays external: it loads a native addon from its own directory.
 // The workers are their own entry points: worker-transport starts `./fetch-worker.js` next to it,
 // the download's hasher `./md5-worker.js`, view's SAM formatting pool `./sam-format-worker.js`, the
-// mount's Crypt4GH decryptor `./decrypt-worker.js`.
+// mount's Crypt4GH decryptor `./decrypt-worker.js`, the disk tier's writer `./slot-writer-worker.js`.
 import { build } from 'esbuild';
 import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -48,6 +48,7 @@ await build({
     'md5-worker': 'dist/src/download/md5-worker.js',
     'sam-format-worker': 'dist/src/view/sam-format-worker.js',
     'decrypt-worker': 'dist/src/crypt4gh/decrypt-worker.js',
+    'slot-writer-worker': 'dist/src/cache/slot-writer-worker.js',
   },
   outdir,
   bundle: true,

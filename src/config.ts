@@ -82,8 +82,6 @@ export const DEFAULT_CACHE: CacheConfig = {
 };
 
 export interface ReaderConfig {
-  /** Smallest readahead window of a sequential stream (the window is 2× the bytes it consumed). */
-  readaheadInitialBytes: number;
   /** Cap of the window: at 20 ms RTT, 16 MiB in flight keeps ~800 MB/s moving. */
   readaheadMaxBytes: number;
   /** Largest single Range request of a readahead; larger windows are split into parallel requests. */
@@ -93,7 +91,6 @@ export interface ReaderConfig {
 }
 
 export const DEFAULT_READER: ReaderConfig = {
-  readaheadInitialBytes: 1 * MiB,
   readaheadMaxBytes: 16 * MiB,
   maxRequestBytes: 4 * MiB,
   sequentialToleranceBytes: 16 * MiB,

@@ -80,7 +80,8 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
   const scoreUrls = anyScore(o.manifest.entries.flatMap((e) => [e.url, e.indexUrl]));
   const api = scoreUrls ? (transport instanceof HttpTransport ? transport : new HttpTransport(o.transport, stats, o.warn)) : undefined;
   // Below the block cache and below decryption (what is on disk of an encrypted object is ciphertext).
-  const disk = o.disk ? await DiskTier.open(o.disk, o.warn, stats) : undefined;
+  // Written behind the reads, in a thread of its own: the FUSE thread is the mount's bottleneck.
+  const disk = o.disk ? await DiskTier.open(o.disk, o.warn, stats, { writerThread: true }) : undefined;
   // Crypt4GH blocks are opened in their own worker (started at the first encrypted read), not
   // between FUSE callbacks; its plaintext pieces are cache blocks, recycled like the fetch worker's.
   const decryptor = worker ? new WorkerDecryptor(o.cache.blockSize) : undefined;
@@ -106,7 +107,8 @@ export async function openMountSession(o: MountSessionOptions): Promise<MountSes
     await worker?.start();
     prepared = await prepareMountPoint(o.mountPoint, o.force);
     const mountPoint = prepared.path;
-    const cache = new BlockCache(o.cache, stats, worker ? (parts) => worker.recycle(parts) : undefined);
+    // A block's buffers that a piece waiting for the disk tier still holds are refilled once it lets go.
+    const cache = new BlockCache(o.cache, stats, worker ? (parts) => worker.recycle(disk ? disk.whenFree(parts, (p) => worker.recycle([p])) : parts) : undefined);
     // Files without a size (every index among them) are probed now, so the tree lists only what can be read.
     await sizeUnsized(root, { concurrency: o.probeConcurrency, skipMissing: o.skipMissing ?? false, manifestFile: o.manifest.file, warn: o.warn, onProgress: o.onProbeProgress });
     const fs = new ReadOnlyFs(root, cache, stats, {

@@ -15,8 +15,16 @@
  * failed readahead page at once with a second FUSE read, and without this memory a server that
  * stalls would make one read(2) wait twice the retry budget instead of once.
  *
- * In-flight bytes are not in the LRU (they are not complete); `maxInflightBytes` bounds them for
- * readahead, which is skipped when the bound is reached. Demand reads are never refused.
+ * Memory: the budget (`--cache-size`) covers the cached blocks and the blocks being fetched (their
+ * buffers fill as the bytes arrive): a fetch that starts evicts least recently used blocks to make
+ * room for it (`makeRoom`), so cached + in flight ≤ budget, apart from blocks a reader still copies
+ * from. `maxInflightBytes` (half the budget) bounds readahead in flight: readahead is skipped when
+ * the bound is reached, so it cannot evict more than half the cache. Demand reads are never refused.
+ *
+ * Readahead has an owner (a file handle's RangeReader): `cancelPrefetch(owner)` (at close) aborts
+ * its requests whose blocks still to come no reader waits for. Their blocks leave the in-flight set
+ * at once (a reader arriving later fetches anew), and each request settles only the blocks it still
+ * owns, so a late byte of an aborted request never resolves or fails another request's block.
  */
 import { LRUCache } from 'lru-cache';
 import { Block } from './block.js';
@@ -35,6 +43,15 @@ export interface PinnedObject {
 interface Pending extends Deferred<Block> {
   /** Demand readers waiting for this block: it is born with this many references. */
   waiters: number;
+  /** The request fetching it (set when the request starts). */
+  fetch?: Fetch;
+}
+
+/** One Range request under way: its blocks' keys, the readahead owner that asked, its abort. */
+interface Fetch {
+  keys: string[];
+  owner?: object;
+  abort: AbortController;
 }
 
 export class BlockCache {
@@ -44,7 +61,12 @@ export class BlockCache {
   /** Keys of in-flight blocks started by readahead, and their bytes (bounded by maxInflightBytes). */
   private readonly prefetching = new Set<string>();
   private inflightBytes = 0;
+  /** Bytes of every block being fetched, demand reads included (counted against the budget). */
+  private fetchingBytes = 0;
+  private readonly budgetBytes: number;
   private readonly failures = new Map<string, { error: unknown; at: number }>();
+  /** Readahead requests under way, by owner (`cancelPrefetch`). */
+  private readonly prefetchesOf = new Map<object, Set<Fetch>>();
   readonly maxInflightBytes: number;
   private readonly failureTtlMs: number;
 
@@ -59,13 +81,14 @@ export class BlockCache {
   ) {
     this.blockSize = config.blockSize;
     this.failureTtlMs = config.failureTtlMs;
+    this.budgetBytes = Math.max(config.budgetBytes, config.blockSize);
     this.lru = new LRUCache<string, Block>({
       // lru-cache needs a positive maxSize; a zero budget still keeps one block so reads work.
       maxSize: Math.max(config.budgetBytes, config.blockSize),
       sizeCalculation: (b) => Math.max(1, b.length),
       dispose: (b) => b.evict(),
     });
-    // Readahead in flight may take up to half the budget on top of it (RSS ≈ budget × 1.5 at worst).
+    // Readahead in flight may take up to half the budget (evicting cached blocks for it).
     this.maxInflightBytes = Math.max(config.budgetBytes / 2, 4 * config.blockSize);
   }
 
@@ -133,9 +156,10 @@ export class BlockCache {
 
   /**
    * Starts fetching the missing blocks of [first, last] (readahead) unless the in-flight bound is
-   * reached. Returns without waiting; failures are left for a later demand read to see.
+   * reached. Returns without waiting; failures are left for a later demand read to see. `owner`:
+   * who may cancel it (`cancelPrefetch`).
    */
-  prefetch(obj: PinnedObject, first: number, last: number, maxRunBlocks: number): void {
+  prefetch(obj: PinnedObject, first: number, last: number, maxRunBlocks: number, owner?: object): void {
     const prefix = cacheKey(obj.source, obj.version);
     let runStart = -1;
     for (let i = first; i <= last; i++) {
@@ -143,7 +167,7 @@ export class BlockCache {
       const present = this.lru.has(key) || this.inflight.has(key) || this.recentFailure(key) !== undefined;
       const full = this.inflightBytes + this.blockSize > this.maxInflightBytes;
       if (present || full) {
-        if (runStart >= 0) this.fetchRun(obj, prefix, runStart, i, maxRunBlocks);
+        if (runStart >= 0) this.fetchRun(obj, prefix, runStart, i, maxRunBlocks, owner);
         runStart = -1;
         if (full) return;
         continue;
@@ -153,24 +177,77 @@ export class BlockCache {
       this.inflightBytes += this.blockSize;
       if (runStart < 0) runStart = i;
     }
-    if (runStart >= 0) this.fetchRun(obj, prefix, runStart, last + 1, maxRunBlocks);
+    if (runStart >= 0) this.fetchRun(obj, prefix, runStart, last + 1, maxRunBlocks, owner);
+  }
+
+  /**
+   * Aborts the readahead requests of `owner` whose blocks still to come no reader waits for (a
+   * request a reader joined goes on). Blocks already received stay cached.
+   */
+  cancelPrefetch(owner: object): void {
+    const fetches = this.prefetchesOf.get(owner);
+    if (!fetches) return;
+    this.prefetchesOf.delete(owner);
+    for (const f of fetches) {
+      const mine = f.keys.flatMap((k) => {
+        const p = this.inflight.get(k);
+        return p?.fetch === f ? [[k, p] as const] : [];
+      });
+      if (mine.some(([, p]) => p.waiters > 0)) continue;
+      const err = new SlicefsError('NETWORK', 'readahead cancelled: the file was closed');
+      // Out of the in-flight set first: nobody can join a block whose request is being aborted.
+      for (const [k, p] of mine) {
+        this.settle(k, f);
+        p.reject(err);
+      }
+      f.abort.abort(err);
+    }
   }
 
   private register(key: string, waiters: number): Pending {
     // A prefetched block nobody awaits must not become an unhandled rejection (deferred marks it handled).
     const pending = { waiters, ...deferred<Block>() };
     this.inflight.set(key, pending);
+    this.fetchingBytes += this.blockSize;
+    this.makeRoom();
     return pending;
   }
 
+  /** Evicts least recently used blocks until cached + in flight fit the budget. */
+  private makeRoom(): void {
+    while (this.lru.size > 0 && this.lru.calculatedSize + this.fetchingBytes > this.budgetBytes) this.lru.pop();
+  }
+
+  /** Bytes cached and being fetched: at most the budget (one block at least), by `makeRoom`. */
+  get accountedBytes(): number {
+    return this.lru.calculatedSize + this.fetchingBytes;
+  }
+
   /** Fetches blocks [from, to) (already registered in `inflight`) in requests of ≤ maxRunBlocks. */
-  private fetchRun(obj: PinnedObject, prefix: string, from: number, to: number, maxRunBlocks: number): void {
+  private fetchRun(obj: PinnedObject, prefix: string, from: number, to: number, maxRunBlocks: number, owner?: object): void {
     for (let s = from; s < to; s += maxRunBlocks) {
-      void this.fetchBlocks(obj, prefix, s, Math.min(to, s + maxRunBlocks));
+      const e = Math.min(to, s + maxRunBlocks);
+      const fetch: Fetch = { keys: [], owner, abort: new AbortController() };
+      for (let i = s; i < e; i++) {
+        const key = `${prefix}#${i}`;
+        fetch.keys.push(key);
+        this.inflight.get(key)!.fetch = fetch;
+      }
+      if (owner) {
+        let set = this.prefetchesOf.get(owner);
+        if (!set) this.prefetchesOf.set(owner, (set = new Set()));
+        set.add(fetch);
+      }
+      void this.fetchBlocks(obj, prefix, s, e, fetch).finally(() => {
+        if (!owner) return;
+        const set = this.prefetchesOf.get(owner);
+        set?.delete(fetch);
+        if (set?.size === 0) this.prefetchesOf.delete(owner);
+      });
     }
   }
 
-  private async fetchBlocks(obj: PinnedObject, prefix: string, from: number, to: number): Promise<void> {
+  private async fetchBlocks(obj: PinnedObject, prefix: string, from: number, to: number, fetch: Fetch): Promise<void> {
     const bs = this.blockSize;
     const size = obj.version.size;
     const start = from * bs;
@@ -181,7 +258,9 @@ export class BlockCache {
     let filled = 0;
     const complete = (index: number, parts: Buffer[], length: number) => {
       const key = `${prefix}#${index}`;
-      const pending = this.settle(key);
+      const pending = this.settle(key, fetch);
+      // Cancelled (and perhaps fetched again by another request since): its bytes came in vain.
+      if (!pending && fetch.abort.signal.aborted) return;
       // Born with one reference per waiting reader, before the cache may evict it.
       const data = new Block(parts, length, pending?.waiters ?? 0, this.onBlockFreed);
       this.lru.set(key, data);
@@ -189,6 +268,7 @@ export class BlockCache {
     };
     try {
       await obj.source.read(start, end, (chunk) => {
+        if (fetch.abort.signal.aborted) return;
         let off = 0;
         while (off < chunk.length) {
           const n = Math.min(chunk.length - off, want - filled);
@@ -204,20 +284,22 @@ export class BlockCache {
             want = Math.min(bs, end - block * bs);
           }
         }
-      });
+      }, fetch.abort.signal);
       if (block < to) throw new SlicefsError('BAD_RESPONSE', `${obj.source.label}: body ended early`);
     } catch (err) {
       const at = Date.now();
       if (this.failures.size > 10_000) this.failures.clear();
       for (let i = block; i < to; i++) {
         const key = `${prefix}#${i}`;
+        // Not a block this request no longer owns (cancelled, and perhaps another request's now).
+        if (this.inflight.get(key)?.fetch !== fetch) continue;
         // Only a failed demand read is remembered (a reader waited for it, so the kernel will ask
         // again at once): our own readahead failing unseen must not turn the reader's first real
         // read of that block into an error without a try.
         if (!this.prefetching.has(key) || (this.inflight.get(key)?.waiters ?? 0) > 0) {
           this.failures.set(key, { error: err, at });
         }
-        this.settle(key)?.reject(err);
+        this.settle(key, fetch)?.reject(err);
       }
     }
   }
@@ -230,10 +312,15 @@ export class BlockCache {
     return undefined;
   }
 
-  /** Removes a block from the in-flight set (and from the readahead account) and returns its waiters. */
-  private settle(key: string): Pending | undefined {
+  /**
+   * Removes a block from the in-flight set (and from the readahead account) and returns its
+   * waiters, if request `fetch` still owns it.
+   */
+  private settle(key: string, fetch: Fetch): Pending | undefined {
     const pending = this.inflight.get(key);
+    if (!pending || pending.fetch !== fetch) return undefined;
     this.inflight.delete(key);
+    this.fetchingBytes -= this.blockSize;
     if (this.prefetching.delete(key)) this.inflightBytes -= this.blockSize;
     return pending;
   }

@@ -18,7 +18,7 @@
  * computed off the FUSE thread (WebCrypto runs it on libuv's pool), while a 32-bit CRC would let
  * one in 4·10⁹ damaged chunks through, and a cache that serves controlled data must not.
  */
-import { webcrypto } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 
 export const CHUNK_HEADER_BYTES = 64;
 const MAGIC = 0x53464332; // "SFC2"
@@ -61,6 +61,26 @@ export async function sealChunk(record: Buffer, chunkBytes: number, index: numbe
   record.writeUInt32BE(record.length - CHUNK_HEADER_BYTES, 48);
   keyHash.copy(record, 52, 0, 12);
   (await sha256(record.subarray(32))).copy(record, 0);
+}
+
+/**
+ * The header of a chunk file whose payload (the slot's bytes from `lo` on) is `parts` in order,
+ * for a writer that sends the header and the parts without joining them. The hash runs on the
+ * calling thread (the tier's writer thread, ./slot-writer.ts), straight over the parts: no copy.
+ */
+export function chunkHeader(parts: readonly Uint8Array[], chunkBytes: number, index: number, lo: number, keyHash: Uint8Array): Buffer {
+  const header = Buffer.alloc(CHUNK_HEADER_BYTES);
+  const length = parts.reduce((n, p) => n + p.length, 0);
+  header.writeUInt32BE(MAGIC, 32);
+  header.writeUInt32BE(chunkBytes, 36);
+  header.writeUInt32BE(index, 40);
+  header.writeUInt32BE(lo, 44);
+  header.writeUInt32BE(length, 48);
+  header.set(keyHash.subarray(0, 12), 52);
+  const h = createHash('sha256').update(header.subarray(32));
+  for (const p of parts) h.update(p);
+  h.digest().copy(header, 0);
+  return header;
 }
 
 /** A file of the format before extents: not damage, just not ours any more. */

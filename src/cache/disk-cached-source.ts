@@ -9,9 +9,10 @@
  * extent, widened over a gap between the two, so that the slot keeps one contiguous extent (the
  * disk's bytes in between are delivered from disk). Pieces that abut (a read over several missing slots) are fetched with one ranged read of
  * the inner source, and their bytes inside [start, end) are delivered as they arrive. Each piece is
- * collected (copied: the transport's buffers go back to it once the block cache drops them) and
- * written to disk once complete, merged there with the slot's extent. Delivery is in order,
- * awaiting what `onData` returns.
+ * collected as views of the transport's buffers (no copy: the tier holds them until written, and
+ * the transport does not fill a held buffer again, `DiskTier.holds`) and written to disk once
+ * complete, behind the read (./slot-writer.ts), merged there with the slot's extent. Another read
+ * that shares a piece gets a copy of its bytes. Delivery is in order, awaiting what `onData` returns.
  *
  * The inner callback works synchronously: the worker transport does not wait for a returned
  * promise, so pieces are taken as they come and delivery goes through a queue per run.
@@ -79,15 +80,53 @@ class Run {
  */
 type Part = { kind: 'have'; base: number; from: number; to: number; payload: Promise<Buffer> } | { kind: 'run'; run: Run };
 
-/** A piece of a slot to fetch: object offsets [from, to), slot-relative [lo, hi). */
-interface Piece {
-  slot: number;
-  lo: number;
-  from: number;
-  to: number;
-  own: Deferred<Buffer>;
-  /** Its announcement to the other reads of this process (tier.announce). */
-  entry: InflightExtent;
+/**
+ * A piece of a slot to fetch: object offsets [from, to), slot-relative [lo, hi). It is its own
+ * announcement to the other reads of this process (tier.announce): a read it is handed to
+ * (`share`) gets its bytes joined into a buffer of their own, once they are all in.
+ */
+class Piece implements InflightExtent {
+  /** The bytes so far: views of the transport's buffers. */
+  readonly parts: Buffer[] = [];
+  private complete = false;
+  private copy?: Deferred<Buffer>;
+  private readonly done = deferred<void>();
+
+  constructor(
+    readonly slot: number,
+    readonly lo: number,
+    readonly hi: number,
+    readonly from: number,
+    readonly to: number,
+  ) {}
+
+  get landed(): Promise<void> {
+    return this.done.promise;
+  }
+
+  /** Handed to another read: its bytes are joined for it (now, or when they are all in). */
+  share(): void {
+    if (this.copy) return;
+    this.copy = deferred<Buffer>();
+    if (this.complete) this.copy.resolve(Buffer.concat(this.parts));
+  }
+
+  get payload(): Promise<Buffer> {
+    this.share();
+    return this.copy!.promise;
+  }
+
+  finish(): void {
+    this.complete = true;
+    this.copy?.resolve(Buffer.concat(this.parts));
+    this.done.resolve();
+  }
+
+  fail(err: unknown): void {
+    this.complete = true;
+    this.copy?.reject(err);
+    this.done.reject(err);
+  }
 }
 
 /** A slot's plan: bytes at hand (before or after a piece to fetch), or a piece. */
@@ -199,9 +238,8 @@ export class DiskCachedSource implements ObjectSource {
           continue;
         }
         const to = Math.min(end, ...atHand.filter((h) => h.lo > x).map((h) => h.lo));
-        const own = deferred<Buffer>();
-        const piece: Piece = { slot: i, lo: x, from: base + x, to: base + to, own, entry: { lo: x, hi: to, payload: own.promise } };
-        tier.announce(keyOf(i), piece.entry);
+        const piece = new Piece(i, x, to, base + x, base + to);
+        tier.announce(keyOf(i), piece);
         steps.push({ kind: 'fetch', piece });
         x = to;
       }
@@ -289,20 +327,20 @@ export class DiskCachedSource implements ObjectSource {
     const run = new Run();
     let pos = from;
     let k = 0;
-    let record = allocChunk(pieces[0].to - pieces[0].from);
     let filled = 0;
-    const release = (p: Piece) => tier.unannounce(`${obj.key}#${p.slot}`, p.entry);
-    const complete = (p: Piece, rec: Buffer) => {
-      tier.countMiss(rec.length - CHUNK_HEADER_BYTES);
-      p.own.resolve(payloadOf(rec));
-      // Shared until it is on disk, so that nobody fetches it again meanwhile.
-      const written = tier.storeChunk(obj, p.slot, p.lo, rec);
+    const release = (p: Piece) => tier.unannounce(`${obj.key}#${p.slot}`, p);
+    const complete = (p: Piece) => {
+      tier.countMiss(p.to - p.from);
+      p.finish();
+      // Shared until it is on disk, so that nobody fetches it again meanwhile; the hold passes to the tier.
+      const written = tier.storePiece(obj, p.slot, p.lo, p.parts);
       if (written) void written.finally(() => release(p));
       else release(p);
     };
     const fail = (err: unknown) => {
       for (let j = k; j < pieces.length; j++) {
-        pieces[j].own.reject(err);
+        pieces[j].fail(err);
+        tier.hold(pieces[j].parts, -1);
         release(pieces[j]);
       }
       k = pieces.length;
@@ -314,18 +352,18 @@ export class DiskCachedSource implements ObjectSource {
       if (b > a) wait = run.push(a === pos && b === pos + bytes.length ? bytes : bytes.subarray(a - pos, b - pos));
       let off = 0;
       while (off < bytes.length && k < pieces.length) {
-        const length = record.length - CHUNK_HEADER_BYTES;
-        const take = Math.min(length - filled, bytes.length - off);
-        bytes.copy(record, CHUNK_HEADER_BYTES + filled, off, off + take);
+        const p = pieces[k];
+        const take = Math.min(p.to - p.from - filled, bytes.length - off);
+        // A view, not a copy (see the module header), held from now on.
+        const part = off === 0 && take === bytes.length ? bytes : bytes.subarray(off, off + take);
+        p.parts.push(part);
+        tier.hold([part], 1);
         filled += take;
         off += take;
-        if (filled === length) {
-          complete(pieces[k], record);
+        if (filled === p.to - p.from) {
+          complete(p);
           k++;
-          if (k < pieces.length) {
-            record = allocChunk(pieces[k].to - pieces[k].from);
-            filled = 0;
-          }
+          filled = 0;
         }
       }
       pos += bytes.length;

@@ -40,8 +40,7 @@
  * reader racing a deleter keeps the file it opened, or misses and fetches.
  */
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { chmod, lstat, open, rm, stat, statfs, unlink } from 'node:fs/promises';
+import { chmod, lstat, rm, statfs, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DiskCacheConfig } from '../config.js';
 import { recordedIdentity } from '../source/identity.js';
@@ -49,11 +48,12 @@ import { cacheKey, type ObjectSource } from '../source/object-source.js';
 import type { Stats } from '../stats.js';
 import { versionTag, type ObjectVersion } from '../transport/version.js';
 import { redactLine } from '../util/redact.js';
-import { notOwnedReason, PRIVATE_MODES, reasonOf, WriteRoot } from '../util/safe-fs.js';
-import { allocChunk, CHUNK_HEADER_BYTES, checkChunk, isOldFormat, payloadOf, sealChunk } from './chunk-file.js';
+import { PRIVATE_MODES, reasonOf, WriteRoot } from '../util/safe-fs.js';
+import { CHUNK_HEADER_BYTES, payloadOf } from './chunk-file.js';
 import { DiskCachedSource } from './disk-cached-source.js';
-import { emptyTrash, holdsChunks, META, OBJECTS, removeObjectDir, scanTier, STATS, type ObjectMeta } from './disk-layout.js';
+import { emptyTrash, holdsChunks, OBJECTS, removeObjectDir, scanTier, STATS, type ObjectMeta } from './disk-layout.js';
 import { DiskStatsFile, foldEndedProcesses, zeroCounters, type DiskCounters } from './disk-stats.js';
+import { InlineSlotWriter, pieceLength, readChunkFile, WorkerSlotWriter, type SlotPiece, type SlotWriterClient, type SlotWriteResult } from './slot-writer.js';
 
 /** One object version's place in the tier. */
 export interface TierObject {
@@ -63,8 +63,6 @@ export interface TierObject {
   dir: string;
   size: number;
   meta: ObjectMeta;
-  /** The directory made and meta.json written (by this process); reset when it was found gone. */
-  ready?: Promise<void>;
 }
 
 /** An extent of a slot: its bytes from `lo` (slot-relative) on. */
@@ -78,31 +76,26 @@ export interface InflightExtent {
   lo: number;
   hi: number;
   payload: Promise<Buffer>;
+  /**
+   * Called when the extent is handed to another reader (`fetching`): its bytes are then kept for
+   * that reader (copied out of the transport's buffers, which go back to the transport later).
+   */
+  share?(): void;
+  /** Settles when the fetch ends (without asking for the bytes, as `payload` may). */
+  landed?: Promise<unknown>;
+}
+
+/** Options of DiskTier.open. */
+export interface DiskTierOptions {
+  /**
+   * Write in a thread of its own (write behind: hashing and file-system calls off this thread).
+   * For the mount, whose FUSE thread is the bottleneck; one-shot commands write in this thread.
+   */
+  writerThread?: boolean;
 }
 
 /** Slots whose last seen extent is remembered (DiskTier.seen). */
 const SEEN_SLOTS = 65_536;
-
-/** Extents joined where they overlap or touch: [lo, hi) of the slot and the pieces that make it. */
-interface ExtentRun {
-  lo: number;
-  hi: number;
-  parts: Extent[];
-}
-
-function joinExtents(pieces: Extent[]): ExtentRun[] {
-  const sorted = [...pieces].sort((a, b) => a.lo - b.lo);
-  const runs: ExtentRun[] = [];
-  for (const p of sorted) {
-    const last = runs[runs.length - 1];
-    const hi = p.lo + p.payload.length;
-    if (last && p.lo <= last.hi) {
-      last.hi = Math.max(last.hi, hi);
-      last.parts.push(p);
-    } else runs.push({ lo: p.lo, hi, parts: [p] });
-  }
-  return runs;
-}
 
 const isFull = (code: string | undefined) => code === 'ENOSPC' || code === 'EDQUOT';
 
@@ -131,7 +124,14 @@ export class DiskTier {
   private readonly seen = new Map<string, { lo: number; hi: number }>();
   private pendingBytes = 0;
   /** Pieces of a slot waiting in memory for the piece that joins them to the slot's extent (`write`). */
-  private readonly parked = new Map<string, Extent[]>();
+  private readonly parked = new Map<string, SlotPiece[]>();
+  /**
+   * The buffers that pieces waiting to be written (queued, being written, parked) are views of,
+   * with how many pieces hold each: the transport must not fill them again meanwhile (`holds`).
+   */
+  private readonly held = new Map<ArrayBufferLike, number>();
+  /** What to do with a held buffer once no piece holds it (`whenFree`). */
+  private readonly onFree = new Map<ArrayBufferLike, () => void>();
   private parkedBytes = 0;
   private writesOff = false;
   private warnedCorrupt = false;
@@ -153,7 +153,8 @@ export class DiskTier {
     budget: number,
     budgetFinal: boolean,
     private readonly warn: (msg: string) => void,
-    private readonly stats?: Stats,
+    private readonly stats: Stats | undefined,
+    private readonly writer: SlotWriterClient,
   ) {
     this.dir = config.dir;
     this.chunkBytes = config.chunkBytes;
@@ -169,7 +170,7 @@ export class DiskTier {
    * Opens the tier at `config.dir` (made if missing, 0700). A directory that cannot be made is one
    * warning and no tier (undefined): the command goes on with the memory cache only.
    */
-  static async open(config: DiskCacheConfig, warn: (msg: string) => void, stats?: Stats): Promise<DiskTier | undefined> {
+  static async open(config: DiskCacheConfig, warn: (msg: string) => void, stats?: Stats, opts: DiskTierOptions = {}): Promise<DiskTier | undefined> {
     let free: number;
     let root: WriteRoot;
     try {
@@ -192,7 +193,8 @@ export class DiskTier {
     const given = config.budgetBytes;
     // Until the first scan says what the tier holds already, the default counts free space only.
     const budget = given ?? Math.min(config.defaultBudgetBytes, Math.floor(free * config.freeSpaceShare));
-    const tier = new DiskTier(root, config, budget, given !== undefined, warn, stats);
+    const writer = opts.writerThread ? new WorkerSlotWriter({ rootDir: dirname(config.dir) }) : new InlineSlotWriter(root);
+    const tier = new DiskTier(root, config, budget, given !== undefined, warn, stats, writer);
     tier.freeAtStart = free;
     tier.folding = foldEndedProcesses(root, config.dir).catch(() => {});
     return tier;
@@ -234,84 +236,52 @@ export class DiskTier {
 
   /** The extent of slot `index` of `obj` on disk, checked; undefined when none is there or it is not good (then deleted). */
   async readChunk(obj: TierObject, index: number): Promise<Extent | undefined> {
-    return this.load(obj, index, true);
+    return this.load(obj, index);
   }
 
   /**
-   * Reads and checks a chunk file. `use`: a reader's lookup (counted as a hit, its mtime moved);
-   * else the merge before a write. A damaged file is counted, warned about once, and deleted.
+   * Reads and checks a chunk file (a reader's lookup: counted as a hit, its mtime moved). A damaged
+   * file is counted, warned about once, and deleted.
    */
-  private async load(obj: TierObject, index: number, use: boolean): Promise<Extent | undefined> {
-    const slotLength = this.slotLength(obj, index);
-    const path = join(obj.dir, `c${index}`);
-    let fh;
-    try {
-      // Not through a symlink: a hit's mtime is moved through this handle.
-      fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch {
-      return undefined;
-    }
-    let bad: string | undefined;
-    let old = false;
-    let ino = 0;
-    try {
-      const s = await fh.stat();
-      ino = s.ino;
-      // Not the user's alone (planted before the directory was: the tree is checked when opened):
-      // never read; a write of the slot replaces it.
-      const notOwned = notOwnedReason(path, s);
-      if (notOwned) {
+  private async load(obj: TierObject, index: number): Promise<Extent | undefined> {
+    const read = await readChunkFile(join(obj.dir, `c${index}`), this.shape(obj, index), this.config.touchAfterMs);
+    switch (read.kind) {
+      case 'missing':
+        return undefined;
+      case 'foreign':
+        // Not the user's alone (planted before the directory was: the tree is checked when opened):
+        // never read; a write of the slot replaces it.
         if (!this.warnedForeign) {
           this.warnedForeign = true;
-          this.warn(`warning: a cached chunk of ${redactLine(obj.meta.identity)} was ignored (${notOwned})`);
+          this.warn(`warning: a cached chunk of ${redactLine(obj.meta.identity)} was ignored (${read.reason})`);
         }
         return undefined;
-      }
-      if (s.size <= CHUNK_HEADER_BYTES || s.size > CHUNK_HEADER_BYTES + slotLength) {
-        bad = `${s.size} bytes, at most ${CHUNK_HEADER_BYTES + slotLength} expected`;
-      } else {
-        const record = allocChunk(s.size - CHUNK_HEADER_BYTES);
-        let got = 0;
-        while (got < record.length) {
-          const { bytesRead } = await fh.read(record, got, record.length - got, got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        const shape = { chunkBytes: this.chunkBytes, pageBytes: this.pageBytes, index, slotLength, keyHash: obj.keyHash };
-        const checked = got < record.length ? 'short read' : await checkChunk(record, shape);
-        if (typeof checked !== 'string') {
-          if (use) {
-            const now = Date.now();
-            // Its "last used" time for eviction.
-            if (now - s.mtimeMs > this.config.touchAfterMs) await fh.utimes(now / 1000, now / 1000).catch(() => {});
-            this.counters.hits++;
-            this.counters.hitBytes += record.length - CHUNK_HEADER_BYTES;
-            if (this.stats) this.stats.diskHits++;
-            this.statsDirty = true;
-          }
-          this.see(`${obj.key}#${index}`, checked.lo, checked.lo + record.length - CHUNK_HEADER_BYTES);
-          return { lo: checked.lo, payload: payloadOf(record) };
-        }
-        bad = checked;
-        old = isOldFormat(record);
-      }
-    } catch {
-      return undefined;
-    } finally {
-      await fh.close().catch(() => {});
+      case 'bad':
+        this.countDamaged(obj, read.reason, read.old);
+        return undefined;
+      case 'good':
+        this.counters.hits++;
+        this.counters.hitBytes += read.payload.length;
+        if (this.stats) this.stats.diskHits++;
+        this.statsDirty = true;
+        this.see(`${obj.key}#${index}`, read.lo, read.lo + read.payload.length);
+        return { lo: read.lo, payload: read.payload };
     }
-    if (!old) {
-      this.counters.corrupt++;
-      this.statsDirty = true;
-      if (!this.warnedCorrupt) {
-        this.warnedCorrupt = true;
-        this.warn(`warning: a cached chunk of ${redactLine(obj.meta.identity)} was damaged (${bad}); it was dropped and is fetched again`);
-      }
+  }
+
+  private shape(obj: TierObject, index: number) {
+    return { chunkBytes: this.chunkBytes, pageBytes: this.pageBytes, index, slotLength: this.slotLength(obj, index), keyHash: obj.keyHash };
+  }
+
+  /** A damaged chunk (not one of the format before extents, which is just replaced): counted, warned about once. */
+  private countDamaged(obj: TierObject, reason: string, old: boolean): void {
+    if (old) return;
+    this.counters.corrupt++;
+    this.statsDirty = true;
+    if (!this.warnedCorrupt) {
+      this.warnedCorrupt = true;
+      this.warn(`warning: a cached chunk of ${redactLine(obj.meta.identity)} was damaged (${reason}); it was dropped and is fetched again`);
     }
-    // Only the file that was read: another process may have put a good one in its place since.
-    const now = await stat(path).catch(() => undefined);
-    if (now?.ino === ino) await unlink(path).catch(() => {});
-    return undefined;
   }
 
   /** Counts a chunk fetched from the network. */
@@ -324,18 +294,70 @@ export class DiskTier {
 
   /**
    * Writes the extent of slot `index` of `obj` starting at `lo` (`record`: header space, then the
-   * payload; ./chunk-file.ts) in the background: merged with the extent on disk and with the pieces
-   * of the slot parked in memory (see `write`), sealed, written to a temporary file and renamed into
-   * place. Returns the write (it never fails), or undefined when it is not written (writing stopped,
-   * or too many bytes waiting for the disk).
+   * payload; ./chunk-file.ts) in the background, as `storePiece`.
    */
   storeChunk(obj: TierObject, index: number, lo: number, record: Buffer): Promise<void> | undefined {
-    if (this.writesOff || this.closed || this.pendingBytes + this.parkedBytes + record.length > this.config.maxPendingWriteBytes) return undefined;
-    return this.queueWrite(obj, index, { lo, payload: payloadOf(record) }, record.length);
+    const parts = [payloadOf(record)];
+    this.hold(parts, 1);
+    return this.storePiece(obj, index, lo, parts);
+  }
+
+  /**
+   * Writes the extent of slot `index` of `obj` starting at `lo`, whose bytes are `parts` in order
+   * (views: they are not copied; the caller has `hold`ed their buffers, and the hold passes to the
+   * tier, which lets go of it once they are written or dropped), in the background
+   * (write behind, ./slot-writer.ts): merged with the extent on disk and with the pieces of the
+   * slot parked in memory (see `write`), sealed, written to a temporary file and renamed into
+   * place. Returns the write (it never fails), or undefined when it is not written (writing
+   * stopped, or too many bytes waiting for the disk: dropped rather than slowing the reader).
+   */
+  storePiece(obj: TierObject, index: number, lo: number, parts: Buffer[]): Promise<void> | undefined {
+    const piece: SlotPiece = { lo, parts };
+    const bytes = CHUNK_HEADER_BYTES + pieceLength(piece);
+    if (this.writesOff || this.closed || this.pendingBytes + this.parkedBytes + bytes > this.config.maxPendingWriteBytes) {
+      this.hold(parts, -1);
+      return undefined;
+    }
+    return this.queueWrite(obj, index, piece, bytes);
+  }
+
+  /** True while a piece waiting to be written is a view of `buf`: its bytes must stay as they are. */
+  holds(buf: ArrayBufferLike): boolean {
+    return this.held.has(buf);
+  }
+
+  /**
+   * Counts views of buffers that must keep their bytes (`by` 1), or lets go of them (-1): a piece
+   * being fetched holds each part as it arrives (the block cache may drop the block meanwhile).
+   */
+  hold(parts: readonly Uint8Array[], by: 1 | -1): void {
+    for (const p of parts) {
+      const n = (this.held.get(p.buffer) ?? 0) + by;
+      if (n > 0) this.held.set(p.buffer, n);
+      else if (this.held.delete(p.buffer)) {
+        const fn = this.onFree.get(p.buffer);
+        this.onFree.delete(p.buffer);
+        fn?.();
+      }
+    }
+  }
+
+  /**
+   * Of `parts` (a freed cache block's), those no piece holds, now; `later` gets each of the others
+   * once the tier lets go of it (its write done or dropped), so its memory is reused, not left to
+   * the garbage collector while the transport allocates more.
+   */
+  whenFree(parts: readonly Buffer[], later: (part: Buffer) => void): Buffer[] {
+    const now: Buffer[] = [];
+    for (const p of parts) {
+      if (!this.held.has(p.buffer)) now.push(p);
+      else this.onFree.set(p.buffer, () => later(p));
+    }
+    return now;
   }
 
   /** One write at a time per slot: each merges with what the one before it put there. */
-  private queueWrite(obj: TierObject, index: number, piece: Extent | undefined, bytes: number): Promise<void> {
+  private queueWrite(obj: TierObject, index: number, piece: SlotPiece | undefined, bytes: number): Promise<void> {
     this.pendingBytes += bytes;
     const slot = `${obj.key}#${index}`;
     const before = this.slotWrites.get(slot) ?? Promise.resolve();
@@ -350,74 +372,59 @@ export class DiskTier {
   }
 
   /**
-   * Writes a new piece of a slot (or, `piece` undefined, only the pieces parked for it). The
-   * extent on disk, the piece and the slot's parked pieces are joined into runs where they overlap
-   * or touch. Pieces of one slot can complete out of order (a read ahead lands before the piece
-   * between it and the disk's extent), so while other fetches of the slot are under way, the run
-   * holding the disk's extent is written and the runs apart from it are parked in memory: the
-   * slot's next write joins them. With no fetch of the slot under way (or when the tier closes),
-   * the longest run is written and the others are dropped: a chunk file holds one extent.
+   * Writes a new piece of a slot (or, `piece` undefined, only the pieces parked for it), by the
+   * SlotWriter (./slot-writer.ts). Pieces of one slot can complete out of order (a read ahead
+   * lands before the piece between it and the disk's extent), so while other fetches of the slot
+   * are under way, the run holding the disk's extent is written and the pieces apart from it come
+   * back to be parked in memory: the slot's next write joins them. With no fetch of the slot under
+   * way (or when the tier closes), the longest run is written and the others are dropped.
    */
-  private async write(obj: TierObject, index: number, piece: Extent | undefined): Promise<void> {
+  private async write(obj: TierObject, index: number, piece: SlotPiece | undefined): Promise<void> {
     const slot = `${obj.key}#${index}`;
-    let added: number;
+    const pieces = [...(piece ? [piece] : []), ...this.takeParked(slot)];
+    if (pieces.length === 0) return;
+    const own = piece && { lo: piece.lo, hi: piece.lo + pieceLength(piece) };
+    // Closing: nothing joins a parked piece any more.
+    const busy = !this.closed && this.fetchingNow(slot, own);
+    let result: SlotWriteResult;
     try {
-      const have = await this.load(obj, index, false);
-      const fresh = [...(piece ? [piece] : []), ...this.takeParked(slot)];
-      if (fresh.length === 0) return;
-      const runs = joinExtents(have ? [have, ...fresh] : fresh);
-      const own = piece && { lo: piece.lo, hi: piece.lo + piece.payload.length };
-      // Closing: nothing joins a parked piece any more.
-      const busy = !this.closed && this.fetchingIn(slot).some((e) => !own || e.lo !== own.lo || e.hi !== own.hi);
-      let target: ExtentRun | undefined;
-      if (busy) {
-        target = have ? runs.find((r) => r.parts.includes(have)) : runs.find((r) => piece && r.parts.includes(piece));
-        for (const r of runs) if (r !== target) for (const p of r.parts) if (p !== have) this.park(slot, p);
-      } else {
-        for (const r of runs) if (!target || r.hi - r.lo > target.hi - target.lo || (r.hi - r.lo === target.hi - target.lo && have && r.parts.includes(have))) target = r;
-      }
-      // Nothing the disk lacks.
-      if (!target || (have && target.lo === have.lo && target.hi === have.lo + have.payload.length)) return;
-      const record = allocChunk(target.hi - target.lo);
-      for (const p of target.parts) p.payload.copy(record, CHUNK_HEADER_BYTES + p.lo - target.lo);
-      added = record.length - (have ? CHUNK_HEADER_BYTES + have.payload.length : 0);
-      await sealChunk(record, this.chunkBytes, index, target.lo, obj.keyHash);
-      this.see(slot, target.lo, target.hi);
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await this.ensureObjectDir(obj);
-          await this.root.replace(join(obj.dir, `c${index}`), record);
-          break;
-        } catch (e) {
-          // The directory was evicted or cleared meanwhile (by any process): make it again, once.
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT' && attempt === 0) {
-            obj.ready = undefined;
-            continue;
-          }
-          throw e;
-        }
-      }
+      result = await this.writer.write({ dir: obj.dir, meta: JSON.stringify(obj.meta), index, shape: this.shape(obj, index), pieces, stored: piece !== undefined, busy });
     } catch (e) {
+      result = { park: [], added: -1, error: { message: (e as Error).message } };
+    }
+    const park = new Set(result.park);
+    pieces.forEach((p, i) => (park.has(i) ? this.park(slot, p) : this.hold(p.parts, -1)));
+    // A fetch that would join them may have ended while the writer worked: settle the slot now.
+    if (park.size > 0 && !this.fetchingNow(slot)) this.flushParked(slot);
+    if (result.damaged) this.countDamaged(obj, result.damaged.reason, result.damaged.old);
+    if (result.error) {
       // Gone twice in a row (a `cache clear` at that moment): this chunk is not cached, the next are.
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.stopWriting(e as NodeJS.ErrnoException);
+      if (result.error.code !== 'ENOENT') this.stopWriting(Object.assign(new Error(result.error.message), { code: result.error.code }));
       return;
     }
-    this.estimate += added;
-    this.writtenSinceScan += Math.max(0, added);
+    if (result.extent) this.see(slot, result.extent.lo, result.extent.hi);
+    if (result.added < 0) return;
+    this.estimate += result.added;
+    this.writtenSinceScan += Math.max(0, result.added);
     if (!this.scanned || this.estimate > this.budget || this.writtenSinceScan >= this.budget * this.config.rescanShare) this.scheduleEvict();
   }
 
-  private park(slot: string, piece: Extent): void {
+  /** Fetches of `slot` under way, other than `own` (the one being stored). */
+  private fetchingNow(slot: string, own?: { lo: number; hi: number }): boolean {
+    return (this.inflight.get(slot) ?? []).some((e) => !own || e.lo !== own.lo || e.hi !== own.hi);
+  }
+
+  private park(slot: string, piece: SlotPiece): void {
     const list = this.parked.get(slot);
     if (list) list.push(piece);
     else this.parked.set(slot, [piece]);
-    this.parkedBytes += piece.payload.length;
+    this.parkedBytes += pieceLength(piece);
   }
 
-  private takeParked(slot: string): Extent[] {
+  private takeParked(slot: string): SlotPiece[] {
     const list = this.parked.get(slot) ?? [];
     this.parked.delete(slot);
-    for (const p of list) this.parkedBytes -= p.payload.length;
+    for (const p of list) this.parkedBytes -= pieceLength(p);
     return list;
   }
 
@@ -425,17 +432,7 @@ export class DiskTier {
   private flushParked(slot: string): void {
     const obj = this.parked.has(slot) ? this.objects.get(slot.slice(0, slot.indexOf('#'))) : undefined;
     if (obj && !this.writesOff && !this.closed) void this.queueWrite(obj, Number(slot.slice(slot.indexOf('#') + 1)), undefined, 0);
-  }
-
-  private ensureObjectDir(obj: TierObject): Promise<void> {
-    obj.ready ??= (async () => {
-      await this.root.mkdirs(obj.dir);
-      await this.root.replace(join(obj.dir, META), JSON.stringify(obj.meta));
-    })().catch((e: unknown) => {
-      obj.ready = undefined;
-      throw e;
-    });
-    return obj.ready;
+    else if (this.writesOff || this.closed) for (const p of this.takeParked(slot)) this.hold(p.parts, -1);
   }
 
   private stopWriting(e: NodeJS.ErrnoException): void {
@@ -534,9 +531,11 @@ export class DiskTier {
     await this.statsFile.write(this.counters).catch(() => {});
   }
 
-  /** An extent of slot `key` being fetched that covers [lo, hi), if any. */
+  /** An extent of slot `key` being fetched that covers [lo, hi), if any (handed out: `share`). */
   fetching(key: string, lo: number, hi: number): InflightExtent | undefined {
-    return this.inflight.get(key)?.find((e) => e.lo <= lo && e.hi >= hi);
+    const e = this.inflight.get(key)?.find((x) => x.lo <= lo && x.hi >= hi);
+    e?.share?.();
+    return e;
   }
 
   /** The last extent of slot `key` this process saw on disk (it may have changed since). */
@@ -551,7 +550,7 @@ export class DiskTier {
     if (this.seen.size > SEEN_SLOTS) this.seen.delete(this.seen.keys().next().value!);
   }
 
-  /** The extents of slot `key` being fetched. */
+  /** The extents of slot `key` being fetched (whose `payload`, if taken, is taken at once). */
   fetchingIn(key: string): readonly InflightExtent[] {
     return this.inflight.get(key) ?? [];
   }
@@ -579,7 +578,7 @@ export class DiskTier {
    * before the connections close, so the last readahead is not fetched again by the next run.
    */
   async drain(): Promise<void> {
-    const pending = [...this.inflight.values()].flat().map((e) => e.payload.catch(() => {}));
+    const pending = [...this.inflight.values()].flat().map((e) => (e.landed ?? e.payload).catch(() => {}));
     if (pending.length === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(pending), new Promise((res) => (timer = setTimeout(res, this.config.drainMs)))]);
@@ -597,6 +596,7 @@ export class DiskTier {
     await this.folding;
     await Promise.all([...this.writes]);
     await this.evicting;
+    await this.writer.close();
     // What this process wrote since its last scan, together with what the others wrote.
     if (this.writtenSinceScan > 0 || this.estimate > this.budget) await this.evict().catch(() => {});
     await this.flushStats();

@@ -216,5 +216,5 @@ export function cacheConfig(a: Pick<CacheArgs, 'cache-size' | 'block-size'>): Ca
 export function readerConfig(a: CacheArgs): ReaderConfig {
   const max = parseByteSize(a['readahead-max'], '--readahead-max');
   if (max > 1024 * 1024 * 1024) throw new SlicefsError('USAGE', '--readahead-max must be at most 1G');
-  return { ...DEFAULT_READER, readaheadMaxBytes: max, readaheadInitialBytes: Math.min(DEFAULT_READER.readaheadInitialBytes, max) };
+  return { ...DEFAULT_READER, readaheadMaxBytes: max };
 }

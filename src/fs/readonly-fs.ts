@@ -107,6 +107,7 @@ export class ReadOnlyFs {
   }
 
   release(fh: number): void {
+    this.handles.get(fh)?.reader.close();
     this.handles.delete(fh);
   }
 

@@ -7,9 +7,12 @@
  * continues a stream (small forward jumps, as samtools makes over a BGZF file, and re-reads of the
  * tail of the last block still count); any other read starts a new stream.
  *
- * Window: twice the bytes the stream has consumed so far, from `readaheadInitialBytes` up to
- * `readaheadMaxBytes` (Linux's readahead grows the same way): a short region query that reads a
- * few hundred KiB fetches little beyond its blocks, a `cat` reaches the full window after a few MiB.
+ * Window: a quarter of the bytes the stream has consumed so far (READAHEAD_SHARE), up to
+ * `readaheadMaxBytes`. A stream that ends (a random reader's 1-8 MiB read, then `close`) has then
+ * fetched at most a quarter more than it read, beyond the block it ends in (which it fetches
+ * anyway); with 2 × (as before) random 1-8 MiB readers fetched 1.4-2.7× what they read. A `cat`
+ * reaches the full 16 MiB window after 64 MiB; the window still grows by a quarter per round trip.
+ * At `close` the readahead of the handle that nobody else waits for is cancelled (`close`).
  *
  * Refill in whole requests: readahead is issued once at least `maxRequestBytes` of the window has
  * been consumed (half the window while the window is smaller), and then up to a full window. Refilling on every 128 KiB kernel read would turn a
@@ -21,6 +24,12 @@
  */
 import type { BlockCache, PinnedObject } from '../cache/block-cache.js';
 import type { ReaderConfig } from '../config.js';
+
+/**
+ * The window as a share of the bytes the stream has consumed: what a stream that stops fetches in
+ * vain, at most. 1/4 keeps random readers under 1.2× (block edges included: benchmarks.md).
+ */
+const READAHEAD_SHARE = 1 / 4;
 
 export class RangeReader {
   /** End of the previous read (-1: none yet). */
@@ -105,7 +114,16 @@ export class RangeReader {
     const end = Math.min(this.size, offset + length);
     if (offset >= end) return;
     const bs = this.cache.blockSize;
-    this.cache.prefetch(this.obj, Math.floor(offset / bs), Math.floor((end - 1) / bs), this.maxRun);
+    this.cache.prefetch(this.obj, Math.floor(offset / bs), Math.floor((end - 1) / bs), this.maxRun, this);
+  }
+
+  /**
+   * The handle is closed: its readahead that no reader waits for is cancelled (blocks already
+   * received stay cached), so a closed handle stops fetching and stops counting against the
+   * readahead bound.
+   */
+  close(): void {
+    this.cache.cancelPrefetch(this);
   }
 
   /** Updates the stream state for a read of [offset, end) and returns the readahead window. */
@@ -125,6 +143,6 @@ export class RangeReader {
       return 0;
     }
     if (this.config.readaheadMaxBytes <= 0) return 0;
-    return Math.min(this.config.readaheadMaxBytes, Math.max(this.config.readaheadInitialBytes, 2 * this.streak));
+    return Math.min(this.config.readaheadMaxBytes, Math.floor(this.streak * READAHEAD_SHARE));
   }
 }

@@ -1,8 +1,9 @@
 /**
  * Worker-thread side of WorkerTransport: runs an HttpTransport (undici, retry policy, response
- * checks) and streams each range back as transferred ArrayBuffers of at most `pieceBytes`, cut at
+ * checks) and streams each range back as SharedArrayBuffers of at most `pieceBytes`, cut at
  * multiples of `pieceBytes` in the object, so one piece is one cache block and the main thread
- * neither copies nor reassembles. Parsing HTTP, copying socket chunks and the garbage they leave
+ * neither copies nor reassembles. Shared, not transferred: the disk tier's writer thread
+ * (cache/slot-writer.ts) reads the same memory without a copy either. Parsing HTTP, copying socket chunks and the garbage they leave
  * happen here, on the other core, instead of between FUSE callbacks.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -22,8 +23,11 @@ export type ToWorker =
   | { type: 'probe'; id: number; url: string; headers: Record<string, string> }
   | { type: 'fetch'; id: number; url: string; start: number; end: number; version: ObjectVersion; headers: Record<string, string> }
   | { type: 'abort'; id: number }
-  /** Buffers of freed cache blocks, handed back to be filled again instead of allocating. */
-  | { type: 'recycle'; bufs: ArrayBuffer[] };
+  /**
+   * Buffers of freed cache blocks, handed back to be filled again instead of allocating (the main
+   * thread keeps no view it reads from any more).
+   */
+  | { type: 'recycle'; bufs: SharedArrayBuffer[] };
 
 
 
@@ -34,7 +38,7 @@ export interface WireError {
 }
 
 export type FromWorker =
-  | { type: 'data'; id: number; buf: ArrayBuffer; length: number }
+  | { type: 'data'; id: number; buf: SharedArrayBuffer; length: number }
   | { type: 'done'; id: number; version?: ObjectVersion; counters: TransportCounters }
   | { type: 'error'; id: number; error: WireError; counters: TransportCounters }
   | { type: 'ready' }
@@ -45,7 +49,7 @@ function main(): void {
   const port = parentPort;
   if (!port) throw new Error('fetch-worker must run in a worker thread');
   const init = workerData as WorkerInit;
-  const post = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
+  const post = (m: FromWorker) => port.postMessage(m);
   const stats = new Stats();
   const transport = new HttpTransport(
     { ...init.config, log: init.verbose ? (line) => post({ type: 'log', line }) : undefined },
@@ -55,7 +59,7 @@ function main(): void {
   const counters = () => transportCounters(stats);
   const aborts = new Map<number, AbortController>();
   /** Reusable piece buffers (bounded: a burst of frees must not pin memory here). */
-  const spare: ArrayBuffer[] = [];
+  const spare: SharedArrayBuffer[] = [];
   // About one readahead window: enough to keep a stream allocation-free, little memory pinned.
   const MAX_SPARE = 16;
   const fail = (id: number, err: unknown) =>
@@ -91,8 +95,7 @@ function main(): void {
     let filled = 0;
     const flush = () => {
       if (!buf || filled === 0) return;
-      const ab = buf.buffer as ArrayBuffer;
-      post({ type: 'data', id: m.id, buf: ab, length: filled }, [ab]);
+      post({ type: 'data', id: m.id, buf: buf.buffer as SharedArrayBuffer, length: filled });
       buf = undefined;
       filled = 0;
     };
@@ -107,10 +110,10 @@ function main(): void {
             if (!buf) {
               // The piece ends at the next multiple of `piece` in the object (or at the range end).
               const pieceEnd = Math.min(m.end, (Math.floor(pos / piece) + 1) * piece);
-              // A buffer of its own (not from Node's pool), so its ArrayBuffer can be transferred;
-              // a whole piece reuses a recycled one.
+              // A buffer of its own (not from Node's pool), shared with the main thread; a whole
+              // piece reuses a recycled one.
               const len = pieceEnd - pos;
-              buf = Buffer.from((len === piece && spare.pop()) || new ArrayBuffer(len));
+              buf = Buffer.from((len === piece && spare.pop()) || new SharedArrayBuffer(len));
             }
             const n = chunk.copy(buf, filled, off, off + Math.min(chunk.length - off, buf.length - filled));
             off += n;

@@ -93,17 +93,18 @@ export class WorkerTransport implements Transport {
 
   /**
    * Takes back the memory of cache blocks nobody reads any more: whole pieces this transport
-   * delivered go back to the worker (transferred, so they are detached here) to be filled again.
+   * delivered go back to the worker to be filled again. The caller must hold no view of them it
+   * will read again (the memory is shared: it changes under such a view).
    */
   recycle(parts: readonly Buffer[]): void {
-    const bufs: ArrayBuffer[] = [];
+    const bufs: SharedArrayBuffer[] = [];
     for (const p of parts) {
       const ab = p.buffer;
-      if (ab instanceof ArrayBuffer && p.byteOffset === 0 && p.byteLength === ab.byteLength && ab.byteLength === this.pieceBytes) {
+      if (ab instanceof SharedArrayBuffer && p.byteOffset === 0 && p.byteLength === ab.byteLength && ab.byteLength === this.pieceBytes) {
         bufs.push(ab);
       }
     }
-    if (bufs.length > 0 && this.worker) this.worker.postMessage({ type: 'recycle', bufs } satisfies ToWorker, bufs);
+    if (bufs.length > 0 && this.worker) this.worker.postMessage({ type: 'recycle', bufs } satisfies ToWorker);
   }
 
   async close(): Promise<void> {

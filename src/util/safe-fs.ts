@@ -26,6 +26,12 @@
  * that others may write lets them move the root away, but not make a file the user owns, and
  * every file is checked as it is opened.
  *
+ * In an owned root a directory found good (each directory from the root down to it the user's
+ * alone) is remembered, and a later write there does not look again (`walked`): only the user (or
+ * root) can change what is in such directories, and the checks are against other users. The disk
+ * tier writes thousands of chunks into a few directories; the walk was most of a write's system
+ * calls. A directory made (`mkdirs`) is always looked at.
+ *
  * Refusals are `UnsafePathError`s (code USAGE: exit 2), one line naming the path and the cause.
  *
  * Limit: Node has no openat(2), so the checks and the writes are separate system calls. A link
@@ -136,8 +142,14 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Directories of an owned root remembered as good (WriteRoot.walked); forgotten all at once when full. */
+const WALKED_DIRS = 4096;
+
 /** A directory that a command writes under, and the modes of what it creates there. */
 export class WriteRoot {
+  /** Owned roots: directories found good by a walk (see the module header). */
+  private readonly walked = new Set<string>();
+
   private constructor(
     /** The root, absolute, as the user named it. */
     readonly dir: string,
@@ -191,6 +203,7 @@ export class WriteRoot {
   private async walk(dir: string, make: boolean): Promise<boolean> {
     const rel = relative(this.dir, dir);
     if (rel.startsWith('..') || isAbsolute(rel)) throw new UnsafePathError(`${shownPath(dir)} is not under ${shownPath(this.dir)}; refusing to write there`);
+    if (!make && this.walked.has(dir)) return true;
     let cur = this.dir;
     for (const seg of rel === '' ? [] : rel.split(sep)) {
       cur = join(cur, seg);
@@ -217,6 +230,10 @@ export class WriteRoot {
       if (!st.isDirectory()) throw notDirectoryRefusal(cur);
       const notOwned = this.owned ? notOwnedReason(cur, st) : undefined;
       if (notOwned) throw new UnsafePathError(notOwned);
+    }
+    if (this.owned) {
+      if (this.walked.size >= WALKED_DIRS) this.walked.clear();
+      this.walked.add(dir);
     }
     return true;
   }
@@ -297,22 +314,25 @@ export class WriteRoot {
   }
 
   /**
-   * Replaces file `path` by `data` atomically (a hidden `.NAME.PID.RANDOM.tmp` beside it, renamed
+   * Replaces file `path` by `data` (or its parts, in order) atomically (a hidden `.NAME.PID.RANDOM.tmp` beside it, renamed
    * over it). `sync`: the bytes and the rename are made durable (fsync of the file, then of the
    * directory) before it returns.
    */
-  async replace(path: string, data: string | Uint8Array, opts: { sync?: boolean; mode?: number } = {}): Promise<void> {
+  async replace(path: string, data: string | Uint8Array | readonly Uint8Array[], opts: { sync?: boolean; mode?: number } = {}): Promise<void> {
     const abs = this.under(path);
     const tmp = join(dirname(abs), `.${basename(abs)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     const fh = await this.open(tmp, 'create', opts.mode);
     try {
       try {
-        await fh.writeFile(data);
+        if (typeof data === 'string' || !Array.isArray(data)) await fh.writeFile(data as string | Uint8Array);
+        // Parts written one after the other (a header and the payload's pieces, not joined first).
+        else for (const part of data as readonly Uint8Array[]) for (let off = 0; off < part.length; ) off += (await fh.write(part, off, part.length - off)).bytesWritten;
         if (opts.sync) await fh.sync();
       } finally {
         await fh.close();
       }
-      await this.rename(tmp, abs);
+      // The directory was walked by the open just now: only the name is looked at again.
+      await this.renameOver(tmp, abs);
     } catch (e) {
       await rm(tmp, { force: true }).catch(() => {});
       throw e;
@@ -325,6 +345,10 @@ export class WriteRoot {
     const src = this.under(from);
     const abs = this.under(to);
     await this.walk(dirname(abs), false);
+    await this.renameOver(src, abs);
+  }
+
+  private async renameOver(src: string, abs: string): Promise<void> {
     const st = await lstatIfAny(abs);
     if (st?.isSymbolicLink()) throw symlinkRefusal(abs);
     if (st?.isDirectory()) throw directoryRefusal(abs);

@@ -17,6 +17,8 @@
 //             appended: cold vs warm disk tier vs a shared nginx cache tier, against samtools over HTTP
 //   startup   ./startup-bench.js as a child (same --runs), its table appended: `slicefs view` of a
 //             1 kb region against `node -e 0` and samtools, defaults and nothing kept
+//   mount-load ./mount-load-bench.js as a child (same --size, --runs, --cache-size): the mount with
+//             its defaults (disk tier on) vs tier off, and random readers with and without readahead
 // The page cache is dropped before every run (then the origin's file is read once so nginx serves
 // from memory): kernel_cache mounts must not answer from pages of an earlier run. Each slicefs run
 // uses a fresh daemon (cold block cache).
@@ -82,14 +84,14 @@ const USAGE = `usage: node dist/test/bench/run.js [options]
   --slicefs-verbose    pass --verbose to the daemon (its log is kept in the temp dir)
   --bam / --no-bam     run the samtools part (default on; builds test/helpers' bench BAM once)
   --region R           samtools region (default: 100 kb in the middle of the longest contig)
-  --only LIST          comma list of sections: loopback,wan,samtools,crypt4gh,cache-tier,startup (default all)
+  --only LIST          comma list of sections: loopback,wan,samtools,crypt4gh,cache-tier,startup,mount-load (default all)
   --no-drop-caches     do not drop the page cache between runs
   --verify             also cmp the FUSE files against the origin file once
   --timeout SEC        hard limit for the whole benchmark (default 3600)
   --cmd-timeout SEC    limit per timed command (default max(60, size / 4 MB/s))
   --out FILE           results file (default .bench/results-<date>.md)`;
 
-const SECTIONS = ['loopback', 'wan', 'samtools', 'crypt4gh', 'cache-tier', 'startup'];
+const SECTIONS = ['loopback', 'wan', 'samtools', 'crypt4gh', 'cache-tier', 'startup', 'mount-load'];
 
 function parseSize(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)?$/i.exec(s.trim());
@@ -226,6 +228,7 @@ const MEMFS_JS = fileURLToPath(new URL('./memfs-mount.js', import.meta.url));
 const CRYPT4GH_JS = fileURLToPath(new URL('./crypt4gh-e2e-bench.js', import.meta.url));
 const CACHE_TIER_JS = fileURLToPath(new URL('./cache-tier-bench.js', import.meta.url));
 const STARTUP_JS = fileURLToPath(new URL('./startup-bench.js', import.meta.url));
+const MOUNT_LOAD_JS = fileURLToPath(new URL('./mount-load-bench.js', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
 // Samples and rows.
@@ -677,6 +680,12 @@ function startupSection(): Promise<string> {
   return childSection('startup', STARTUP_JS, ['--runs', String(opts.runs)], 'Start-up of view');
 }
 
+/** ./mount-load-bench.js: the mount as users get it (disk tier on) against tuned configurations. */
+function mountLoadSection(): Promise<string> {
+  const args = ['--size', String(opts.size), '--seed', String(opts.seed), '--runs', String(opts.runs), '--cache-size', opts.cacheSize];
+  return childSection('mount-load', MOUNT_LOAD_JS, args, 'The mount with its defaults, and random readers');
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report.
 
@@ -947,8 +956,9 @@ async function main(): Promise<void> {
   const c4gh = opts.sections.has('crypt4gh') ? await crypt4ghSection() : '';
   const tiers = opts.sections.has('cache-tier') ? await cacheTierSection() : '';
   const startup = opts.sections.has('startup') ? await startupSection() : '';
+  const mountLoad = opts.sections.has('mount-load') ? await mountLoadSection() : '';
   clearTimeout(watchdog);
-  const text = report(started, seqRows, samRows, bam, (Date.now() - t0) / 1000) + c4gh + tiers + startup;
+  const text = report(started, seqRows, samRows, bam, (Date.now() - t0) / 1000) + c4gh + tiers + startup + mountLoad;
   await mkdir(BENCH_DIR, { recursive: true });
   const out = resolve(opts.out ?? join(BENCH_DIR, `results-${started.toISOString().replace(/[:.]/g, '-')}.md`));
   await writeFile(out, text);

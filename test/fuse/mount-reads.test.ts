@@ -219,3 +219,35 @@ test('the server killed mid-read gives EIO, not a hang; SIGTERM still unmounts',
   }
   assert.equal(await mounted(d.mountPoint), false);
 });
+
+test('random readers (open, read 4-8 MiB, close) fetch at most a quarter of each read beyond its last block: readahead stops at close', async () => {
+  const data = seededBytes(120, 96 * MiB);
+  const d = await mountFiles([{ name: 'r.bin', data }]);
+  const path = `/${d.mountPoint.split('/').at(-2)}/r.bin`;
+  try {
+    const rnd = new SeededRandom(121);
+    let beyond = 0;
+    let bound = 0;
+    let asked = 0;
+    for (let i = 0; i < 12; i++) {
+      const len = rnd.int(4 * MiB, 8 * MiB);
+      const pos = rnd.int(0, data.length - len);
+      server.resetLog();
+      const got = await readAt(join(d.mountPoint, 'r.bin'), pos, len);
+      assert.ok(got.equals(data.subarray(pos, pos + len)), `read(${pos}, ${len})`);
+      // The end of the read's last block: what it fetches anyway.
+      const blocksEnd = Math.ceil((pos + len) / MiB) * MiB;
+      for (const r of server.requests.filter((q) => q.method === 'GET' && q.path === path && q.range)) {
+        const m = /^bytes=(\d+)-(\d+)$/.exec(r.range!)!;
+        const [a, b] = [Number(m[1]), Number(m[2]) + 1];
+        asked += b - a;
+        beyond += Math.max(0, b - Math.max(a, blocksEnd));
+      }
+      bound += Math.ceil(len / 4 / MiB) * MiB;
+    }
+    assert.ok(asked > 0, 'the reads were counted');
+    assert.ok(beyond <= bound, `${beyond} bytes asked for beyond the reads' blocks (at most ${bound})`);
+  } finally {
+    await d.stop();
+  }
+});

@@ -21,6 +21,7 @@ import { Crypt4ghSource } from '../../src/source/crypt4gh-source.js';
 import { HttpSource, type ObjectSource } from '../../src/source/object-source.js';
 import { Stats } from '../../src/stats.js';
 import { HttpTransport } from '../../src/transport/http-transport.js';
+import { WorkerTransport } from '../../src/transport/worker-transport.js';
 import { encryptC4gh } from '../helpers/c4gh-encrypt.js';
 import { cleanup, run, tempDir } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
@@ -47,8 +48,8 @@ function transport(config: TransportConfig = DEFAULT_TRANSPORT): HttpTransport {
   return t;
 }
 
-async function openTier(dir: string, opts: { budget?: number; warn?: (m: string) => void } = {}): Promise<DiskTier> {
-  const t = await DiskTier.open({ ...DEFAULT_DISK_CACHE, dir, budgetBytes: opts.budget }, opts.warn ?? (() => {}), new Stats());
+async function openTier(dir: string, opts: { budget?: number; warn?: (m: string) => void; writerThread?: boolean } = {}): Promise<DiskTier> {
+  const t = await DiskTier.open({ ...DEFAULT_DISK_CACHE, dir, budgetBytes: opts.budget }, opts.warn ?? (() => {}), new Stats(), { writerThread: opts.writerThread });
   assert.ok(t, 'the tier opens');
   return t;
 }
@@ -112,6 +113,46 @@ test('a second tier on the same directory (a restart) reads every byte from disk
   assert.equal(gets('/r/restart.bin').length, 0, 'no data request: another query string is the same object');
   assert.equal(t2.counters.misses, 0);
   assert.ok(t2.counters.hits >= 6);
+});
+
+test('as the mount runs it (fetch worker, writer thread): concurrent reads written behind, a restart reads every byte from disk', async () => {
+  const data = seededBytes(2, 9 * MiB + 777);
+  server.addFile('/r/behind.bin', data);
+  const dir = join(work, 'behind');
+  const wt = new WorkerTransport(DEFAULT_TRANSPORT, new Stats());
+  await wt.start();
+  try {
+    const t1 = await openTier(dir, { writerThread: true });
+    const s1 = t1.wrap(new HttpSource(wt, server.url('/r/behind.bin')));
+    // Whole slots, four readers at a time: every piece is written by the writer thread.
+    const slots = Array.from({ length: 10 }, (_, i) => [i * MiB, Math.min(data.length, (i + 1) * MiB)] as const);
+    for (let i = 0; i < slots.length; i += 4) {
+      await Promise.all(slots.slice(i, i + 4).map(async ([a, b]) => assert.ok((await readRange(s1, a, b)).equals(data.subarray(a, b)), `[${a}, ${b})`)));
+    }
+    await t1.close();
+    assert.equal((await chunkFiles(dir)).length, 10, 'one file per slot, written behind the reads');
+  } finally {
+    await wt.close();
+  }
+  server.resetLog();
+  const t2 = await openTier(dir);
+  const s2 = t2.wrap(new HttpSource(transport(), server.url('/r/behind.bin')));
+  assert.ok((await readRange(s2, 0, data.length)).equals(data), 'every byte from disk');
+  await t2.close();
+  assert.equal(gets('/r/behind.bin').length, 0, 'no data request');
+});
+
+test('a freed block whose buffer a piece waiting for the disk holds is handed back only once the tier lets go of it', async () => {
+  const t = await openTier(join(work, 'when-free'));
+  const held = Buffer.from(new SharedArrayBuffer(4096));
+  const free = Buffer.from(new SharedArrayBuffer(4096));
+  t.hold([held], 1);
+  const later: Buffer[] = [];
+  assert.deepEqual(t.whenFree([held, free], (p) => later.push(p)), [free], 'the free one now');
+  assert.equal(later.length, 0, 'the held one not yet');
+  t.hold([held], -1);
+  assert.deepEqual(later, [held], 'the held one once let go');
+  await t.close();
 });
 
 /** The byte ranges of the GETs of `path` since the last reset, [first, last] each, in order. */

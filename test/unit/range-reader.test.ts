@@ -13,6 +13,7 @@ import { RangeReader } from '../../src/reader/range-reader.js';
 import type { ObjectSource } from '../../src/source/object-source.js';
 import { Stats } from '../../src/stats.js';
 import type { ObjectVersion } from '../../src/transport/version.js';
+import { deferred } from '../../src/util/deferred.js';
 
 class MemorySource implements ObjectSource {
   readonly identity = 'mem://x';
@@ -61,7 +62,6 @@ test('any offset and length reads exactly the source bytes', async () => {
         const cache = new BlockCache({ blockSize, budgetBytes: blockSize * 4, failureTtlMs: 0 }, new Stats());
         const reader = new RangeReader(cache, { source: src, version: src.pinned }, {
           ...DEFAULT_READER,
-          readaheadInitialBytes: blockSize,
           readaheadMaxBytes: blockSize * 4,
           maxRequestBytes: blockSize * runBlocks,
         });
@@ -104,8 +104,13 @@ test('sequential reads grow a readahead window; random reads fetch only their bl
   const seq = new RangeReader(cache, { source: src, version: src.pinned }, DEFAULT_READER);
   for (let off = 0; off < 8 * MiB; off += 128 * 1024) await seq.read(off, 128 * 1024);
   const fetched = src.reads.reduce((n, [s, e]) => n + (e - s), 0);
-  assert.ok(fetched > 12 * MiB, `readahead fetched beyond the reads (${fetched} bytes)`);
-  assert.ok(fetched <= 8 * MiB + DEFAULT_READER.readaheadMaxBytes + MiB, 'readahead stays within its window');
+  assert.ok(fetched > 9 * MiB, `readahead fetched beyond the reads (${fetched} bytes)`);
+  // A quarter of what the stream read, rounded up to the block it reaches into.
+  assert.ok(fetched <= 8 * MiB + 2 * MiB + MiB, `readahead stays within a quarter of the stream (${fetched} bytes)`);
+  // A long stream reaches the full window.
+  for (let off = 8 * MiB; off < 60 * MiB; off += 128 * 1024) await seq.read(off, 128 * 1024);
+  const fetchedLong = src.reads.reduce((n, [s, e]) => n + (e - s), 0);
+  assert.equal(fetchedLong, 64 * MiB, 'at 60 MiB read the window (15 MiB) reaches the end of the file');
 
   // A window smaller than two requests still reads ahead (refills by halves).
   for (const max of [2 * MiB, 1 * MiB]) {
@@ -171,4 +176,100 @@ test('an evicted block is freed (recycled) only after its last reader is done wi
   held.release();
   assert.equal(freed.length, 2, 'freed once released');
   assert.equal(held.copyTo(copy, 0, 0, bs), 0, 'a freed block yields nothing');
+});
+
+/**
+ * A source that sends its bytes in 64 KiB chunks, one per turn of the event loop, and stops when
+ * aborted. Requests that start at or past `gateFrom` send nothing until `open()`.
+ */
+class GatedSource extends MemorySource {
+  delivered = 0;
+  readonly running = new Set<Promise<void>>();
+  private gate = deferred<void>();
+  constructor(
+    data: Buffer,
+    private readonly gateFrom: number,
+  ) {
+    super(data);
+  }
+  open() {
+    this.gate.resolve();
+  }
+  override async read(start: number, end: number, onData: (c: Buffer) => void, signal?: AbortSignal) {
+    this.reads.push([start, end]);
+    const run = (async () => {
+      if (start >= this.gateFrom) {
+        const aborted = new Promise<void>((r) => signal?.addEventListener('abort', () => r(), { once: true }));
+        await Promise.race([this.gate.promise, aborted]);
+      }
+      for (let p = start; p < end; p += 65536) {
+        await new Promise((r) => setImmediate(r));
+        signal?.throwIfAborted();
+        const c = Buffer.from(this.data.subarray(p, Math.min(end, p + 65536)));
+        this.delivered += c.length;
+        onData(c);
+      }
+    })();
+    this.running.add(run);
+    try {
+      await run;
+    } finally {
+      this.running.delete(run);
+    }
+  }
+}
+
+test('closing a handle cancels its readahead nobody waits for; a reader that joined it gets its bytes', async () => {
+  const MiB = 1 << 20;
+  const data = bytes(64 * MiB, 11);
+  // The readahead past the stream's 24 MiB is held back until the handle is closed.
+  const src = new GatedSource(data, 24 * MiB);
+  const cache = new BlockCache({ blockSize: MiB, budgetBytes: 256 * MiB, failureTtlMs: 0 }, new Stats());
+  const obj = { source: src, version: src.pinned };
+  const a = new RangeReader(cache, obj, DEFAULT_READER);
+  for (let off = 0; off < 24 * MiB; off += 128 * 1024) await a.read(off, 128 * 1024);
+  const requested = src.reads.reduce((n, [s, e]) => n + (e - s), 0);
+  assert.ok(requested > 25 * MiB && requested <= 24 * MiB + 6 * MiB + MiB, `readahead of a quarter of the stream (${requested} bytes requested)`);
+  // Another handle waits for the last block the readahead asked for: that request is not cancelled.
+  const lastAhead = Math.max(...src.reads.map(([, e]) => e)) - MiB;
+  const joinedRequest = src.reads.find(([s, e]) => s <= lastAhead && lastAhead < e)!;
+  const b = new RangeReader(cache, obj, DEFAULT_READER);
+  const joined = b.read(lastAhead, 1000);
+  a.close();
+  src.open();
+  assert.ok((await joined).equals(data.subarray(lastAhead, lastAhead + 1000)), 'the joined block arrives');
+  await Promise.allSettled([...src.running]);
+  // What arrived: the stream's requests (those that started before 24 MiB, whole) and the joined one.
+  const started = src.reads.filter(([s]) => s < 24 * MiB).reduce((n, [s, e]) => n + (e - s), 0);
+  assert.equal(src.delivered, started + joinedRequest[1] - joinedRequest[0], 'the other readahead requests were cancelled');
+  // A block whose readahead was cancelled is fetched again when read, with the right bytes.
+  const cancelled = src.reads.find(([s]) => s >= 24 * MiB && s !== joinedRequest[0]);
+  assert.ok(cancelled, 'some readahead request was cancelled');
+  const c = new RangeReader(cache, obj, DEFAULT_READER);
+  assert.ok((await c.read(cancelled[0], 5000)).equals(data.subarray(cancelled[0], cancelled[0] + 5000)));
+});
+
+test('the budget covers blocks being fetched: a fetch evicts cached blocks to make room for its own', async () => {
+  const bs = 4096;
+  const data = bytes(16 * bs, 13);
+  // Blocks from 8 on are held back until the gate opens.
+  const src = new GatedSource(data, 8 * bs);
+  let freed = 0;
+  const cache = new BlockCache({ blockSize: bs, budgetBytes: 4 * bs, failureTtlMs: 0 }, new Stats(), () => freed++);
+  const obj = { source: src, version: src.pinned };
+  for (let i = 0; i < 4; i++) (await cache.getBlocks(obj, i, i, 1)).forEach((b) => b.release());
+  assert.equal(cache.cachedBytes, 4 * bs);
+  // Three blocks in flight (one read, two readahead): three cached blocks make room for them.
+  const pending = cache.getBlocks(obj, 8, 8, 1);
+  cache.prefetch(obj, 9, 10, 1);
+  assert.equal(cache.cachedBytes, 1 * bs, 'cached + in flight stay within the budget');
+  assert.equal(freed, 3);
+  src.open();
+  const [b8] = await pending;
+  const copy = Buffer.alloc(bs);
+  b8.copyTo(copy, 0, 0, bs);
+  assert.ok(copy.equals(data.subarray(8 * bs, 9 * bs)));
+  b8.release();
+  await Promise.allSettled([...src.running]);
+  assert.ok(cache.cachedBytes <= 4 * bs);
 });

@@ -238,13 +238,14 @@ export class CramView {
         return len;
       };
     }
-    const ctx: DecodeContext = { contigs, readGroups, reference, referenceLength, referenceHint: opts.referenceHint, fileName: opts.fileName };
     // Outside the decoder (regions, a BAM header's reference list) a contig is as long as the
     // reference says, as htslib makes it when it opens the reference.
     const viewContigs = contigs.map((c) => {
       const len = opts.reference ? opts.referenceLength?.(c.name) : undefined;
       return len === undefined || len === c.length ? c : { name: c.name, length: len };
     });
+    const openedLength = (tid: number) => viewContigs[tid].length;
+    const ctx: DecodeContext = { contigs, readGroups, reference, referenceLength, openedLength, referenceHint: opts.referenceHint, fileName: opts.fileName };
     return new CramView(file, data, crai, majorVersion, text, viewContigs, ctx, opts.reference ? opts.referencePrefetch : undefined, label);
   }
 

@@ -108,6 +108,12 @@ export interface DecodeContext {
    * Undefined: @SQ LN.
    */
   referenceLength?: (tid: number, proven: boolean) => Promise<number>;
+  /**
+   * Contig `tid`'s length as htslib holds it once the reference is opened: the reference's own
+   * length when one is given and has the contig (sanitise_SQ_lines puts it in place of LN), else
+   * @SQ LN. Undefined: @SQ LN.
+   */
+  openedLength?: (tid: number) => number;
   /** Where a missing-reference error tells the user to look. */
   referenceHint: string;
   /**
@@ -309,6 +315,8 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
 
   // htslib's s->ref: the slice's reference (embedded, or external unless the container is no_ref).
   const usesReference = p.preservation.referenceRequired || (mapped && (header.refBaseBlockId ?? -1) >= 0);
+  // A slice's own (embedded) bases: the reference given is not used, nor its length (see sliceReference).
+  const embeddedReference = (header.refBaseBlockId ?? -1) >= 0;
   const out: RawRecord[] = new Array(header.numRecords);
   let lastApos = cursors.lastAlignmentStart;
   for (let rec = 0; rec < header.numRecords; rec++) {
@@ -468,7 +476,7 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
       // base; with a reference in use, trailing matched bases past @SQ LN do not count (cram_decode_seq).
       const trailing = Math.max(0, len - seqPos + 1);
       const beforeTrailing = apos - 1 + r.refSpan - trailing;
-      const pastLength = usesReference && refId >= 0 && trailing > 0 && beforeTrailing + trailing > ctx.contigs[refId].length;
+      const pastLength = usesReference && refId >= 0 && trailing > 0 && beforeTrailing + trailing > (embeddedReference ? ctx.contigs[refId].length : (ctx.openedLength?.(refId) ?? ctx.contigs[refId].length));
       r.aend = Math.max(apos, pastLength ? beforeTrailing : apos - 1 + r.refSpan);
       r.mq = int('MQ');
       if (cf & CF_PRESERVE_QUAL) r.qual = run('QS', len);

@@ -125,6 +125,8 @@ export class DiskTier {
   private pendingBytes = 0;
   /** Pieces of a slot waiting in memory for the piece that joins them to the slot's extent (`write`). */
   private readonly parked = new Map<string, SlotPiece[]>();
+  /** Writes per slot queued and not yet started (slotWrites chains them). */
+  private readonly queuedWrites = new Map<string, number>();
   /**
    * The buffers that pieces waiting to be written (queued, being written, parked) are views of,
    * with how many pieces hold each: the transport must not fill them again meanwhile (`holds`).
@@ -361,7 +363,13 @@ export class DiskTier {
     this.pendingBytes += bytes;
     const slot = `${obj.key}#${index}`;
     const before = this.slotWrites.get(slot) ?? Promise.resolve();
-    const p: Promise<void> = before.then(() => this.write(obj, index, piece)).finally(() => {
+    this.queuedWrites.set(slot, (this.queuedWrites.get(slot) ?? 0) + 1);
+    const p: Promise<void> = before.then(() => {
+      const left = this.queuedWrites.get(slot)! - 1;
+      if (left > 0) this.queuedWrites.set(slot, left);
+      else this.queuedWrites.delete(slot);
+      return this.write(obj, index, piece);
+    }).finally(() => {
       this.pendingBytes -= bytes;
       this.writes.delete(p);
       if (this.slotWrites.get(slot) === p) this.slotWrites.delete(slot);
@@ -376,16 +384,18 @@ export class DiskTier {
    * SlotWriter (./slot-writer.ts). Pieces of one slot can complete out of order (a read ahead
    * lands before the piece between it and the disk's extent), so while other fetches of the slot
    * are under way, the run holding the disk's extent is written and the pieces apart from it come
-   * back to be parked in memory: the slot's next write joins them. With no fetch of the slot under
-   * way (or when the tier closes), the longest run is written and the others are dropped.
+   * back to be parked in memory: the slot's next write joins them. So do pieces apart while another
+   * write of the slot is queued (the run's last pieces, landing as the tier closes). With neither,
+   * the longest run is written and the others are dropped.
    */
   private async write(obj: TierObject, index: number, piece: SlotPiece | undefined): Promise<void> {
     const slot = `${obj.key}#${index}`;
     const pieces = [...(piece ? [piece] : []), ...this.takeParked(slot)];
     if (pieces.length === 0) return;
     const own = piece && { lo: piece.lo, hi: piece.lo + pieceLength(piece) };
-    // Closing: nothing joins a parked piece any more.
-    const busy = !this.closed && this.fetchingNow(slot, own);
+    // A write of the slot queued behind this one joins what this one parks, closing or not (the
+    // pieces of one fetch land together at the end of a run); otherwise, closing, no fetch will.
+    const busy = this.queuedWrites.has(slot) || (!this.closed && this.fetchingNow(slot, own));
     let result: SlotWriteResult;
     try {
       result = await this.writer.write({ dir: obj.dir, meta: JSON.stringify(obj.meta), index, shape: this.shape(obj, index), pieces, stored: piece !== undefined, busy });
@@ -395,7 +405,7 @@ export class DiskTier {
     const park = new Set(result.park);
     pieces.forEach((p, i) => (park.has(i) ? this.park(slot, p) : this.hold(p.parts, -1)));
     // A fetch that would join them may have ended while the writer worked: settle the slot now.
-    if (park.size > 0 && !this.fetchingNow(slot)) this.flushParked(slot);
+    if (park.size > 0 && !this.queuedWrites.has(slot) && !this.fetchingNow(slot)) this.flushParked(slot);
     if (result.damaged) this.countDamaged(obj, result.damaged.reason, result.damaged.old);
     if (result.error) {
       // Gone twice in a row (a `cache clear` at that moment): this chunk is not cached, the next are.
@@ -430,6 +440,8 @@ export class DiskTier {
 
   /** Writes what is parked for `slot` (a write of the slot that joins or drops it). */
   private flushParked(slot: string): void {
+    // A write of the slot is queued: it takes the parked pieces when it starts.
+    if (this.queuedWrites.has(slot)) return;
     const obj = this.parked.has(slot) ? this.objects.get(slot.slice(0, slot.indexOf('#'))) : undefined;
     if (obj && !this.writesOff && !this.closed) void this.queueWrite(obj, Number(slot.slice(slot.indexOf('#') + 1)), undefined, 0);
     else if (this.writesOff || this.closed) for (const p of this.takeParked(slot)) this.hold(p.parts, -1);

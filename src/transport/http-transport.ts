@@ -253,7 +253,8 @@ export class HttpTransport implements Transport {
         },
       });
     } catch (err) {
-      if (!(err instanceof HeadRefused)) this.stats.errors++;
+      // A fetch its caller cancelled (a readahead dropped at close) is not a failure of the server.
+      if (!(err instanceof HeadRefused) && !signal?.aborted) this.stats.errors++;
       throw err;
     }
   }

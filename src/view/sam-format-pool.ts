@@ -15,16 +15,20 @@
  * Start-up: workers are started on the first batch, and OrderedFormatter formats the first
  * `inlineBytes` on the main thread, so a small region never pays for starting a thread.
  */
-import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { SlicefsError, type ErrorCode } from '../errors.js';
 import { deferred, type Deferred } from '../util/deferred.js';
 import { ByteSink, formatSamInto } from './sam-format.js';
 import type { FormatJob, FormatResult, FormatWorkerInit } from './sam-format-worker.js';
 
-/** Threads `view` formats with when not told: every core but the main thread's, as `samtools -@`. */
+/**
+ * Threads `view` formats with when not told: none. Measured on the 2-core machine (docs/benchmarks.md,
+ * "view --threads"), one thread cost ~25% more CPU (a second isolate warming up and collecting its
+ * own garbage) and gave no steady gain in wall time while other work shared the cores; `-@ N`
+ * asks for it where cores are free (samtools users give the cores but one).
+ */
 export function defaultFormatThreads(): number {
-  return Math.max(0, availableParallelism() - 1);
+  return 0;
 }
 
 export class SamFormatPool {

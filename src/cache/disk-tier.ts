@@ -405,7 +405,7 @@ export class DiskTier {
     const park = new Set(result.park);
     pieces.forEach((p, i) => (park.has(i) ? this.park(slot, p) : this.hold(p.parts, -1)));
     // A fetch that would join them may have ended while the writer worked: settle the slot now.
-    if (park.size > 0 && !this.queuedWrites.has(slot) && !this.fetchingNow(slot)) this.flushParked(slot);
+    if (park.size > 0 && !this.fetchingNow(slot)) this.flushParked(slot);
     if (result.damaged) this.countDamaged(obj, result.damaged.reason, result.damaged.old);
     if (result.error) {
       // Gone twice in a row (a `cache clear` at that moment): this chunk is not cached, the next are.

@@ -184,18 +184,14 @@ export class OrderedFormatter {
     if (this.sink.len >= this.writeBytes) await this.write(this.sink.take());
   }
 
-  /** Formats and writes what is left; closes the workers. */
+  /** Formats and writes what is left; the caller then `close`s. */
   async end(): Promise<void> {
-    try {
-      if (this.batch.length > 0) await this.submit();
-      while (this.inFlight.length > 0) await this.write(await this.next());
-      if (this.sink.len > 0) await this.write(this.sink.take());
-    } finally {
-      await this.close();
-    }
+    if (this.batch.length > 0) await this.submit();
+    while (this.inFlight.length > 0) await this.write(await this.next());
+    if (this.sink.len > 0) await this.write(this.sink.take());
   }
 
-  /** Stops the workers without writing (after an error). */
+  /** Stops the workers: after `end`, or after an error (nothing more is written). */
   async close(): Promise<void> {
     await this.pool?.close();
   }

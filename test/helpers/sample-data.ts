@@ -826,3 +826,10 @@ function chooseRegions(reference: RefContig[]): string[] {
     '*', // unplaced unmapped reads at the end of the file
   ];
 }
+
+/** The contigs of a BAM/CRAM's header as samtools reads them (its `@SQ` lines, in order). */
+export async function samtoolsContigs(path: string): Promise<{ name: string; length: number }[]> {
+  const h = await samtools(['view', '-H', path]);
+  if (h.code !== 0) throw new Error(`samtools view -H ${path} failed: ${h.stderr}`);
+  return [...h.stdout.toString().matchAll(/^@SQ\tSN:(\S+)\tLN:(\d+)/gm)].map((m) => ({ name: m[1], length: Number(m[2]) }));
+}

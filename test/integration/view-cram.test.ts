@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test';
 import { BIN, cleanup, run, tempDir } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { SeededRandom } from '../helpers/random.js';
-import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
+import { ensureSampleData, samtools, samtoolsContigs, type SampleData } from '../helpers/sample-data.js';
 import { edgeRegions, randomRegions, regionName, viewText as viewTextOf, type ViewTextOptions } from '../helpers/view-text.js';
 
 let server: FixtureServer;
@@ -27,8 +27,7 @@ before(async () => {
   server = await FixtureServer.start();
   for (const f of [sample.cram, sample.crai, sample.ref, sample.fai]) server.addFile(`/d/${basename(f)}`, await readFile(f));
   work = await tempDir('slicefs-view-cram-');
-  const h = await samtools(['view', '-H', sample.cram]);
-  contigs = [...h.stdout.toString().matchAll(/^@SQ\tSN:(\S+)\tLN:(\d+)/gm)].map((m) => ({ name: m[1], length: Number(m[2]) }));
+  contigs = await samtoolsContigs(sample.cram);
 });
 after(async () => {
   await server?.close();

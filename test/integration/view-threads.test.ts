@@ -15,7 +15,7 @@ import { formatSamRecord, refNameBytes } from '../../src/view/sam-format.js';
 import { BIN, cleanup, run, tempDir } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { SeededRandom } from '../helpers/random.js';
-import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
+import { ensureSampleData, samtools, samtoolsContigs, type SampleData } from '../helpers/sample-data.js';
 import { edgeRegions, randomRegions, viewText } from '../helpers/view-text.js';
 
 let server: FixtureServer;
@@ -28,8 +28,7 @@ before(async () => {
   server = await FixtureServer.start();
   for (const f of [sample.bam, sample.bai]) server.addFile(`/d/${basename(f)}`, await readFile(f));
   work = await tempDir('slicefs-view-threads-');
-  const h = await samtools(['view', '-H', sample.bam]);
-  contigs = [...h.stdout.toString().matchAll(/^@SQ\tSN:(\S+)\tLN:(\d+)/gm)].map((m) => ({ name: m[1], length: Number(m[2]) }));
+  contigs = await samtoolsContigs(sample.bam);
 });
 after(async () => {
   await server?.close();

@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { BIN, cleanup, run, tempDir } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 import { SeededRandom } from '../helpers/random.js';
-import { ensureSampleData, samtools, type SampleData } from '../helpers/sample-data.js';
+import { ensureSampleData, samtools, samtoolsContigs, type SampleData } from '../helpers/sample-data.js';
 import { assertNoSecrets } from '../helpers/secret-scan.js';
 import { edgeRegions, randomRegions, viewText } from '../helpers/view-text.js';
 
@@ -38,8 +38,7 @@ before(async () => {
   server.addFile('/bad/forbidden.bam', bam, { fault: { kind: 'status', status: 403 } });
   server.addFile('/bad/forbidden.bam.bai', await readFile(sample.bai));
   work = await tempDir('slicefs-view-');
-  const h = await samtools(['view', '-H', sample.bam]);
-  contigs = [...h.stdout.toString().matchAll(/^@SQ\tSN:(\S+)\tLN:(\d+)/gm)].map((m) => ({ name: m[1], length: Number(m[2]) }));
+  contigs = await samtoolsContigs(sample.bam);
 });
 after(async () => {
   await server?.close();

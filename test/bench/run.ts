@@ -46,6 +46,7 @@ import {
   runCleanups,
   runTimed,
   spawnChild,
+  splitArgs,
   stopChild,
 } from './proc.js';
 
@@ -98,13 +99,6 @@ function parseSize(s: string): number {
   if (!m) throw new Error(`bad size '${s}'`);
   const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
   return Math.round(Number(m[1]) * mult);
-}
-
-/** Shell-like split: whitespace-separated, with '...' and "..." quoting. */
-function splitArgs(s: string): string[] {
-  const out: string[] = [];
-  for (const m of s.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) out.push(m[1] ?? m[2] ?? m[3]);
-  return out;
 }
 
 function parseOptions(argv: string[]): Options {

@@ -76,6 +76,14 @@ const readOr = (path: string) => {
   }
 };
 
+function exeOf(pid: number): string {
+  try {
+    return realpathSync(`/proc/${pid}/exe`);
+  } catch {
+    return '';
+  }
+}
+
 /** The process and its descendants (children of every thread, recursively). */
 function processTree(root: number): number[] {
   const out: number[] = [];
@@ -203,9 +211,12 @@ async function runSampled(argv: string[], opts: { cwd: string; env: NodeJS.Proce
   const order: number[] = [];
   let root = 0;
   let samples = 0;
+  let execed = false;
   while (!exited) {
     if (!root && p.pid) root = Number(readOr(`/proc/${p.pid}/task/${p.pid}/children`).trim().split(' ')[0]) || 0;
-    if (root) {
+    // Between fork and exec the child is still GNU time: not sampled (it would be named "time").
+    if (root && !execed) execed = exeOf(root) !== exeOf(p.pid!);
+    if (root && execed) {
       sample(root, threads, isNode);
       samples++;
       for (const t of threads.values()) if (!order.includes(t.pid)) order.push(t.pid);
@@ -382,13 +393,15 @@ async function main(): Promise<void> {
       let sampled = 0;
       for (const [pi, proc] of last.processes.entries()) {
         for (const [group, { threads }] of proc.groups) {
+          if (threads === 0) continue;
           // The median over runs of this group's seconds (same process position and group in every run).
           const s = median(results.map((r) => r.processes[pi]?.groups.get(group)?.cpuS ?? 0));
           sampled += s;
-          out.push(`| ${pi === 0 ? proc.name : `${proc.name} (child ${pi})`} | ${group} | ${threads} | ${s.toFixed(2)} | ${((100 * s) / cpu).toFixed(0)}% |`);
+          out.push(`| ${pi === 0 ? proc.name : `${proc.name} (child ${pi})`} | ${group} | ${threads} | ${s.toFixed(2)} | ${cpu > 0 ? `${((100 * s) / cpu).toFixed(0)}%` : '–'} |`);
         }
       }
-      out.push(`| | not sampled | | ${(cpu - sampled).toFixed(2)} | ${((100 * (cpu - sampled)) / cpu).toFixed(0)}% |`);
+      const share = (x: number) => (cpu > 0 ? `${((100 * x) / cpu).toFixed(0)}%` : '–');
+      out.push(`| | not sampled${last.samples === 0 ? ' (it ended before the first sample)' : ''} | | ${(cpu - sampled).toFixed(2)} | ${share(cpu - sampled)} |`);
       if (values['cpu-prof'] && c.argv[0] !== 'samtools') {
         const base = resolve(values['prof-dir'] ?? join(REPO, '.bench', `thread-cpu-prof-${process.pid}`));
         const dir = join(base, c.title.replace(/[^\w.-]+/g, '-').replace(/^-|-$/g, ''));
@@ -397,7 +410,9 @@ async function main(): Promise<void> {
         const flags = ['--cpu-prof', '--cpu-prof-dir', dir];
         const profArgv = resolveArgv(c.argv, flags);
         process.stderr.write(`thread-cpu: ${c.title} under --cpu-prof …\n`);
-        const r = await runSampled(profArgv, { cwd: process.cwd(), env, intervalMs, timeoutMs, nodeStartup: startupThreads(flags, work) });
+        // The probe's own profile goes elsewhere, not among the case's.
+        const probeStartup = startupThreads(['--cpu-prof', '--cpu-prof-dir', join(work, 'probe-profiles')], work);
+        const r = await runSampled(profArgv, { cwd: process.cwd(), env, intervalMs, timeoutMs, nodeStartup: probeStartup });
         if (r.code !== 0) throw new Error(`${shown(profArgv)} exited with ${r.code}: ${r.err.slice(-2000)}`);
         out.push('', `Under \`--cpu-prof\` (one more run; the profiler costs time): wall ${r.wallS.toFixed(2)} s, CPU ${r.cpuS.toFixed(2)} s. Top ${top} functions by self time:`);
         out.push(...(await profileSummary(dir, top)));

@@ -36,7 +36,7 @@
  *
  *   node dist/test/bench/view-bench.js [--runs 3] [--format bam|cram|both] [--output sam,bam,ubam]
  *     [--sizes 1k,100k,10M,chrom] [--links loopback,wan] [--index cold,warm] [--configs defaults,no-disk]
- *     [--slicefs-args "..."] [--out FILE] [--cmd-timeout 600]
+ *     [--slicefs-args="..."] [--out FILE] [--cmd-timeout 600] [--estimate-only]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -254,6 +254,7 @@ async function main(): Promise<void> {
       'slicefs-args': { type: 'string', default: '' },
       out: { type: 'string' },
       'cmd-timeout': { type: 'string', default: '600' },
+      'estimate-only': { type: 'boolean', default: false },
     },
   });
   const commandLine = shellQuote(['node', relative(process.cwd(), process.argv[1]) || process.argv[1], ...process.argv.slice(2)]);
@@ -290,6 +291,7 @@ async function main(): Promise<void> {
     `view-bench: ${cells.length} cells × ${tools.length} tools × ${runs} runs (+1 unmeasured run per warm cell): ` +
       `about ${(estimateS / 60).toFixed(0)} min on an unloaded 2-core machine (a guess from earlier runs; load stretches it)\n`,
   );
+  if (values['estimate-only']) return;
 
   const { dir: cliDir, bin, remove: removeCli } = await copyCli(REPO, 'view-bench');
   const check = await timed(process.execPath, [bin, '--version'], cliDir, childEnv(), 60_000);

@@ -111,6 +111,11 @@ function timed(
     const hash = keep.digest ? createHash('sha256') : undefined;
     const file: WriteStream | undefined = keep.saveTo ? createWriteStream(keep.saveTo) : undefined;
     let err = '';
+    // A failed write (disk full) fails the run through its stderr text instead of crashing the bench.
+    file?.on('error', (e) => {
+      err += `view-bench: writing ${keep.saveTo}: ${e.message}\n`;
+      killGroup();
+    });
     p.stdout.on('data', (d: Buffer) => {
       bytes += d.length;
       hash?.update(d);

@@ -415,6 +415,18 @@ export function procMemory(pid: number): { hwmKiB: number; rssKiB: number } | nu
   }
 }
 
+/** Shell-like split: whitespace-separated, with '...' and "..." quoting (for --slicefs-args "..."). */
+export function splitArgs(s: string): string[] {
+  const out: string[] = [];
+  for (const m of s.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) out.push(m[1] ?? m[2] ?? m[3]);
+  return out;
+}
+
+/** A command line as it could be typed again in a shell (arguments quoted where needed). */
+export function shellQuote(argv: string[]): string {
+  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
 /** True when this module's file is the script node was started with. */
 export function isMain(importMetaUrl: string): boolean {
   const argv1 = process.argv[1];

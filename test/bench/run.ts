@@ -19,6 +19,8 @@
 //             1 kb region against `node -e 0` and samtools, defaults and nothing kept
 //   mount-load ./mount-load-bench.js as a child (same --size, --runs, --cache-size): the mount with
 //             its defaults (disk tier on) vs tier off, and random readers with and without readahead
+//   thread-cpu ./thread-cpu.js as a child (same --runs): CPU seconds per thread group of `slicefs view`
+//             on the local bench files (10 Mb BAM/CRAM → SAM, 10 Mb BAM → BAM, 1 kb), beside samtools
 // The page cache is dropped before every run (then the origin's file is read once so nginx serves
 // from memory): kernel_cache mounts must not answer from pages of an earlier run. Each slicefs run
 // uses a fresh daemon (cold block cache).
@@ -46,6 +48,7 @@ import {
   runCleanups,
   runTimed,
   spawnChild,
+  splitArgs,
   stopChild,
 } from './proc.js';
 
@@ -84,27 +87,20 @@ const USAGE = `usage: node dist/test/bench/run.js [options]
   --slicefs-verbose    pass --verbose to the daemon (its log is kept in the temp dir)
   --bam / --no-bam     run the samtools part (default on; builds test/helpers' bench BAM once)
   --region R           samtools region (default: 100 kb in the middle of the longest contig)
-  --only LIST          comma list of sections: loopback,wan,samtools,crypt4gh,cache-tier,startup,mount-load (default all)
+  --only LIST          comma list of sections: loopback,wan,samtools,crypt4gh,cache-tier,startup,mount-load,thread-cpu (default all)
   --no-drop-caches     do not drop the page cache between runs
   --verify             also cmp the FUSE files against the origin file once
   --timeout SEC        hard limit for the whole benchmark (default 3600)
   --cmd-timeout SEC    limit per timed command (default max(60, size / 4 MB/s))
   --out FILE           results file (default .bench/results-<date>.md)`;
 
-const SECTIONS = ['loopback', 'wan', 'samtools', 'crypt4gh', 'cache-tier', 'startup', 'mount-load'];
+const SECTIONS = ['loopback', 'wan', 'samtools', 'crypt4gh', 'cache-tier', 'startup', 'mount-load', 'thread-cpu'];
 
 function parseSize(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)?$/i.exec(s.trim());
   if (!m) throw new Error(`bad size '${s}'`);
   const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
   return Math.round(Number(m[1]) * mult);
-}
-
-/** Shell-like split: whitespace-separated, with '...' and "..." quoting. */
-function splitArgs(s: string): string[] {
-  const out: string[] = [];
-  for (const m of s.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) out.push(m[1] ?? m[2] ?? m[3]);
-  return out;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -229,6 +225,7 @@ const CRYPT4GH_JS = fileURLToPath(new URL('./crypt4gh-e2e-bench.js', import.meta
 const CACHE_TIER_JS = fileURLToPath(new URL('./cache-tier-bench.js', import.meta.url));
 const STARTUP_JS = fileURLToPath(new URL('./startup-bench.js', import.meta.url));
 const MOUNT_LOAD_JS = fileURLToPath(new URL('./mount-load-bench.js', import.meta.url));
+const THREAD_CPU_JS = fileURLToPath(new URL('./thread-cpu.js', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
 // Samples and rows.
@@ -686,6 +683,11 @@ function mountLoadSection(): Promise<string> {
   return childSection('mount-load', MOUNT_LOAD_JS, args, 'The mount with its defaults, and random readers');
 }
 
+/** ./thread-cpu.js: where `slicefs view`'s CPU goes, per thread group, on the local bench files. */
+function threadCpuSection(): Promise<string> {
+  return childSection('thread-cpu', THREAD_CPU_JS, ['--runs', String(opts.runs)], 'CPU per thread of view');
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report.
 
@@ -957,8 +959,9 @@ async function main(): Promise<void> {
   const tiers = opts.sections.has('cache-tier') ? await cacheTierSection() : '';
   const startup = opts.sections.has('startup') ? await startupSection() : '';
   const mountLoad = opts.sections.has('mount-load') ? await mountLoadSection() : '';
+  const threadCpu = opts.sections.has('thread-cpu') ? await threadCpuSection() : '';
   clearTimeout(watchdog);
-  const text = report(started, seqRows, samRows, bam, (Date.now() - t0) / 1000) + c4gh + tiers + startup + mountLoad;
+  const text = report(started, seqRows, samRows, bam, (Date.now() - t0) / 1000) + c4gh + tiers + startup + mountLoad + threadCpu;
   await mkdir(BENCH_DIR, { recursive: true });
   const out = resolve(opts.out ?? join(BENCH_DIR, `results-${started.toISOString().replace(/[:.]/g, '-')}.md`));
   await writeFile(out, text);

@@ -74,6 +74,49 @@ const mainWithoutTopLevelAwait = {
   },
 };
 
+/**
+ * undici's Client requires its HTTP/2 half (client-h2.js) when it is loaded, and that requires
+ * `node:http2`, which requires `node:tls`: ~10 ms of Node compiling its own modules at every start,
+ * for HTTP/2, which slicefs never asks for (no `allowH2`). The require moves into the one call that
+ * uses it (an h2 connection), so it runs only then.
+ */
+const lazyUndiciH2 = {
+  name: 'lazy-undici-h2',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      const eager = "const connectH2 = require('./client-h2.js')";
+      if (!text.includes(eager)) throw new Error(`${args.path}: no \`${eager}\` to make lazy (undici changed: look again)`);
+      return { contents: text.replace(eager, "const connectH2 = (client, socket) => require('./client-h2.js')(client, socket)"), loader: 'js' };
+    });
+  },
+};
+
+/**
+ * The command modules (mount, status, unmount) and the mount-point helpers import `node:child_process`
+ * at load for a call they make only when they run: ~4 ms of every start. In dist/src, the import
+ * gets a stand-in whose functions require the real module at their first call (execFile keeps its
+ * promisify form, which resolves to { stdout, stderr }). An import of another name fails the build.
+ */
+const lazyChildProcess = {
+  name: 'lazy-child-process',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?child_process$/ }, (args) => (/[\\/]dist[\\/]src[\\/]/.test(args.importer) ? { path: 'child_process', namespace: 'lazy-child-process' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-child-process' }, () => ({
+      contents: [
+        "import { promisify } from 'node:util';",
+        'let real;',
+        "const childProcess = () => (real ??= require('node:child_process'));",
+        'export function execFile(...args) { return childProcess().execFile(...args); }',
+        'execFile[promisify.custom] = (...args) => promisify(childProcess().execFile)(...args);',
+        'export function spawn(...args) { return childProcess().spawn(...args); }',
+        '',
+      ].join('\n'),
+      loader: 'js',
+    }));
+  },
+};
+
 const common = { absWorkingDir: root, bundle: true, platform: 'node', target: 'node20', external: ['fuse-native'], plugins: [lazyStringWidth], sourcemap: true, logLevel: 'warning' };
 const outdir = join(root, 'dist/bundle');
 await rm(outdir, { recursive: true, force: true });
@@ -85,7 +128,7 @@ const cli = await build({
   outdir,
   outExtension: { '.js': '.cjs' },
   format: 'cjs',
-  plugins: [lazyStringWidth, mainWithoutTopLevelAwait],
+  plugins: [lazyStringWidth, mainWithoutTopLevelAwait, lazyUndiciH2, lazyChildProcess],
   define: { 'import.meta.url': '__slicefsImportMetaUrl' },
   banner: { js: "(function (exports, require, module, __filename, __dirname) {\nvar __slicefsImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   footer: { js: '})' },
@@ -96,8 +139,12 @@ for (const out of cli.outputFiles) {
     await writeFile(out.path, out.contents);
     continue;
   }
-  const id = createHash('sha256').update(out.contents).digest('hex');
-  await writeFile(out.path, `${out.text}\n//# slicefs-bundle-id=${id}\n`);
+  // ASCII only, so that the launcher can read it as latin1: a copy into a one-byte string, where
+  // decoding 2 MB of UTF-8 costs ~6 ms of every start. esbuild escapes non-ASCII characters in code
+  // (its default charset); what remains is in comments, escaped the same way.
+  const text = out.text.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const id = createHash('sha256').update(text).digest('hex');
+  await writeFile(out.path, `${text}\n//# slicefs-bundle-id=${id}\n`, 'latin1');
 }
 
 await build({

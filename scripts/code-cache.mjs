@@ -41,7 +41,7 @@ const bamName = 'range.bam';
 /** 1 kb with 12 records, as a small view of users': the records of the region, not an empty answer. */
 const region = 'CHROMOSOME_I:1-1000';
 
-const source = readFileSync(bundlePath, 'utf8');
+const source = readFileSync(bundlePath, 'latin1'); // as bin/slicefs.js reads it: the same string for V8
 const bundleId = /\/\/# slicefs-bundle-id=([0-9a-f]{64})\s*$/.exec(source.slice(-100))?.[1];
 if (!bundleId) throw new Error(`${bundlePath}: no slicefs-bundle-id line at its end (scripts/bundle.mjs writes it)`);
 const header = Buffer.from(`slicefs-v8-code-cache ${bundleId}\n`, 'latin1');

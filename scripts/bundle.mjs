@@ -8,8 +8,9 @@
 //   command imports lazily (`await import()`: the mount's FUSE session, the view's run, BAM vs CRAM
 //   readers) becomes a lazily evaluated module closure (esbuild's `__esm` / `__commonJS`), run at its
 //   first import as before. The file is one function expression, `(function (exports, require,
-//   module, __filename, __dirname) { … })`, the wrapper Node gives a CommonJS module: the launcher and
-//   the training compile the file's text as it is, so both hand V8 the same source. Its last line is
+//   module, __filename, __dirname) { 'use strict'; … })`, the wrapper Node gives a CommonJS module
+//   (strict, as the ES modules it is built from were): the launcher and the training compile the
+//   file's text as it is, so both hand V8 the same source. Its last line is
 //   `//# slicefs-bundle-id=<SHA-256 of the rest>`: a code cache names the bundle it was made for,
 //   because V8 itself checks only the source's length.
 // - the workers, ES modules with code splitting, each its own entry point: worker-transport starts
@@ -127,10 +128,12 @@ const cli = await build({
   entryPoints: { main: 'dist/src/cli/main.js' },
   outdir,
   outExtension: { '.js': '.cjs' },
+  // Comments and indentation out: 1.5 MB instead of 2.1 MB to read at every start (the source map keeps the lines).
+  minifyWhitespace: true,
   format: 'cjs',
   plugins: [lazyStringWidth, mainWithoutTopLevelAwait, lazyUndiciH2, lazyChildProcess],
   define: { 'import.meta.url': '__slicefsImportMetaUrl' },
-  banner: { js: "(function (exports, require, module, __filename, __dirname) {\nvar __slicefsImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  banner: { js: "(function (exports, require, module, __filename, __dirname) {\n'use strict';\nvar __slicefsImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   footer: { js: '})' },
   write: false,
 });

@@ -12,6 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { Script } from 'node:vm';
 import { REPO, run, tempDir } from '../helpers/daemon.js';
 import { FixtureServer } from '../helpers/fixture-server.js';
 
@@ -105,6 +106,13 @@ test('the build makes a cache that the launcher accepts, in a view as in --versi
   assert.match(usage.stderr, /^slicefs: error: .*no-such-option.*\n$/);
 });
 
+test('the bundle is strict mode code, as the ES modules it is built from', async () => {
+  // Only compiled here, never called. A sloppy function has own `caller` and `arguments`; a strict one has neither.
+  const bundle = new Script(await readFile(join(REPO, 'dist/bundle/main.cjs'), 'latin1')).runInThisContext() as () => void;
+  assert.equal(typeof bundle, 'function');
+  assert.equal(Object.hasOwn(bundle, 'caller'), false);
+});
+
 test('without the debug variable the launcher says nothing of the cache', async () => {
   const r = await run(process.execPath, [join(REPO, 'bin/slicefs.js'), '--version'], { env: { PATH: process.env.PATH }, timeoutMs: 60_000 });
   assert.equal(r.code, 0);
@@ -153,7 +161,8 @@ test('a cache made for another bundle (stale) is not used: the same output as th
   const original = await readFile(bundlePath, 'utf8');
   const idLine = original.lastIndexOf('\n//# slicefs-bundle-id=');
   assert.ok(idLine > 0, 'the bundle ends with its id line');
-  const text = original.slice(0, idLine).replace('(function (exports, require, module, __filename, __dirname) {\n', '$&void "another build";\n');
+  const end = original.lastIndexOf('\n})', idLine);
+  const text = `${original.slice(0, end)}\nvoid 'another build';${original.slice(end, idLine)}`;
   assert.notEqual(text, original.slice(0, idLine));
   await writeFile(bundlePath, `${text}\n//# slicefs-bundle-id=${createHash('sha256').update(text).digest('hex')}\n`);
   try {

@@ -72,8 +72,8 @@ async function train() {
   const server = await serveFiles(bamDir);
   try {
     const url = `http://127.0.0.1:${server.address().port}/${bamName}`;
-    const env = { ...process.env, XDG_CACHE_HOME: join(work, 'xdg') };
-    delete env.SLICEFS_DEBUG_CODE_CACHE;
+    // None of the builder's settings (a cache tier, profiles, tokens): the view goes to this server only.
+    const env = { PATH: process.env.PATH, HOME: work, XDG_CACHE_HOME: join(work, 'cache'), XDG_CONFIG_HOME: join(work, 'config') };
     const view = ['view', '--url', url, '-q', region];
     let previous = '-';
     for (const [i, args] of [['--version'], ['view', '--help'], view, view].entries()) {

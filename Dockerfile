@@ -38,11 +38,14 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --loglevel=error
 COPY tsconfig.json ./
-COPY scripts/bundle.mjs scripts/
+COPY scripts/bundle.mjs scripts/code-cache.mjs scripts/
+# The code cache's training view (scripts/code-cache.mjs) reads this small BAM.
+COPY test/data/conformance/htslib-test/range.bam test/data/conformance/htslib-test/range.bam.bai test/data/conformance/htslib-test/
 COPY bin/ bin/
 COPY src/ src/
 COPY docker/runtime-files.mjs docker/
-# tsc compiles src/ (test/ is not copied: the image carries no tests), esbuild bundles dist/bundle/;
+# tsc compiles src/ (test/ is not copied: the image carries no tests), esbuild bundles dist/bundle/
+# and a training run makes its V8 code cache (same Node image as the runtime's, so V8 accepts it);
 # runtime-files.mjs collects package.json, bin/, the bundle and fuse-native's node_modules into /out.
 RUN npm run build && node docker/runtime-files.mjs /out
 

@@ -2,7 +2,8 @@
 //
 //   node docker/runtime-files.mjs OUT      (in the repository root, after `npm ci` and `npm run build`)
 //
-// OUT/package.json, OUT/bin/, OUT/dist/bundle/*.js (no source maps: nothing loads them), and
+// OUT/package.json, OUT/bin/, OUT/dist/bundle/*.js, main.cjs and its V8 code cache main.cjs.v8cache
+// (no source maps: nothing loads them), and
 // OUT/node_modules/ holding only the packages the bundle leaves external (scripts/bundle.mjs:
 // fuse-native, which loads a native addon from its own directory) with their production
 // dependencies, at the versions package-lock.json installed (`npm query`). Everything else is inside
@@ -20,9 +21,9 @@ mkdirSync(join(out, 'dist/bundle'), { recursive: true });
 
 cpSync('package.json', join(out, 'package.json'));
 cpSync('bin', join(out, 'bin'), { recursive: true });
-const bundle = readdirSync('dist/bundle').filter((f) => f.endsWith('.js'));
-if (!bundle.includes('main.js')) throw new Error('dist/bundle/main.js is missing: run `npm run build` first');
-for (const f of bundle) cpSync(join('dist/bundle', f), join(out, 'dist/bundle', f));
+const bundle = readdirSync('dist/bundle').filter((f) => f.endsWith('.js') || f.endsWith('.cjs'));
+for (const f of ['main.cjs', 'main.cjs.v8cache']) if (!existsSync(join('dist/bundle', f))) throw new Error(`dist/bundle/${f} is missing: run \`npm run build\` first`);
+for (const f of [...bundle, 'main.cjs.v8cache']) cpSync(join('dist/bundle', f), join(out, 'dist/bundle', f));
 
 // The bare specifiers the bundle still imports: static imports, dynamic imports and require()s.
 const builtins = new Set(builtinModules);

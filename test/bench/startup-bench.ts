@@ -17,8 +17,13 @@
  * `--baseline-bin PATH` adds the same slicefs rows for another build (e.g. the previous commit's
  * bin/slicefs.js, built in its own checkout), measured in the same rounds.
  *
+ * The CLI's V8 code cache (dist/bundle/main.cjs.v8cache, bin/slicefs.js): the bench first checks
+ * that the launcher accepts it in a view (SLICEFS_DEBUG_CODE_CACHE=1), and adds a row of the warm
+ * view by the same build without the cache, to show what the cache alone is worth.
+ *
  *   node dist/test/bench/startup-bench.js [--runs 11] [--cmd-timeout 60] [--baseline-bin PATH]
  */
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -60,6 +65,10 @@ async function main(): Promise<void> {
   if (!(timeoutMs > 0)) throw new Error(`--cmd-timeout: not a positive number of seconds: ${values['cmd-timeout']}`);
 
   const cli = await copyCli(REPO, 'startup-bench');
+  const uncached = await copyCli(REPO, 'startup-bench-uncached');
+  const uncachedCache = join(uncached.dir, 'dist/bundle/main.cjs.v8cache');
+  if (!existsSync(uncachedCache)) throw new Error(`${uncachedCache}: missing: run \`npm run build\``);
+  await rm(uncachedCache);
   const dataDir = join(REPO, '.bench/data');
   const sample = await ensureSampleData(join(dataDir, 'sample-bench'), { scale: 'bench' });
   const nginx = await startNginx(dataDir); // stopped by the cleanups
@@ -99,6 +108,7 @@ async function main(): Promise<void> {
     await slicefs('slicefs view, defaults, warm', 'default-warm', [], false),
     await slicefs('slicefs view, defaults, cold (empty cache dir)', 'default-cold', [], true),
     await slicefs('slicefs view `--disk-cache-size 0 --no-index-cache`', 'nothing-kept', ['--disk-cache-size', '0', '--no-index-cache'], false),
+    await slicefs('slicefs view, defaults, warm, without the code cache', 'uncached-warm', [], false, uncached.bin),
   ];
   const baseline = values['baseline-bin'];
   if (baseline) {
@@ -108,6 +118,10 @@ async function main(): Promise<void> {
       await slicefs('baseline: slicefs view `--disk-cache-size 0 --no-index-cache`', 'baseline-nothing-kept', ['--disk-cache-size', '0', '--no-index-cache'], false, baseline),
     );
   }
+  // The rows measure the code cache only if V8 takes it in this very command.
+  const probe = cells.find((c) => c.label === 'slicefs view, defaults, warm')!;
+  const probed = await launchTimed(probe.cmd, probe.args, { cwd: probe.cwd, env: { ...probe.env, SLICEFS_DEBUG_CODE_CACHE: '1' }, timeoutMs, owner: 'startup-bench' }).done;
+  if (!/^slicefs: code cache: accepted$/m.test(probed.stderr)) throw new Error(`the code cache is not used in the view: ${probed.stderr.slice(0, 500)}`);
   // One untimed run each: the warm cells fill their caches, the page cache holds every file.
   for (const c of cells) await launchTimed(c.cmd, c.args, { cwd: c.cwd, env: c.env, timeoutMs, owner: 'startup-bench' }).done;
   let expected: string[] | undefined;
@@ -130,6 +144,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await cli.remove();
+    await uncached.remove();
     await runCleanups();
   }
   const wall = (c: Cell) => median(c.runs.map((r) => r.wallS));

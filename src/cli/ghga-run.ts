@@ -30,17 +30,15 @@ import { stageAll, type StagingEvent } from '../source/ghga/staging.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { removeMadeDirs } from '../util/fs-problem.js';
-import { prepareOutputDir, say, transportConfig, type TransportArgs } from './common.js';
+import type { TransportConfig } from '../config.js';
+import { prepareOutputDir, say, transportConfig } from './common.js';
 import { checkDownloadOptions, downloadPlumbing } from './download-plumbing.js';
 import { report } from './download-run.js';
 import type { DownloadArgs } from './download.js';
-import type { GhgaArgs } from './ghga-options.js';
-import type { KeyArgs } from './key-options.js';
-import { keysOf, promptHidden } from './keys.js';
+import { ghgaSettingsOf, type GhgaArgs, type GhgaSettings } from './ghga-options.js';
+import { keyFilesOf } from './key-options.js';
+import { keysFrom, promptHidden } from './keys.js';
 import { refuseOpenToOthers } from './private-file.js';
-
-/** The connector's default for how long staging may take (`max_wait_time`). */
-const DEFAULT_MAX_WAIT_S = 3600;
 
 export interface GhgaSession {
   api: HttpTransport;
@@ -52,8 +50,7 @@ export interface GhgaSession {
 }
 
 /** The download token: a file no one else may read, else stdin when piped, else a hidden prompt. */
-async function downloadToken(args: GhgaArgs): Promise<string> {
-  const file = args['download-token-file'];
+async function downloadToken(file: string | undefined): Promise<string> {
   if (file !== undefined) {
     const st = await stat(file).catch(() => undefined);
     if (!st) throw new SlicefsError('USAGE', `--download-token-file ${file}: no such file`);
@@ -72,16 +69,19 @@ async function downloadToken(args: GhgaArgs): Promise<string> {
   return typed.trim();
 }
 
-export async function openGhga(args: GhgaArgs & KeyArgs & TransportArgs, log: (line: string) => void): Promise<GhgaSession> {
-  const keys = keysOf(args);
+/**
+ * The work package: the key pair, the well-known values, the download token and the package's
+ * files, over a transport of its own (`transport`, the command's config).
+ */
+export async function openGhga(settings: GhgaSettings, keyFiles: string[], transport: TransportConfig, log: (line: string) => void): Promise<GhgaSession> {
+  const keys = keysFrom(keyFiles);
   if (!keys) throw new SlicefsError('USAGE', '--ghga needs your Crypt4GH key pair: --private-key FILE (the one whose public key you gave the GHGA data portal)');
-  const maxWaitS = args['max-wait'] ?? (Number(process.env.GHGA_CONNECTOR_MAX_WAIT_TIME) || DEFAULT_MAX_WAIT_S);
-  if (!(maxWaitS > 0)) throw new SlicefsError('USAGE', '--max-wait must be a positive number of seconds');
-  const api = new HttpTransport(transportConfig(args, log), new Stats(), log);
+  const { maxWaitS } = settings;
+  const api = new HttpTransport(transport, new Stats(), log);
   try {
     const [pair] = await keys();
-    const token = await downloadToken(args);
-    const values = await wellKnownValues(api, args['ghga-url'] ?? (process.env.GHGA_CONNECTOR_WKVS_API_URL || DEFAULT_GHGA_URL));
+    const token = await downloadToken(settings.downloadTokenFile);
+    const values = await wellKnownValues(api, settings.wellKnownUrl ?? DEFAULT_GHGA_URL);
     const client = new WorkPackageClient(api, values.wpsUrl, token, pair);
     const workPackage = await client.workPackage();
     return { api, pair, keys, workPackage, drs: new DrsClient(api, values.dcsUrl, client), maxWaitS };
@@ -111,7 +111,7 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
   // Checked before the token is asked for: a bad option costs nothing.
   const checked = checkDownloadOptions(args);
   const createdDir = await prepareOutputDir(args['output-dir'], '--output-dir');
-  const s = await openGhga(args, say).catch(async (err: unknown) => {
+  const s = await openGhga(ghgaSettingsOf(args), keyFilesOf(args), transportConfig(args, say), say).catch(async (err: unknown) => {
     await removeMadeDirs(args['output-dir'], createdDir).catch(() => {});
     throw err;
   });

@@ -39,8 +39,8 @@ import { DAEMON_CHILD_ENV, notifyParent, receiveSecrets } from './daemon-protoco
 import { diskCacheConfig, withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { LogFile } from './log-file.js';
 import { readRecords, removeRecord, writeRecord, type MountRecord } from './mount-registry.js';
-import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
-import { withKeyOptions, type KeyArgs } from './key-options.js';
+import { ghgaSettingsOf, withGhgaOptions, type GhgaArgs } from './ghga-options.js';
+import { keyFilesOf, withKeyOptions, type KeyArgs } from './key-options.js';
 import { withScoreOptions, type ScoreArgs } from './score.js';
 
 interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs, KeyArgs, GhgaArgs, DiskCacheArgs {
@@ -153,7 +153,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   if (args.ghga) {
     // A work package: every file staged first (the mount lists them all), then mounted decrypted.
     const { openGhga, stageWorkPackage, workPackageManifest } = await import('./ghga-run.js');
-    const s = await openGhga(args, say);
+    const s = await openGhga(ghgaSettingsOf(args), keyFilesOf(args), transportConfig(args, say), say);
     try {
       const staged = await stageWorkPackage(s, [...s.workPackage.files.keys()], say);
       manifest = workPackageManifest(s);

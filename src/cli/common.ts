@@ -19,7 +19,7 @@ import { makeDirsWithMode, PRIVATE_MODES } from '../util/safe-fs.js';
 import { printable } from '../util/printable.js';
 import { safeUrl } from '../util/redact.js';
 import { parseByteSize } from '../util/size.js';
-import { CACHE_PROXY_ENV, cacheProxySetting, profileLoader } from './settings.js';
+import { CACHE_PROXY_ENV, cacheProxySetting, profileLoader, type ProfileLoader } from './settings.js';
 
 export const EXIT_FAILURE = 1;
 /** Bad input (usage, manifest): like most Unix tools, 2. */
@@ -190,9 +190,13 @@ export function withCacheProxyOption<T>(y: Argv<T>): Argv<T> {
  * profile > none; `--no-cache-proxy` (false or '') keeps it off. For mount and download, before
  * transportConfig (`view` resolves all its settings at once: ./view-settings.ts).
  */
-export async function applyConfigCacheProxy(args: TransportArgs & { config?: string; profile?: string }, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function applyConfigCacheProxy(
+  args: TransportArgs & { config?: string; profile?: string },
+  env: NodeJS.ProcessEnv = process.env,
+  profile: ProfileLoader = profileLoader(args, env),
+): Promise<void> {
   if (args['cache-proxy'] !== undefined) return;
-  args['cache-proxy'] = (await cacheProxySetting(undefined, env, profileLoader(args, env))).value;
+  args['cache-proxy'] = (await cacheProxySetting(undefined, env, profile)).value;
 }
 
 function cacheProxyOf(v: string | false | undefined): string | undefined {

@@ -22,12 +22,12 @@ import { diskCacheConfig } from './disk-cache-options.js';
 import { checkDownloadOptions, downloadPlumbing } from './download-plumbing.js';
 import type { DownloadArgs } from './download.js';
 import { prepareManifest } from './score-manifest.js';
-import { scoreEndpoint } from './score.js';
+import type { SourceSettings } from './source-registry.js';
 
 /** Exit status after Ctrl-C (128 + SIGINT), as shells report it. */
 const EXIT_INTERRUPTED = 130;
 
-export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>): Promise<void> {
+export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>, sources: SourceSettings): Promise<void> {
   const given = [args.manifest, args.url, args['object-id']].filter((x) => x !== undefined).length;
   if (given !== 1) throw new SlicefsError('USAGE', 'give one of --manifest FILE, --url URL or --object-id ID');
   const checked = checkDownloadOptions(args);
@@ -42,7 +42,7 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
   let layout = args['output-layout'] as OutputLayout | 'bundle';
   if (args.manifest) {
     const api = new HttpTransport(tc, stats, say);
-    const prepared = await prepareManifest(await loadManifest(args.manifest), layout === 'bundle' ? 'bundle' : 'path', args, api, say).finally(() => api.close());
+    const prepared = await prepareManifest(await loadManifest(args.manifest), layout === 'bundle' ? 'bundle' : 'path', sources.score, api, say).finally(() => api.close());
     if (layout === 'bundle') layout = 'path';
     endpoint = prepared.endpoint;
     manifestFile = args.manifest;
@@ -56,7 +56,7 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
     manifestFile = '--object-id';
     if (layout === 'bundle') throw new SlicefsError('USAGE', '--output-layout bundle needs a score manifest');
     entries = args['object-id'].map((id, i) => ({ path: id, url: scoreUrl(id), id, objectId: id, line: i + 1 }));
-    endpoint = await scoreEndpoint(args, say);
+    endpoint = await sources.score.endpoint(say);
   } else {
     const url = args.url!;
     if (!/^https?:\/\//i.test(url)) throw new SlicefsError('USAGE', '--url must be an http(s) URL');
@@ -64,7 +64,7 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
     entries = [{ path: urlBasename(url), url, line: 1 }];
   }
   const files = planOutputs(entries, args['output-dir'], layout as OutputLayout, args.index, manifestFile, args.decrypt);
-  const keys = args.decrypt ? (await import('./keys.js')).keysOf(args) : undefined;
+  const keys = args.decrypt ? (await import('./keys.js')).keysFrom(sources.keyFiles) : undefined;
   if (args.decrypt && !keys && files.some((f) => f.entry.encryption)) throw new SlicefsError('USAGE', '--decrypt needs your Crypt4GH key: --private-key FILE (or C4GH_SECRET_KEY)');
 
   const createdDir = await prepareOutputDir(args['output-dir'], '--output-dir');

@@ -35,10 +35,10 @@ import { prepareOutputDir, say, transportConfig } from './common.js';
 import { checkDownloadOptions, downloadPlumbing } from './download-plumbing.js';
 import { report } from './download-run.js';
 import type { DownloadArgs } from './download.js';
-import { ghgaSettingsOf, type GhgaArgs, type GhgaSettings } from './ghga-options.js';
-import { keyFilesOf } from './key-options.js';
+import type { GhgaArgs, GhgaSettings } from './ghga-options.js';
 import { keysFrom, promptHidden } from './keys.js';
 import { refuseOpenToOthers } from './private-file.js';
+import type { SourceSettings } from './source-registry.js';
 
 export interface GhgaSession {
   api: HttpTransport;
@@ -106,12 +106,12 @@ export async function stageWorkPackage(s: GhgaSession, accessions: string[], log
   return staged;
 }
 
-export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & GhgaArgs>): Promise<void> {
+export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & GhgaArgs>, sources: SourceSettings): Promise<void> {
   if (args.manifest || args.url || args['object-id']) throw new SlicefsError('USAGE', '--ghga downloads a work package: no --manifest, --url or --object-id with it');
   // Checked before the token is asked for: a bad option costs nothing.
   const checked = checkDownloadOptions(args);
   const createdDir = await prepareOutputDir(args['output-dir'], '--output-dir');
-  const s = await openGhga(ghgaSettingsOf(args), keyFilesOf(args), transportConfig(args, say), say).catch(async (err: unknown) => {
+  const s = await openGhga(sources.ghga!, sources.keyFiles, transportConfig(args, say), say).catch(async (err: unknown) => {
     await removeMadeDirs(args['output-dir'], createdDir).catch(() => {});
     throw err;
   });

@@ -168,8 +168,13 @@ const isHttpUrl = (u: string) => /^https?:\/\//i.test(u);
  * command that takes the option honours it through this one call.
  */
 export async function scoreEndpoint(args: ScoreArgs, warn: (line: string) => void): Promise<ScoreEndpoint> {
+  return scoreAccessOf(args).endpoint(warn);
+}
+
+/** The Score access of a command that reads no other setting from the config file. */
+export function scoreAccessOf(args: ScoreArgs): ScoreAccess {
   const env = cliEnv();
-  return scoreAccess(scoreFlagsOf(args), env, profileLoader(args, env)).endpoint(warn);
+  return scoreAccess(scoreFlagsOf(args), env, profileLoader(args, env));
 }
 
 /** verifyScoreConnection over a transport of its own (loaded only now: undici costs start-up). */

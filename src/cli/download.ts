@@ -4,12 +4,12 @@
  * the command runs.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { applyConfigCacheProxy, reportError, withCacheProxyOption, type TransportArgs } from './common.js';
+import { reportError, withCacheProxyOption, type TransportArgs } from './common.js';
 import { cliEnv } from './daemon-protocol.js';
 import { withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { withModeOptions, type ModeArgs } from './mode-options.js';
 import { profileLoader } from './settings.js';
-import { sourceSettingsOf, withSourceOptions, type SourceArgs } from './source-registry.js';
+import { withSourceOptions, type SourceArgs } from './source-registry.js';
 
 export interface DownloadArgs extends TransportArgs, SourceArgs, DiskCacheArgs, ModeArgs {
   decrypt: boolean;
@@ -52,17 +52,16 @@ export const downloadCommand: CommandModule<object, DownloadArgs> = {
       .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every HTTP request (no query strings)' }) as unknown as Argv<DownloadArgs>,
   handler: async (args) => {
     try {
-      // The sources' settings and the cache tier from one reading of the config file (./settings.ts).
+      // Every setting resolved once (flag > env > profile > default); the runs never see `args`.
       const env = cliEnv();
-      const profile = profileLoader(args, env);
-      await applyConfigCacheProxy(args, env, profile);
-      const sources = sourceSettingsOf(args, env, profile);
-      if (args.ghga) {
+      const { resolveDownloadSettings } = await import('./download-settings.js');
+      const settings = await resolveDownloadSettings(args, env, profileLoader(args, env));
+      if (settings.input.kind === 'ghga') {
         const { runGhgaDownload } = await import('./ghga-run.js');
-        await runGhgaDownload(args, sources);
+        await runGhgaDownload(settings);
       } else {
         const { runDownloadCommand } = await import('./download-run.js');
-        await runDownloadCommand(args, sources);
+        await runDownloadCommand(settings);
       }
     } catch (err) {
       reportError(err);

@@ -16,7 +16,6 @@
  * there when it is kept encrypted), which the connector never does.
  */
 import { readFile, stat } from 'node:fs/promises';
-import type { ArgumentsCamelCase } from 'yargs';
 import type { C4ghKeyPair } from '../crypt4gh/keys.js';
 import { planOutputs } from '../download/layout.js';
 import { runDownload, type DownloadSummary } from '../download/download-session.js';
@@ -31,14 +30,13 @@ import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { removeMadeDirs } from '../util/fs-problem.js';
 import type { TransportConfig } from '../config.js';
-import { prepareOutputDir, say, transportConfig } from './common.js';
-import { checkDownloadOptions, downloadPlumbing } from './download-plumbing.js';
+import { prepareOutputDir, say } from './common.js';
+import { downloadPlumbing } from './download-plumbing.js';
 import { report } from './download-run.js';
-import type { DownloadArgs } from './download.js';
-import type { GhgaArgs, GhgaSettings } from './ghga-options.js';
+import type { DownloadSettings } from './download-settings.js';
+import type { GhgaSettings } from './ghga-options.js';
 import { keysFrom, promptHidden } from './keys.js';
 import { refuseOpenToOthers } from './private-file.js';
-import type { SourceSettings } from './source-registry.js';
 
 export interface GhgaSession {
   api: HttpTransport;
@@ -106,20 +104,19 @@ export async function stageWorkPackage(s: GhgaSession, accessions: string[], log
   return staged;
 }
 
-export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & GhgaArgs>, sources: SourceSettings): Promise<void> {
-  if (args.manifest || args.url || args['object-id']) throw new SlicefsError('USAGE', '--ghga downloads a work package: no --manifest, --url or --object-id with it');
-  // Checked before the token is asked for: a bad option costs nothing.
-  const checked = checkDownloadOptions(args);
-  const createdDir = await prepareOutputDir(args['output-dir'], '--output-dir');
-  const s = await openGhga(sources.ghga!, sources.keyFiles, transportConfig(args, say), say).catch(async (err: unknown) => {
-    await removeMadeDirs(args['output-dir'], createdDir).catch(() => {});
+/** `download --ghga`; its options were all checked by the resolver (./download-settings.ts), before the token is asked for: a bad option costs nothing. */
+export async function runGhgaDownload(settings: DownloadSettings): Promise<void> {
+  const { sources } = settings;
+  const createdDir = await prepareOutputDir(settings.outputDir, '--output-dir');
+  const s = await openGhga(sources.ghga!, sources.keyFiles, settings.apiTransport, say).catch(async (err: unknown) => {
+    await removeMadeDirs(settings.outputDir, createdDir).catch(() => {});
     throw err;
   });
   const files = [...s.workPackage.files];
-  const { stats, line, transport, signal, session, close } = downloadPlumbing(args, checked, { files: files.length, bytes: 0 });
+  const { stats, line, transport, signal, session, close } = downloadPlumbing(settings, { files: files.length, bytes: 0 });
   // The connector's layout: `<accession><ext>.c4gh`, or the plaintext's `<accession><ext>`.
-  const entries = files.map(([acc, ext], i) => ({ path: `${acc}${ext}${args.decrypt ? '' : '.c4gh'}`, url: ghgaUrl(acc), id: acc, line: i + 1 }));
-  const planned = planOutputs(entries, args['output-dir'], 'path', false, 'the work package');
+  const entries = files.map(([acc, ext], i) => ({ path: `${acc}${ext}${settings.decrypt ? '' : '.c4gh'}`, url: ghgaUrl(acc), id: acc, line: i + 1 }));
+  const planned = planOutputs(entries, settings.outputDir, 'path', false, 'the work package');
   const ghga: GhgaContext = { drs: s.drs, staged: new Map() };
   const ctx = { transport, api: transport, keys: s.keys, ghga };
   const keys = await s.keys();
@@ -135,13 +132,13 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
         const file = planned.find((p) => p.entry.id === staged.accession)!;
         const expected = staged.object.plaintextSha256;
         const result = await runDownload({
-          dir: args['output-dir'],
+          dir: settings.outputDir,
           jobs: [
             {
               file,
-              source: args.decrypt ? openSource(ctx, file.url) : openEncryptedFile(ctx, file.url, undefined, {}),
+              source: settings.decrypt ? openSource(ctx, file.url) : openEncryptedFile(ctx, file.url, undefined, {}),
               // Hashed as it is written (decrypted on the hashing worker when kept encrypted).
-              plainSha256: expected ? { crypt4gh: args.decrypt ? undefined : { keys } } : undefined,
+              plainSha256: expected ? { crypt4gh: settings.decrypt ? undefined : { keys } } : undefined,
               verify: expected
                 ? async (_part, { plainSha256: got }) => {
                     if (got !== expected) throw new SlicefsError('BAD_RESPONSE', `the decrypted file's SHA-256 ${got} is not the ${expected} the download service states`);
@@ -171,7 +168,7 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
     await s.api.close().catch(() => {});
   }
   // Files never reached (a staging failure ends the run first) are not reported as done.
-  report(summary, args, stats);
+  report(summary, settings, stats);
 }
 
 /**

@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import yargs from 'yargs';
-import { SlicefsError } from '../../src/errors.js';
 import { DEFAULT_TRANSPORT } from '../../src/config.js';
 import { downloadCommand, type DownloadArgs } from '../../src/cli/download.js';
 import { resolveDownloadSettings, type DownloadSettings } from '../../src/cli/download-settings.js';
 import { profileLoader } from '../../src/cli/settings.js';
+import { rejectsWithUsage } from '../helpers/usage-error.js';
 
 let dir: string;
 let configPath: string;
@@ -33,15 +33,6 @@ async function resolved(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Do
   const args = builder(yargs(['--output-dir', join(dir, 'out'), ...argv]).exitProcess(false).strict()).parseSync() as unknown as DownloadArgs;
   const withConfig = { SLICEFS_CONFIG: configPath, ...env };
   return resolveDownloadSettings(args, withConfig, profileLoader(args, withConfig));
-}
-
-async function usageError(p: Promise<unknown>, re: RegExp): Promise<void> {
-  await assert.rejects(p, (err: SlicefsError) => {
-    assert.ok(err instanceof SlicefsError, String(err));
-    assert.equal(err.code, 'USAGE');
-    assert.match(err.message, re);
-    return true;
-  });
 }
 
 const URL_ARGS = ['--url', 'https://data.example/x.bam'];
@@ -65,7 +56,7 @@ test('Score: the storage URL by flag > environment > profile > an error saying w
   assert.equal((await endpoint(['--storage-url', 'https://flag.example/s'], { STORAGE_URL: 'https://env.example/s', ACCESSTOKEN: 't' })).storageUrl, 'https://flag.example/s');
   assert.equal((await endpoint([], { STORAGE_URL: 'https://env.example/s', ACCESSTOKEN: 't' })).storageUrl, 'https://env.example/s');
   assert.equal((await endpoint([], { ACCESSTOKEN: 't' })).storageUrl, 'https://argo.example/storage');
-  await usageError(endpoint(['--profile', 'bare'], {}), /^Score objects need the storage service/);
+  await rejectsWithUsage(endpoint(['--profile', 'bare'], {}), /^Score objects need the storage service/);
 });
 
 test('transports: the retry budget is --timeout (the config is given --timeout + 3 s); --ghga\'s API is given --timeout itself', async () => {
@@ -80,14 +71,14 @@ test('the options, checked before anything is contacted; --ghga checks no disk t
   const s = await resolved(['--manifest', 'm.tsv', '--path', 'a', '--path', 'b', '--parallel', '4', '--part-size', '1M', '--limit-rate', '10M', '--file-mode', '0640']);
   assert.deepEqual(s.input, { kind: 'manifest', manifest: 'm.tsv', paths: ['a', 'b'] });
   assert.deepEqual([s.parallel, s.partSize, s.rate, s.modes.file, s.layout], [4, 1024 * 1024, 10 * 1024 * 1024, 0o640, 'path']);
-  await usageError(resolved([]), /^give one of --manifest FILE, --url URL or --object-id ID$/);
-  await usageError(resolved(['--ghga', ...URL_ARGS]), /^--ghga downloads a work package: no --manifest, --url or --object-id with it$/);
-  await usageError(resolved(['--url', 'ftp://x/y']), /^--url must be an http\(s\) URL$/);
-  await usageError(resolved(['--object-id', 'o1', '--output-layout', 'bundle']), /^--output-layout bundle needs a score manifest$/);
-  await usageError(resolved([...URL_ARGS, '--parallel', '0']), /^--parallel must be an integer from 1 to 256$/);
-  await usageError(resolved([...URL_ARGS, '--part-size', '1K']), /^--part-size must be at least 64K$/);
-  await usageError(resolved([...URL_ARGS, '--timeout', '-1']), /^--timeout must be a number of seconds/);
-  await usageError(resolved([...URL_ARGS, '--disk-cache-size', '1K']), /^--disk-cache-size must be 0 \(off\) or at least/);
+  await rejectsWithUsage(resolved([]), /^give one of --manifest FILE, --url URL or --object-id ID$/);
+  await rejectsWithUsage(resolved(['--ghga', ...URL_ARGS]), /^--ghga downloads a work package: no --manifest, --url or --object-id with it$/);
+  await rejectsWithUsage(resolved(['--url', 'ftp://x/y']), /^--url must be an http\(s\) URL$/);
+  await rejectsWithUsage(resolved(['--object-id', 'o1', '--output-layout', 'bundle']), /^--output-layout bundle needs a score manifest$/);
+  await rejectsWithUsage(resolved([...URL_ARGS, '--parallel', '0']), /^--parallel must be an integer from 1 to 256$/);
+  await rejectsWithUsage(resolved([...URL_ARGS, '--part-size', '1K']), /^--part-size must be at least 64K$/);
+  await rejectsWithUsage(resolved([...URL_ARGS, '--timeout', '-1']), /^--timeout must be a number of seconds/);
+  await rejectsWithUsage(resolved([...URL_ARGS, '--disk-cache-size', '1K']), /^--disk-cache-size must be 0 \(off\) or at least/);
   assert.equal((await resolved(['--ghga', '--disk-cache-size', '1K'])).disk, undefined);
-  await usageError(resolved(['--ghga', '--max-wait', '-5']), /^--max-wait must be a positive number/);
+  await rejectsWithUsage(resolved(['--ghga', '--max-wait', '-5']), /^--max-wait must be a positive number/);
 });

@@ -11,8 +11,8 @@ import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import yargs from 'yargs';
-import { SlicefsError } from '../../src/errors.js';
 import { profileLoader } from '../../src/cli/settings.js';
+import { rejectsWithUsage } from '../helpers/usage-error.js';
 import { viewCommand, type ViewArgs } from '../../src/cli/view.js';
 import { resolveViewSettings, type ViewSettings } from '../../src/cli/view-settings.js';
 
@@ -51,15 +51,6 @@ async function resolved(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Vi
   return resolveViewSettings(args, withConfig, profileLoader(args, withConfig), ['view', ...argv]);
 }
 
-async function usageError(p: Promise<unknown>, re: RegExp): Promise<void> {
-  await assert.rejects(p, (err: SlicefsError) => {
-    assert.ok(err instanceof SlicefsError, String(err));
-    assert.equal(err.code, 'USAGE');
-    assert.match(err.message, re);
-    return true;
-  });
-}
-
 test('cache tier: --cache-proxy > SLICEFS_CACHE_PROXY > the profile > none; --no-cache-proxy keeps the others off', async () => {
   const env = { SLICEFS_CACHE_PROXY: 'http://env.tier:8080' };
   let s = await resolved([...URL_ARGS, '--cache-proxy', 'http://flag.tier:8080'], env);
@@ -73,7 +64,7 @@ test('cache tier: --cache-proxy > SLICEFS_CACHE_PROXY > the profile > none; --no
   assert.deepEqual([s.transport.cacheProxy, s.cacheProxy.origin], [undefined, 'default']);
   s = await resolved([...URL_ARGS, '--no-cache-proxy'], env);
   assert.equal(s.transport.cacheProxy, undefined);
-  await usageError(resolved([...URL_ARGS, '--cache-proxy', 'ftp://x']), /^--cache-proxy: not an http\(s\) URL/);
+  await rejectsWithUsage(resolved([...URL_ARGS, '--cache-proxy', 'ftp://x']), /^--cache-proxy: not an http\(s\) URL/);
   // The environment is the one given to the resolver: the option's parse does not read process.env
   // (a default taken there would pass for a flag, above the profile, whatever environment is given).
   process.env.SLICEFS_CACHE_PROXY = 'http://process.tier:8080';
@@ -110,8 +101,8 @@ test('Score: storage URL and token by flag > environment > profile > default, re
   e = await endpoint([], { SLICEFS_PROFILE: 'collab' });
   assert.deepEqual([e.storageUrl, e.metadataUrl, e.token], ['https://collab.example/score', 'https://collab.example/meta', TOKEN]);
   // Nothing anywhere: the default is an error that says what to set.
-  await usageError(endpoint([], { SLICEFS_CONFIG: join(dir, 'empty.json') }), /^Score objects need the storage service/);
-  await usageError(endpoint(['--storage-url', 'https://s.example'], { SLICEFS_CONFIG: join(dir, 'empty.json') }), /^no access token/);
+  await rejectsWithUsage(endpoint([], { SLICEFS_CONFIG: join(dir, 'empty.json') }), /^Score objects need the storage service/);
+  await rejectsWithUsage(endpoint(['--storage-url', 'https://s.example'], { SLICEFS_CONFIG: join(dir, 'empty.json') }), /^no access token/);
 });
 
 test('a token given on the command line is flagged: it works, with a warning that the process list shows it', async () => {
@@ -127,13 +118,13 @@ test('a token given on the command line is flagged: it works, with a warning tha
 });
 
 test('an unknown profile is one line naming the profiles the file has; the file is not read when no setting needs it', async () => {
-  await usageError(resolved([...URL_ARGS, '--profile', 'nope']), /^unknown profile "nope" \(from --profile\): .*config\.json has argo, collab$/);
-  await usageError(resolved(URL_ARGS, { SLICEFS_PROFILE: 'nope' }), /^unknown profile "nope" \(from SLICEFS_PROFILE\)/);
+  await rejectsWithUsage(resolved([...URL_ARGS, '--profile', 'nope']), /^unknown profile "nope" \(from --profile\): .*config\.json has argo, collab$/);
+  await rejectsWithUsage(resolved(URL_ARGS, { SLICEFS_PROFILE: 'nope' }), /^unknown profile "nope" \(from SLICEFS_PROFILE\)/);
   // Every setting of a plain URL's view given by flag or environment: the profile is never chosen.
   const s = await resolved([...URL_ARGS, '--profile', 'nope', '--cache-proxy', 'http://flag.tier:8080']);
   assert.equal(s.transport.cacheProxy, 'http://flag.tier:8080');
   // ... until a Score object needs it.
-  await usageError(s.sources.score.endpoint(() => {}), /^unknown profile "nope"/);
+  await rejectsWithUsage(s.sources.score.endpoint(() => {}), /^unknown profile "nope"/);
 });
 
 test('Crypt4GH keys: --private-key > C4GH_SECRET_KEY > none; GHGA: flag > the connector\'s variable > default', async () => {
@@ -148,7 +139,7 @@ test('Crypt4GH keys: --private-key > C4GH_SECRET_KEY > none; GHGA: flag > the co
   s = await resolved(['--ghga', '--accession', 'GHGAF1']);
   assert.deepEqual(s.sources.keyFiles, []);
   assert.deepEqual([s.sources.ghga?.wellKnownUrl, s.sources.ghga?.maxWaitS], [undefined, 3600]);
-  await usageError(resolved(['--ghga', '--max-wait', '0']), /^--max-wait must be a positive number/);
+  await rejectsWithUsage(resolved(['--ghga', '--max-wait', '0']), /^--max-wait must be a positive number/);
   // Without --ghga there are no GHGA settings (and no check of them).
   assert.equal((await resolved([...URL_ARGS, '--max-wait', '0'])).sources.ghga, undefined);
 });
@@ -172,13 +163,13 @@ test('the view options: one input, output format, header, threads, transport, al
   assert.deepEqual([s.transport.connectionsPerOrigin, s.transport.retry.budgetMs], [4, 7000]);
   assert.equal((await resolved(URL_ARGS)).output.pgCommandLine, 'slicefs view --url https://data.example/x.bam');
   assert.deepEqual((await resolved(['--object-id', 'o1', '--index-object-id', 'o2'])).input, { kind: 'score', objectId: 'o1', indexObjectId: 'o2' });
-  await usageError(resolved([...URL_ARGS, '--input-file', 'x.bam']), /^give exactly one of --url/);
-  await usageError(resolved([...URL_ARGS, '--output-format', 'sam', '-b']), /^--output-format sam contradicts -b$/);
-  await usageError(resolved([...URL_ARGS, '--header-only', '--no-header']), /contradict each other/);
-  await usageError(resolved([...URL_ARGS, '--threads', '65']), /^--threads must be a whole number from 0 to 64$/);
-  await usageError(resolved(['--url', 'ftp://x/y.bam']), /^--url: not an http\(s\) URL/);
-  await usageError(resolved([...URL_ARGS, '--reference-url', 'ref.fa']), /^--reference-url: not an http\(s\) URL/);
-  await usageError(resolved([...URL_ARGS, '--reference-url', 'https://r/ref.fa', '-T', 'ref.fa']), /^give one of --reference-file or --reference-url$/);
-  await usageError(resolved(['--manifest', 'm.tsv']), /^--manifest needs --path/);
-  await usageError(resolved([...URL_ARGS, '--file-mode', '0400']), /^--file-mode 0400: slicefs must be able to read and write/);
+  await rejectsWithUsage(resolved([...URL_ARGS, '--input-file', 'x.bam']), /^give exactly one of --url/);
+  await rejectsWithUsage(resolved([...URL_ARGS, '--output-format', 'sam', '-b']), /^--output-format sam contradicts -b$/);
+  await rejectsWithUsage(resolved([...URL_ARGS, '--header-only', '--no-header']), /contradict each other/);
+  await rejectsWithUsage(resolved([...URL_ARGS, '--threads', '65']), /^--threads must be a whole number from 0 to 64$/);
+  await rejectsWithUsage(resolved(['--url', 'ftp://x/y.bam']), /^--url: not an http\(s\) URL/);
+  await rejectsWithUsage(resolved([...URL_ARGS, '--reference-url', 'ref.fa']), /^--reference-url: not an http\(s\) URL/);
+  await rejectsWithUsage(resolved([...URL_ARGS, '--reference-url', 'https://r/ref.fa', '-T', 'ref.fa']), /^give one of --reference-file or --reference-url$/);
+  await rejectsWithUsage(resolved(['--manifest', 'm.tsv']), /^--manifest needs --path/);
+  await rejectsWithUsage(resolved([...URL_ARGS, '--file-mode', '0400']), /^--file-mode 0400: slicefs must be able to read and write/);
 });

@@ -1,8 +1,11 @@
 /**
- * The one place where a manifest's URL becomes an ObjectSource: an http(s) URL is read directly
- * (HttpSource); a `score:<objectId>` URL is a Score object (ScoreSource), whose bytes come through
- * presigned URLs that the storage service hands out for the user's token. Mount, view and download
- * all build their sources here, so each kind of entry behaves the same in every command.
+ * The one place where a manifest's URL becomes an ObjectSource, by its scheme (`SCHEMES`): an
+ * http(s) URL is read directly (HttpSource); a `score:<objectId>` URL is a Score object
+ * (ScoreSource), whose bytes come through presigned URLs that the storage service hands out for the
+ * user's token; a `ghga:<accession>` URL is a file of a GHGA work package. Crypt4GH is a layer over
+ * any of them (the entry's encryption, not a scheme). Mount, view and download all build their
+ * sources here, so each kind of entry behaves the same in every command. A new protocol is one
+ * entry of `SCHEMES` (its options and credentials: ../cli/source-registry.ts).
  */
 import type { DiskTier } from './cache/disk-tier.js';
 import type { C4ghKeyPair } from './crypt4gh/keys.js';
@@ -64,28 +67,54 @@ export function anyScore(urls: Iterable<string | undefined>): boolean {
   return false;
 }
 
+/** A kind of remote object, by its URL's scheme: whether a URL is one, and how its source opens. */
+interface Scheme {
+  matches(url: string): boolean;
+  open(ctx: SourceContext, url: string, size: number | undefined): ObjectSource;
+}
+
+/** Every remote scheme; the first that matches a URL opens it. */
+const SCHEMES: Scheme[] = [
+  {
+    // A GHGA file is always Crypt4GH: the body from the object store, the header from /envelopes.
+    matches: (url) => url.startsWith(GHGA_SCHEME),
+    open: (ctx, url) => {
+      const body = ghgaBody(ctx, url);
+      if (!ctx.keys) throw new SlicefsError('USAGE', 'GHGA files are Crypt4GH-encrypted: give --private-key FILE');
+      return new Crypt4ghSource(onDisk(ctx, body), { keys: ctx.keys, header: () => body.envelope(), decryptor: ctx.decryptor });
+    },
+  },
+  {
+    matches: (url) => scoreObjectIdOf(url) !== undefined,
+    open: (ctx, url, size) => {
+      const objectId = scoreObjectIdOf(url)!;
+      if (!ctx.score || !ctx.api) throw new SlicefsError('USAGE', `Score object ${objectId} needs the storage service and a token`);
+      return onDisk(ctx, new ScoreSource(ctx.api, ctx.transport, ctx.score, objectId, size));
+    },
+  },
+  { matches: (url) => /^https?:\/\//i.test(url), open: (ctx, url, size) => onDisk(ctx, new HttpSource(ctx.transport, url, size)) },
+];
+
+/** True when `name` is a remote object's URL (of a registered scheme), not a local file's path. */
+export function isRemoteUrl(name: string): boolean {
+  return SCHEMES.some((s) => s.matches(name));
+}
+
 /**
  * The source of `url`; with `encryption`, the plaintext of the Crypt4GH object there (`size` is
  * then the encrypted object's).
  */
 export function openSource(ctx: SourceContext, url: string, size?: number, encryption?: EncryptionRef): ObjectSource {
-  if (url.startsWith(GHGA_SCHEME)) {
-    // A GHGA file is always Crypt4GH: the body from the object store, the header from /envelopes.
-    const body = ghgaBody(ctx, url);
-    if (!ctx.keys) throw new SlicefsError('USAGE', 'GHGA files are Crypt4GH-encrypted: give --private-key FILE');
-    return new Crypt4ghSource(onDisk(ctx, body), { keys: ctx.keys, header: () => body.envelope(), decryptor: ctx.decryptor });
-  }
-  if (encryption) {
+  const scheme = SCHEMES.find((s) => s.matches(url));
+  if (encryption && !url.startsWith(GHGA_SCHEME)) {
     if (!ctx.keys) throw new SlicefsError('USAGE', `${safeUrl(url)} is Crypt4GH-encrypted: give --private-key FILE (or C4GH_SECRET_KEY)`);
     const inner = openSource(ctx, url, size);
     const headerUrl = encryption.headerUrl;
     const header = headerUrl ? () => readWhole(openSource(ctx, headerUrl)) : undefined;
     return new Crypt4ghSource(inner, { keys: ctx.keys, header, decryptor: ctx.decryptor });
   }
-  const objectId = scoreObjectIdOf(url);
-  if (objectId === undefined) return onDisk(ctx, new HttpSource(ctx.transport, url, size));
-  if (!ctx.score || !ctx.api) throw new SlicefsError('USAGE', `Score object ${objectId} needs the storage service and a token`);
-  return onDisk(ctx, new ScoreSource(ctx.api, ctx.transport, ctx.score, objectId, size));
+  // Anything else was read as an http(s) URL before the table existed: HttpSource says what is wrong with it.
+  return (scheme ?? SCHEMES[SCHEMES.length - 1]!).open(ctx, url, size);
 }
 
 /**

@@ -19,7 +19,7 @@ import { makeDirsWithMode, PRIVATE_MODES } from '../util/safe-fs.js';
 import { printable } from '../util/printable.js';
 import { safeUrl } from '../util/redact.js';
 import { parseByteSize } from '../util/size.js';
-import { chooseProfile, readConfigFile } from './config-file.js';
+import { CACHE_PROXY_ENV, cacheProxySetting, profileLoader, type ProfileLoader } from './settings.js';
 
 export const EXIT_FAILURE = 1;
 /** Bad input (usage, manifest): like most Unix tools, 2. */
@@ -171,30 +171,32 @@ export function transportConfig(a: TransportArgs, log: (l: string) => void): Tra
   };
 }
 
-/** The environment variable that sets `--cache-proxy` for every mount, view and download. */
-export const CACHE_PROXY_ENV = 'SLICEFS_CACHE_PROXY';
+export { CACHE_PROXY_ENV } from './settings.js';
 
-/** `--cache-proxy URL`, declared once for mount, view and download (default: $SLICEFS_CACHE_PROXY). */
+/**
+ * `--cache-proxy URL`, declared once for mount, view and download. Its environment variable and the
+ * profile's `cacheProxy` are below it, applied by the resolver (./settings.ts, `cacheProxySetting`).
+ */
 export function withCacheProxyOption<T>(y: Argv<T>): Argv<T> {
-  const fromEnv = process.env[CACHE_PROXY_ENV];
   return y.option('cache-proxy', {
     type: 'string',
-    default: fromEnv === '' ? undefined : fromEnv,
     defaultDescription: `$${CACHE_PROXY_ENV}`,
     describe: 'read object bytes through this shared cache tier (http(s)://HOST:PORT, docs/deploy/cluster.md); API calls go direct',
   }) as unknown as Argv<T>;
 }
 
 /**
- * The config file's `cacheProxy` (the chosen profile's) as `--cache-proxy` when neither the flag nor
- * $SLICEFS_CACHE_PROXY set one: flag > environment > profile > none. `--no-cache-proxy` (false or
- * '') is a choice too, and keeps the file's tier off. For mount, view and download, before
- * transportConfig.
+ * `--cache-proxy` as resolved (./settings.ts): flag > $SLICEFS_CACHE_PROXY > the config file's
+ * profile > none; `--no-cache-proxy` (false or '') keeps it off. For mount and download, before
+ * transportConfig (`view` resolves all its settings at once: ./view-settings.ts).
  */
-export async function applyConfigCacheProxy(args: TransportArgs & { config?: string; profile?: string }, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function applyConfigCacheProxy(
+  args: TransportArgs & { config?: string; profile?: string },
+  env: NodeJS.ProcessEnv = process.env,
+  profile: ProfileLoader = profileLoader(args, env),
+): Promise<void> {
   if (args['cache-proxy'] !== undefined) return;
-  const chosen = chooseProfile(await readConfigFile(args.config, env), args.profile, env);
-  if (chosen.settings.cacheProxy !== undefined) args['cache-proxy'] = chosen.settings.cacheProxy;
+  args['cache-proxy'] = (await cacheProxySetting(undefined, env, profile)).value;
 }
 
 function cacheProxyOf(v: string | false | undefined): string | undefined {

@@ -16,7 +16,7 @@
  * naming the file and where: bad JSON (line and column, never the text around it, which may be a
  * token), an unknown key, an unknown profile. A file that holds a token must not be readable by
  * group or others, like a `--token-file`. This module reads files only; the precedence of flags,
- * environment and profile is ./score.ts's (and ./common.ts's for `cacheProxy`).
+ * environment and profile is ./settings.ts's (used by ./score.ts, ./view-settings.ts).
  *
  * A profile may also name the shared cache tier (`cacheProxy`, as `--cache-proxy`): set once here, it
  * need not be exported in every job script.

@@ -44,11 +44,11 @@ export function cacheRoot(given: string | undefined, env: NodeJS.ProcessEnv = pr
 export const blocksDir = (root: string): string => join(root, 'blocks');
 
 /** The disk tier's config, or undefined when `--disk-cache-size 0` turns it off. */
-export function diskCacheConfig(a: DiskCacheArgs): DiskCacheConfig | undefined {
+export function diskCacheConfig(a: DiskCacheArgs, env: NodeJS.ProcessEnv = process.env): DiskCacheConfig | undefined {
   const given = a['disk-cache-size'] !== undefined ? parseByteSize(a['disk-cache-size'], '--disk-cache-size') : undefined;
   if (given === 0) return undefined;
   if (given !== undefined && given < 4 * DEFAULT_DISK_CACHE.chunkBytes) {
     throw new SlicefsError('USAGE', `--disk-cache-size must be 0 (off) or at least ${(4 * DEFAULT_DISK_CACHE.chunkBytes) / (1024 * 1024)}M (four chunks)`);
   }
-  return { ...DEFAULT_DISK_CACHE, dir: blocksDir(resolve(cacheRoot(a['cache-dir']))), budgetBytes: given };
+  return { ...DEFAULT_DISK_CACHE, dir: blocksDir(resolve(cacheRoot(a['cache-dir'], env))), budgetBytes: given };
 }

@@ -1,8 +1,8 @@
 /**
- * The work of `slicefs download` (see ./download.ts for its options): the manifest and the output
- * plan, the transport, progress and rate limit from the arguments; Ctrl-C; the summary.
+ * The work of `slicefs download` (see ./download.ts for its options, ./download-settings.ts for
+ * how they are resolved): the manifest and the output plan, the transport, progress and rate limit
+ * from the settings; Ctrl-C; the summary.
  */
-import type { ArgumentsCamelCase } from 'yargs';
 import { SlicefsError } from '../errors.js';
 import { loadManifest } from '../manifest/load.js';
 import { urlBasename } from '../manifest/tree-path.js';
@@ -17,62 +17,54 @@ import { counted } from '../util/words.js';
 import { runDownload, type DownloadSummary } from '../download/download-session.js';
 import { planOutputs, type OutputLayout, type PlannedFile } from '../download/layout.js';
 import { removeMadeDirs } from '../util/fs-problem.js';
-import { EXIT_FAILURE, prepareOutputDir, say, transportConfig } from './common.js';
-import { diskCacheConfig } from './disk-cache-options.js';
-import { checkDownloadOptions, downloadPlumbing } from './download-plumbing.js';
-import type { DownloadArgs } from './download.js';
+import { EXIT_FAILURE, prepareOutputDir, say } from './common.js';
+import { downloadPlumbing } from './download-plumbing.js';
+import type { DownloadSettings } from './download-settings.js';
 import { prepareManifest } from './score-manifest.js';
-import { scoreEndpoint } from './score.js';
 
 /** Exit status after Ctrl-C (128 + SIGINT), as shells report it. */
 const EXIT_INTERRUPTED = 130;
 
-export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>): Promise<void> {
-  const given = [args.manifest, args.url, args['object-id']].filter((x) => x !== undefined).length;
-  if (given !== 1) throw new SlicefsError('USAGE', 'give one of --manifest FILE, --url URL or --object-id ID');
-  const checked = checkDownloadOptions(args);
-  const diskConfig = diskCacheConfig(args);
-
+export async function runDownloadCommand(settings: DownloadSettings): Promise<void> {
+  const { input, sources } = settings;
   const stats = new Stats();
-  const tc = transportConfig({ ...args, timeout: args.timeout + 3 }, (l) => say(l));
   let entries: ManifestEntry[];
   let manifestFile: string;
   let endpoint: ScoreEndpoint | undefined;
   // `bundle` is the tree layout of that name, written as paths; the others are output layouts.
-  let layout = args['output-layout'] as OutputLayout | 'bundle';
-  if (args.manifest) {
-    const api = new HttpTransport(tc, stats, say);
-    const prepared = await prepareManifest(await loadManifest(args.manifest), layout === 'bundle' ? 'bundle' : 'path', args, api, say).finally(() => api.close());
+  let layout = settings.layout;
+  if (input.kind === 'manifest') {
+    const api = new HttpTransport(settings.apiTransport, stats, say);
+    const prepared = await prepareManifest(await loadManifest(input.manifest), layout === 'bundle' ? 'bundle' : 'path', sources.score, api, say).finally(() => api.close());
     if (layout === 'bundle') layout = 'path';
     endpoint = prepared.endpoint;
-    manifestFile = args.manifest;
+    manifestFile = input.manifest;
     entries = prepared.manifest.entries;
-    if (args.path?.length) {
-      const wanted = new Set(args.path);
+    if (input.paths.length) {
+      const wanted = new Set(input.paths);
       entries = entries.filter((e) => wanted.delete(e.path));
-      if (wanted.size > 0) throw new SlicefsError('USAGE', `${args.manifest}: no entry with path ${[...wanted].map((p) => `'${p}'`).join(', ')}`);
+      if (wanted.size > 0) throw new SlicefsError('USAGE', `${input.manifest}: no entry with path ${[...wanted].map((p) => `'${p}'`).join(', ')}`);
     }
-  } else if (args['object-id']) {
+  } else if (input.kind === 'score') {
     manifestFile = '--object-id';
-    if (layout === 'bundle') throw new SlicefsError('USAGE', '--output-layout bundle needs a score manifest');
-    entries = args['object-id'].map((id, i) => ({ path: id, url: scoreUrl(id), id, objectId: id, line: i + 1 }));
-    endpoint = await scoreEndpoint(args, say);
-  } else {
-    const url = args.url!;
-    if (!/^https?:\/\//i.test(url)) throw new SlicefsError('USAGE', '--url must be an http(s) URL');
+    entries = input.objectIds.map((id, i) => ({ path: id, url: scoreUrl(id), id, objectId: id, line: i + 1 }));
+    endpoint = await sources.score.endpoint(say);
+  } else if (input.kind === 'url') {
     manifestFile = '--url';
-    entries = [{ path: urlBasename(url), url, line: 1 }];
+    entries = [{ path: urlBasename(input.url), url: input.url, line: 1 }];
+  } else {
+    throw new Error('download --ghga runs in ./ghga-run.ts');
   }
-  const files = planOutputs(entries, args['output-dir'], layout as OutputLayout, args.index, manifestFile, args.decrypt);
-  const keys = args.decrypt ? (await import('./keys.js')).keysOf(args) : undefined;
-  if (args.decrypt && !keys && files.some((f) => f.entry.encryption)) throw new SlicefsError('USAGE', '--decrypt needs your Crypt4GH key: --private-key FILE (or C4GH_SECRET_KEY)');
+  const files = planOutputs(entries, settings.outputDir, layout as OutputLayout, settings.index, manifestFile, settings.decrypt);
+  const keys = settings.decrypt ? (await import('./keys.js')).keysFrom(sources.keyFiles) : undefined;
+  if (settings.decrypt && !keys && files.some((f) => f.entry.encryption)) throw new SlicefsError('USAGE', '--decrypt needs your Crypt4GH key: --private-key FILE (or C4GH_SECRET_KEY)');
 
-  const createdDir = await prepareOutputDir(args['output-dir'], '--output-dir');
-  const { line, transport, session, close } = downloadPlumbing(args, checked, { files: files.length, bytes: files.reduce((n, f) => n + (f.size ?? 0), 0) }, stats);
+  const createdDir = await prepareOutputDir(settings.outputDir, '--output-dir');
+  const { line, transport, session, close } = downloadPlumbing(settings, { files: files.length, bytes: files.reduce((n, f) => n + (f.size ?? 0), 0) }, stats);
   const dataCtx = { transport, api: transport, score: endpoint, keys };
   // The disk tier serves index files only. A downloaded file is its own copy on disk: caching it
   // too would write every byte twice and evict what mounts and views read again.
-  const disk = diskConfig && !args.verify && files.some((f) => f.isIndex) ? await (await import('../cache/disk-tier.js')).DiskTier.open(diskConfig, line, stats) : undefined;
+  const disk = settings.disk && !settings.verify && files.some((f) => f.isIndex) ? await (await import('../cache/disk-tier.js')).DiskTier.open(settings.disk, line, stats) : undefined;
   const indexCtx = { ...dataCtx, disk };
   // Encrypted files: saved as they are (a separate header put in front), or decrypted.
   const sourceOf = (f: PlannedFile) => {
@@ -80,12 +72,12 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
     const encrypted = f.isIndex ? /\.c4gh$/i.test(new URL(f.url).pathname) : f.entry.encryption !== undefined;
     if (!encrypted) return openSource(ctx, f.url, f.size);
     const enc = f.isIndex ? {} : { headerUrl: f.entry.headerUrl };
-    return args.decrypt ? openSource(ctx, f.url, undefined, enc) : openEncryptedFile(ctx, f.url, f.size !== undefined && enc.headerUrl === undefined ? f.size : undefined, enc);
+    return settings.decrypt ? openSource(ctx, f.url, undefined, enc) : openEncryptedFile(ctx, f.url, f.size !== undefined && enc.headerUrl === undefined ? f.size : undefined, enc);
   };
   let summary: DownloadSummary;
   try {
     summary = await runDownload({
-      dir: args['output-dir'],
+      dir: settings.outputDir,
       jobs: files.map((f) => ({
         file: f,
         source: sourceOf(f),
@@ -95,37 +87,37 @@ export async function runDownloadCommand(args: ArgumentsCamelCase<DownloadArgs>)
     });
   } catch (err) {
     // Refused before anything was written (not enough space, another download): no directory left behind.
-    await removeMadeDirs(args['output-dir'], createdDir).catch(() => {});
+    await removeMadeDirs(settings.outputDir, createdDir).catch(() => {});
     throw err;
   } finally {
     await close();
     await disk?.close().catch(() => {});
   }
-  report(summary, args, stats);
+  report(summary, settings, stats);
 }
 
-export function report(s: DownloadSummary, args: ArgumentsCamelCase<DownloadArgs>, stats: Stats): void {
+export function report(s: DownloadSummary, settings: Pick<DownloadSettings, 'json' | 'quiet' | 'verify' | 'outputDir'>, stats: Stats): void {
   const count = (st: string) => s.files.filter((f) => f.status === st).length;
   const bad = s.files.filter((f) => f.status === 'failed' || f.status === 'missing');
   const speed = s.seconds > 0 ? s.bytesFetched / s.seconds : 0;
-  if (args.json) {
+  if (settings.json) {
     process.stdout.write(
-      JSON.stringify({ files: s.files, bytesFetched: s.bytesFetched, ...(args.verify ? { bytesHashed: s.bytesHashed ?? 0 } : {}), seconds: Number(s.seconds.toFixed(3)), bytesPerSecond: Math.round(speed), retries: stats.retries, interrupted: s.interrupted, diskFull: s.diskFull }, null, 2) + '\n',
+      JSON.stringify({ files: s.files, bytesFetched: s.bytesFetched, ...(settings.verify ? { bytesHashed: s.bytesHashed ?? 0 } : {}), seconds: Number(s.seconds.toFixed(3)), bytesPerSecond: Math.round(speed), retries: stats.retries, interrupted: s.interrupted, diskFull: s.diskFull }, null, 2) + '\n',
     );
   }
   // One `slicefs: error:` line per file that failed, naming it and the cause.
   for (const f of bad) say(`error: ${f.path}: ${f.error ?? (f.status === 'missing' ? 'not downloaded' : f.status)}`);
-  if (!args.quiet) {
-    const parts = args.verify
+  if (!settings.quiet) {
+    const parts = settings.verify
       ? [`${count('verified')} verified`, `${count('failed')} failed`, `${count('missing')} missing`]
       : [`${count('done')} downloaded`, `${count('skipped')} already present`, `${count('failed')} failed`, `${count('interrupted')} incomplete`];
     // Below 10 s a tenth of a second is too coarse: a verify of a few MiB would read `in 0.0 s`.
     const time = `${s.seconds.toFixed(s.seconds < 10 ? 2 : 1)} s`;
-    const work = args.verify ? `${formatBytes(s.bytesHashed ?? 0)} hashed in ${time}` : `${formatBytes(s.bytesFetched)} in ${time} (${formatBytes(speed)}/s), ${counted(stats.retries, 'retry', 'retries')}`;
+    const work = settings.verify ? `${formatBytes(s.bytesHashed ?? 0)} hashed in ${time}` : `${formatBytes(s.bytesFetched)} in ${time} (${formatBytes(speed)}/s), ${counted(stats.retries, 'retry', 'retries')}`;
     say(`${parts.join(', ')}; ${work}`);
   }
   if (s.diskFull) {
-    say(`error: the disk of ${args['output-dir']} is full; what was fetched is kept: free some space and run the same command again to resume`);
+    say(`error: the disk of ${settings.outputDir} is full; what was fetched is kept: free some space and run the same command again to resume`);
     process.exitCode = EXIT_FAILURE;
   } else if (s.interrupted) {
     say('interrupted: what was fetched is kept; run the same command again to resume');

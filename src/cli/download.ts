@@ -4,14 +4,14 @@
  * the command runs.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { applyConfigCacheProxy, reportError, withCacheProxyOption, type TransportArgs } from './common.js';
+import { reportError, withCacheProxyOption, type TransportArgs } from './common.js';
+import { cliEnv } from './daemon-protocol.js';
 import { withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
-import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
-import { withKeyOptions, type KeyArgs } from './key-options.js';
 import { withModeOptions, type ModeArgs } from './mode-options.js';
-import { withScoreOptions, type ScoreArgs } from './score.js';
+import { profileLoader } from './settings.js';
+import { withSourceOptions, type SourceArgs } from './source-registry.js';
 
-export interface DownloadArgs extends TransportArgs, ScoreArgs, KeyArgs, GhgaArgs, DiskCacheArgs, ModeArgs {
+export interface DownloadArgs extends TransportArgs, SourceArgs, DiskCacheArgs, ModeArgs {
   decrypt: boolean;
   manifest?: string;
   url?: string;
@@ -32,7 +32,7 @@ export const downloadCommand: CommandModule<object, DownloadArgs> = {
   command: 'download',
   describe: 'Download the files of a manifest: parallel, resumable after any interruption, verified',
   builder: (y: Argv) =>
-    withModeOptions(withDiskCacheOptions(withCacheProxyOption(withGhgaOptions(withKeyOptions(withScoreOptions(y, { verifyConnection: true })))), { download: true }), { dirs: true })
+    withModeOptions(withDiskCacheOptions(withCacheProxyOption(withSourceOptions(y, 'download')), { download: true }), { dirs: true })
       .option('decrypt', { type: 'boolean', default: false, describe: 'save Crypt4GH-encrypted files decrypted (default: as they are, NAME.c4gh)' })
       .option('manifest', { alias: 'm', type: 'string', describe: 'manifest of the files' })
       .option('url', { type: 'string', describe: 'one file by URL instead of a manifest' })
@@ -52,13 +52,16 @@ export const downloadCommand: CommandModule<object, DownloadArgs> = {
       .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every HTTP request (no query strings)' }) as unknown as Argv<DownloadArgs>,
   handler: async (args) => {
     try {
-      await applyConfigCacheProxy(args);
-      if (args.ghga) {
+      // Every setting resolved once (flag > env > profile > default); the runs never see `args`.
+      const env = cliEnv();
+      const { resolveDownloadSettings } = await import('./download-settings.js');
+      const settings = await resolveDownloadSettings(args, env, profileLoader(args, env));
+      if (settings.input.kind === 'ghga') {
         const { runGhgaDownload } = await import('./ghga-run.js');
-        await runGhgaDownload(args);
+        await runGhgaDownload(settings);
       } else {
         const { runDownloadCommand } = await import('./download-run.js');
-        await runDownloadCommand(args);
+        await runDownloadCommand(settings);
       }
     } catch (err) {
       reportError(err);

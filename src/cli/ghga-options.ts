@@ -8,6 +8,7 @@
  * the well-known values at `--ghga-url` (else `GHGA_CONNECTOR_WKVS_API_URL`, the connector's name).
  */
 import type { Argv } from 'yargs';
+import { SlicefsError } from '../errors.js';
 
 export interface GhgaArgs {
   ghga?: boolean;
@@ -30,4 +31,30 @@ export function withGhgaOptions<T>(y: Argv<T>, opts: { view?: boolean } = {}): A
       .option('index-accession', { type: 'string', describe: 'with --ghga: its index, when the work package holds several' });
   }
   return out as Argv<T>;
+}
+
+/** The connector's default for how long staging may take (`max_wait_time`). */
+const DEFAULT_MAX_WAIT_S = 3600;
+
+/** `--ghga`'s settings, resolved: flag > the connector's environment variable > default. */
+export interface GhgaSettings {
+  /** The well-known values; undefined: GHGA's own (DEFAULT_GHGA_URL, ../source/ghga/services.ts, loaded with the GHGA code). */
+  wellKnownUrl?: string;
+  maxWaitS: number;
+  downloadTokenFile?: string;
+  /** `view`: the file and its index. */
+  accession?: string;
+  indexAccession?: string;
+}
+
+export function ghgaSettingsOf(args: GhgaArgs, env: NodeJS.ProcessEnv = process.env): GhgaSettings {
+  const maxWaitS = args['max-wait'] ?? (Number(env.GHGA_CONNECTOR_MAX_WAIT_TIME) || DEFAULT_MAX_WAIT_S);
+  if (!(maxWaitS > 0)) throw new SlicefsError('USAGE', '--max-wait must be a positive number of seconds');
+  return {
+    wellKnownUrl: args['ghga-url'] ?? (env.GHGA_CONNECTOR_WKVS_API_URL || undefined),
+    maxWaitS,
+    downloadTokenFile: args['download-token-file'],
+    accession: args.accession,
+    indexAccession: args['index-accession'],
+  };
 }

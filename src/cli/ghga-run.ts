@@ -16,7 +16,6 @@
  * there when it is kept encrypted), which the connector never does.
  */
 import { readFile, stat } from 'node:fs/promises';
-import type { ArgumentsCamelCase } from 'yargs';
 import type { C4ghKeyPair } from '../crypt4gh/keys.js';
 import { planOutputs } from '../download/layout.js';
 import { runDownload, type DownloadSummary } from '../download/download-session.js';
@@ -30,17 +29,14 @@ import { stageAll, type StagingEvent } from '../source/ghga/staging.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { removeMadeDirs } from '../util/fs-problem.js';
-import { prepareOutputDir, say, transportConfig, type TransportArgs } from './common.js';
-import { checkDownloadOptions, downloadPlumbing } from './download-plumbing.js';
+import type { TransportConfig } from '../config.js';
+import { prepareOutputDir, say } from './common.js';
+import { downloadPlumbing } from './download-plumbing.js';
 import { report } from './download-run.js';
-import type { DownloadArgs } from './download.js';
-import type { GhgaArgs } from './ghga-options.js';
-import type { KeyArgs } from './key-options.js';
-import { keysOf, promptHidden } from './keys.js';
+import type { DownloadSettings } from './download-settings.js';
+import type { GhgaSettings } from './ghga-options.js';
+import { keysFrom, promptHidden } from './keys.js';
 import { refuseOpenToOthers } from './private-file.js';
-
-/** The connector's default for how long staging may take (`max_wait_time`). */
-const DEFAULT_MAX_WAIT_S = 3600;
 
 export interface GhgaSession {
   api: HttpTransport;
@@ -52,8 +48,7 @@ export interface GhgaSession {
 }
 
 /** The download token: a file no one else may read, else stdin when piped, else a hidden prompt. */
-async function downloadToken(args: GhgaArgs): Promise<string> {
-  const file = args['download-token-file'];
+async function downloadToken(file: string | undefined): Promise<string> {
   if (file !== undefined) {
     const st = await stat(file).catch(() => undefined);
     if (!st) throw new SlicefsError('USAGE', `--download-token-file ${file}: no such file`);
@@ -72,16 +67,19 @@ async function downloadToken(args: GhgaArgs): Promise<string> {
   return typed.trim();
 }
 
-export async function openGhga(args: GhgaArgs & KeyArgs & TransportArgs, log: (line: string) => void): Promise<GhgaSession> {
-  const keys = keysOf(args);
+/**
+ * The work package: the key pair, the well-known values, the download token and the package's
+ * files, over a transport of its own (`transport`, the command's config).
+ */
+export async function openGhga(settings: GhgaSettings, keyFiles: string[], transport: TransportConfig, log: (line: string) => void): Promise<GhgaSession> {
+  const keys = keysFrom(keyFiles);
   if (!keys) throw new SlicefsError('USAGE', '--ghga needs your Crypt4GH key pair: --private-key FILE (the one whose public key you gave the GHGA data portal)');
-  const maxWaitS = args['max-wait'] ?? (Number(process.env.GHGA_CONNECTOR_MAX_WAIT_TIME) || DEFAULT_MAX_WAIT_S);
-  if (!(maxWaitS > 0)) throw new SlicefsError('USAGE', '--max-wait must be a positive number of seconds');
-  const api = new HttpTransport(transportConfig(args, log), new Stats(), log);
+  const { maxWaitS } = settings;
+  const api = new HttpTransport(transport, new Stats(), log);
   try {
     const [pair] = await keys();
-    const token = await downloadToken(args);
-    const values = await wellKnownValues(api, args['ghga-url'] ?? (process.env.GHGA_CONNECTOR_WKVS_API_URL || DEFAULT_GHGA_URL));
+    const token = await downloadToken(settings.downloadTokenFile);
+    const values = await wellKnownValues(api, settings.wellKnownUrl ?? DEFAULT_GHGA_URL);
     const client = new WorkPackageClient(api, values.wpsUrl, token, pair);
     const workPackage = await client.workPackage();
     return { api, pair, keys, workPackage, drs: new DrsClient(api, values.dcsUrl, client), maxWaitS };
@@ -106,20 +104,19 @@ export async function stageWorkPackage(s: GhgaSession, accessions: string[], log
   return staged;
 }
 
-export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & GhgaArgs>): Promise<void> {
-  if (args.manifest || args.url || args['object-id']) throw new SlicefsError('USAGE', '--ghga downloads a work package: no --manifest, --url or --object-id with it');
-  // Checked before the token is asked for: a bad option costs nothing.
-  const checked = checkDownloadOptions(args);
-  const createdDir = await prepareOutputDir(args['output-dir'], '--output-dir');
-  const s = await openGhga(args, say).catch(async (err: unknown) => {
-    await removeMadeDirs(args['output-dir'], createdDir).catch(() => {});
+/** `download --ghga`; its options were all checked by the resolver (./download-settings.ts), before the token is asked for: a bad option costs nothing. */
+export async function runGhgaDownload(settings: DownloadSettings): Promise<void> {
+  const { sources } = settings;
+  const createdDir = await prepareOutputDir(settings.outputDir, '--output-dir');
+  const s = await openGhga(sources.ghga!, sources.keyFiles, settings.apiTransport, say).catch(async (err: unknown) => {
+    await removeMadeDirs(settings.outputDir, createdDir).catch(() => {});
     throw err;
   });
   const files = [...s.workPackage.files];
-  const { stats, line, transport, signal, session, close } = downloadPlumbing(args, checked, { files: files.length, bytes: 0 });
+  const { stats, line, transport, signal, session, close } = downloadPlumbing(settings, { files: files.length, bytes: 0 });
   // The connector's layout: `<accession><ext>.c4gh`, or the plaintext's `<accession><ext>`.
-  const entries = files.map(([acc, ext], i) => ({ path: `${acc}${ext}${args.decrypt ? '' : '.c4gh'}`, url: ghgaUrl(acc), id: acc, line: i + 1 }));
-  const planned = planOutputs(entries, args['output-dir'], 'path', false, 'the work package');
+  const entries = files.map(([acc, ext], i) => ({ path: `${acc}${ext}${settings.decrypt ? '' : '.c4gh'}`, url: ghgaUrl(acc), id: acc, line: i + 1 }));
+  const planned = planOutputs(entries, settings.outputDir, 'path', false, 'the work package');
   const ghga: GhgaContext = { drs: s.drs, staged: new Map() };
   const ctx = { transport, api: transport, keys: s.keys, ghga };
   const keys = await s.keys();
@@ -135,13 +132,13 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
         const file = planned.find((p) => p.entry.id === staged.accession)!;
         const expected = staged.object.plaintextSha256;
         const result = await runDownload({
-          dir: args['output-dir'],
+          dir: settings.outputDir,
           jobs: [
             {
               file,
-              source: args.decrypt ? openSource(ctx, file.url) : openEncryptedFile(ctx, file.url, undefined, {}),
+              source: settings.decrypt ? openSource(ctx, file.url) : openEncryptedFile(ctx, file.url, undefined, {}),
               // Hashed as it is written (decrypted on the hashing worker when kept encrypted).
-              plainSha256: expected ? { crypt4gh: args.decrypt ? undefined : { keys } } : undefined,
+              plainSha256: expected ? { crypt4gh: settings.decrypt ? undefined : { keys } } : undefined,
               verify: expected
                 ? async (_part, { plainSha256: got }) => {
                     if (got !== expected) throw new SlicefsError('BAD_RESPONSE', `the decrypted file's SHA-256 ${got} is not the ${expected} the download service states`);
@@ -171,7 +168,7 @@ export async function runGhgaDownload(args: ArgumentsCamelCase<DownloadArgs & Gh
     await s.api.close().catch(() => {});
   }
   // Files never reached (a staging failure ends the run first) are not reported as done.
-  report(summary, args, stats);
+  report(summary, settings, stats);
 }
 
 /**

@@ -16,10 +16,9 @@ export function withKeyOptions<T>(y: Argv<T>): Argv<T> {
   }) as Argv<T>;
 }
 
-/** The key files the arguments name (none: no key given). */
-export function keyFilesOf(args: KeyArgs): string[] {
+/** The key files: `--private-key` (each one given), else `C4GH_SECRET_KEY` (the reference tool's name), else none. */
+export function keyFilesOf(args: KeyArgs, env: NodeJS.ProcessEnv = process.env): string[] {
   const given = args['private-key'];
   if (given !== undefined) return ([] as string[]).concat(given);
-  return process.env.C4GH_SECRET_KEY ? [process.env.C4GH_SECRET_KEY] : [];
+  return env.C4GH_SECRET_KEY ? [env.C4GH_SECRET_KEY] : [];
 }
-

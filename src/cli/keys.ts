@@ -105,7 +105,11 @@ export async function keyNeedsPassphrase(file: string): Promise<boolean> {
  * (opening an encrypted object then says to give one).
  */
 export function keysOf(args: KeyArgs): (() => Promise<C4ghKeyPair[]>) | undefined {
-  const files = keyFilesOf(args);
+  return keysFrom(keyFilesOf(args));
+}
+
+/** The keys of these files (./key-options.ts, `keyFilesOf`), as `keysOf`. */
+export function keysFrom(files: string[]): (() => Promise<C4ghKeyPair[]>) | undefined {
   if (files.length === 0) return undefined;
   // A key file open to others is refused now, when the command starts, not at the first
   // encrypted file (a mount would fail that open instead of refusing to mount).

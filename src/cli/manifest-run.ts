@@ -12,6 +12,7 @@ import { HttpTransport } from '../transport/http-transport.js';
 import { safeUrl } from '../util/redact.js';
 import { EXIT_FAILURE, say, timestamped, transportConfig } from './common.js';
 import type { ManifestArgs } from './manifest.js';
+import { scoreAccessOf } from './score.js';
 import { prepareManifest } from './score-manifest.js';
 
 interface Row {
@@ -37,7 +38,7 @@ export async function runManifestCommand(args: ArgumentsCamelCase<ManifestArgs>)
   const transport = new HttpTransport(transportConfig(args, timestamped), stats, say);
   try {
     const loaded = await loadManifest(args.manifest);
-    const { manifest, endpoint } = await prepareManifest(loaded, args.layout as TreeLayout | undefined, args, transport, say);
+    const { manifest, endpoint } = await prepareManifest(loaded, args.layout as TreeLayout | undefined, scoreAccessOf(args), transport, say);
     // The mount's own tree (and its refusals: an index on another file's path, ...), also offline.
     const indexPath = new Map(treeFiles(manifest).filter((f) => f.role === 'index').map((f) => [f.entry, f.path]));
     const rows: Row[] = manifest.entries.map((e) => ({

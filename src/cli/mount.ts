@@ -35,15 +35,14 @@ import {
   type CacheArgs,
   type TransportArgs,
 } from './common.js';
-import { DAEMON_CHILD_ENV, notifyParent, receiveSecrets } from './daemon-protocol.js';
+import { cliEnv, DAEMON_CHILD_ENV, notifyParent, receiveSecrets } from './daemon-protocol.js';
 import { diskCacheConfig, withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
 import { LogFile } from './log-file.js';
 import { readRecords, removeRecord, writeRecord, type MountRecord } from './mount-registry.js';
-import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
-import { withKeyOptions, type KeyArgs } from './key-options.js';
-import { withScoreOptions, type ScoreArgs } from './score.js';
+import { profileLoader } from './settings.js';
+import { sourceSettingsOf, withSourceOptions, type SourceArgs } from './source-registry.js';
 
-interface MountArgs extends TransportArgs, CacheArgs, ScoreArgs, KeyArgs, GhgaArgs, DiskCacheArgs {
+interface MountArgs extends TransportArgs, CacheArgs, SourceArgs, DiskCacheArgs {
   manifest?: string;
   layout?: string;
   'mount-point'?: string;
@@ -67,7 +66,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
   command: 'mount [mountpoint]',
   describe: 'Mount a manifest as a read-only directory tree (foreground; Ctrl-C unmounts)',
   builder: (y: Argv) =>
-    withDiskCacheOptions(withCacheProxyOption(withGhgaOptions(withKeyOptions(withScoreOptions(y, { verifyConnection: true })))))
+    withDiskCacheOptions(withCacheProxyOption(withSourceOptions(y, 'mount')))
       .positional('mountpoint', { type: 'string', describe: 'directory to mount on (created if missing; must be empty)' })
       .option('manifest', { alias: 'm', type: 'string', describe: 'manifest file (TSV with a url column, an ARGO or ICGC 25K score manifest, or one URL per line)' })
       .option('layout', { type: 'string', choices: TREE_LAYOUTS, describe: 'tree of a score manifest: bundle (analysis_id/file_name, default), object-id (flat), or path (the manifest paths)' })
@@ -142,7 +141,11 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   const probes = args['probe-concurrency'];
   if (!Number.isInteger(probes) || probes < 1 || probes > 1024) throw new SlicefsError('USAGE', '--probe-concurrency must be an integer from 1 to 1024');
   if ((args.manifest === undefined) === !args.ghga) throw new SlicefsError('USAGE', 'give one of --manifest FILE or --ghga (a GHGA work package)');
-  await applyConfigCacheProxy(args);
+  // The sources' settings and the cache tier from one reading of the config file (./settings.ts).
+  const env = cliEnv();
+  const profile = profileLoader(args, env);
+  await applyConfigCacheProxy(args, env, profile);
+  const sources = sourceSettingsOf(args, env, profile);
   const group = args.group === undefined ? undefined : await groupId(args.group);
   const tc = transportConfig(args, (l) => timestamped(l));
   const disk = diskCacheConfig(args);
@@ -153,7 +156,7 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
   if (args.ghga) {
     // A work package: every file staged first (the mount lists them all), then mounted decrypted.
     const { openGhga, stageWorkPackage, workPackageManifest } = await import('./ghga-run.js');
-    const s = await openGhga(args, say);
+    const s = await openGhga(sources.ghga!, sources.keyFiles, transportConfig(args, say), say);
     try {
       const staged = await stageWorkPackage(s, [...s.workPackage.files.keys()], say);
       manifest = workPackageManifest(s);
@@ -169,11 +172,11 @@ async function runMount(args: ArgumentsCamelCase<MountArgs>): Promise<void> {
     // Loaded here, not at the top: main.ts imports this module, and undici costs every command's start-up.
     const [{ HttpTransport }, { Stats }, { prepareManifest }] = await Promise.all([import('../transport/http-transport.js'), import('../stats.js'), import('./score-manifest.js')]);
     const api = new HttpTransport(tc, new Stats(), say);
-    ({ manifest, endpoint } = await prepareManifest(loaded, args.layout as TreeLayout | undefined, args, api, say).finally(() => api.close()));
+    ({ manifest, endpoint } = await prepareManifest(loaded, args.layout as TreeLayout | undefined, sources.score, api, say).finally(() => api.close()));
   }
   // Loaded on use: fuse-native's native addon and the worker code cost other commands' start-up.
-  const [{ openMountSession }, { keysOf }] = await Promise.all([import('../mount-session.js'), import('./keys.js')]);
-  keys ??= keysOf(args);
+  const [{ openMountSession }, { keysFrom }] = await Promise.all([import('../mount-session.js'), import('./keys.js')]);
+  keys ??= keysFrom(sources.keyFiles);
   const log = (l: string) => timestamped(l);
   const tty = process.stderr.isTTY && !args['log-file'];
   let lastProgress = 0;

@@ -10,7 +10,7 @@ import { anyScore } from '../open-source.js';
 import { ScoreMetadata } from '../source/score-metadata.js';
 import type { ScoreEndpoint } from '../source/score-source.js';
 import type { HttpTransport } from '../transport/http-transport.js';
-import { scoreEndpoint, type ScoreArgs } from './score.js';
+import type { ScoreAccess } from './score.js';
 
 /** Metadata requests in flight while filling in analyses. */
 const METADATA_CONCURRENCY = 8;
@@ -25,12 +25,12 @@ export interface PreparedManifest {
 export async function prepareManifest(
   manifest: Manifest,
   layout: TreeLayout | undefined,
-  args: ScoreArgs,
+  score: ScoreAccess,
   api: Pick<HttpTransport, 'getJson'>,
   warn: (line: string) => void,
 ): Promise<PreparedManifest> {
   const chosen = layout ?? defaultLayout(manifest);
-  const endpoint = anyScore(manifest.entries.flatMap((e) => [e.url, e.indexUrl])) ? await scoreEndpoint(args, warn) : undefined;
+  const endpoint = anyScore(manifest.entries.flatMap((e) => [e.url, e.indexUrl])) ? await score.endpoint(warn) : undefined;
   if (needsBundles(manifest, chosen) && endpoint) await fillBundles(manifest, endpoint, api);
   return { manifest: applyLayout(manifest, chosen), layout: chosen, endpoint };
 }

@@ -21,9 +21,10 @@ import type { Argv } from 'yargs';
 import { DEFAULT_TRANSPORT } from '../config.js';
 import { SlicefsError } from '../errors.js';
 import type { ScoreEndpoint } from '../source/score-source.js';
-import { chooseProfile, envValue, expandPath, readConfigFile, type Origin } from './config-file.js';
+import { expandPath } from './config-file.js';
 import { cliEnv } from './daemon-protocol.js';
 import { refuseOpenToOthers } from './private-file.js';
+import { firstSet, fromEnv, fromFlag, fromProfile, profileLoader, type ProfileLoader, type Setting } from './settings.js';
 
 export type { Origin } from './config-file.js';
 
@@ -62,13 +63,7 @@ export function withScoreOptions<T>(y: Argv<T>, defaults: { verifyConnection?: b
   }) as Argv<T>;
 }
 
-/** One resolved setting: its value (undefined: not set anywhere) and where it came from. */
-export interface Setting {
-  value?: string;
-  origin: Origin;
-  /** Human-readable: `--storage-url`, `STORAGE_URL`, `profile argo`; for a default, what it is (`not set`, `default: the storage URL`). */
-  from: string;
-}
+export type { Setting } from './settings.js';
 
 export interface ResolvedSettings {
   /** The config file read (or looked for) and whether it exists. */
@@ -81,39 +76,50 @@ export interface ResolvedSettings {
   token: Setting & { file?: string };
 }
 
+/** The Score options as given on the command line (no precedence applied yet). */
+export interface ScoreFlags {
+  storageUrl?: string;
+  metadataUrl?: string;
+  token?: string;
+  tokenFile?: string;
+  verifyConnection: boolean;
+}
+
+export function scoreFlagsOf(args: ScoreArgs): ScoreFlags {
+  return { storageUrl: args['storage-url'], metadataUrl: args['metadata-url'], token: args.token, tokenFile: args['token-file'], verifyConnection: args['verify-connection'] === true };
+}
+
 /**
  * Every Score setting with its origin, by the precedence flag > environment > profile > default.
  * Reads the config file and any token file (refused when others may read it); checks nothing else
  * (a missing storage URL or token is for the caller to report: `info` shows it, `scoreEndpoint` fails).
  */
 export async function resolvedSettings(args: ScoreArgs, env: NodeJS.ProcessEnv = cliEnv()): Promise<ResolvedSettings> {
-  const file = await readConfigFile(args.config, env);
-  const chosen = chooseProfile(file, args.profile, env);
-  const profileName = chosen.topLevel ? 'config file' : `profile ${chosen.name}`;
-  const fromProfile = (key: 'storageUrl' | 'metadataUrl'): Setting | undefined =>
-    chosen.settings[key] === undefined ? undefined : { value: chosen.settings[key], origin: 'profile', from: profileName };
-  const pick = (flag: string, envName: string, key: 'storageUrl' | 'metadataUrl'): Setting | undefined => {
-    const f = args[flag as 'storage-url' | 'metadata-url'];
-    if (f !== undefined) return { value: f, origin: 'flag', from: `--${flag}` };
-    const e = envValue(env, envName);
-    if (e !== undefined) return { value: e, origin: 'env', from: envName };
-    return fromProfile(key);
-  };
-  const storageUrl = pick('storage-url', 'STORAGE_URL', 'storageUrl') ?? { origin: 'default', from: 'not set' };
+  return resolveScoreSettings(scoreFlagsOf(args), env, profileLoader(args, env));
+}
+
+async function resolveScoreSettings(flags: ScoreFlags, env: NodeJS.ProcessEnv, loadProfile: ProfileLoader): Promise<ResolvedSettings> {
+  const profile = await loadProfile();
+  const { file, chosen } = profile;
+  const storageUrl = firstSet([fromFlag(flags.storageUrl, 'storage-url'), fromEnv(env, 'STORAGE_URL'), fromProfile(profile, 'storageUrl')], { origin: 'default', from: 'not set' });
   // On ICGC ARGO both services are the same host path: the storage URL is the metadata URL's default.
-  const metadataUrl = pick('metadata-url', 'METADATA_URL', 'metadataUrl') ?? { value: storageUrl.value, origin: 'default', from: storageUrl.value === undefined ? 'not set' : 'default: the storage URL' };
+  const metadataUrl = firstSet([fromFlag(flags.metadataUrl, 'metadata-url'), fromEnv(env, 'METADATA_URL'), fromProfile(profile, 'metadataUrl')], {
+    value: storageUrl.value,
+    origin: 'default',
+    from: storageUrl.value === undefined ? 'not set' : 'default: the storage URL',
+  });
 
   let token: ResolvedSettings['token'];
-  if (args.token !== undefined) token = { value: args.token, origin: 'flag', from: '--token' };
-  else if (args['token-file'] !== undefined) {
-    const path = args['token-file'];
+  const tokenFromEnv = fromEnv(env, 'ACCESSTOKEN') ?? fromEnv(env, 'SLICEFS_TOKEN');
+  if (flags.token !== undefined) token = { value: flags.token, origin: 'flag', from: '--token' };
+  else if (flags.tokenFile !== undefined) {
+    const path = flags.tokenFile;
     token = { value: await readTokenFile(path, `--token-file ${path}`), origin: 'flag', from: '--token-file', file: path };
-  } else if (envValue(env, 'ACCESSTOKEN') !== undefined) token = { value: envValue(env, 'ACCESSTOKEN'), origin: 'env', from: 'ACCESSTOKEN' };
-  else if (envValue(env, 'SLICEFS_TOKEN') !== undefined) token = { value: envValue(env, 'SLICEFS_TOKEN'), origin: 'env', from: 'SLICEFS_TOKEN' };
-  else if (chosen.settings.token !== undefined) token = { value: chosen.settings.token, origin: 'profile', from: profileName };
+  } else if (tokenFromEnv !== undefined) token = tokenFromEnv;
+  else if (chosen.settings.token !== undefined) token = { value: chosen.settings.token, origin: 'profile', from: profile.label };
   else if (chosen.settings.tokenFile !== undefined) {
     const path = expandPath(chosen.settings.tokenFile, dirname(file.path));
-    token = { value: await readTokenFile(path, `tokenFile ${path} (${profileName} in ${file.path})`), origin: 'profile', from: `${profileName}, tokenFile`, file: path };
+    token = { value: await readTokenFile(path, `tokenFile ${path} (${profile.label} in ${file.path})`), origin: 'profile', from: `${profile.label}, tokenFile`, file: path };
   } else token = { origin: 'default', from: 'not set' };
 
   return {
@@ -122,6 +128,25 @@ export async function resolvedSettings(args: ScoreArgs, env: NodeJS.ProcessEnv =
     storageUrl,
     metadataUrl,
     token,
+  };
+}
+
+/**
+ * A command's access to Score objects: the settings, resolved (the config file and a token file
+ * read, the connection checked with `--verify-connection`) only when a Score object is first named,
+ * so a command on plain URLs never reads a token.
+ */
+export interface ScoreAccess {
+  endpoint(warn: (line: string) => void): Promise<ScoreEndpoint>;
+}
+
+export function scoreAccess(flags: ScoreFlags, env: NodeJS.ProcessEnv, profile: ProfileLoader): ScoreAccess {
+  return {
+    async endpoint(warn) {
+      const endpoint = endpointOf(await resolveScoreSettings(flags, env, profile), warn);
+      if (flags.verifyConnection) await checkConnection(endpoint);
+      return endpoint;
+    },
   };
 }
 
@@ -143,9 +168,13 @@ const isHttpUrl = (u: string) => /^https?:\/\//i.test(u);
  * command that takes the option honours it through this one call.
  */
 export async function scoreEndpoint(args: ScoreArgs, warn: (line: string) => void): Promise<ScoreEndpoint> {
-  const endpoint = endpointOf(await resolvedSettings(args), warn);
-  if (args['verify-connection']) await checkConnection(endpoint);
-  return endpoint;
+  return scoreAccessOf(args).endpoint(warn);
+}
+
+/** The Score access of a command that reads no other setting from the config file. */
+export function scoreAccessOf(args: ScoreArgs): ScoreAccess {
+  const env = cliEnv();
+  return scoreAccess(scoreFlagsOf(args), env, profileLoader(args, env));
 }
 
 /** verifyScoreConnection over a transport of its own (loaded only now: undici costs start-up). */

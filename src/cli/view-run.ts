@@ -1,6 +1,7 @@
 /**
- * The work of `slicefs view` (see ./view.ts for its options): resolves the input, its index
- * candidates and the reference from the arguments, runs the view session and reports.
+ * The work of `slicefs view` (see ./view.ts for its options, ./view-settings.ts for how they are
+ * resolved): finds the input, its index candidates and the reference from the settings, runs the
+ * view session and reports.
  */
 import { existsSync, type WriteStream } from 'node:fs';
 import { lstat, readFile, unlink } from 'node:fs/promises';
@@ -8,13 +9,12 @@ import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { DiskTier } from '../cache/disk-tier.js';
 import { FileCache } from '../cache/file-cache.js';
-import type { ArgumentsCamelCase } from 'yargs';
 import { DEFAULT_READER } from '../config.js';
 import { SlicefsError, isFsError } from '../errors.js';
 import { loadManifest } from '../manifest/load.js';
 import { LocalSource } from '../source/local-source.js';
 import { scoreObjectIdOf, scoreUrl } from '../manifest/score-ref.js';
-import { anyScore, openSource, type GhgaContext } from '../open-source.js';
+import { anyScore, isRemoteUrl, openSource, type GhgaContext } from '../open-source.js';
 import type { EncryptionRef } from '../manifest/types.js';
 import { Crypt4ghSource } from '../source/crypt4gh-source.js';
 import type { ObjectSource } from '../source/object-source.js';
@@ -22,24 +22,17 @@ import { ScoreMetadata } from '../source/score-metadata.js';
 import { Stats } from '../stats.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { errorAt, fsProblem } from '../util/fs-problem.js';
-import { safeUrl } from '../util/redact.js';
 import { WriteRoot, type Modes } from '../util/safe-fs.js';
 import { parseBed } from '../view/bed.js';
 import { parseRegion, wholeFile, type Region } from '../view/region.js';
 import { localFai } from '../view/reference.js';
 import { defaultFormatThreads, formatPlan } from '../view/sam-format-pool.js';
 import { fileNameOf, formatOfName, indexNames, runView, type DataFormat, type ReferenceInput } from '../view/view-session.js';
-import { safeCommandLine } from './command-line.js';
-import { cacheConfig, say, timestamped, transportConfig, userPathError } from './common.js';
-import { cacheRoot, diskCacheConfig } from './disk-cache-options.js';
-import { keysOf } from './keys.js';
-import { modesOf } from './mode-options.js';
-import { scoreEndpoint } from './score.js';
-import { VIEW_COMMAND_LINE, type ViewArgs } from './view.js';
+import { say, userPathError } from './common.js';
+import { keysFrom } from './keys.js';
+import type { ViewInputChoice, ViewSettings } from './view-settings.js';
 
 const VERSION = '0.1.0';
-/** More formatting threads than this only cost memory: one core formats ~0.5 GB of SAM a second. */
-const MAX_THREADS = 64;
 
 /** The URL with its path replaced (the query string, e.g. a signature, is kept). */
 function withPath(url: string, path: string): string {
@@ -79,23 +72,21 @@ function baselineWasmOnly(dataPath: string): void {
 const isC4gh = (name: string) => /\.c4gh$/i.test(isUrl(name) ? new URL(name).pathname : name);
 
 /** The data to read and the index named, from --input-file, --url, --object-id or --manifest/--path. */
-async function resolveInput(args: ArgumentsCamelCase<ViewArgs>): Promise<ViewInput> {
-  if (args['input-file']) return { data: args['input-file'], index: args['index-url'], encryption: isC4gh(args['input-file']) ? {} : undefined };
-  if (args['object-id']) {
-    if (args['object-id'].length !== 1) throw new SlicefsError('USAGE', 'view reads one --object-id');
-    const index = args['index-object-id'];
-    return { data: scoreUrl(args['object-id'][0]), index: index !== undefined ? scoreUrl(index) : args['index-url'] };
+async function resolveInput(choice: Exclude<ViewInputChoice, { kind: 'ghga' }>, indexUrl: string | undefined): Promise<ViewInput> {
+  switch (choice.kind) {
+    case 'file':
+      return { data: choice.path, index: indexUrl, encryption: isC4gh(choice.path) ? {} : undefined };
+    case 'score':
+      return { data: scoreUrl(choice.objectId), index: choice.indexObjectId !== undefined ? scoreUrl(choice.indexObjectId) : indexUrl };
+    case 'manifest': {
+      const m = await loadManifest(choice.manifest);
+      const entry = m.entries.find((e) => e.path === choice.path) ?? m.entries.find((e) => e.objectId === choice.path);
+      if (!entry) throw new SlicefsError('USAGE', `${choice.manifest}: no entry with path '${choice.path}'`);
+      return { data: entry.url, index: indexUrl ?? entry.indexUrl, fileName: entry.fileName, mountPath: entry.path, encryption: entry.encryption ? { headerUrl: entry.headerUrl } : undefined };
+    }
+    case 'url':
+      return { data: choice.url, index: indexUrl, encryption: isC4gh(choice.url) ? {} : undefined };
   }
-  if (args.manifest) {
-    if (!args.path) throw new SlicefsError('USAGE', '--manifest needs --path NAME (an entry of the manifest, or its object id)');
-    const m = await loadManifest(args.manifest);
-    const entry = m.entries.find((e) => e.path === args.path) ?? m.entries.find((e) => e.objectId === args.path);
-    if (!entry) throw new SlicefsError('USAGE', `${args.manifest}: no entry with path '${args.path}'`);
-    return { data: entry.url, index: args['index-url'] ?? entry.indexUrl, fileName: entry.fileName, mountPath: entry.path, encryption: entry.encryption ? { headerUrl: entry.headerUrl } : undefined };
-  }
-  const url = args.url;
-  if (!url || !isUrl(url)) throw new SlicefsError('USAGE', `--url: not an http(s) URL: '${safeUrl(url ?? '')}'`);
-  return { data: url, index: args['index-url'], encryption: isC4gh(url) ? {} : undefined };
 }
 
 /** `-o FILE`, opened: its stream, and how to end it (all written) or drop it (a failed view). */
@@ -145,31 +136,14 @@ async function openOutput(path: string, modes: Modes): Promise<OutputFile> {
   return file;
 }
 
-/**
- * The output format from --output-format, -b and -u, as samtools reads -b and -u (-u implies -b);
- * a contradiction (`--output-format sam -b`) is bad input.
- */
-function outputFormat(args: ArgumentsCamelCase<ViewArgs>): 'sam' | 'bam' | 'ubam' {
-  const named = args['output-format'] as 'sam' | 'bam' | 'ubam' | undefined;
-  const flagged = args.uncompressed ? 'ubam' : args.bam ? 'bam' : undefined;
-  if (named && flagged && named !== flagged) throw new SlicefsError('USAGE', `--output-format ${named} contradicts ${args.uncompressed ? '-u' : '-b'}`);
-  return named ?? flagged ?? 'sam';
-}
-
-export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promise<void> {
+export async function runViewCommand(settings: ViewSettings): Promise<void> {
   const t0 = performance.now();
-  const given = [args.url, args['input-file'], args.manifest, args['object-id'], args.ghga ? true : undefined].filter((x) => x !== undefined).length;
-  if (given !== 1) throw new SlicefsError('USAGE', 'give exactly one of --url, --input-file, --manifest (with --path), --object-id or --ghga (with --accession)');
-  if (args.threads !== undefined && !(Number.isInteger(args.threads) && args.threads >= 0 && args.threads <= MAX_THREADS)) {
-    throw new SlicefsError('USAGE', `--threads must be a whole number from 0 to ${MAX_THREADS}`);
-  }
-  if (args['header-only'] && !args.header) throw new SlicefsError('USAGE', '--header-only and --no-header contradict each other');
   const stats = new Stats();
-  const diskConfig = diskCacheConfig(args);
+  const { output: outputSettings, sources } = settings;
   // -o is opened first, never through a symlink (util/safe-fs.ts): a refusal comes before any request.
-  const modes = modesOf(args);
-  const output = args.output ? await openOutput(args.output, modes) : undefined;
-  const transport = new HttpTransport(transportConfig(args, timestamped), stats, say);
+  const outputPath = outputSettings.file;
+  const output = outputPath ? await openOutput(outputPath, outputSettings.modes) : undefined;
+  const transport = new HttpTransport(settings.transport, stats, say);
   // The disk tier and the index cache share the cache directory: a refusal of it is said once.
   const cacheWarnings = new Set<string>();
   const cacheWarning = (line: string) => {
@@ -180,32 +154,32 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
   try {
     let input: ViewInput;
     let ghga: GhgaContext | undefined;
-    let keys = keysOf(args);
-    if (args.ghga) {
+    let keys = keysFrom(sources.keyFiles);
+    if (settings.input.kind === 'ghga') {
       // A file of a GHGA work package and its index, staged first, read decrypted.
       const { openGhga, stageWorkPackage, viewFiles } = await import('./ghga-run.js');
-      const s = await openGhga(args, say);
+      const s = await openGhga(sources.ghga!, sources.keyFiles, settings.transport, say);
       closeLater.push(() => s.api.close());
-      const files = viewFiles(s, args.accession, args['index-accession']);
+      const files = viewFiles(s, sources.ghga!.accession, sources.ghga!.indexAccession);
       const accessions = [files.data, files.index].map((u) => u.slice('ghga:'.length));
-      ghga = { drs: s.drs, staged: await stageWorkPackage(s, accessions, args.stats ? say : () => {}) };
+      ghga = { drs: s.drs, staged: await stageWorkPackage(s, accessions, settings.stats ? say : () => {}) };
       keys = s.keys;
       input = { data: files.data, index: files.index, fileName: files.dataName };
     } else {
-      input = await resolveInput(args);
+      input = await resolveInput(settings.input, settings.indexUrl);
     }
     baselineWasmOnly(input.fileName ?? (isUrl(input.data) ? new URL(input.data).pathname : input.data));
-    const score = anyScore([input.data, input.index]) ? await scoreEndpoint(args, say) : undefined;
+    const score = anyScore([input.data, input.index]) ? await sources.score.endpoint(say) : undefined;
     // Chunks of the remote objects read (below decryption: ciphertext), kept between runs; not
     // opened (no directory made) when everything read is local.
-    const remoteName = (n: string | undefined) => n !== undefined && (isUrl(n) || scoreObjectIdOf(n) !== undefined || n.startsWith('ghga:'));
-    const disk = diskConfig && [input.data, input.index, args['reference-url']].some(remoteName) ? await DiskTier.open(diskConfig, cacheWarning, stats) : undefined;
+    const referenceUrl = settings.reference && 'url' in settings.reference ? settings.reference.url : undefined;
+    const disk = settings.disk && [input.data, input.index, referenceUrl].some((n) => n !== undefined && isRemoteUrl(n)) ? await DiskTier.open(settings.disk, cacheWarning, stats) : undefined;
     if (disk) closeLater.push(() => disk.close());
     const ctx = { transport, api: transport, score, keys, ghga, disk };
     // A name ending in .c4gh (or the data's manifest entry) is read decrypted.
     const remote = (u: string, enc: EncryptionRef | undefined = isC4gh(u) ? {} : undefined) => openSource(ctx, u, undefined, enc);
     const sourceFor = (name: string, enc?: EncryptionRef): ObjectSource => {
-      if (isUrl(name) || scoreObjectIdOf(name) !== undefined || name.startsWith('ghga:')) return remote(name, enc);
+      if (isRemoteUrl(name)) return remote(name, enc);
       const local = new LocalSource(name);
       if (!(enc ?? isC4gh(name))) return local;
       if (!keys) throw new SlicefsError('USAGE', `${name} is Crypt4GH-encrypted: give --private-key FILE (or C4GH_SECRET_KEY)`);
@@ -224,7 +198,7 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       let index = input.index;
       let fileName = input.fileName ?? '';
       if (index === undefined) {
-        const meta = new ScoreMetadata(transport, args['metadata-url'] ?? score!.metadataUrl ?? score!.storageUrl, score!.token);
+        const meta = new ScoreMetadata(transport, score!.metadataUrl ?? score!.storageUrl, score!.token);
         fileName = (await meta.entity(objectId)).fileName;
         const indexId = await meta.indexOf(objectId);
         if (!indexId) throw new SlicefsError('NOT_FOUND', `no index of object ${objectId} (${fileName}) in its analysis; give --index-object-id`);
@@ -248,22 +222,20 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
             ? variants(indexNames(path, format)).map((p) => remote(withPath(dataName, p)))
             : variants(indexNames(path, format)).map((p) => sourceFor(p));
     }
-    if (args['reference-file'] && args['reference-url']) throw new SlicefsError('USAGE', 'give one of --reference-file or --reference-url');
     let reference: ReferenceInput | undefined;
-    if (args['reference-file']) {
-      const fasta = args['reference-file'];
+    if (settings.reference && 'file' in settings.reference) {
+      const fasta = settings.reference.file;
       reference = { fasta: new LocalSource(fasta), fai: { text: await localFai(fasta, say) } };
-    } else if (args['reference-url']) {
-      const url = args['reference-url'];
-      if (!isUrl(url)) throw new SlicefsError('USAGE', `--reference-url: not an http(s) URL: '${safeUrl(url)}'`);
-      reference = { fasta: remote(url), fai: remote(withPath(url, `${new URL(url).pathname}.fai`)) };
+    } else if (referenceUrl !== undefined) {
+      reference = { fasta: remote(referenceUrl), fai: remote(withPath(referenceUrl, `${new URL(referenceUrl).pathname}.fai`)) };
     }
-    const bedText = args['bed-query'] ? await readFile(args['bed-query'], 'utf8').catch((e: NodeJS.ErrnoException) => {
-      throw new SlicefsError('USAGE', `${args['bed-query']}: cannot read (${fsProblem(e)})`);
+    const bedFile = settings.bedFile;
+    const bedText = bedFile ? await readFile(bedFile, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      throw new SlicefsError('USAGE', `${bedFile}: cannot read (${fsProblem(e)})`);
     }) : undefined;
     const regionsFor = (contigs: { name: string; length: number }[]): Region[] => {
-      const out: Region[] = (args.query ?? []).map((q) => parseRegion(q, contigs));
-      if (bedText !== undefined) out.push(...parseBed(bedText, args['bed-query']!, contigs));
+      const out: Region[] = settings.query.map((q) => parseRegion(q, contigs));
+      if (bedText !== undefined) out.push(...parseBed(bedText, bedFile!, contigs));
       if (out.length === 0) {
         // No region: every record (all contigs, then the unplaced reads), as plain samtools view.
         out.push(...wholeFile(contigs));
@@ -271,8 +243,6 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       return out;
     };
     const out = output?.stream ?? process.stdout;
-    // Allow-listed options only, every URL redacted: the file may be shared (./command-line.ts).
-    const commandLine = safeCommandLine('slicefs', process.argv.slice(2), VIEW_COMMAND_LINE);
     const result = await runView({
       data,
       // The name samtools would read it under: the manifest entry's (the mount's), else the plaintext's.
@@ -283,16 +253,16 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
       referenceHint: 'give its reference with --reference-file ref.fa (or --reference-url URL of an indexed FASTA)',
       warn: say,
       regions: regionsFor,
-      contained: args.contained,
-      format: outputFormat(args),
-      formatting: formatPlan(args.threads ?? defaultFormatThreads()),
-      header: args['header-only'] ? 'only' : args.header ? 'with' : 'without',
-      pg: args.pg ? { name: 'slicefs', version: VERSION, commandLine } : undefined,
-      cache: cacheConfig(args),
+      contained: settings.contained,
+      format: outputSettings.format,
+      formatting: formatPlan(outputSettings.threads ?? defaultFormatThreads()),
+      header: outputSettings.header,
+      pg: outputSettings.pgCommandLine !== undefined ? { name: 'slicefs', version: VERSION, commandLine: outputSettings.pgCommandLine } : undefined,
+      cache: settings.cache,
       reader: DEFAULT_READER,
       stats,
       out,
-      indexCache: args['index-cache'] ? new FileCache(join(cacheRoot(args['cache-dir']), 'index'), cacheWarning) : undefined,
+      indexCache: settings.indexCache ? new FileCache(join(settings.cacheRoot, 'index'), cacheWarning) : undefined,
     })
       .then(async (r) => {
         await output?.finish();
@@ -302,9 +272,9 @@ export async function runViewCommand(args: ArgumentsCamelCase<ViewArgs>): Promis
         if (!output) throw err;
         await output.discard();
         // A write that failed (a full disk) is told with the file's path, not as a bare `write` error.
-        throw err === output.error && isFsError(err) ? new Error(`-o ${args.output}: ${fsProblem(errorAt(err, args.output!))}`, { cause: err }) : err;
+        throw err === output.error && isFsError(err) ? new Error(`-o ${outputPath}: ${fsProblem(errorAt(err, outputPath!))}`, { cause: err }) : err;
       });
-    if (args.stats) {
+    if (settings.stats) {
       // BAM output: records= counts the records read one by one, not those in blocks copied unread.
       say(`view: records=${result.records}${result.unread > 0 ? ` unread_blocks=${result.unread}` : ''} requests=${stats.requests} bytes=${stats.bytesFetched} disk_hits=${stats.diskHits} disk_misses=${stats.diskMisses} time=${((performance.now() - t0) / 1000).toFixed(3)}s`);
     }

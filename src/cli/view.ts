@@ -8,15 +8,15 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import type { CommandLineSpec } from './command-line.js';
-import { applyConfigCacheProxy, reportError, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
+import { reportError, withCacheProxyOption, type CacheArgs, type TransportArgs } from './common.js';
+import { cliEnv } from './daemon-protocol.js';
 import { withDiskCacheOptions, type DiskCacheArgs } from './disk-cache-options.js';
-import { withGhgaOptions, type GhgaArgs } from './ghga-options.js';
-import { withKeyOptions, type KeyArgs } from './key-options.js';
 import { withModeOptions, type ModeArgs } from './mode-options.js';
-import { withScoreOptions, type ScoreArgs } from './score.js';
+import { profileLoader } from './settings.js';
+import { withSourceOptions, type SourceArgs } from './source-registry.js';
 
 /** `view` has no --readahead-max: it prefetches exactly the chunks the index names. */
-export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'>, ScoreArgs, KeyArgs, GhgaArgs, DiskCacheArgs, ModeArgs {
+export interface ViewArgs extends TransportArgs, Omit<CacheArgs, 'readahead-max'>, SourceArgs, DiskCacheArgs, ModeArgs {
   'index-object-id'?: string;
   'metadata-url'?: string;
   url?: string;
@@ -62,7 +62,7 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
   command: 'view',
   describe: 'Stream the records of regions of a remote BAM or CRAM (SAM or BAM on stdout), fetching only what overlaps',
   builder: (y: Argv) =>
-    withModeOptions(withDiskCacheOptions(withCacheProxyOption(withGhgaOptions(withKeyOptions(withScoreOptions(y)), { view: true }))), { dirs: false })
+    withModeOptions(withDiskCacheOptions(withCacheProxyOption(withSourceOptions(y, 'view'))), { dirs: false })
       .option('index-object-id', { type: 'string', describe: "with --object-id: the index's object id (default: found through the metadata service)" })
       .option('url', { type: 'string', describe: 'URL of the BAM or CRAM' })
       .option('input-file', { type: 'string', describe: 'a local BAM or CRAM instead of a URL' })
@@ -92,9 +92,12 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every HTTP request (no query strings)' }) as unknown as Argv<ViewArgs>,
   handler: async (args) => {
     try {
-      await applyConfigCacheProxy(args);
+      // Every setting resolved once (flag > env > profile > default); the run never sees `args`.
+      const env = cliEnv();
+      const { resolveViewSettings } = await import('./view-settings.js');
+      const settings = await resolveViewSettings(args, env, profileLoader(args, env));
       const { runViewCommand } = await import('./view-run.js');
-      await runViewCommand(args);
+      await runViewCommand(settings);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EPIPE') return; // `| head`: a quiet, successful end
       reportError(err);

@@ -3,6 +3,13 @@
  * views need, kept apart from ./bam-view.ts so the CRAM path does not load @gmod/bam.
  */
 
+/**
+ * Little-endian integers at byte `p` of `b`, read byte by byte: a DataView per record (or
+ * Buffer's checked readers) costs more than the four loads (a large region reads ~10^6 records).
+ */
+export const u16 = (b: Uint8Array, p: number): number => b[p] | (b[p + 1] << 8);
+export const i32 = (b: Uint8Array, p: number): number => b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24);
+
 /** A record's fixed fields (refID through tlen): htslib refuses a block_size below this. */
 export const RECORD_CORE_BYTES = 32;
 
@@ -19,11 +26,11 @@ export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
  * block_size), or undefined: the read name (with its NUL), CIGAR, sequence and qualities must fit
  * in it, as htslib's bam_read1 checks. Everything after them is tags, checked as they are read.
  */
-export function recordProblem(rec: Uint8Array, dv = new DataView(rec.buffer, rec.byteOffset, rec.byteLength)): string | undefined {
+export function recordProblem(rec: Uint8Array): string | undefined {
   if (rec.length < RECORD_CORE_BYTES) return `length ${rec.length} (under the ${RECORD_CORE_BYTES} bytes of its fixed fields)`;
   const lReadName = rec[8];
-  const nCigar = dv.getUint16(12, true);
-  const lSeq = dv.getInt32(16, true);
+  const nCigar = u16(rec, 12);
+  const lSeq = i32(rec, 16);
   if (lReadName === 0) return 'a read name length of 0';
   if (lSeq < 0) return `a sequence length of ${lSeq}`;
   const need = RECORD_CORE_BYTES + lReadName + 4 * nCigar + Math.ceil(lSeq / 2) + lSeq;
@@ -32,15 +39,15 @@ export function recordProblem(rec: Uint8Array, dv = new DataView(rec.buffer, rec
 }
 
 /** 0-based end of a record on the reference (htslib's bam_endpos). */
-export function recordEnd(rec: Uint8Array, dv: DataView): number {
-  const pos = dv.getInt32(4, true);
-  const flag = dv.getUint16(14, true);
-  const nCigar = dv.getUint16(12, true);
+export function recordEnd(rec: Uint8Array): number {
+  const pos = i32(rec, 4);
+  const flag = u16(rec, 14);
+  const nCigar = u16(rec, 12);
   let rlen = 0;
   if (!(flag & 4)) {
     let p = 32 + rec[8];
     for (let i = 0; i < nCigar; i++, p += 4) {
-      const v = dv.getUint32(p, true);
+      const v = i32(rec, p) >>> 0;
       const op = v & 0xf;
       // M, D, N, =, X consume the reference.
       if (op === 0 || op === 2 || op === 3 || op === 7 || op === 8) rlen += v >>> 4;
@@ -75,12 +82,12 @@ export function overlapsAny(wanted: readonly WantedRange[], contained: boolean, 
  * already decide it (without `contained`, a record that starts inside a region overlaps it: its
  * end is past its start).
  */
-export function recordWanted(rec: Buffer, wanted: readonly WantedRange[], contained: boolean): boolean {
-  const tid = rec.readInt32LE(0);
-  const pos = rec.readInt32LE(4);
+export function recordWanted(rec: Uint8Array, wanted: readonly WantedRange[], contained: boolean): boolean {
+  const tid = i32(rec, 0);
+  const pos = i32(rec, 4);
   if (!contained) {
     for (const w of wanted) if (w.tid === tid && pos >= w.start && pos < w.end) return true;
   }
   if (!overlapsAny(wanted, contained, tid, pos, Infinity)) return false;
-  return overlapsAny(wanted, contained, tid, pos, recordEnd(rec, new DataView(rec.buffer, rec.byteOffset, rec.byteLength)));
+  return overlapsAny(wanted, contained, tid, pos, recordEnd(rec));
 }

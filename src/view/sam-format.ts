@@ -9,7 +9,7 @@
 
 import { SlicefsError } from '../errors.js';
 import { printable } from '../util/printable.js';
-import { recordProblem } from './bam-record.js';
+import { i32, recordProblem, u16 } from './bam-record.js';
 
 const CIGAR_OPS = 'MIDNSHP=X';
 const SEQ_CODES = '=ACMGRSVTWYHKDBN';
@@ -35,14 +35,19 @@ export function formatG(x: number): string {
  * (building a JS string per field was 40% of a large region's time).
  */
 export class ByteSink {
-  buf = Buffer.allocUnsafe(1 << 20);
+  /** Its own ArrayBuffer (offset 0), so that `u32` sees it whole and aligned. */
+  buf = Buffer.from(new ArrayBuffer(1 << 20));
+  /** The same bytes, four at a time (formatSamInto adds 33 to qualities so). */
+  u32 = new Uint32Array(this.buf.buffer);
   len = 0;
 
   ensure(n: number): void {
     if (this.len + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
+    // A multiple of 4, for u32.
+    const next = Buffer.from(new ArrayBuffer((Math.max(this.buf.length * 2, this.len + n) + 3) & ~3));
     this.buf.copy(next, 0, 0, this.len);
     this.buf = next;
+    this.u32 = new Uint32Array(next.buffer);
   }
 
   byte(b: number): void {
@@ -59,36 +64,45 @@ export class ByteSink {
     this.len = o;
   }
 
-  ascii(s: string): void {
-    this.ensure(s.length);
-    this.len += this.buf.write(s, this.len, 'latin1');
-  }
-
-  /** A decimal integer (|n| < 2^53), digits written directly. */
-  int(n: number): void {
-    this.ensure(22);
-    const b = this.buf;
-    if (n < 0) {
-      b[this.len++] = 45; // '-'
-      n = -n;
-    }
-    if (n < 10) {
-      b[this.len++] = 48 + n;
-      return;
-    }
-    let digits = 0;
-    for (let x = n; x >= 1; x = Math.floor(x / 10)) digits++;
-    let o = this.len + digits;
-    this.len = o;
-    for (let x = n; x >= 1; x = Math.floor(x / 10)) b[--o] = 48 + (x % 10);
-  }
-
   /** Takes the bytes written so far (a copy) and empties the sink. */
   take(): Buffer {
     const out = Buffer.from(this.buf.subarray(0, this.len));
     this.len = 0;
     return out;
   }
+}
+
+/**
+ * Writes the decimal digits of integer `n` (|n| < 2^53) at `o` in `b`; returns the offset after
+ * them. Within int32 the digits are cut off with integer division (`(x / 10) | 0`), which V8 keeps
+ * in small integers; beyond it (uint32 tags, 2^53) with floating-point division.
+ */
+function putInt(b: Uint8Array, o: number, n: number): number {
+  if (n < 0) {
+    b[o++] = 45; // '-'
+    n = -n;
+  }
+  if (n < 10) {
+    b[o] = 48 + n;
+    return o + 1;
+  }
+  if (n <= 0x7fffffff) {
+    const digits = n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
+    let e = o + digits;
+    let x = n | 0;
+    while (x >= 10) {
+      const q = (x / 10) | 0;
+      b[--e] = 48 + x - q * 10;
+      x = q;
+    }
+    b[--e] = 48 + x;
+    return o + digits;
+  }
+  let digits = 0;
+  for (let x = n; x >= 1; x = Math.floor(x / 10)) digits++;
+  let e = o + digits;
+  for (let x = n; x >= 1; x = Math.floor(x / 10)) b[--e] = 48 + (x % 10);
+  return o + digits;
 }
 
 const TAB = 9;
@@ -98,6 +112,8 @@ const SEQ_BYTES = Buffer.from(SEQ_CODES, 'latin1');
 /** The two bases packed in one byte, looked up at once. */
 const SEQ_HI = Uint8Array.from({ length: 256 }, (_, x) => SEQ_BYTES[x >> 4]);
 const SEQ_LO = Uint8Array.from({ length: 256 }, (_, x) => SEQ_BYTES[x & 0xf]);
+/** Below this many qualities, a record's are written a byte at a time (putQualities has set-up costs). */
+const WIDE_MIN = 16;
 const CIGAR_BYTES = Buffer.from(CIGAR_OPS, 'latin1');
 
 /**
@@ -130,54 +146,58 @@ export function formatSamRecord(rec: Uint8Array, refNames: readonly string[]): s
  * record, as htslib refuses it (part of its line may have been appended).
  */
 export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: ByteSink): void {
-  const dv = new DataView(rec.buffer, rec.byteOffset, rec.byteLength);
-  const problem = recordProblem(rec, dv);
+  const problem = recordProblem(rec);
   if (problem) throw new SlicefsError('BAD_RESPONSE', `corrupt BAM record: ${problem}`);
-  const refId = dv.getInt32(0, true);
-  const pos = dv.getInt32(4, true);
+  const refId = i32(rec, 0);
+  const pos = i32(rec, 4);
   const lReadName = rec[8];
   const mapq = rec[9];
-  const nCigar = dv.getUint16(12, true);
-  const flag = dv.getUint16(14, true);
-  const lSeq = dv.getInt32(16, true);
-  const nextRefId = dv.getInt32(20, true);
-  const nextPos = dv.getInt32(24, true);
-  const tlen = dv.getInt32(28, true);
+  const nCigar = u16(rec, 12);
+  const flag = u16(rec, 14);
+  const lSeq = i32(rec, 16);
+  const nextRefId = i32(rec, 20);
+  const nextPos = i32(rec, 24);
+  const tlen = i32(rec, 28);
   if (refId < -1 || refId >= refs.length) throw badRecord(rec, `reference id ${refId}, but the header has ${refs.length} references`);
   if (nextRefId < -1 || nextRefId >= refs.length) throw badRecord(rec, `mate reference id ${nextRefId}, but the header has ${refs.length} references`);
-  out.ensure(64 + lReadName + nCigar * 11 + lSeq * 2 + (rec.length - 32) * 4);
+  const len = rec.length;
+  const tagsAt = 32 + lReadName + nCigar * 4 + ((lSeq + 1) >> 1) + lSeq;
+  // One reservation for the whole line: 11 fixed fields of at most 11 characters and their tabs,
+  // the names, a CIGAR operation as at most 9 digits and its letter, two characters per base, and
+  // at most 5 characters per byte of tags (`,-128` for a B:c value; `\tXX:i:-128` is 10 for 4).
+  out.ensure(160 + (refId >= 0 ? refs[refId].length : 0) + (nextRefId >= 0 ? refs[nextRefId].length : 0) + lReadName + nCigar * 10 + lSeq * 2 + (len - tagsAt) * 5);
+  const b = out.buf;
+  let o = out.len;
   let p = 32;
-  out.bytes(rec, p, p + lReadName - 1);
-  p += lReadName;
-  out.byte(TAB);
-  out.int(flag);
-  out.byte(TAB);
-  if (refId < 0) out.byte(STAR);
-  else out.bytes(refs[refId]);
-  out.byte(TAB);
-  out.int(pos + 1);
-  out.byte(TAB);
-  out.int(mapq);
-  out.byte(TAB);
-  if (nCigar === 0) out.byte(STAR);
+  for (let e = p + lReadName - 1; p < e; ) b[o++] = rec[p++];
+  p = 32 + lReadName;
+  b[o++] = TAB;
+  o = putInt(b, o, flag);
+  b[o++] = TAB;
+  if (refId < 0) b[o++] = STAR;
+  else o = putBytes(b, o, refs[refId]);
+  b[o++] = TAB;
+  o = putInt(b, o, pos + 1);
+  b[o++] = TAB;
+  o = putInt(b, o, mapq);
+  b[o++] = TAB;
+  if (nCigar === 0) b[o++] = STAR;
   for (let i = 0; i < nCigar; i++, p += 4) {
-    const v = dv.getUint32(p, true);
-    out.int(v >>> 4);
-    out.byte(CIGAR_BYTES[v & 0xf]);
+    const v = i32(rec, p) >>> 0;
+    o = putInt(b, o, v >>> 4);
+    b[o++] = CIGAR_BYTES[v & 0xf];
   }
-  out.byte(TAB);
-  if (nextRefId < 0) out.byte(STAR);
-  else if (nextRefId === refId) out.byte(61); // '='
-  else out.bytes(refs[nextRefId]);
-  out.byte(TAB);
-  out.int(nextPos + 1);
-  out.byte(TAB);
-  out.int(tlen);
-  out.byte(TAB);
-  if (lSeq === 0) out.byte(STAR);
+  b[o++] = TAB;
+  if (nextRefId < 0) b[o++] = STAR;
+  else if (nextRefId === refId) b[o++] = 61; // '='
+  else o = putBytes(b, o, refs[nextRefId]);
+  b[o++] = TAB;
+  o = putInt(b, o, nextPos + 1);
+  b[o++] = TAB;
+  o = putInt(b, o, tlen);
+  b[o++] = TAB;
+  if (lSeq === 0) b[o++] = STAR;
   else {
-    const b = out.buf;
-    let o = out.len;
     const pairs = lSeq >> 1;
     for (let i = 0; i < pairs; i++) {
       const x = rec[p + i];
@@ -185,32 +205,28 @@ export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: Byt
       b[o++] = SEQ_LO[x];
     }
     if (lSeq & 1) b[o++] = SEQ_HI[rec[p + pairs]];
-    out.len = o;
   }
   p += (lSeq + 1) >> 1;
-  out.byte(TAB);
-  if (lSeq === 0 || rec[p] === 0xff) out.byte(STAR);
-  else {
-    const b = out.buf;
-    let o = out.len;
-    for (let i = 0; i < lSeq; i++) b[o++] = rec[p + i] + 33;
-    out.len = o;
-  }
+  b[o++] = TAB;
+  if (lSeq === 0 || rec[p] === 0xff) b[o++] = STAR;
+  else if (lSeq < WIDE_MIN) for (let i = 0; i < lSeq; i++) b[o++] = rec[p + i] + 33;
+  else o = putQualities(out.u32, b, o, rec, p, lSeq);
   p += lSeq;
 
-  while (p < rec.length) {
-    if (rec.length - p < 4) throw badRecord(rec, `a tag at byte ${p} runs past the record's end`);
-    out.byte(TAB);
-    out.bytes(rec, p, p + 2);
-    out.byte(58); // ':'
+  while (p < len) {
+    if (len - p < 4) throw badRecord(rec, `a tag at byte ${p} runs past the record's end`);
+    b[o++] = TAB;
+    b[o++] = rec[p];
+    b[o++] = rec[p + 1];
+    b[o++] = 58; // ':'
     const type = rec[p + 2];
     const tagAt = p;
     p += 3;
     switch (type) {
       case 65: // A
-        if (rec.length - p < 1) throw tagPastEnd(rec, tagAt);
-        out.ascii('A:');
-        out.byte(rec[p]);
+        b[o++] = 65;
+        b[o++] = 58;
+        b[o++] = rec[p];
         p += 1;
         break;
       case 99: // c, C, s, S, i, I: every integer width prints as `i`
@@ -219,44 +235,47 @@ export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: Byt
       case 83:
       case 105:
       case 73:
-        if (rec.length - p < WIDTH[type]) throw tagPastEnd(rec, tagAt);
-        out.ascii('i:');
-        out.int(numberAt(dv, p, type));
+        if (len - p < WIDTH[type]) throw tagPastEnd(rec, tagAt);
+        b[o++] = 105; // 'i'
+        b[o++] = 58;
+        o = putInt(b, o, numberAt(rec, p, type));
         p += WIDTH[type];
         break;
       case 102: // f
-        if (rec.length - p < 4) throw tagPastEnd(rec, tagAt);
-        out.ascii('f:');
-        out.ascii(formatG(numberAt(dv, p, type)));
+        if (len - p < 4) throw tagPastEnd(rec, tagAt);
+        b[o++] = 102;
+        b[o++] = 58;
+        o = putAscii(b, o, formatG(numberAt(rec, p, type)));
         p += 4;
         break;
       case 90: // Z
       case 72: {
         // H
-        out.byte(type);
-        out.byte(58);
+        b[o++] = type;
+        b[o++] = 58;
         let e = p;
-        while (e < rec.length && rec[e] !== 0) e++;
-        if (e === rec.length) throw badRecord(rec, `tag ${latin1(rec, tagAt, tagAt + 2)} has no terminating NUL`);
-        out.bytes(rec, p, e);
+        while (e < len && rec[e] !== 0) e++;
+        if (e === len) throw badRecord(rec, `tag ${latin1(rec, tagAt, tagAt + 2)} has no terminating NUL`);
+        while (p < e) b[o++] = rec[p++];
         p = e + 1;
         break;
       }
       case 66: {
         // B: a subtype, a count, the values
-        if (rec.length - p < 5) throw tagPastEnd(rec, tagAt);
+        if (len - p < 5) throw tagPastEnd(rec, tagAt);
         const sub = rec[p];
-        const n = dv.getUint32(p + 1, true);
+        const n = i32(rec, p + 1) >>> 0;
         p += 5;
         const width = WIDTH[sub];
         if (!width) throw badRecord(rec, `tag ${latin1(rec, tagAt, tagAt + 2)} has unknown B subtype '${String.fromCharCode(sub)}'`);
-        if (rec.length - p < n * width) throw tagPastEnd(rec, tagAt);
-        out.ascii('B:');
-        out.byte(sub);
+        if (len - p < n * width) throw tagPastEnd(rec, tagAt);
+        b[o++] = 66;
+        b[o++] = 58;
+        b[o++] = sub;
         for (let i = 0; i < n; i++, p += width) {
-          out.byte(44); // ','
-          if (sub === 102) out.ascii(formatG(numberAt(dv, p, sub)));
-          else out.int(numberAt(dv, p, sub));
+          b[o++] = 44; // ','
+          if (sub === 102) o = putAscii(b, o, formatG(numberAt(rec, p, sub)));
+          else o = putInt(b, o, numberAt(rec, p, sub));
         }
         break;
       }
@@ -264,7 +283,39 @@ export function formatSamInto(rec: Uint8Array, refs: readonly Buffer[], out: Byt
         throw badRecord(rec, `tag ${latin1(rec, tagAt, tagAt + 2)} has unknown type '${String.fromCharCode(type)}'`);
     }
   }
-  out.byte(NL);
+  b[o++] = NL;
+  out.len = o;
+}
+
+/**
+ * Writes the `n` qualities at `p` of `rec` plus 33 (modulo 256, as htslib's char arithmetic) at
+ * `o` of `b` (whose 32-bit view is `u32`); returns the offset after them. They are copied, then
+ * 33 is added four bytes at a time where aligned: the low 7 bits of each byte plus 0x21 cannot
+ * carry into the next byte, and XOR puts each byte's top bit back (a SWAR add).
+ */
+function putQualities(u32: Uint32Array, b: Uint8Array, o: number, rec: Uint8Array, p: number, n: number): number {
+  b.set(new Uint8Array(rec.buffer, rec.byteOffset + p, n), o);
+  const end = o + n;
+  let i = o;
+  for (; i & 3; i++) b[i] += 33;
+  for (; i + 4 <= end; i += 4) {
+    const w = u32[i >> 2];
+    u32[i >> 2] = ((w & 0x7f7f7f7f) + 0x21212121) ^ (w & 0x80808080);
+  }
+  for (; i < end; i++) b[i] += 33;
+  return end;
+}
+
+/** Copies `src` to `b` at `o`; returns the offset after it. */
+function putBytes(b: Uint8Array, o: number, src: Uint8Array): number {
+  for (let i = 0; i < src.length; i++) b[o++] = src[i];
+  return o;
+}
+
+/** Writes the characters of an ASCII string (a formatted float) at `o`; returns the offset after them. */
+function putAscii(b: Uint8Array, o: number, s: string): number {
+  for (let i = 0; i < s.length; i++) b[o++] = s.charCodeAt(i);
+  return o;
 }
 
 /** A record that does not hold together, named by its read name. */
@@ -276,26 +327,34 @@ function tagPastEnd(rec: Uint8Array, tagAt: number): SlicefsError {
   return badRecord(rec, `tag ${latin1(rec, tagAt, tagAt + 2)} runs past the record's end`);
 }
 
-/** Bytes of a numeric tag or B-array value, by its type byte (c C s S i I f). */
-const WIDTH: Record<number, number> = { 99: 1, 67: 1, 115: 2, 83: 2, 105: 4, 73: 4, 102: 4 };
+/** Bytes of a numeric tag or B-array value, by its type byte (c C s S i I f); 0 for any other byte. */
+const WIDTH = new Uint8Array(256);
+WIDTH[99] = WIDTH[67] = 1;
+WIDTH[115] = WIDTH[83] = 2;
+WIDTH[105] = WIDTH[73] = WIDTH[102] = 4;
+
+/** Scratch for reading a float32's bits. */
+const F32 = new Float32Array(1);
+const F32_BITS = new Int32Array(F32.buffer);
 
 /** The numeric value of type `type` (a type byte) at `p`. */
-function numberAt(dv: DataView, p: number, type: number): number {
+function numberAt(b: Uint8Array, p: number, type: number): number {
   switch (type) {
     case 99:
-      return dv.getInt8(p);
+      return (b[p] << 24) >> 24;
     case 67:
-      return dv.getUint8(p);
+      return b[p];
     case 115:
-      return dv.getInt16(p, true);
+      return (u16(b, p) << 16) >> 16;
     case 83:
-      return dv.getUint16(p, true);
+      return u16(b, p);
     case 105:
-      return dv.getInt32(p, true);
+      return i32(b, p);
     case 73:
-      return dv.getUint32(p, true);
+      return i32(b, p) >>> 0;
     default:
-      return dv.getFloat32(p, true);
+      F32_BITS[0] = i32(b, p);
+      return F32[0];
   }
 }
 

@@ -113,3 +113,28 @@ test('every tag type and placeholder prints as samtools prints it', async () => 
   assert.equal(r.code, 0, r.stderr);
   assert.equal(await compare(join(dir, 'x.bam')), 200);
 });
+
+test('qualities of every byte value print as htslib prints them, (q + 33) mod 256, at every alignment of the line', () => {
+  // htslib adds 33 in a char, so 223..254 wrap; samtools's SAM parser cannot make such a BAM, so
+  // the records are built here. Read names of 1..4 characters put the qualities at each offset mod
+  // 4 of the output (formatSamInto adds 33 four bytes at a time where aligned).
+  for (const lSeq of [15, 16, 17, 40, 255, 256]) {
+    for (let nameLen = 1; nameLen <= 4; nameLen++) {
+      const quals = Array.from({ length: lSeq }, (_, i) => (i * 37 + nameLen) % 255);
+      const rec = Buffer.alloc(32 + nameLen + 1 + ((lSeq + 1) >> 1) + lSeq);
+      rec.writeInt32LE(-1, 0); // refID
+      rec.writeInt32LE(-1, 4); // pos
+      rec[8] = nameLen + 1;
+      rec.writeUInt16LE(4, 14); // flag: unmapped
+      rec.writeInt32LE(lSeq, 16);
+      rec.writeInt32LE(-1, 20); // next refID
+      rec.writeInt32LE(-1, 24); // next pos
+      rec.write('r'.repeat(nameLen), 32, 'latin1');
+      rec.fill(0x12, 32 + nameLen + 1, 32 + nameLen + 1 + ((lSeq + 1) >> 1)); // =A=A...
+      Buffer.from(quals).copy(rec, 32 + nameLen + 1 + ((lSeq + 1) >> 1));
+      const fields = formatSamRecord(rec, []).split('\t'); // a quality can print as a tab: the rest of the line
+      const want = Buffer.from(quals.map((q) => (q + 33) & 0xff)).toString('latin1');
+      assert.equal(fields.slice(10).join('\t'), want, `${lSeq} qualities after a ${nameLen}-character name`);
+    }
+  }
+});

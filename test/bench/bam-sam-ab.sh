@@ -1,8 +1,8 @@
 #!/bin/bash
 # BAM -> SAM per record: samtools and two slicefs builds, interleaved, on a local BAM.
-#   scripts/bench-bam-sam.sh RUNS REGION BEFORE_BIN AFTER_BIN [BAM]
+#   test/bench/bam-sam-ab.sh RUNS REGION BEFORE_BIN AFTER_BIN [BAM]
 # Prints one line per run: who, wall s, user s, sys s, and for slicefs the CPU s of its main
-# thread, libuv's pool and V8's helper threads (scripts/thread-cpu.cjs).
+# thread, libuv's pool and V8's helper threads (test/bench/thread-cpu-preload.cjs).
 set -euo pipefail
 runs=$1 region=$2 before=$3 after=$4
 bam=${5:-.bench/data/sample-bench/sample.bam}
@@ -16,7 +16,7 @@ for _ in $(seq "$runs"); do
     bin=${!who}
     rm -f "$tmp/c"
     THREAD_CPU_OUT=$tmp/c /usr/bin/time -o "$tmp/t" -f "$who %e %U %S" \
-      node -r "$here/thread-cpu.cjs" "$bin" view --input-file "$bam" -q "$region" --no-header > /dev/null
+      node -r "$here/thread-cpu-preload.cjs" "$bin" view --input-file "$bam" -q "$region" --no-header > /dev/null
     echo "$(cat "$tmp/t") $(cat "$tmp/c")"
   done
 done

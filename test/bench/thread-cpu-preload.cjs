@@ -1,4 +1,4 @@
-// Preload (`node -r ./scripts/thread-cpu.cjs …`): at exit, appends the process's CPU seconds per
+// Preload (`node -r ./test/bench/thread-cpu-preload.cjs …`): at exit, appends the process's CPU seconds per
 // kind of thread to $THREAD_CPU_OUT as "main pool helpers". Threads alive when this runs (before
 // any of the program's code) are the main thread and V8's and Node's platform helpers (GC,
 // compilation); threads started later are libuv's pool (zlib, fs) and any worker threads, counted

@@ -6,7 +6,7 @@
 // imports lazily (the mount's FUSE session, the view's run, BAM vs CRAM readers) in chunks loaded
 // only when used. fuse-native stays external: it loads a native addon from its own directory.
 // The workers are their own entry points: worker-transport starts `./fetch-worker.js` next to it,
-// the download's hasher `./md5-worker.js`, view's SAM formatting pool `./sam-format-worker.js`, the
+// the download's hasher `./md5-worker.js`, view's SAM formatting pool `./sam-format-worker.js`, its CRAM slice decoders `./cram-slice-worker.js`, the
 // mount's Crypt4GH decryptor `./decrypt-worker.js`, the disk tier's writer `./slot-writer-worker.js`.
 import { build } from 'esbuild';
 import { rm } from 'node:fs/promises';
@@ -47,6 +47,7 @@ await build({
     'fetch-worker': 'dist/src/transport/fetch-worker.js',
     'md5-worker': 'dist/src/download/md5-worker.js',
     'sam-format-worker': 'dist/src/view/sam-format-worker.js',
+    'cram-slice-worker': 'dist/src/view/cram/cram-slice-worker.js',
     'decrypt-worker': 'dist/src/crypt4gh/decrypt-worker.js',
     'slot-writer-worker': 'dist/src/cache/slot-writer-worker.js',
   },

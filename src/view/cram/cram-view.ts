@@ -309,7 +309,10 @@ export class CramView {
           const s = plan.order[next++];
           plan.prefetchTo(s.containerStart + s.sliceStart);
           flightBytes += s.sliceBytes;
-          inFlight.push({ s, bytes: s.sliceBytes, result: this.submit(pool, s, plan, format) });
+          const result = this.submit(pool, s, plan, format);
+          // Jobs still in flight when the run stops are never awaited.
+          result.catch(() => {});
+          inFlight.push({ s, bytes: s.sliceBytes, result });
         }
         const head = inFlight.shift()!;
         flightBytes -= head.bytes;

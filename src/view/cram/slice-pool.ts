@@ -16,6 +16,12 @@ import { SlicefsError, messageOf } from '../../errors.js';
 import { deferred, type Deferred } from '../../util/deferred.js';
 import type { SliceAnswer, SliceAsk, SliceJob, SliceResult, SliceWorkerInit } from './cram-slice-worker.js';
 
+/**
+ * Each worker's young generation, in MB: V8's default (tens of MB per isolate) made two workers
+ * cost ~90 MB of RSS each; capped at 12 MB, ~45 MB, for no more CPU (docs/benchmarks.md, CRAM → SAM).
+ */
+const WORKER_YOUNG_GENERATION_MB = 12;
+
 export type SliceJobInput = Omit<SliceJob, 'type' | 'id'>;
 
 /** What a worker asks, answered on the main thread: bases (a fresh buffer, transferred) or a length. */
@@ -26,6 +32,7 @@ export class CramSlicePool {
   private readonly jobs = new Map<number, Deferred<SliceResult>>();
   private nextId = 0;
   private failed: SlicefsError | undefined;
+  private closed = false;
 
   constructor(
     private readonly threads: number,
@@ -40,6 +47,8 @@ export class CramSlicePool {
   /** Decodes one slice; `pieces`' buffers are transferred (the caller must not use them after). */
   run(input: SliceJobInput): Promise<SliceResult> {
     if (this.failed) return Promise.reject(this.failed);
+    // A job submitted after the run stopped (a slice read while the output failed) starts no worker.
+    if (this.closed) return Promise.reject(new Error('CramSlicePool: closed'));
     const slot = this.leastBusy();
     const id = this.nextId++;
     const d = deferred<SliceResult>();
@@ -52,6 +61,7 @@ export class CramSlicePool {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const ws = this.workers.splice(0);
     await Promise.all(ws.map((w) => w.worker.terminate()));
   }
@@ -66,7 +76,7 @@ export class CramSlicePool {
   }
 
   private start(): { worker: Worker; busy: number } {
-    const worker = new Worker(this.script, { workerData: this.init });
+    const worker = new Worker(this.script, { workerData: this.init, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     const slot = { worker, busy: 0 };
     worker.on('message', (m: SliceResult | SliceAsk) => {
       if (m.type === 'ask') {

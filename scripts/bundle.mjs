@@ -15,7 +15,8 @@
 //   because V8 itself checks only the source's length.
 // - the workers, ES modules with code splitting, each its own entry point: worker-transport starts
 //   `./fetch-worker.js` next to the bundle, the download's hasher `./md5-worker.js`, view's SAM
-//   formatting pool `./sam-format-worker.js`, the mount's Crypt4GH decryptor `./decrypt-worker.js`,
+//   formatting pool `./sam-format-worker.js`, its CRAM slice decoders `./cram-slice-worker.js`,
+//   the mount's Crypt4GH decryptor `./decrypt-worker.js`,
 //   the disk tier's writer `./slot-writer-worker.js` (`new URL(name, import.meta.url)`: in main.cjs
 //   `import.meta.url` is the bundle file's URL, so they resolve to the same directory).
 // fuse-native stays external: it loads a native addon from its own directory.
@@ -156,6 +157,7 @@ await build({
     'fetch-worker': 'dist/src/transport/fetch-worker.js',
     'md5-worker': 'dist/src/download/md5-worker.js',
     'sam-format-worker': 'dist/src/view/sam-format-worker.js',
+    'cram-slice-worker': 'dist/src/view/cram/cram-slice-worker.js',
     'decrypt-worker': 'dist/src/crypt4gh/decrypt-worker.js',
     'slot-writer-worker': 'dist/src/cache/slot-writer-worker.js',
   },

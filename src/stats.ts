@@ -20,6 +20,8 @@ export class Stats {
   /** Chunks of the disk tier read from disk, and fetched from the network (cache/disk-tier.ts). */
   diskHits = 0;
   diskMisses = 0;
+  /** CRAM slices whose output a `view` worker thread made (src/view/cram/slice-pool.ts); not printed. */
+  cramSlicesOnWorkers = 0;
 
   line(): string {
     return (

@@ -82,7 +82,7 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       .option('header-only', { type: 'boolean', default: false, describe: 'print only the header' })
       .option('pg', { alias: 'PG', type: 'boolean', default: true, describe: 'add a @PG line for slicefs (--no-PG / --no-pg: do not)' })
       .option('stats', { type: 'boolean', default: false, describe: 'print requests, bytes, records and time to stderr' })
-      .option('threads', { alias: '@', type: 'number', describe: 'threads formatting SAM besides the main one, like samtools -@ (default 0: none; worth it where cores are idle)' })
+      .option('threads', { alias: '@', type: 'number', describe: 'threads besides the main one, like samtools -@: formatting SAM from a BAM, decoding slices of a CRAM (default 0: none; on 2 shared cores they cost CPU for no gain in time, docs/benchmarks.md; worth it where cores are idle)' })
       .option('index-cache', { type: 'boolean', default: true, describe: 'keep indexes on disk (--no-index-cache: fetch every time)' })
       // A view reads each byte once: the cache only holds what is read ahead (16 MiB) and the header.
       .option('cache-size', { type: 'string', default: '64M', describe: 'memory budget of the block cache' })

@@ -184,6 +184,14 @@ export class OrderedFormatter {
     if (this.sink.len >= this.writeBytes) await this.write(this.sink.take());
   }
 
+  /** Text formatted elsewhere (a CRAM slice worker's: ./cram/slice-pool.ts), written in order with the records added. */
+  async text(text: Buffer): Promise<void> {
+    if (this.batch.length > 0) await this.submit();
+    while (this.inFlight.length > 0) await this.write(await this.next());
+    if (this.sink.len > 0) await this.write(this.sink.take());
+    await this.write(text);
+  }
+
   /** Formats and writes what is left; the caller then `close`s. */
   async end(): Promise<void> {
     if (this.batch.length > 0) await this.submit();

@@ -274,10 +274,12 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   let view: BamView | CramView;
   /** The BAM view, for BAM input: its BAM output can copy input blocks. */
   let bamInput: BamView | undefined;
+  /** The CRAM view, for CRAM input: with threads, its slices are decoded on workers (./cram/slice-pool.ts). */
+  let cramInput: CramView | undefined;
   if (format === 'cram') {
     const { CramView } = await import('./cram/cram-view.js');
     const ref = o.reference ? await openReference(o.reference, cache, o) : undefined;
-    view = await CramView.open(data, indexBytes, index.label, {
+    view = cramInput = await CramView.open(data, indexBytes, index.label, {
       reference: ref ? (name, start, end) => ref.fetch(name, start, end) : undefined,
       referenceLength: ref ? (name) => ref.length(name) : undefined,
       referencePrefetch: ref ? (name, start, end) => ref.prefetch(name, start, end) : undefined,
@@ -314,14 +316,27 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
     }
     const names = bam.contigs.map((c) => c.name);
     // A record that cannot be formatted names itself; the formatter adds the file's name.
-    const formatter = new OrderedFormatter(o.formatting, names, refNameBytes(names), (text) => w.write(text), SAM_BATCH, o.data.label);
+    // A CRAM's threads decode slices and format their text; what this thread decodes it formats.
+    const formatter = new OrderedFormatter(cramInput ? { ...o.formatting, threads: 0 } : o.formatting, names, refNameBytes(names), (text) => w.write(text), SAM_BATCH, o.data.label);
     // The header goes out with the first records, so an error decoding the first blocks (a CRAM
     // without its reference, a wrong reference) leaves the output empty rather than header-only.
     if (o.header === 'with') formatter.prefix(Buffer.from(header, 'utf8'));
     try {
-      for await (const batch of bam.records(regions, o.contained)) {
-        await formatter.add(batch);
-        records += batch.length;
+      if (cramInput) {
+        for await (const piece of cramInput.output(regions, o.contained, o.formatting.threads, 'sam', () => o.stats.cramSlicesOnWorkers++)) {
+          if ('text' in piece) {
+            await formatter.text(piece.text);
+            records += piece.count;
+          } else {
+            await formatter.add(piece.records);
+            records += piece.records.length;
+          }
+        }
+      } else {
+        for await (const batch of bam.records(regions, o.contained)) {
+          await formatter.add(batch);
+          records += batch.length;
+        }
       }
       await formatter.end();
     } finally {
@@ -377,7 +392,11 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
     }
   } else if (o.header !== 'only') {
     const len = Buffer.alloc(4);
-    for await (const batch of bam.records(regions, o.contained)) {
+    const batches = async function* (): AsyncGenerator<Buffer[]> {
+      if (!cramInput) return yield* bam.records(regions, o.contained);
+      for await (const piece of cramInput.output(regions, o.contained, o.formatting.threads, 'bam', () => o.stats.cramSlicesOnWorkers++)) if ('records' in piece) yield piece.records;
+    };
+    for await (const batch of batches()) {
       for (const rec of batch) {
         len.writeInt32LE(rec.length);
         bgzf.write(len);

@@ -31,7 +31,10 @@ import { MAX_INDEX_BYTES } from '../limits.js';
 import type { RangeReader } from '../../reader/range-reader.js';
 import { overlapsAny, type WantedRange } from '../bam-record.js';
 import type { Contig, ViewRegion } from '../region.js';
-import { decodeSlice, type CompressionScheme, type DecodeContext, type Preservation, type RecordFilter, type ReferenceFetch, type SliceHeaderContent, type SliceParts } from './slice-decoder.js';
+import type { DecodeContext, RecordFilter, ReferenceFetch } from './slice-decoder.js';
+import { decodeSliceAt, openContainer, type OpenContainer } from './slice-parts.js';
+import { CramSlicePool } from './slice-pool.js';
+import type { SliceResult } from './cram-slice-worker.js';
 
 /** One line of a .crai: a slice (or, for a multi-reference slice, its part on one reference). */
 export interface CraiEntry {
@@ -121,13 +124,31 @@ const HEADER_SLACK = 4096;
 /** Prefetch ranges closer than this are merged into one request: a gap costs less than a round trip. */
 const MERGE_GAP = 64 * 1024;
 
-type Container = ReturnType<CramFile['getContainerAtPosition']>;
-
 interface SliceRef {
   containerStart: number;
   sliceStart: number;
   sliceBytes: number;
 }
+
+/** The slices of a view's regions and how their records are chosen (CramView.plan). */
+interface SlicePlan {
+  order: SliceRef[];
+  /** Starts fetching what the slices from `pos` on need, a window ahead. */
+  prefetchTo: (pos: number) => void;
+  /** The records' filter: state kept across slices, in file order (see CramView.plan). */
+  wantedRecord: RecordFilter;
+  /** Replays a worker's calls of the stateless filter through `wantedRecord`; false (state unchanged) where they differ. */
+  replay: (calls: Int32Array) => boolean;
+  wanted: WantedRange[];
+  unmapped: boolean;
+  contained: boolean;
+}
+
+/**
+ * Slices a region must have before `output` starts workers: starting one costs ~50-100 ms (loading
+ * @gmod/cram and its WebAssembly codecs), about what decoding one slice of 10,000 reads costs here.
+ */
+const POOL_MIN_SLICES = 4;
 
 /** @SQ names and lengths (and M5 checksums, lowercase, where given), and @RG IDs, in header order. */
 export function parseCramHeader(text: string): { contigs: Contig[]; md5s: (string | undefined)[]; readGroups: string[] } {
@@ -164,9 +185,9 @@ export interface CramOptions {
 }
 
 export class CramView {
-  private readonly containers = new Map<number, { c: Container; scheme: Promise<[CompressionScheme, Preservation] | undefined> }>();
+  private readonly containers = new Map<number, OpenContainer>();
   /** Containers whose header and compression header block were checked (cram-check.ts). */
-  private readonly checked = new Map<number, Promise<ContainerInfo>>();
+  private readonly checked = new Map<number, Promise<ContainerInfo & { headerEnd: number }>>();
 
   private constructor(
     private readonly file: CramFile,
@@ -251,6 +272,128 @@ export class CramView {
 
   /** The BAM-encoded records of `regions`, each once, in file order, in batches (one per slice). */
   async *records(regions: ViewRegion[], contained: boolean): AsyncGenerator<Buffer[]> {
+    const plan = this.plan(regions, contained);
+    for (const s of plan.order) {
+      plan.prefetchTo(s.containerStart + s.sliceStart);
+      const recs = await this.decode(s, plan.wantedRecord);
+      if (recs.length > 0) yield recs;
+    }
+  }
+
+  /**
+   * The output of `regions` in file order, one piece per slice: SAM text or BAM records made by
+   * `threads` workers (./slice-pool.ts), or BAM records decoded here (with no threads, for a region
+   * of few slices, and for a slice a worker could not do as this thread would: see
+   * ./cram-slice-worker.ts). Slices in flight are bounded by AHEAD bytes and two per worker.
+   */
+  async *output(
+    regions: ViewRegion[],
+    contained: boolean,
+    threads: number,
+    format: 'sam' | 'bam',
+    /** Told of each slice whose output a worker made. */
+    onWorkerSlice?: () => void,
+  ): AsyncGenerator<{ records: Buffer[] } | { text: Buffer; count: number }> {
+    const plan = this.plan(regions, contained);
+    if (threads < 1 || plan.order.length < POOL_MIN_SLICES) {
+      for await (const records of this.records(regions, contained)) yield { records };
+      return;
+    }
+    const pool = this.pool(threads);
+    const inFlight: { s: SliceRef; bytes: number; result: Promise<SliceResult | undefined> }[] = [];
+    let flightBytes = 0;
+    let next = 0;
+    try {
+      while (next < plan.order.length || inFlight.length > 0) {
+        while (next < plan.order.length && inFlight.length < 2 * threads && (inFlight.length === 0 || flightBytes + plan.order[next].sliceBytes <= AHEAD)) {
+          const s = plan.order[next++];
+          plan.prefetchTo(s.containerStart + s.sliceStart);
+          flightBytes += s.sliceBytes;
+          const result = this.submit(pool, s, plan, format);
+          // Jobs still in flight when the run stops are never awaited.
+          result.catch(() => {});
+          inFlight.push({ s, bytes: s.sliceBytes, result });
+        }
+        const head = inFlight.shift()!;
+        flightBytes -= head.bytes;
+        const res = await head.result;
+        if (res?.type === 'done' && plan.replay(new Int32Array(res.calls))) {
+          onWorkerSlice?.();
+          if (res.count === 0) continue;
+          const out = Buffer.from(res.out);
+          if (format === 'sam') {
+            yield { text: out, count: res.count };
+          } else {
+            const records: Buffer[] = [];
+            for (let o = 0; o < out.length; ) {
+              const len = out.readInt32LE(o);
+              records.push(out.subarray(o + 4, o + 4 + len));
+              o += 4 + len;
+            }
+            yield { records };
+          }
+          continue;
+        }
+        // Checked, read, or decoded differently than here would (an error, a region's filter that
+        // stopped early): this thread decodes it, and gives its error, in order.
+        const recs = await this.decode(head.s, plan.wantedRecord);
+        if (recs.length > 0) yield { records: recs };
+      }
+    } finally {
+      await pool.close();
+    }
+  }
+
+  /**
+   * Sends slice `s` to a worker: its checked bytes and the regions. Undefined when the bytes fail
+   * their checks here (the slice is then decoded in order on this thread, which gives the error).
+   * A worker that dies rejects.
+   */
+  private async submit(pool: CramSlicePool, s: SliceRef, plan: SlicePlan, format: 'sam' | 'bam'): Promise<SliceResult | undefined> {
+    let pieces: { pos: number; bytes: ArrayBuffer }[];
+    try {
+      await this.checkSlice(s);
+      const c = await this.checked.get(s.containerStart)!;
+      // The file definition, the container header and compression header, the slice: all that
+      // @gmod/cram reads for it, copied into buffers the worker owns.
+      const spans: [number, number][] = [
+        [0, CRAM_DEFINITION_BYTES],
+        [s.containerStart, c.headerEnd],
+        [c.dataStart + s.sliceStart, c.dataStart + s.sliceStart + s.sliceBytes],
+      ];
+      pieces = await Promise.all(spans.map(async ([a, b]) => ({ pos: a, bytes: new Uint8Array(await this.reader.read(a, b - a)).buffer })));
+    } catch {
+      return undefined;
+    }
+    const result = pool.run({ pieces, containerStart: s.containerStart, sliceStart: s.sliceStart, sliceBytes: s.sliceBytes, wanted: plan.wanted, unmapped: plan.unmapped, contained: plan.contained, output: format });
+    result.catch(() => {});
+    return result;
+  }
+
+  private pool(threads: number): CramSlicePool {
+    const ctx = this.ctx;
+    return new CramSlicePool(
+      threads,
+      {
+        majorVersion: this.majorVersion,
+        contigs: ctx.contigs.map((c) => ({ name: c.name, length: c.length })),
+        openedLengths: ctx.contigs.map((c, tid) => ctx.openedLength?.(tid) ?? c.length),
+        readGroups: [...ctx.readGroups],
+        referenceHint: ctx.referenceHint,
+        fileName: ctx.fileName,
+        hasReference: ctx.reference !== undefined,
+        fileSize: this.reader.size,
+        label: this.label,
+      },
+      async (q) => {
+        if (q.what === 'bases') return { bases: await ctx.reference!(q.tid, q.start, q.end) };
+        return { length: await ctx.referenceLength!(q.tid, q.proven) };
+      },
+    );
+  }
+
+  /** The slices `regions` need, in file order, with their prefetching and the records' filter. */
+  private plan(regions: ViewRegion[], contained: boolean): SlicePlan {
     const tidOf = new Map(this.contigs.map((c, i) => [c.name, i]));
     const wanted: WantedRange[] = [];
     let unmapped = false;
@@ -324,11 +467,18 @@ export class CramView {
       if (end !== Infinity && open.some(past)) open = open.filter((w) => !past(w));
       return want;
     };
-    for (const s of order) {
-      prefetchTo(s.containerStart + s.sliceStart);
-      const recs = await this.decode(s, wantedRecord);
-      if (recs.length > 0) yield recs;
-    }
+    // A worker's answers (cram-slice-worker.ts) replayed through this filter: whether they agree.
+    const replay = (calls: Int32Array): boolean => {
+      const before = open;
+      for (let i = 0; i < calls.length; i += 4) {
+        if (wantedRecord(calls[i], calls[i + 1], calls[i + 2]) !== (calls[i + 3] === 1)) {
+          open = before;
+          return false;
+        }
+      }
+      return true;
+    };
+    return { order, prefetchTo, wantedRecord, replay, wanted, unmapped, contained };
   }
 
   /**
@@ -341,8 +491,9 @@ export class CramView {
     let info = this.checked.get(s.containerStart);
     if (!info) {
       info = checkContainer(readAt, this.reader.size, s.containerStart, this.majorVersion, this.label).then(async (c) => {
-        await checkBlocks(readAt, c.dataStart, c.dataStart + c.length, 1, this.majorVersion, this.label);
-        return c;
+        // The compression header is the container's first block.
+        const headerEnd = await checkBlocks(readAt, c.dataStart, c.dataStart + c.length, 1, this.majorVersion, this.label);
+        return { ...c, headerEnd };
       });
       this.checked.set(s.containerStart, info);
     }
@@ -355,54 +506,15 @@ export class CramView {
     await checkBlocks(readAt, from, to, undefined, this.majorVersion, this.label);
   }
 
-  private container(pos: number) {
+  private container(pos: number): OpenContainer {
     let c = this.containers.get(pos);
-    if (!c) {
-      const container = this.file.getContainerAtPosition(pos);
-      const scheme = Promise.all([container.getCompressionScheme(), container.getCompressionHeaderBlock()]).then(([scheme, block]) => {
-        if (!scheme || !block) return undefined;
-        const p = block.parsedContent.preservation as { RN?: boolean; AP?: boolean; RR?: boolean };
-        const preservation = { readNamesIncluded: p.RN !== false, apDelta: p.AP !== false, referenceRequired: p.RR !== false };
-        return [scheme as CompressionScheme, preservation] as [CompressionScheme, Preservation];
-      });
-      c = { c: container, scheme };
-      c.scheme.catch(() => {});
-      this.containers.set(pos, c);
-    }
+    if (!c) this.containers.set(pos, (c = openContainer(this.file, pos)));
     return c;
   }
 
   private async decode(s: SliceRef, wanted: RecordFilter): Promise<Buffer[]> {
     await this.checkSlice(s);
-    const { c, scheme: schemeP } = this.container(s.containerStart);
-    let parts: SliceParts;
-    try {
-      const got = await schemeP;
-      if (!got) return [];
-      const [scheme, preservation] = got;
-      const slice = c.getSlice(s.sliceStart, s.sliceBytes);
-      const header = await slice.getHeader();
-      const blocksByContentId = await slice._getBlocksContentIdIndex();
-      const core = await slice.getCoreDataBlock();
-      parts = {
-        majorVersion: this.majorVersion,
-        scheme,
-        preservation,
-        header: header.parsedContent as SliceHeaderContent,
-        slice,
-        core,
-        blocksByContentId,
-      };
-    } catch (err) {
-      if (err instanceof SlicefsError) throw err;
-      throw new SlicefsError('BAD_RESPONSE', printable(`${this.label}: unreadable CRAM slice at byte ${s.containerStart}: ${(err as Error).message}`));
-    }
-    try {
-      return await decodeSlice(parts, this.ctx, wanted);
-    } catch (err) {
-      if (err instanceof SlicefsError) throw err;
-      throw new SlicefsError('BAD_RESPONSE', printable(`${this.label}: cannot decode the CRAM slice at byte ${s.containerStart}: ${(err as Error).message}`));
-    }
+    return decodeSliceAt(this.container(s.containerStart), s, this.majorVersion, this.ctx, wanted, this.label);
   }
 }
 

@@ -204,13 +204,20 @@ function packSeq(seq: Uint8Array, len: number, out: Uint8Array, o: number): numb
 
 // --- phase 1: data series ------------------------------------------------------------------------
 
-interface Feature {
-  op: number; // char code
-  pos: number; // 1-based read position
+/**
+ * The read features of a slice's kept records, in flat arrays (one entry per feature, a record's
+ * run is [featFrom, featTo)): an object per feature and an array per record were a large part of
+ * what the garbage collector had to trace.
+ */
+class Features {
+  /** Feature code (a char code). */
+  readonly op: number[] = [];
+  /** 1-based read position. */
+  readonly pos: number[] = [];
   /** Number for D/N/H/P/Q/X/i/B (the base for B, the BS code for X), bytes for S/I/b/q. */
-  value: number | Uint8Array;
-  /** Quality of a B feature. */
-  qual?: number;
+  readonly value: (number | Uint8Array)[] = [];
+  /** Quality of a B feature (0 for the others). */
+  readonly qual: number[] = [];
 }
 
 interface RawRecord {
@@ -233,7 +240,9 @@ interface RawRecord {
   tagValues: Uint8Array[];
   hasMD: boolean;
   hasNM: boolean;
-  features: Feature[];
+  /** The record's read features: [featFrom, featTo) of the slice's Features. */
+  featFrom: number;
+  featTo: number;
   mq: number;
   /** Preserved qualities, or the bases of an unmapped read. */
   qual?: Uint8Array;
@@ -262,7 +271,7 @@ function malformed(msg: string): SlicefsError {
  * Phase 1. `mayWant(refId, start)` says whether a record starting there could be wanted; the read
  * features of one that cannot are decoded (to advance the data series) but not kept.
  */
-function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: number, start: number) => boolean): RawRecord[] {
+function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: number, start: number) => boolean, feats: Features): RawRecord[] {
   const { scheme, header, majorVersion } = p;
   const mapped = typeof header.refSeqId === 'number';
   const sliceRef = mapped ? header.refSeqId! : -1;
@@ -291,19 +300,48 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
     }
     return c;
   };
+  const { slice, core, blocksByContentId } = p;
   const int = (ds: string): number => {
-    const v = codec(ds).decode(p.slice, p.core, p.blocksByContentId, cursors);
+    const v = codec(ds).decode(slice, core, blocksByContentId, cursors);
     if (typeof v !== 'number') throw malformed(`${ds} is not a number`);
     return v;
   };
+  /**
+   * A reader of one integer data series, its codec looked up once (on first use: a series the
+   * slice never reads may have no encoding): a Map lookup per value was a tenth of the decoding.
+   */
+  const intSeries = (ds: string): (() => number) => {
+    let c: Codec | undefined;
+    return () => {
+      c ??= codec(ds);
+      const v = c.decode(slice, core, blocksByContentId, cursors);
+      if (typeof v !== 'number') throw malformed(`${ds} is not a number`);
+      return v;
+    };
+  };
+  const BF = intSeries('BF');
+  const CF = intSeries('CF');
+  const RI = intSeries('RI');
+  const RL = intSeries('RL');
+  const AP = intSeries('AP');
+  const RG = intSeries('RG');
+  const TL = intSeries('TL');
+  const FN = intSeries('FN');
+  const FC = intSeries('FC');
+  const FP = intSeries('FP');
+  const MQ = intSeries('MQ');
+  const BS = intSeries('BS');
+  const BA = intSeries('BA');
+  const QS = intSeries('QS');
+  const DL = intSeries('DL');
   const bytes = (ds: string): Uint8Array => {
-    const v = codec(ds).decode(p.slice, p.core, p.blocksByContentId, cursors);
+    const v = codec(ds).decode(slice, core, blocksByContentId, cursors);
     if (!(v instanceof Uint8Array)) throw malformed(`${ds} is not a byte array`);
     return v;
   };
   const run = (ds: string, n: number): Uint8Array => {
     const c = codec(ds);
-    const fast = c.getBytesSubarray(p.blocksByContentId, cursors, n);
+    const fast = c.getBytesSubarray(blocksByContentId, cursors, n);
     // A view into the slice's block: its content is not modified, and outlives the records.
     if (fast) return fast;
     const out = new Uint8Array(n);
@@ -320,15 +358,15 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
   const out: RawRecord[] = new Array(header.numRecords);
   let lastApos = cursors.lastAlignmentStart;
   for (let rec = 0; rec < header.numRecords; rec++) {
-    const flags = int('BF');
-    const cf = int('CF');
-    const refId = majorVersion > 1 && sliceRef === -2 ? int('RI') : sliceRef;
+    const flags = BF();
+    const cf = CF();
+    const refId = majorVersion > 1 && sliceRef === -2 ? RI() : sliceRef;
     if (refId < -1 || refId >= ctx.contigs.length) throw malformed(`record ${rec + 1} names reference #${refId}, which the header does not have`);
-    const len = int('RL');
-    let apos = int('AP');
+    const len = RL();
+    let apos = AP();
     if (p.preservation.apDelta) apos += lastApos;
     lastApos = apos;
-    let rg = int('RG');
+    let rg = RG();
     if (rg === unknownRg) rg = -1;
     const r: RawRecord = {
       flags,
@@ -347,7 +385,8 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
       tagValues: [],
       hasMD: false,
       hasNM: false,
-      features: [],
+      featFrom: 0,
+      featTo: 0,
       mq: 0,
       refSpan: 0,
       cigar: [],
@@ -368,13 +407,13 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
       r.explicitTlen = int('TS');
     }
 
-    const tl = int('TL');
+    const tl = TL();
     const ids = scheme.getTagNames(tl);
     if (!ids) throw malformed(`tag list ${tl} is not in the tag dictionary`);
     r.tagIds = ids;
     for (const id of ids) {
       if (id[2] === '*') throw new SlicefsError('USAGE', 'CRAM 4 tag placeholders are not supported');
-      const value = scheme.getCodecForTag(id).decode(p.slice, p.core, p.blocksByContentId, cursors);
+      const value = scheme.getCodecForTag(id).decode(slice, core, blocksByContentId, cursors);
       if (!(value instanceof Uint8Array)) throw malformed(`tag ${id} did not decode to bytes`);
       if (id === CF_TAG && value.length === 1) {
         // htslib's encoder-to-decoder flags (written with embed_ref=2, whose consensus reference
@@ -391,8 +430,9 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
     }
 
     if (!(flags & F_UNMAP)) {
-      const fn = int('FN');
+      const fn = FN();
       const keepFeatures = mayWant(refId, apos - 1);
+      r.featFrom = r.featTo = feats.op.length;
       let prev = 0;
       // The reference span, walked as htslib's cram_decode_seq walks it (seqPos is 1-based, the
       // next read base): features may lie past RL, as in htsjdk's records stored without their
@@ -400,8 +440,8 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
       let seqPos = 1;
       let span = 0;
       for (let f = 0; f < fn; f++) {
-        const op = int('FC');
-        const pos = int('FP') + prev;
+        const op = FC();
+        const pos = FP() + prev;
         prev = pos;
         if (pos <= 0) throw malformed(`read feature at position ${pos}`);
         // The bases before a feature that no feature covers match the reference. There must be
@@ -420,12 +460,12 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
             seqPos += value.length;
             break;
           case 88: // X
-            value = int('BS');
+            value = BS();
             seqPos++;
             span++;
             break;
           case 68: // D
-            value = int('DL');
+            value = DL();
             span += value;
             break;
           case 73: // I
@@ -433,7 +473,7 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
             seqPos += value.length;
             break;
           case 105: // i
-            value = int('BA');
+            value = BA();
             seqPos++;
             break;
           case 98: // b
@@ -445,13 +485,13 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
             value = bytes('QQ');
             break;
           case 66: // B
-            value = int('BA');
-            qual = int('QS');
+            value = BA();
+            qual = QS();
             seqPos++;
             span++;
             break;
           case 81: // Q
-            value = int('QS');
+            value = QS();
             break;
           case 72: // H
             value = int('HC');
@@ -466,8 +506,14 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
           default:
             throw malformed(`unknown read feature code '${String.fromCharCode(op)}'`);
         }
-        if (keepFeatures) r.features.push(qual === undefined ? { op, pos, value } : { op, pos, value, qual });
+        if (keepFeatures) {
+          feats.op.push(op);
+          feats.pos.push(pos);
+          feats.value.push(value);
+          feats.qual.push(qual ?? 0);
+        }
       }
+      r.featTo = feats.op.length;
       if (len >= seqPos) span += len - seqPos + 1;
       r.refSpan = Math.max(0, span);
       // The reference end follows from the features alone (phase 3 reaches the same value), so
@@ -478,7 +524,7 @@ function decodeRecords(p: SliceParts, ctx: DecodeContext, mayWant: (refId: numbe
       const beforeTrailing = apos - 1 + r.refSpan - trailing;
       const pastLength = usesReference && refId >= 0 && trailing > 0 && beforeTrailing + trailing > (embeddedReference ? ctx.contigs[refId].length : (ctx.openedLength?.(refId) ?? ctx.contigs[refId].length));
       r.aend = Math.max(apos, pastLength ? beforeTrailing : apos - 1 + r.refSpan);
-      r.mq = int('MQ');
+      r.mq = MQ();
       if (cf & CF_PRESERVE_QUAL) r.qual = run('QS', len);
     } else {
       if (len > 0) r.bases = run('BA', len);
@@ -595,18 +641,40 @@ function putFitting(buf: Uint8Array, at: number, bytes: Uint8Array): void {
   if (at < buf.length) buf.set(bytes.subarray(0, buf.length - at), at);
 }
 
-function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | undefined): void {
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * One buffer for the sequences and qualities of a slice's records, handed out in pieces: a
+ * Buffer.alloc per record (an ArrayBuffer each) made much of the garbage collector's work.
+ */
+class Arena {
+  private readonly bytes: Buffer;
+  private at = 0;
+
+  constructor(size: number) {
+    this.bytes = Buffer.allocUnsafe(size);
+  }
+
+  take(n: number): Buffer {
+    if (this.at + n > this.bytes.length) throw new RangeError(`Arena: ${n} bytes asked, ${this.bytes.length - this.at} left`);
+    const out = this.bytes.subarray(this.at, this.at + n);
+    this.at += n;
+    return out;
+  }
+}
+
+function buildMapped(r: RawRecord, feats: Features, scheme: CompressionScheme, ref: RefWindow | undefined, arena: Arena): void {
   const len = r.len;
   // htslib: without a reference, bases between features are '='.
-  const seq = Buffer.alloc(len, ref ? N : 61);
+  const seq = arena.take(len).fill(ref ? N : 61);
   // Preserved qualities are a view into the slice's block, which nothing else reads (features
   // never write into them: see featureQual).
-  const qual: Uint8Array = r.qual ?? Buffer.alloc(len, 0xff);
+  const qual: Uint8Array = r.qual ?? arena.take(len).fill(0xff);
   const preserved = (r.cf & CF_PRESERVE_QUAL) !== 0;
   let decodeMd = ref !== undefined && r.refId >= 0 && !r.hasMD;
   let decodeNm = ref !== undefined && r.refId >= 0 && !r.hasNM;
   if (r.cf & CF_NO_SEQ) decodeMd = decodeNm = false;
-  const md: string[] = [];
+  let md = '';
   let mdDist = 0;
   let nm = 0;
   const cigar: number[] = [];
@@ -624,7 +692,7 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
   };
   const addMdChar = (c: string) => {
     if (decodeMd) {
-      md.push(String(mdDist), c);
+      md += String(mdDist) + c;
       mdDist = 0;
     }
   };
@@ -681,16 +749,17 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
     seqPos += n;
   };
 
-  for (const f of r.features) {
-    if (f.pos > seqPos) {
-      if (f.pos > len + 1) throw malformed(`a read feature at ${f.pos} is past the read's ${len} bases`);
-      matchRun(f.pos - seqPos);
+  for (let fi = r.featFrom; fi < r.featTo; fi++) {
+    const pos = feats.pos[fi];
+    const value = feats.value[fi];
+    if (pos > seqPos) {
+      if (pos > len + 1) throw malformed(`a read feature at ${pos} is past the read's ${len} bases`);
+      matchRun(pos - seqPos);
     }
-    const pos = f.pos;
-    switch (f.op) {
+    switch (feats.op[fi]) {
       case 83: {
         // S
-        const b = f.value as Uint8Array;
+        const b = value as Uint8Array;
         if (cigLen) {
           cigar.push((cigLen << 4) | cigOp);
           cigLen = 0;
@@ -704,11 +773,11 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
       case 88: {
         // X
         flushUnless(OP_M);
-        const code = f.value as number;
+        const code = value as number;
         if (r.refId < 0 || !ref || refPos >= contigLen) {
           if (pos - 1 < len) seq[pos - 1] = scheme.substitutionMatrix[4][code]?.charCodeAt(0) ?? N;
           if (decodeMd || decodeNm) {
-            if (mdDist >= 0 && decodeMd) md.push(String(mdDist));
+            if (mdDist >= 0 && decodeMd) md += String(mdDist);
             mdDist = -1;
             nm--;
           }
@@ -727,19 +796,19 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
       case 68: {
         // D
         flushUnless(OP_D);
-        const n = f.value as number;
+        const n = value as number;
         if (decodeMd || decodeNm) {
           if (refPos + n > ref!.end) throw beyond();
-          if (mdDist >= 0 && decodeMd) md.push(String(mdDist));
+          if (mdDist >= 0 && decodeMd) md += String(mdDist);
           if (refPos + n <= contigLen) {
             if (decodeMd) {
-              md.push('^', ref!.bases.toString('latin1', refPos - ref!.start, refPos - ref!.start + n));
+              md += '^' + ref!.bases.toString('latin1', refPos - ref!.start, refPos - ref!.start + n);
               mdDist = 0;
             }
             nm += n;
           } else {
             if (contigLen >= refPos) {
-              if (decodeMd) md.push('^', ref!.bases.toString('latin1', refPos - ref!.start, contigLen - ref!.start), '0');
+              if (decodeMd) md += '^' + ref!.bases.toString('latin1', refPos - ref!.start, contigLen - ref!.start) + '0';
               nm += contigLen - refPos;
             }
             mdDist = -1;
@@ -753,7 +822,7 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
       case 73: {
         // I
         flushUnless(OP_I);
-        const b = f.value as Uint8Array;
+        const b = value as Uint8Array;
         putFitting(seq, pos - 1, b);
         cigOp = OP_I;
         cigLen += b.length;
@@ -764,7 +833,7 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
       case 105: {
         // i
         flushUnless(OP_I);
-        if (len && pos - 1 < len) seq[pos - 1] = f.value as number;
+        if (len && pos - 1 < len) seq[pos - 1] = value as number;
         cigOp = OP_I;
         cigLen++;
         seqPos++;
@@ -774,20 +843,20 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
       case 98: {
         // b
         flushUnless(OP_M);
-        const b = f.value as Uint8Array;
+        const b = value as Uint8Array;
         putFitting(seq, pos - 1, b);
         if (decodeMd || decodeNm) {
-          if (mdDist >= 0 && decodeMd) md.push(String(mdDist));
+          if (mdDist >= 0 && decodeMd) md += String(mdDist);
           let x = 0;
           for (; x < b.length; x++) {
-            if (x && decodeMd) md.push('0');
+            if (x && decodeMd) md += '0';
             if (refPos + x >= contigLen || !ref) {
               mdDist = -1;
               break;
             }
             if (decodeMd) {
               if (refPos + x > ref.end) throw beyond();
-              md.push(String.fromCharCode(refAt(refPos + x)));
+              md += String.fromCharCode(refAt(refPos + x));
             }
           }
           nm += x;
@@ -802,28 +871,28 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
       case 113: {
         // q
         flushUnless(OP_M);
-        featureQual(pos - 1, f.value as Uint8Array);
+        featureQual(pos - 1, value as Uint8Array);
         cigOp = OP_M;
         break;
       }
       case 66: {
         // B
         flushUnless(OP_M);
-        if (len && pos - 1 < len) seq[pos - 1] = f.value as number;
+        if (len && pos - 1 < len) seq[pos - 1] = value as number;
         if (decodeMd || decodeNm) {
-          if (mdDist >= 0 && decodeMd) md.push(String(mdDist));
+          if (mdDist >= 0 && decodeMd) md += String(mdDist);
           if (refPos >= contigLen || !ref) {
             mdDist = -1;
           } else {
             if (decodeMd) {
               if (refPos > ref.end) throw beyond();
-              md.push(String.fromCharCode(refAt(refPos)));
+              md += String.fromCharCode(refAt(refPos));
             }
             nm++;
             mdDist = 0;
           }
         }
-        featureQual(pos - 1, f.qual!);
+        featureQual(pos - 1, feats.qual[fi]);
         cigOp = OP_M;
         cigLen++;
         seqPos++;
@@ -831,35 +900,35 @@ function buildMapped(r: RawRecord, scheme: CompressionScheme, ref: RefWindow | u
         break;
       }
       case 81: // Q
-        featureQual(pos - 1, f.value as number);
+        featureQual(pos - 1, value as number);
         break;
       case 72: // H
         flushUnless(OP_H);
         cigOp = OP_H;
-        cigLen += f.value as number;
+        cigLen += value as number;
         break;
       case 80: // P
         flushUnless(OP_P);
         cigOp = OP_P;
-        cigLen += f.value as number;
+        cigLen += value as number;
         break;
       case 78: // N
         flushUnless(OP_N);
         cigOp = OP_N;
-        cigLen += f.value as number;
-        refPos += f.value as number;
+        cigLen += value as number;
+        refPos += value as number;
         break;
     }
   }
   // An implicit match for the bases after the last feature.
   if (len >= seqPos) matchRun(len - seqPos + 1);
-  if (decodeMd && mdDist >= 0) md.push(String(mdDist));
+  if (decodeMd && mdDist >= 0) md += String(mdDist);
   if (cigLen) cigar.push((cigLen << 4) | cigOp);
 
   r.cigar = cigar;
-  r.seq = r.cf & CF_NO_SEQ ? Buffer.alloc(0) : seq;
-  r.quals = r.cf & CF_NO_SEQ ? Buffer.alloc(0) : qual;
-  if (decodeMd) r.md = md.join('');
+  r.seq = r.cf & CF_NO_SEQ ? NO_BYTES : seq;
+  r.quals = r.cf & CF_NO_SEQ ? NO_BYTES : qual;
+  if (decodeMd) r.md = md;
   r.nm = decodeNm ? nm : -1;
 }
 
@@ -1004,6 +1073,8 @@ function encodeRecords(recs: RawRecord[], keep: boolean[], counter: number, ctx:
     total += size;
   }
   const out = Buffer.allocUnsafe(total);
+  // DataView writes: Buffer's write*LE methods (range checks, then byte by byte) were a tenth of the encoding.
+  const dv = new DataView(out.buffer, out.byteOffset, out.length);
   const recsOut: Buffer[] = [];
   let o = 0;
   for (let i = 0; i < recs.length; i++) {
@@ -1023,24 +1094,27 @@ function encodeRecords(recs: RawRecord[], keep: boolean[], counter: number, ctx:
     }
     if (rlen === 0) rlen = 1;
     const pos = cr.apos - 1;
-    out.writeInt32LE(cr.refId, o);
-    out.writeInt32LE(pos, o + 4);
+    dv.setInt32(o, cr.refId, true);
+    dv.setInt32(o + 4, pos, true);
     out[o + 8] = name.length + 1;
     out[o + 9] = mapped ? cr.mq & 0xff : 0;
     // bam1_core_t.bin is a uint16_t: the bin of a read past 2^29 (indexable by CSI only) wraps
     // there as here; SAM does not print it.
-    out.writeUInt16LE(reg2bin(pos, pos + rlen) & 0xffff, o + 10);
-    out.writeUInt16LE(nCigar, o + 12);
-    out.writeUInt16LE(cr.flags, o + 14);
-    out.writeInt32LE(len, o + 16);
-    out.writeInt32LE(cr.mateRefId, o + 20);
-    out.writeInt32LE(cr.matePos - 1, o + 24);
-    out.writeInt32LE(cr.tlen ?? 0, o + 28);
+    dv.setUint16(o + 10, reg2bin(pos, pos + rlen) & 0xffff, true);
+    // (DataView wraps where Buffer's writes threw: the two 16-bit fields that could overflow are checked.)
+    if (nCigar > 0xffff) throw new SlicefsError('USAGE', `record ${i + 1} has ${nCigar} CIGAR operations, more than a BAM record holds (65535)`);
+    if (cr.flags < 0 || cr.flags > 0xffff) throw malformed(`record ${i + 1} has flags ${cr.flags}`);
+    dv.setUint16(o + 12, nCigar, true);
+    dv.setUint16(o + 14, cr.flags, true);
+    dv.setInt32(o + 16, len, true);
+    dv.setInt32(o + 20, cr.mateRefId, true);
+    dv.setInt32(o + 24, cr.matePos - 1, true);
+    dv.setInt32(o + 28, cr.tlen ?? 0, true);
     o += 32;
     out.set(name, o);
     o += name.length;
     out[o++] = 0;
-    for (let c = 0; c < nCigar; c++, o += 4) out.writeUInt32LE(cr.cigar[c] >>> 0, o);
+    for (let c = 0; c < nCigar; c++, o += 4) dv.setUint32(o, cr.cigar[c] >>> 0, true);
     if (seq) {
       o = packSeq(seq, len, out, o);
     } else {
@@ -1073,11 +1147,11 @@ function encodeRecords(recs: RawRecord[], keep: boolean[], counter: number, ctx:
         out[o++] = cr.nm;
       } else if (cr.nm <= 0xffff) {
         out[o++] = 83; // S
-        out.writeUInt16LE(cr.nm, o);
+        dv.setUint16(o, cr.nm, true);
         o += 2;
       } else {
         out[o++] = 73; // I
-        out.writeUInt32LE(cr.nm >>> 0, o);
+        dv.setUint32(o, cr.nm >>> 0, true);
         o += 4;
       }
     }
@@ -1111,7 +1185,8 @@ export type RecordFilter = (refId: number, start: number, end: number) => boolea
 export async function decodeSlice(p: SliceParts, ctx: DecodeContext, wanted?: RecordFilter): Promise<Buffer[]> {
   if (p.majorVersion > 3) throw new SlicefsError('USAGE', `CRAM version ${p.majorVersion} is not supported (2.x and 3.x are)`);
   // A record starting at or after a region's end cannot overlap it, whatever its length.
-  const recs = decodeRecords(p, ctx, (refId, start) => !wanted || wanted(refId, start, Infinity));
+  const feats = new Features();
+  const recs = decodeRecords(p, ctx, (refId, start) => !wanted || wanted(refId, start, Infinity), feats);
   const keep = recs.map((r) => {
     if (!wanted) return true;
     // htslib's test is on aend (phase 1), which is bam_endpos but for reads past LN.
@@ -1120,11 +1195,17 @@ export async function decodeSlice(p: SliceParts, ctx: DecodeContext, wanted?: Re
   if (!keep.includes(true)) return [];
   // The slice's reference is fetched (and its MD5 checked, as htslib does) whenever any record is kept.
   const refs = await sliceReference(p, ctx, recs);
+  let arenaBytes = 0;
+  for (let i = 0; i < recs.length; i++) {
+    const r = recs[i];
+    if (keep[i] && !(r.flags & F_UNMAP)) arenaBytes += r.qual ? r.len : 2 * r.len;
+  }
+  const arena = new Arena(arenaBytes);
   for (let i = 0; i < recs.length; i++) {
     const r = recs[i];
     if (!keep[i] || r.flags & F_UNMAP) continue;
     if (r.refId < 0) throw malformed(`record at ${r.apos} is mapped to no reference`);
-    buildMapped(r, p.scheme, refs.get(r.refId));
+    buildMapped(r, feats, p.scheme, refs.get(r.refId), arena);
   }
   resolveMates(recs);
   return encodeRecords(recs, keep, p.header.recordCounter, ctx);

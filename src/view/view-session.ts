@@ -195,9 +195,9 @@ function writer(out: NodeJS.WritableStream): { write(b: Buffer | string): Promis
 const VIEW_MAX_REQUEST = 8 * 1024 * 1024;
 
 /**
- * Planned bytes (CRAM slices, reference spans) fetched ahead of the reads, per reader: two
- * requests of VIEW_MAX_REQUEST, so one is in flight while the other is read; the view's AHEAD.
- * PlannedReader caps it at a quarter of the cache's budget (default 64 MiB: 16 MiB each).
+ * Planned CRAM slice bytes fetched ahead of the reads: two requests of VIEW_MAX_REQUEST, so one is
+ * in flight while the other is read; the views' AHEAD. PlannedReader caps it at a quarter of the
+ * cache's budget (default 64 MiB: 16 MiB), so that it and the reference's fit in the cache.
  */
 const PLAN_WINDOW = 2 * VIEW_MAX_REQUEST;
 
@@ -244,8 +244,11 @@ async function openReference(input: ReferenceInput, cache: BlockCache, o: ViewOp
   const fai = parseFai(faiText, 'text' in input.fai ? `${input.fasta.label}.fai` : input.fai.label);
   const version = await input.fasta.version();
   // Reference reads are exact (a slice's span), so no readahead: the CRAM view plans the spans
-  // its slices need, fetched ahead of them in large requests (reader/planned-reader.ts).
-  const reader = new PlannedReader(cache, { source: input.fasta, version }, { ...o.reader, readaheadMaxBytes: 0, maxRequestBytes: VIEW_MAX_REQUEST }, PLAN_WINDOW);
+  // its slices need, fetched ahead of them in large requests (reader/planned-reader.ts). Half the
+  // data's window: a slice's reference span is ~0.6 of its bytes (bench CRAM), so a reference
+  // window as large as the data's reached further ahead in time than the shared LRU cache keeps
+  // blocks (whole chr1: 1.2 MiB of it evicted before use and fetched again, in 4 more requests).
+  const reader = new PlannedReader(cache, { source: input.fasta, version }, { ...o.reader, readaheadMaxBytes: 0, maxRequestBytes: VIEW_MAX_REQUEST }, PLAN_WINDOW / 2);
   return new FastaReference(reader, fai, input.fasta.label);
 }
 

@@ -244,11 +244,12 @@ async function openReference(input: ReferenceInput, cache: BlockCache, o: ViewOp
   const fai = parseFai(faiText, 'text' in input.fai ? `${input.fasta.label}.fai` : input.fai.label);
   const version = await input.fasta.version();
   // Reference reads are exact (a slice's span), so no readahead: the CRAM view plans the spans
-  // its slices need, fetched ahead of them in large requests (reader/planned-reader.ts). Half the
+  // its slices need, fetched ahead of them in large requests (reader/planned-reader.ts). 3/4 of the
   // data's window: a slice's reference span is ~0.6 of its bytes (bench CRAM), so a reference
   // window as large as the data's reached further ahead in time than the shared LRU cache keeps
-  // blocks (whole chr1: 1.2 MiB of it evicted before use and fetched again, in 4 more requests).
-  const reader = new PlannedReader(cache, { source: input.fasta, version }, { ...o.reader, readaheadMaxBytes: 0, maxRequestBytes: VIEW_MAX_REQUEST }, PLAN_WINDOW / 2);
+  // blocks (whole chr1: 1.2 MiB of it evicted before use and fetched again, in 4 more requests);
+  // half of it (4 MiB requests) cost a 10 Mb region a fourth request. 12 MiB: neither.
+  const reader = new PlannedReader(cache, { source: input.fasta, version }, { ...o.reader, readaheadMaxBytes: 0, maxRequestBytes: VIEW_MAX_REQUEST }, (PLAN_WINDOW * 3) / 4);
   return new FastaReference(reader, fai, input.fasta.label);
 }
 

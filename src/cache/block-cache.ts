@@ -154,6 +154,11 @@ export class BlockCache {
     return blocks;
   }
 
+  /** Bytes of readahead that may still start before `prefetch` refuses (the in-flight bound). */
+  get readaheadRoom(): number {
+    return Math.max(0, this.maxInflightBytes - this.inflightBytes);
+  }
+
   /**
    * Starts fetching the missing blocks of [first, last] (readahead) unless the in-flight bound is
    * reached. Returns without waiting; failures are left for a later demand read to see. `owner`:

@@ -42,9 +42,9 @@ export class RangeReader {
   private readonly maxRun: number;
 
   constructor(
-    private readonly cache: BlockCache,
-    private readonly obj: PinnedObject,
-    private readonly config: ReaderConfig,
+    protected readonly cache: BlockCache,
+    protected readonly obj: PinnedObject,
+    protected readonly config: ReaderConfig,
   ) {
     this.maxRun = Math.max(1, Math.floor(config.maxRequestBytes / cache.blockSize));
   }

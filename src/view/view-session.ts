@@ -13,6 +13,7 @@ import { cacheKey } from '../source/object-source.js';
 import type { CacheConfig, ReaderConfig } from '../config.js';
 import { SlicefsError } from '../errors.js';
 import { RangeReader } from '../reader/range-reader.js';
+import { PlannedReader } from '../reader/planned-reader.js';
 import type { ObjectSource } from '../source/object-source.js';
 import type { Stats } from '../stats.js';
 import type { BamView } from './bam-view.js';
@@ -193,6 +194,13 @@ function writer(out: NodeJS.WritableStream): { write(b: Buffer | string): Promis
  */
 const VIEW_MAX_REQUEST = 8 * 1024 * 1024;
 
+/**
+ * Planned CRAM slice bytes fetched ahead of the reads: two requests of VIEW_MAX_REQUEST, so one is
+ * in flight while the other is read; the views' AHEAD. PlannedReader caps it at a quarter of the
+ * cache's budget (default 64 MiB: 16 MiB), so that it and the reference's fit in the cache.
+ */
+const PLAN_WINDOW = 2 * VIEW_MAX_REQUEST;
+
 /** Bytes at the start of a BAM fetched early, in parallel with the index: most headers fit. */
 const HEADER_GUESS = 128 * 1024;
 
@@ -235,8 +243,13 @@ async function openReference(input: ReferenceInput, cache: BlockCache, o: ViewOp
   const faiText = 'text' in input.fai ? input.fai.text : (await readWhole(input.fai, cache, o, FAI_LIMIT)).toString('latin1');
   const fai = parseFai(faiText, 'text' in input.fai ? `${input.fasta.label}.fai` : input.fai.label);
   const version = await input.fasta.version();
-  // Reference reads are exact (a slice's span), so no readahead.
-  const reader = new RangeReader(cache, { source: input.fasta, version }, { ...o.reader, readaheadMaxBytes: 0, maxRequestBytes: VIEW_MAX_REQUEST });
+  // Reference reads are exact (a slice's span), so no readahead: the CRAM view plans the spans
+  // its slices need, fetched ahead of them in large requests (reader/planned-reader.ts). 3/4 of the
+  // data's window: a slice's reference span is ~0.6 of its bytes (bench CRAM), so a reference
+  // window as large as the data's reached further ahead in time than the shared LRU cache keeps
+  // blocks (whole chr1: 1.2 MiB of it evicted before use and fetched again, in 4 more requests);
+  // half of it (4 MiB requests) cost a 10 Mb region a fourth request. 12 MiB: neither.
+  const reader = new PlannedReader(cache, { source: input.fasta, version }, { ...o.reader, readaheadMaxBytes: 0, maxRequestBytes: VIEW_MAX_REQUEST }, (PLAN_WINDOW * 3) / 4);
   return new FastaReference(reader, fai, input.fasta.label);
 }
 
@@ -279,7 +292,10 @@ export async function runView(o: ViewOptions): Promise<ViewResult> {
   if (format === 'cram') {
     const { CramView } = await import('./cram/cram-view.js');
     const ref = o.reference ? await openReference(o.reference, cache, o) : undefined;
-    view = cramInput = await CramView.open(data, indexBytes, index.label, {
+    // The CRAM view plans every slice's bytes at once: they are fetched ahead of the decoder a
+    // window at a time (reader/planned-reader.ts), on the same cache as the header read above.
+    const cramData = new PlannedReader(cache, { source: o.data, version: dataVersion }, { ...o.reader, readaheadMaxBytes: 0, maxRequestBytes: VIEW_MAX_REQUEST }, PLAN_WINDOW);
+    view = cramInput = await CramView.open(cramData, indexBytes, index.label, {
       reference: ref ? (name, start, end) => ref.fetch(name, start, end) : undefined,
       referenceLength: ref ? (name) => ref.length(name) : undefined,
       referencePrefetch: ref ? (name, start, end) => ref.prefetch(name, start, end) : undefined,

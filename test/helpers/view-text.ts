@@ -21,6 +21,8 @@ export interface ViewTextOptions {
   referenceUrl?: string;
   /** Cache block size; default: the mount's. */
   blockSize?: number;
+  /** The block cache's byte budget; default: the mount's. */
+  cacheBytes?: number;
   /** How SAM is formatted; default: on the main thread only. */
   formatting?: FormatPlan;
   /** Told what the view counted (records read, blocks copied without inflating). */
@@ -55,7 +57,7 @@ export async function viewOutput(url: string, regions: string[], format: 'sam' |
       format,
       formatting: opts.formatting ?? formatPlan(0),
       header: opts.header ?? 'without',
-      cache: opts.blockSize ? { ...DEFAULT_CACHE, blockSize: opts.blockSize } : DEFAULT_CACHE,
+      cache: { ...DEFAULT_CACHE, ...(opts.blockSize ? { blockSize: opts.blockSize } : {}), ...(opts.cacheBytes ? { budgetBytes: opts.cacheBytes } : {}) },
       reader: DEFAULT_READER,
       stats,
       out,

@@ -15,9 +15,8 @@
  * Start-up: workers are started on the first batch, and OrderedFormatter formats the first
  * `inlineBytes` on the main thread, so a small region never pays for starting a thread.
  */
-import { Worker } from 'node:worker_threads';
 import { SlicefsError, type ErrorCode } from '../errors.js';
-import { deferred, type Deferred } from '../util/deferred.js';
+import { WorkerPool } from '../util/worker-pool.js';
 import { ByteSink, formatSamInto } from './sam-format.js';
 import type { FormatJob, FormatResult, FormatWorkerInit } from './sam-format-worker.js';
 
@@ -32,21 +31,24 @@ export function defaultFormatThreads(): number {
 }
 
 export class SamFormatPool {
-  private readonly workers: { worker: Worker; busy: number }[] = [];
-  private readonly jobs = new Map<number, Deferred<Buffer>>();
-  private nextId = 0;
-  private failed: SlicefsError | undefined;
+  private readonly pool: WorkerPool<Buffer>;
 
-  constructor(
-    private readonly threads: number,
-    private readonly refNames: string[],
-  ) {
-    if (!(threads >= 1)) throw new RangeError(`SamFormatPool needs at least one thread, not ${threads}`);
+  constructor(threads: number, refNames: string[]) {
+    this.pool = new WorkerPool<Buffer>({
+      threads,
+      script: new URL('./sam-format-worker.js', import.meta.url),
+      workerData: { refNames } satisfies FormatWorkerInit,
+      name: 'a SAM formatting thread',
+      outcome: (m) => {
+        const r = m as FormatResult;
+        if ('text' in r) return { id: r.id, value: Buffer.from(r.text) };
+        return { id: r.id, error: new SlicefsError((r.error.code as ErrorCode | undefined) ?? 'BAD_RESPONSE', r.error.message) };
+      },
+    });
   }
 
   /** The SAM text of `records` (each a BAM record without its length), newline-ended lines. */
   format(records: readonly Uint8Array[]): Promise<Buffer> {
-    if (this.failed) return Promise.reject(this.failed);
     let total = 0;
     for (const r of records) total += 4 + r.length;
     const packed = new ArrayBuffer(total);
@@ -58,56 +60,11 @@ export class SamFormatPool {
       bytes.set(r, p + 4);
       p += 4 + r.length;
     }
-    const slot = this.leastBusy();
-    const id = this.nextId++;
-    const d = deferred<Buffer>();
-    this.jobs.set(id, d);
-    slot.busy++;
-    slot.worker.ref();
-    slot.worker.postMessage({ id, records: packed } satisfies FormatJob, [packed]);
-    return d.promise;
+    return this.pool.submit((id) => ({ message: { id, records: packed } satisfies FormatJob, transfer: [packed] }));
   }
 
-  async close(): Promise<void> {
-    const ws = this.workers.splice(0);
-    await Promise.all(ws.map((w) => w.worker.terminate()));
-  }
-
-  private leastBusy(): { worker: Worker; busy: number } {
-    if (this.workers.length < this.threads) {
-      const idle = this.workers.find((w) => w.busy === 0);
-      if (idle) return idle;
-      return this.start();
-    }
-    return this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
-  }
-
-  private start(): { worker: Worker; busy: number } {
-    const init: FormatWorkerInit = { refNames: this.refNames };
-    const worker = new Worker(new URL('./sam-format-worker.js', import.meta.url), { workerData: init });
-    const slot = { worker, busy: 0 };
-    worker.on('message', (m: FormatResult) => {
-      const d = this.jobs.get(m.id);
-      this.jobs.delete(m.id);
-      if (--slot.busy === 0) worker.unref();
-      if (!d) return;
-      if ('text' in m) d.resolve(Buffer.from(m.text));
-      else d.reject(new SlicefsError((m.error.code as ErrorCode | undefined) ?? 'BAD_RESPONSE', m.error.message));
-    });
-    // A worker that dies (out of memory, a bug) fails every batch not yet back: the output would
-    // have a hole, so the run stops with the reason instead.
-    const die = (why: string) => {
-      if (this.failed) return;
-      this.failed = new SlicefsError('BAD_RESPONSE', `a SAM formatting thread stopped (${why})`);
-      for (const d of this.jobs.values()) d.reject(this.failed);
-      this.jobs.clear();
-    };
-    worker.on('error', (e) => die(e.message));
-    worker.on('exit', (code) => {
-      if (this.workers.includes(slot)) die(`exit ${code}`);
-    });
-    this.workers.push(slot);
-    return slot;
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }
 

@@ -11,9 +11,9 @@
  * A worker that dies (out of memory, a bug outside the decoder) fails every job not yet back: the
  * output would have a hole, so the run stops with that reason instead of waiting.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { SlicefsError, messageOf } from '../../errors.js';
-import { deferred, type Deferred } from '../../util/deferred.js';
+import { WorkerPool } from '../../util/worker-pool.js';
 import type { SliceAnswer, SliceAsk, SliceJob, SliceResult, SliceWorkerInit } from './cram-slice-worker.js';
 
 /**
@@ -28,79 +28,36 @@ export type SliceJobInput = Omit<SliceJob, 'type' | 'id'>;
 export type AnswerAsk = (q: SliceAsk) => Promise<{ bases?: Buffer; length?: number }>;
 
 export class CramSlicePool {
-  private readonly workers: { worker: Worker; busy: number }[] = [];
-  private readonly jobs = new Map<number, Deferred<SliceResult>>();
-  private nextId = 0;
-  private failed: SlicefsError | undefined;
-  private closed = false;
+  private readonly pool: WorkerPool<SliceResult>;
 
   constructor(
-    private readonly threads: number,
-    private readonly init: SliceWorkerInit,
+    threads: number,
+    init: SliceWorkerInit,
     private readonly answer: AnswerAsk,
     /** The worker's script: the real one but in the tests that make a worker die. */
-    private readonly script: URL = new URL('./cram-slice-worker.js', import.meta.url),
+    script: URL = new URL('./cram-slice-worker.js', import.meta.url),
   ) {
-    if (!(threads >= 1)) throw new RangeError(`CramSlicePool needs at least one thread, not ${threads}`);
+    this.pool = new WorkerPool<SliceResult>({
+      threads,
+      script,
+      workerData: init,
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+      name: 'a CRAM decoding thread',
+      outcome: (m) => {
+        const r = m as SliceResult | SliceAsk;
+        return r.type === 'ask' ? undefined : { id: r.id, value: r };
+      },
+      other: (worker, m) => this.reply(worker, m as SliceAsk),
+    });
   }
 
   /** Decodes one slice; `pieces`' buffers are transferred (the caller must not use them after). */
   run(input: SliceJobInput): Promise<SliceResult> {
-    if (this.failed) return Promise.reject(this.failed);
-    // A job submitted after the run stopped (a slice read while the output failed) starts no worker.
-    if (this.closed) return Promise.reject(new Error('CramSlicePool: closed'));
-    const slot = this.leastBusy();
-    const id = this.nextId++;
-    const d = deferred<SliceResult>();
-    this.jobs.set(id, d);
-    slot.busy++;
-    slot.worker.ref();
-    const job: SliceJob = { type: 'slice', id, ...input };
-    slot.worker.postMessage(job, input.pieces.map((p) => p.bytes));
-    return d.promise;
+    return this.pool.submit((id) => ({ message: { type: 'slice', id, ...input } satisfies SliceJob, transfer: input.pieces.map((p) => p.bytes) }));
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    const ws = this.workers.splice(0);
-    await Promise.all(ws.map((w) => w.worker.terminate()));
-  }
-
-  private leastBusy(): { worker: Worker; busy: number } {
-    if (this.workers.length < this.threads) {
-      const idle = this.workers.find((w) => w.busy === 0);
-      if (idle) return idle;
-      return this.start();
-    }
-    return this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
-  }
-
-  private start(): { worker: Worker; busy: number } {
-    const worker = new Worker(this.script, { workerData: this.init, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
-    const slot = { worker, busy: 0 };
-    worker.on('message', (m: SliceResult | SliceAsk) => {
-      if (m.type === 'ask') {
-        this.reply(worker, m);
-        return;
-      }
-      const d = this.jobs.get(m.id);
-      this.jobs.delete(m.id);
-      if (--slot.busy === 0) worker.unref();
-      d?.resolve(m);
-    });
-    const die = (why: string) => {
-      if (this.failed) return;
-      this.failed = new SlicefsError('BAD_RESPONSE', `a CRAM decoding thread stopped (${why})`);
-      for (const d of this.jobs.values()) d.reject(this.failed);
-      this.jobs.clear();
-    };
-    worker.on('error', (e) => die(e.message));
-    worker.on('messageerror', (e) => die(e.message));
-    worker.on('exit', (code) => {
-      if (this.workers.includes(slot)) die(`exit ${code}`);
-    });
-    this.workers.push(slot);
-    return slot;
+  close(): Promise<void> {
+    return this.pool.close();
   }
 
   private reply(worker: Worker, q: SliceAsk): void {

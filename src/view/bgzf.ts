@@ -570,16 +570,12 @@ export async function* bamPiecesBetween(
       for (let i = held.length - 1; i >= 0 && held[i].end > start; i--) if (held[i].start < taken) held[i].whole = false;
     }
   };
-  /** Checks a copied block's CRC32 against its payload (htslib checks it when reading the output, and uncompressed BAM writes a new one). */
-  const checkCrc = (block: Buffer, payload: Buffer, pos: number) => {
-    if ((crc32(payload) >>> 0) !== block.readUInt32LE(block.length - 8)) throw corrupt(label, `corrupt BGZF block at byte ${pos}: CRC32 mismatch`);
-  };
   /** Decides and writes the held blocks that end at or before `upTo` (their records all judged). */
   const release = (upTo: number, out: BamPiece[]) => {
     while (held.length > 0 && held[0].end <= upTo) {
       const h = held.shift()!;
       if (h.whole) {
-        checkCrc(h.block, h.payload, h.pos);
+        // Its CRC32 was checked when it was inflated (inflatedBlocks), as every inflated block's is.
         out.push({ block: h.block, payload: h.payload });
       } else {
         for (const k of kept) {
@@ -609,7 +605,6 @@ export async function* bamPiecesBetween(
       }
       // An empty block carries nothing (and htslib may read one as the end of the file).
       if (block.readUInt32LE(block.length - 4) > 0) {
-        if (data) checkCrc(block, data, pos);
         pieces.push({ block, payload: data });
       }
       yield { pieces, records: 0, unread: 1 };

@@ -100,6 +100,19 @@ test('a block whose CRC32 does not match its bytes: named, and nothing after it 
   assertStopsAtBadBlock('crc', await viewOf('crc', bad), new RegExp(`corrupt BGZF block at byte ${pos}: CRC32 mismatch`));
 });
 
+test('uncompressed BAM output (-u inflates every block it copies): a block whose CRC32 does not match is named, exit 1', async () => {
+  const bad = Buffer.from(bam);
+  const { pos, size } = blocks[BAD];
+  bad.writeUInt32LE(bad.readUInt32LE(pos + size - 8) ^ 1, pos + size - 8);
+  server.addFile('/e/crc-u.bam', bad);
+  server.addFile('/e/crc-u.bam.bai', bai);
+  const r = await runSlicefs(['view', '--no-index-cache', '--url', server.url('/e/crc-u.bam'), '-q', REGION, '-u']);
+  assert.equal(r.code, 1, r.stderr);
+  const errLines = r.stderr.trimEnd().split('\n');
+  assert.equal(errLines.length, 1, `one line: ${r.stderr}`);
+  assert.match(errLines[0], new RegExp(`^slicefs: error: \\S*crc-u\\.bam: corrupt BGZF block at byte ${pos}: CRC32 mismatch`));
+});
+
 test('a file cut inside a block: named, and nothing after it printed', async () => {
   const { pos, size } = blocks[BAD];
   const cut = bam.subarray(0, pos + (size >> 1));

@@ -10,6 +10,38 @@
 export const u16 = (b: Uint8Array, p: number): number => b[p] | (b[p + 1] << 8);
 export const i32 = (b: Uint8Array, p: number): number => b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24);
 
+/**
+ * Records packed as BAM lays them out (each after its 4-byte little-endian length) into one
+ * ArrayBuffer of exactly their size: how a batch of records crosses to or from a worker thread
+ * (transferred, not copied).
+ */
+export function packRecords(records: readonly Uint8Array[]): ArrayBuffer {
+  let total = 0;
+  for (const r of records) total += 4 + r.length;
+  const packed = new ArrayBuffer(total);
+  const bytes = new Uint8Array(packed);
+  const dv = new DataView(packed);
+  let p = 0;
+  for (const r of records) {
+    dv.setInt32(p, r.length, true);
+    bytes.set(r, p + 4);
+    p += 4 + r.length;
+  }
+  return packed;
+}
+
+/** The records of a packRecords buffer, in order, as views of it. */
+export function unpackRecords(packed: ArrayBuffer): Buffer[] {
+  const dv = new DataView(packed);
+  const records: Buffer[] = [];
+  for (let p = 0; p < packed.byteLength; ) {
+    const len = dv.getInt32(p, true);
+    records.push(Buffer.from(packed, p + 4, len));
+    p += 4 + len;
+  }
+  return records;
+}
+
 /** A record's fixed fields (refID through tlen): htslib refuses a block_size below this. */
 export const RECORD_CORE_BYTES = 32;
 

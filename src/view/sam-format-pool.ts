@@ -17,6 +17,7 @@
  */
 import { SlicefsError, type ErrorCode } from '../errors.js';
 import { WorkerPool } from '../util/worker-pool.js';
+import { packRecords } from './bam-record.js';
 import { ByteSink, formatSamInto } from './sam-format.js';
 import type { FormatJob, FormatResult, FormatWorkerInit } from './sam-format-worker.js';
 
@@ -49,17 +50,7 @@ export class SamFormatPool {
 
   /** The SAM text of `records` (each a BAM record without its length), newline-ended lines. */
   format(records: readonly Uint8Array[]): Promise<Buffer> {
-    let total = 0;
-    for (const r of records) total += 4 + r.length;
-    const packed = new ArrayBuffer(total);
-    const bytes = new Uint8Array(packed);
-    const dv = new DataView(packed);
-    let p = 0;
-    for (const r of records) {
-      dv.setInt32(p, r.length, true);
-      bytes.set(r, p + 4);
-      p += 4 + r.length;
-    }
+    const packed = packRecords(records);
     return this.pool.submit((id) => ({ message: { id, records: packed } satisfies FormatJob, transfer: [packed] }));
   }
 

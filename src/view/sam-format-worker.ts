@@ -7,6 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SlicefsError, messageOf } from '../errors.js';
+import { unpackRecords } from './bam-record.js';
 import { ByteSink, formatSamInto, refNameBytes } from './sam-format.js';
 
 export interface FormatWorkerInit {
@@ -26,18 +27,9 @@ const sink = new ByteSink();
 
 parentPort!.on('message', (job: FormatJob) => {
   try {
-    const bytes = new Uint8Array(job.records);
-    const dv = new DataView(job.records);
-    for (let p = 0; p < bytes.length; ) {
-      const len = dv.getInt32(p, true);
-      formatSamInto(bytes.subarray(p + 4, p + 4 + len), refs, sink);
-      p += 4 + len;
-    }
-    // A fresh buffer of exactly the text's size: transferring it costs no copy on the way back.
-    const text = new Uint8Array(sink.len);
-    text.set(sink.buf.subarray(0, sink.len));
-    sink.len = 0;
-    parentPort!.postMessage({ id: job.id, text: text.buffer } satisfies FormatResult, [text.buffer]);
+    for (const rec of unpackRecords(job.records)) formatSamInto(rec, refs, sink);
+    const text = sink.takeArrayBuffer();
+    parentPort!.postMessage({ id: job.id, text } satisfies FormatResult, [text]);
   } catch (err) {
     sink.len = 0;
     const code = err instanceof SlicefsError ? err.code : undefined;

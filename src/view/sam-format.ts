@@ -50,18 +50,11 @@ export class ByteSink {
     this.u32 = new Uint32Array(next.buffer);
   }
 
-  byte(b: number): void {
-    this.ensure(1);
-    this.buf[this.len++] = b;
-  }
-
-  bytes(src: Uint8Array, start = 0, end = src.length): void {
-    this.ensure(end - start);
-    // Fields are short: a loop beats creating a subarray view for each.
-    const b = this.buf;
-    let o = this.len;
-    for (let i = start; i < end; i++) b[o++] = src[i];
-    this.len = o;
+  /** Appends `src` (e.g. the header text). */
+  bytes(src: Uint8Array): void {
+    this.ensure(src.length);
+    this.buf.set(src, this.len);
+    this.len += src.length;
   }
 
   /** Takes the bytes written so far (a copy) and empties the sink. */
@@ -69,6 +62,18 @@ export class ByteSink {
     const out = Buffer.from(this.buf.subarray(0, this.len));
     this.len = 0;
     return out;
+  }
+
+  /**
+   * Takes the bytes written so far as a fresh ArrayBuffer of exactly their size, and empties the
+   * sink: a worker transfers it (no copy on the way back), where `take`'s Buffer may be a view of
+   * Node's shared pool.
+   */
+  takeArrayBuffer(): ArrayBuffer {
+    const out = new Uint8Array(this.len);
+    out.set(this.buf.subarray(0, this.len));
+    this.len = 0;
+    return out.buffer;
   }
 }
 

@@ -20,7 +20,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { CramFile } from '@gmod/cram';
 import type { FilehandleOptions, GenericFilehandle, Stats } from 'generic-filehandle2';
 import { SlicefsError, messageOf, type ErrorCode } from '../../errors.js';
-import { overlapsAny, type WantedRange } from '../bam-record.js';
+import { overlapsAny, packRecords, type WantedRange } from '../bam-record.js';
 import { ByteSink, formatSamInto, refNameBytes } from '../sam-format.js';
 import type { ContigInfo, DecodeContext } from './slice-decoder.js';
 import { decodeSliceAt, openContainer } from './slice-parts.js';
@@ -165,27 +165,16 @@ async function run(job: SliceJob): Promise<SliceResult> {
     return want;
   };
   const recs = await decodeSliceAt(openContainer(file, job.containerStart), job, init.majorVersion, ctx, wanted, init.label);
-  let out: Uint8Array;
+  // SAM text, or the records packed: a buffer of exactly their size, transferred back.
+  let out: ArrayBuffer;
   if (job.output === 'sam') {
     for (const r of recs) formatSamInto(r, refs, sink);
-    // A copy of exactly the text's size (Buffer's slice would be a view of the sink): transferred, not copied, back.
-    out = new Uint8Array(sink.len);
-    out.set(sink.buf.subarray(0, sink.len));
-    sink.len = 0;
+    out = sink.takeArrayBuffer();
   } else {
-    let total = 0;
-    for (const r of recs) total += 4 + r.length;
-    out = new Uint8Array(total);
-    const dv = new DataView(out.buffer);
-    let o = 0;
-    for (const r of recs) {
-      dv.setInt32(o, r.length, true);
-      out.set(r, o + 4);
-      o += 4 + r.length;
-    }
+    out = packRecords(recs);
   }
   const callBytes = calls.slice(0, n).buffer;
-  return { type: 'done', id: job.id, calls: callBytes, count: recs.length, out: out.buffer as ArrayBuffer };
+  return { type: 'done', id: job.id, calls: callBytes, count: recs.length, out };
 }
 
 port.on('message', (m: SliceJob | SliceAnswer) => {

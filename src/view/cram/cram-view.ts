@@ -29,7 +29,7 @@ import { checkBlocks, checkContainer, type ContainerInfo } from './cram-check.js
 import { ObjectFilehandle } from '../../reader/object-filehandle.js';
 import { MAX_INDEX_BYTES } from '../limits.js';
 import type { RangeReader } from '../../reader/range-reader.js';
-import { overlapsAny, type WantedRange } from '../bam-record.js';
+import { overlapsAny, unpackRecords, type WantedRange } from '../bam-record.js';
 import type { Contig, ViewRegion } from '../region.js';
 import type { DecodeContext, RecordFilter, ReferenceFetch } from './slice-decoder.js';
 import { decodeSliceAt, openContainer, type OpenContainer } from './slice-parts.js';
@@ -272,7 +272,11 @@ export class CramView {
 
   /** The BAM-encoded records of `regions`, each once, in file order, in batches (one per slice). */
   async *records(regions: ViewRegion[], contained: boolean): AsyncGenerator<Buffer[]> {
-    const plan = this.plan(regions, contained);
+    yield* this.decodedOnThisThread(this.plan(regions, contained));
+  }
+
+  /** The BAM-encoded records of `plan`'s slices, decoded on this thread, in batches (one per slice). */
+  private async *decodedOnThisThread(plan: SlicePlan): AsyncGenerator<Buffer[]> {
     for (const s of plan.order) {
       plan.prefetchTo(s.containerStart + s.sliceStart);
       const recs = await this.decode(s, plan.wantedRecord);
@@ -296,7 +300,7 @@ export class CramView {
   ): AsyncGenerator<{ records: Buffer[] } | { text: Buffer; count: number }> {
     const plan = this.plan(regions, contained);
     if (threads < 1 || plan.order.length < POOL_MIN_SLICES) {
-      for await (const records of this.records(regions, contained)) yield { records };
+      for await (const records of this.decodedOnThisThread(plan)) yield { records };
       return;
     }
     const pool = this.pool(threads);
@@ -320,18 +324,7 @@ export class CramView {
         if (res?.type === 'done' && plan.replay(new Int32Array(res.calls))) {
           onWorkerSlice?.();
           if (res.count === 0) continue;
-          const out = Buffer.from(res.out);
-          if (format === 'sam') {
-            yield { text: out, count: res.count };
-          } else {
-            const records: Buffer[] = [];
-            for (let o = 0; o < out.length; ) {
-              const len = out.readInt32LE(o);
-              records.push(out.subarray(o + 4, o + 4 + len));
-              o += 4 + len;
-            }
-            yield { records };
-          }
+          yield format === 'sam' ? { text: Buffer.from(res.out), count: res.count } : { records: unpackRecords(res.out) };
           continue;
         }
         // Checked, read, or decoded differently than here would (an error, a region's filter that
@@ -365,9 +358,7 @@ export class CramView {
     } catch {
       return undefined;
     }
-    const result = pool.run({ pieces, containerStart: s.containerStart, sliceStart: s.sliceStart, sliceBytes: s.sliceBytes, wanted: plan.wanted, unmapped: plan.unmapped, contained: plan.contained, output: format });
-    result.catch(() => {});
-    return result;
+    return pool.run({ pieces, containerStart: s.containerStart, sliceStart: s.sliceStart, sliceBytes: s.sliceBytes, wanted: plan.wanted, unmapped: plan.unmapped, contained: plan.contained, output: format });
   }
 
   private pool(threads: number): CramSlicePool {

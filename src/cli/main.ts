@@ -59,6 +59,15 @@ function skipHelpCache(parser: object): void {
 
 const parser = yargs(argv);
 skipHelpCache(parser);
+// A command still waiting when nothing is left that could wake it (a promise no handle will
+// settle: a bug) must not end the process as a success with its output cut short. Node exits 0 then
+// (the bundle runs this module as a function: no top-level await to report unsettled).
+let settled = false;
+process.on('beforeExit', () => {
+  if (settled) return;
+  say('error: internal: the command stopped before it finished (nothing left to wait for); its output is incomplete');
+  process.exit(EXIT_FAILURE);
+});
 await parser
   .scriptName('slicefs')
   .usage('$0 <command> [options]')
@@ -86,4 +95,7 @@ await parser
   .catch((err: unknown) => {
     reportError(err);
     process.exitCode ||= EXIT_FAILURE;
+  })
+  .finally(() => {
+    settled = true;
   });
